@@ -1,0 +1,364 @@
+//! Newtypes and enums that the rest of the crate speaks in.
+//!
+//! Everything here is parsed once at an edge (a rule file, a platform payload,
+//! a database row, a command-line flag) so the core never re-checks a raw
+//! string. Nothing in this module does IO.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+/// Where a message reached the brand: its kind of conversation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Channel {
+    /// A public post that @mentions the brand's account.
+    Mention,
+    /// A private, direct message to the brand's account.
+    Dm,
+    /// A public post found by the brand-keyword search.
+    Search,
+}
+
+impl Channel {
+    /// Every channel, in the order used when a rule lists none.
+    pub const ALL: [Channel; 3] = [Channel::Mention, Channel::Dm, Channel::Search];
+
+    /// The name used in rule files, the database and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Mention => "mention",
+            Channel::Dm => "dm",
+            Channel::Search => "search",
+        }
+    }
+}
+
+impl fmt::Display for Channel {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A string that is not one of the known names of an enum.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("unknown {kind} `{value}`: expected one of {expected}")]
+pub struct UnknownName {
+    /// What was being parsed ("channel", "priority", …).
+    pub kind: &'static str,
+    /// The offending input.
+    pub value: String,
+    /// The accepted names, ready to print.
+    pub expected: &'static str,
+}
+
+impl FromStr for Channel {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "mention" => Ok(Channel::Mention),
+            "dm" => Ok(Channel::Dm),
+            "search" => Ok(Channel::Search),
+            _ => Err(UnknownName {
+                kind: "channel",
+                value: s.to_owned(),
+                expected: "mention, dm, search",
+            }),
+        }
+    }
+}
+
+/// A small set of channels, as a bit set (rules list at most three).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ChannelSet(u8);
+
+impl ChannelSet {
+    /// Every channel.
+    pub const ALL: ChannelSet = ChannelSet(0b111);
+
+    fn bit(c: Channel) -> u8 {
+        1 << (c as u8)
+    }
+
+    /// Adds a channel.
+    pub fn insert(&mut self, c: Channel) {
+        self.0 |= Self::bit(c);
+    }
+
+    /// Whether the set holds `c`.
+    pub fn contains(self, c: Channel) -> bool {
+        self.0 & Self::bit(c) != 0
+    }
+
+    /// The channels in the set, in `Channel::ALL` order.
+    pub fn iter(self) -> impl Iterator<Item = Channel> {
+        Channel::ALL.into_iter().filter(move |c| self.contains(*c))
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+}
+
+impl fmt::Display for ChannelSet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let names: Vec<&str> = self.iter().map(Channel::as_str).collect();
+        f.write_str(&names.join(", "))
+    }
+}
+
+/// A social platform the bot serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Platform {
+    /// X (formerly Twitter), API v2.
+    X,
+    /// Any Mastodon-compatible server.
+    Mastodon,
+}
+
+impl Platform {
+    /// The name used in configuration, the database and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::X => "x",
+            Platform::Mastodon => "mastodon",
+        }
+    }
+}
+
+impl fmt::Display for Platform {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Platform {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "x" => Ok(Platform::X),
+            "mastodon" => Ok(Platform::Mastodon),
+            _ => Err(UnknownName {
+                kind: "platform",
+                value: s.to_owned(),
+                expected: "x, mastodon",
+            }),
+        }
+    }
+}
+
+/// How urgent an escalation ticket is.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Default, Serialize, Deserialize,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// Can wait days.
+    Low,
+    /// The default.
+    #[default]
+    Normal,
+    /// Same day.
+    High,
+    /// Within the hour.
+    Urgent,
+}
+
+impl Priority {
+    /// The name used in rule files, the database and JSON output.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Priority::Low => "low",
+            Priority::Normal => "normal",
+            Priority::High => "high",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+impl fmt::Display for Priority {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Priority {
+    type Err = UnknownName;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "low" => Ok(Priority::Low),
+            "normal" => Ok(Priority::Normal),
+            "high" => Ok(Priority::High),
+            "urgent" => Ok(Priority::Urgent),
+            _ => Err(UnknownName {
+                kind: "priority",
+                value: s.to_owned(),
+                expected: "low, normal, high, urgent",
+            }),
+        }
+    }
+}
+
+/// Declares a validated string newtype with `as_str`, `Display` and serde.
+macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+        #[serde(transparent)]
+        pub struct $name(String);
+
+        impl $name {
+            /// The inner string.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+    };
+}
+
+string_newtype!(
+    /// A rule's id: unique across all rule files, `[a-z0-9-]+`.
+    RuleId
+);
+
+impl RuleId {
+    /// Parses a rule id, or says what is wrong with it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty() {
+            return Err("a rule id cannot be empty".into());
+        }
+        if let Some(c) = s
+            .chars()
+            .find(|c| !(c.is_ascii_lowercase() || c.is_ascii_digit() || *c == '-'))
+        {
+            return Err(format!(
+                "rule id `{s}` contains `{c}`: use only a-z, 0-9 and `-`"
+            ));
+        }
+        Ok(RuleId(s.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// The name of a ticket queue, such as `billing`.
+    Queue
+);
+
+impl Queue {
+    /// Parses a queue name: `[a-z0-9_-]+`.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "queue `{s}` must be a non-empty name of a-z, 0-9, `-` and `_`"
+            ));
+        }
+        Ok(Queue(s.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// A message id as the platform gives it (X snowflakes and Mastodon ids are strings).
+    MessageId
+);
+
+string_newtype!(
+    /// A platform user id (not the @handle, which can change).
+    UserId
+);
+
+string_newtype!(
+    /// A conversation id on the platform (X `conversation_id`, a DM conversation, a Mastodon thread root).
+    ConversationId
+);
+
+string_newtype!(
+    /// An @handle without the `@` (`acme`, or `user@domain` on Mastodon).
+    Handle
+);
+
+/// Builds id-like newtypes from platform data; platforms promise non-empty ids.
+macro_rules! from_platform {
+    ($($name:ident),*) => {$(
+        impl $name {
+            /// Wraps an id given by a platform or read back from the store.
+            pub fn new(s: impl Into<String>) -> Self {
+                $name(s.into())
+            }
+        }
+    )*};
+}
+from_platform!(MessageId, UserId, ConversationId, Handle);
+
+/// The human-friendly reference of a ticket, such as `T-1042`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct TicketRef(pub i64);
+
+impl TicketRef {
+    /// The longest reference a template can expand to, used for length checks.
+    pub const WORST_CASE: &'static str = "T-9999999999";
+}
+
+impl fmt::Display for TicketRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "T-{}", self.0)
+    }
+}
+
+impl FromStr for TicketRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let digits = s
+            .strip_prefix("T-")
+            .or_else(|| s.strip_prefix("t-"))
+            .unwrap_or(s);
+        digits
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(TicketRef)
+            .ok_or_else(|| {
+                format!("`{s}` is not a ticket reference: expected T-<number>, such as T-1042")
+            })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ticket_refs_round_trip() {
+        assert_eq!("T-1042".parse::<TicketRef>().unwrap().to_string(), "T-1042");
+        assert_eq!("1042".parse::<TicketRef>().unwrap(), TicketRef(1042));
+        assert!("T-x".parse::<TicketRef>().is_err());
+        assert!("T-0".parse::<TicketRef>().is_err());
+    }
+
+    #[test]
+    fn rule_ids_are_checked() {
+        assert!(RuleId::parse("reset-password").is_ok());
+        assert!(RuleId::parse("Reset").is_err());
+        assert!(RuleId::parse("").is_err());
+    }
+
+    #[test]
+    fn channel_sets() {
+        let mut s = ChannelSet::default();
+        s.insert(Channel::Dm);
+        assert!(s.contains(Channel::Dm) && !s.contains(Channel::Mention));
+        assert_eq!(ChannelSet::ALL.to_string(), "mention, dm, search");
+    }
+}

@@ -1,0 +1,765 @@
+//! From rule files to a [`RuleSet`]: parse, check, compile, run the examples.
+//!
+//! Every check runs, and every problem is collected, so a support lead sees
+//! the whole list at once rather than fixing one error per run.
+
+use std::collections::HashMap;
+use std::ops::Range;
+use std::path::Path;
+
+use serde::Deserialize;
+use toml::Spanned;
+use toml::de::{DeTable, DeValue, ValueDeserializer};
+
+use super::diagnostic::{Diagnostic, RulesError, SourceFile};
+use super::matcher::Matcher;
+use super::normalize::{is_unspaced_script, is_word_char, normalize};
+use super::template::{Placeholder, Template, TemplateError, Vars};
+use super::{Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Stats, Use, Via};
+use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId, TicketRef};
+use crate::text::LengthLimit;
+
+/// How to load: which platform limits replies must fit, whether to run examples.
+#[derive(Debug, Clone)]
+pub struct LoadOptions {
+    /// Every reply and ack must fit each of these at its longest.
+    pub limits: Vec<LengthLimit>,
+    /// Run `examples` and `not_examples` (on by default; benchmarks turn it off).
+    pub check_examples: bool,
+}
+
+impl Default for LoadOptions {
+    fn default() -> Self {
+        LoadOptions {
+            limits: vec![LengthLimit::X, LengthLimit::MASTODON],
+            check_examples: true,
+        }
+    }
+}
+
+const RULE_KEYS: &[&str] = &[
+    "id",
+    "description",
+    "keywords",
+    "require",
+    "exclude",
+    "channels",
+    "priority",
+    "reply",
+    "escalate",
+    "ignore",
+    "via",
+    "examples",
+    "not_examples",
+];
+const ESCALATE_KEYS: &[&str] = &["queue", "priority", "ack"];
+const DEFAULT_KEYS: &[&str] = &["escalate", "ignore"];
+const TOP_KEYS: &[&str] = &["rule", "default"];
+
+/// The longest values a template can be filled with, for the length check:
+/// a 15-character handle and a 50-character name in a script X weighs 2.
+const WORST_HANDLE: &str = "aaaaaaaaaaaaaaa";
+const WORST_NAME: &str = "名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名";
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawRule {
+    id: Spanned<String>,
+    #[serde(default)]
+    description: String,
+    keywords: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    require: Vec<Spanned<String>>,
+    #[serde(default)]
+    exclude: Vec<Spanned<String>>,
+    channels: Option<Spanned<Vec<Spanned<String>>>>,
+    #[serde(default)]
+    priority: i64,
+    reply: Option<Spanned<String>>,
+    escalate: Option<Spanned<RawEscalate>>,
+    ignore: Option<Spanned<bool>>,
+    via: Option<Spanned<String>>,
+    #[serde(default)]
+    examples: Vec<Spanned<String>>,
+    #[serde(default)]
+    not_examples: Vec<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawEscalate {
+    queue: Spanned<String>,
+    priority: Option<Spanned<String>>,
+    ack: Option<Spanned<String>>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawDefault {
+    escalate: Option<Spanned<RawEscalate>>,
+    ignore: Option<Spanned<bool>>,
+}
+
+/// Where a rule's examples are, for the example check after compiling.
+struct ExampleSpans {
+    examples: Vec<Range<usize>>,
+    not_examples: Vec<Range<usize>>,
+    file: usize,
+}
+
+/// Reads every `.toml` file of `dir` in name order, then loads them.
+pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
+    let fail = |d: Diagnostic| RulesError {
+        files: Vec::new(),
+        diagnostics: vec![d],
+    };
+    let entries = std::fs::read_dir(dir).map_err(|e| {
+        fail(Diagnostic::global(format!("cannot read the rules folder {}: {e}", dir.display()))
+            .hint("pass the folder that holds your rule files with --rules DIR, or create it with `helpdesk init`"))
+    })?;
+    let mut paths: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "toml") && p.is_file())
+        .collect();
+    paths.sort();
+    let mut files = Vec::new();
+    let mut diagnostics = Vec::new();
+    for p in paths {
+        match std::fs::read_to_string(&p) {
+            Ok(text) => files.push(SourceFile {
+                name: p.display().to_string(),
+                text,
+            }),
+            Err(e) => diagnostics.push(
+                Diagnostic::global(format!("cannot read {}: {e}", p.display()))
+                    .hint("check the file's permissions and that it is UTF-8 text"),
+            ),
+        }
+    }
+    if files.is_empty() && diagnostics.is_empty() {
+        diagnostics.push(
+            Diagnostic::global(format!("no .toml rule file in {}", dir.display()))
+                .hint("add a file such as rules/faq.toml with at least one [[rule]]"),
+        );
+    }
+    if !diagnostics.is_empty() {
+        return Err(RulesError { files, diagnostics });
+    }
+    load_sources(files, opts)
+}
+
+/// Loads rule files given in memory, in order.
+pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
+    let mut cx = Loader {
+        files: &files,
+        diags: Vec::new(),
+        rules: Vec::new(),
+        examples: Vec::new(),
+        ids: HashMap::new(),
+        default: None,
+        opts,
+    };
+    for (f, file) in files.iter().enumerate() {
+        cx.file(f, &file.text, &file.name);
+    }
+    let default = cx.default.take();
+    let Loader {
+        mut diags,
+        rules,
+        examples,
+        ..
+    } = cx;
+    if !diags.is_empty() {
+        diags.sort_by_key(|d| (d.file, d.span.as_ref().map(|s| s.start)));
+        return Err(RulesError {
+            files,
+            diagnostics: diags,
+        });
+    }
+    let mut set = compile(rules, default.map(|d| d.0), files.len()).map_err(|d| RulesError {
+        files: files.clone(),
+        diagnostics: vec![d],
+    })?;
+    if opts.check_examples {
+        set.stats.examples = check_examples(&set, &examples, &mut diags);
+    }
+    if diags.is_empty() {
+        Ok(set)
+    } else {
+        Err(RulesError {
+            files,
+            diagnostics: diags,
+        })
+    }
+}
+
+struct Loader<'o> {
+    files: &'o [SourceFile],
+    diags: Vec<Diagnostic>,
+    rules: Vec<Rule>,
+    examples: Vec<ExampleSpans>,
+    ids: HashMap<String, (usize, Range<usize>)>,
+    default: Option<(DefaultAction, usize, Range<usize>)>,
+    opts: &'o LoadOptions,
+}
+
+fn suggest(key: &str, known: &[&str]) -> String {
+    let best = known
+        .iter()
+        .map(|k| (strsim::levenshtein(key, k), *k))
+        .min()
+        .filter(|(d, _)| *d <= 3);
+    match best {
+        Some((_, k)) => format!("did you mean `{k}`? The keys are: {}", known.join(", ")),
+        None => format!("the keys are: {}", known.join(", ")),
+    }
+}
+
+impl Loader<'_> {
+    fn err(
+        &mut self,
+        file: usize,
+        span: Range<usize>,
+        msg: impl Into<String>,
+        hint: impl Into<String>,
+    ) {
+        self.diags.push(Diagnostic::at(file, span, msg).hint(hint));
+    }
+
+    /// Reports and removes the keys of `table` that are not in `known`.
+    fn strip_unknown(&mut self, f: usize, table: &mut DeTable<'_>, known: &[&str], what: &str) {
+        let unknown: Vec<_> = table
+            .keys()
+            .filter(|k| !known.contains(&k.get_ref().as_ref()))
+            .cloned()
+            .collect();
+        for k in unknown {
+            let name = k.get_ref().to_string();
+            self.err(
+                f,
+                k.span(),
+                format!("unknown key `{name}` in {what}"),
+                suggest(&name, known),
+            );
+            table.remove(&k);
+        }
+    }
+
+    fn file(&mut self, f: usize, text: &str, name: &str) {
+        let (root, errors) = DeTable::parse_recoverable(text);
+        if !errors.is_empty() {
+            for e in errors {
+                let span = e.span().unwrap_or(0..0);
+                self.err(f, span, format!("TOML syntax: {}", e.message().trim()),
+                    "check quotes, brackets and commas on this line; each rule starts with [[rule]] and each value is key = \"text\"");
+            }
+            return;
+        }
+        let mut root = root.into_inner();
+        self.strip_unknown(f, &mut root, TOP_KEYS, &format!("{name} (top level)"));
+        for (key, value) in root {
+            let span = value.span();
+            match (key.get_ref().as_ref(), value.into_inner()) {
+                ("rule", DeValue::Array(items)) => {
+                    for item in items {
+                        let span = item.span();
+                        match item.into_inner() {
+                            DeValue::Table(t) => self.rule(f, t, span),
+                            _ => self.err(
+                                f,
+                                span,
+                                "a rule must be a table",
+                                "write each rule as a [[rule]] section",
+                            ),
+                        }
+                    }
+                }
+                ("rule", _) => self.err(
+                    f,
+                    span,
+                    "`rule` must be a list of tables",
+                    "write each rule as a [[rule]] section (two brackets)",
+                ),
+                ("default", DeValue::Table(t)) => self.default(f, t, span),
+                ("default", _) => self.err(
+                    f,
+                    span,
+                    "`default` must be a table",
+                    "write it as a [default] section",
+                ),
+                _ => {}
+            }
+        }
+    }
+
+    fn deserialize<T: for<'de> Deserialize<'de>>(
+        &mut self,
+        f: usize,
+        table: DeTable<'_>,
+        span: Range<usize>,
+        what: &str,
+    ) -> Option<T> {
+        let de = ValueDeserializer::from(Spanned::new(span.clone(), DeValue::Table(table)));
+        match T::deserialize(de) {
+            Ok(v) => Some(v),
+            Err(e) => {
+                let msg = e.message().trim().to_owned();
+                let hint = if msg.contains("missing field `id`") {
+                    "give every rule an id, such as id = \"refund-delay\"".to_owned()
+                } else if msg.contains("missing field `queue`") {
+                    "an escalation needs a queue, such as escalate = { queue = \"billing\" }"
+                        .to_owned()
+                } else {
+                    format!(
+                        "check the value's type in {what}: texts in quotes, lists in [ ], numbers bare, true/false bare"
+                    )
+                };
+                self.err(f, e.span().unwrap_or(span), msg, hint);
+                None
+            }
+        }
+    }
+
+    fn rule(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
+        let what = match table.get("id").map(|v| v.get_ref()) {
+            Some(DeValue::String(s)) => format!("rule `{s}`"),
+            _ => "a rule".to_owned(),
+        };
+        self.strip_unknown(f, &mut table, RULE_KEYS, &what);
+        if let Some(esc) = table.get_mut("escalate")
+            && let DeValue::Table(t) = esc.get_mut()
+        {
+            self.strip_unknown(
+                f,
+                t,
+                ESCALATE_KEYS,
+                &format!("the escalate table of {what}"),
+            );
+        }
+        let Some(raw) = self.deserialize::<RawRule>(f, table, span.clone(), &what) else {
+            return;
+        };
+        let n_errors = self.diags.len();
+        let id = match RuleId::parse(raw.id.get_ref()) {
+            Ok(id) => id,
+            Err(e) => {
+                self.err(
+                    f,
+                    raw.id.span(),
+                    e,
+                    "ids are lower-case words joined by dashes, such as `reset-password`",
+                );
+                RuleId::parse("invalid").expect("valid id")
+            }
+        };
+        if let Some((first_file, first_span)) = self.ids.get(id.as_str()).cloned() {
+            self.diags.push(
+                Diagnostic::at(f, raw.id.span(), format!("duplicate rule id `{id}`"))
+                    .related(first_file, first_span, "first defined here")
+                    .hint("every rule id must be unique across all rule files: rename one of them"),
+            );
+        } else {
+            self.ids.insert(id.to_string(), (f, raw.id.span()));
+        }
+        let keywords = match &raw.keywords {
+            None => {
+                self.err(
+                    f,
+                    raw.id.span(),
+                    format!("rule `{id}` has no `keywords`"),
+                    "add keywords = [\"…\"]: the words that trigger this rule",
+                );
+                Vec::new()
+            }
+            Some(k) if k.get_ref().is_empty() => {
+                self.err(
+                    f,
+                    k.span(),
+                    format!("rule `{id}` has an empty `keywords` list"),
+                    "add at least one keyword, or remove the rule",
+                );
+                Vec::new()
+            }
+            Some(k) => self.keywords(f, k.get_ref(), "keywords"),
+        };
+        let require = self.keywords(f, &raw.require, "require");
+        let exclude = self.keywords(f, &raw.exclude, "exclude");
+        if require.len() > 64 {
+            self.err(
+                f,
+                raw.require[64].span(),
+                "more than 64 `require` entries",
+                "a message must contain every required entry: split this rule instead",
+            );
+        }
+        let channels = match &raw.channels {
+            None => ChannelSet::ALL,
+            Some(list) => {
+                let mut set = ChannelSet::default();
+                for c in list.get_ref() {
+                    match c.get_ref().parse::<Channel>() {
+                        Ok(c) => set.insert(c),
+                        Err(e) => self.err(f, c.span(), e.to_string(), "channels are \"mention\" (public @mentions), \"dm\" (direct messages) and \"search\" (brand-keyword search)"),
+                    }
+                }
+                if list.get_ref().is_empty() {
+                    self.err(f, list.span(), "`channels` is empty: the rule could never match", "remove the key to allow every channel, or list some of mention, dm, search");
+                }
+                set
+            }
+        };
+        let via = match &raw.via {
+            None => Via::Same,
+            Some(v) => match v.get_ref().as_str() {
+                "same" => Via::Same,
+                "dm" => Via::Dm,
+                other => {
+                    self.err(f, v.span(), format!("unknown via `{other}`"), "via is \"same\" (answer where the customer wrote) or \"dm\" (answer by direct message)");
+                    Via::Same
+                }
+            },
+        };
+        let action = self.action(
+            f,
+            &raw.reply,
+            &raw.escalate,
+            &raw.ignore,
+            span.clone(),
+            &format!("rule `{id}`"),
+        );
+        if self.diags.len() != n_errors {
+            return;
+        }
+        let Some(action) = action else { return };
+        self.examples.push(ExampleSpans {
+            examples: raw.examples.iter().map(|e| e.span()).collect(),
+            not_examples: raw.not_examples.iter().map(|e| e.span()).collect(),
+            file: f,
+        });
+        self.rules.push(Rule {
+            id,
+            description: raw.description,
+            keywords,
+            require,
+            exclude,
+            channels,
+            priority: raw.priority,
+            action,
+            via,
+            examples: raw.examples.into_iter().map(Spanned::into_inner).collect(),
+            not_examples: raw
+                .not_examples
+                .into_iter()
+                .map(Spanned::into_inner)
+                .collect(),
+            file: self.files[f].name.clone(),
+            line: super::diagnostic::line_col(&self.files[f].text, span.start).0,
+        });
+    }
+
+    fn keywords(&mut self, f: usize, list: &[Spanned<String>], key: &str) -> Vec<Keyword> {
+        let mut out = Vec::new();
+        for k in list {
+            let raw = k.get_ref().trim();
+            let (body, prefix) = match raw.strip_suffix('*') {
+                Some(b) => (b.trim_end(), true),
+                None => (raw, false),
+            };
+            if body.contains('*') {
+                self.err(
+                    f,
+                    k.span(),
+                    format!("`*` inside the {key} entry `{raw}`"),
+                    "a `*` is only allowed at the end, to match word beginnings: `rembours*`",
+                );
+                continue;
+            }
+            if body.starts_with('@') || body.contains("://") || body.starts_with("www.") {
+                self.err(f, k.span(), format!("the {key} entry `{raw}` is an @handle or a URL, and those are never searched"), "use the words customers write; handles and links are masked before matching");
+                continue;
+            }
+            let norm = normalize(body, false).text;
+            if norm.is_empty() {
+                self.err(f, k.span(), format!("the {key} entry `{raw}` is empty once normalised"), "write a word or a phrase: spaces, invisible characters and a lone `*` match nothing");
+                continue;
+            }
+            let last = norm.chars().next_back().expect("non-empty");
+            out.push(Keyword {
+                written: raw.to_owned(),
+                prefix,
+                needs_end_boundary: !prefix && is_word_char(last) && !is_unspaced_script(last),
+            });
+        }
+        out
+    }
+
+    fn escalation(&mut self, f: usize, raw: &RawEscalate) -> Option<Escalation> {
+        let queue = match Queue::parse(raw.queue.get_ref()) {
+            Ok(q) => Some(q),
+            Err(e) => {
+                self.err(f, raw.queue.span(), e, "name the queue with lower-case letters, digits, `-` or `_`, such as \"billing\"");
+                None
+            }
+        };
+        let priority = match &raw.priority {
+            None => Some(Priority::Normal),
+            Some(p) => match p.get_ref().parse::<Priority>() {
+                Ok(p) => Some(p),
+                Err(e) => {
+                    self.err(
+                        f,
+                        p.span(),
+                        format!("ticket {e}"),
+                        "write priority = \"low\", \"normal\", \"high\" or \"urgent\"",
+                    );
+                    None
+                }
+            },
+        };
+        let ack = match &raw.ack {
+            None => Some(None),
+            Some(a) => self.template(f, a, true, "ack").map(Some),
+        };
+        Some(Escalation {
+            queue: queue?,
+            priority: priority?,
+            ack: ack?,
+        })
+    }
+
+    fn template(
+        &mut self,
+        f: usize,
+        t: &Spanned<String>,
+        allow_ticket: bool,
+        key: &str,
+    ) -> Option<Template> {
+        // The value's span includes its quotes; a basic string's inner text
+        // starts one byte in (escapes may shift positions slightly).
+        let base = t.span().start + 1;
+        let tpl = match Template::parse(t.get_ref(), allow_ticket) {
+            Ok(tpl) => tpl,
+            Err(errors) => {
+                for TemplateError {
+                    range,
+                    message,
+                    hint,
+                } in errors
+                {
+                    let span = (base + range.start).min(t.span().end)
+                        ..(base + range.end).min(t.span().end);
+                    self.err(f, span, format!("in `{key}`: {message}"), hint);
+                }
+                return None;
+            }
+        };
+        let vars = Vars {
+            author: WORST_HANDLE,
+            name: WORST_NAME,
+            ticket: Some(TicketRef::WORST_CASE),
+        };
+        let rendered = tpl.render(&vars);
+        let mut ok = true;
+        for limit in &self.opts.limits {
+            let n = limit.count(&rendered);
+            if n > limit.max {
+                let mut filled = Vec::new();
+                if tpl.uses(Placeholder::Author) {
+                    filled.push("{author} as a 15-character handle");
+                }
+                if tpl.uses(Placeholder::Name) {
+                    filled.push("{name} as a 50-character name");
+                }
+                if tpl.uses(Placeholder::Ticket) {
+                    filled.push("{ticket} as the longest reference");
+                }
+                let at = if filled.is_empty() {
+                    String::new()
+                } else {
+                    format!(" with {}", filled.join(", "))
+                };
+                let unit = match limit.platform {
+                    crate::domain::Platform::X => {
+                        "weighted characters (URLs count 23, most non-Latin characters and emoji 2)"
+                    }
+                    crate::domain::Platform::Mastodon => "characters",
+                };
+                self.err(f, t.span(), format!("`{key}` is too long for {}: {n} of {} {unit}{at}", limit.platform, limit.max),
+                    format!("shorten it by {} or more, or link to a help page instead of spelling everything out", n - limit.max));
+                ok = false;
+            }
+        }
+        ok.then_some(tpl)
+    }
+
+    fn action(
+        &mut self,
+        f: usize,
+        reply: &Option<Spanned<String>>,
+        escalate: &Option<Spanned<RawEscalate>>,
+        ignore: &Option<Spanned<bool>>,
+        span: Range<usize>,
+        what: &str,
+    ) -> Option<Action> {
+        let given = [
+            reply.as_ref().map(|r| ("reply", r.span())),
+            escalate.as_ref().map(|e| ("escalate", e.span())),
+            ignore.as_ref().map(|i| ("ignore", i.span())),
+        ];
+        let given: Vec<_> = given.into_iter().flatten().collect();
+        match given.len() {
+            0 => {
+                self.err(f, span.start..span.start + 8.min(span.len()), format!("{what} has no action"), "give it exactly one of: reply = \"…\", escalate = { queue = \"…\" }, ignore = true");
+                return None;
+            }
+            1 => {}
+            _ => {
+                let names: Vec<_> = given.iter().map(|g| g.0).collect();
+                self.err(f, given[1].1.clone(), format!("{what} has more than one action: {}", names.join(" and ")), "keep exactly one of reply, escalate and ignore (an escalation can still answer with ack = \"…\")");
+                return None;
+            }
+        }
+        if let Some(r) = reply {
+            return self.template(f, r, false, "reply").map(Action::Reply);
+        }
+        if let Some(e) = escalate {
+            return self.escalation(f, e.get_ref()).map(Action::Escalate);
+        }
+        match ignore {
+            Some(i) if *i.get_ref() => Some(Action::Ignore),
+            Some(i) => {
+                self.err(
+                    f,
+                    i.span(),
+                    "`ignore = false` does nothing",
+                    "write ignore = true to ignore matching messages, or use reply or escalate",
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn default(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
+        self.strip_unknown(f, &mut table, DEFAULT_KEYS, "[default]");
+        if let Some(esc) = table.get_mut("escalate")
+            && let DeValue::Table(t) = esc.get_mut()
+        {
+            self.strip_unknown(f, t, ESCALATE_KEYS, "the escalate table of [default]");
+        }
+        if let Some((_, first_file, first_span)) = &self.default {
+            let (ff, fs) = (*first_file, first_span.clone());
+            self.diags.push(
+                Diagnostic::at(f, span.start..span.start + 1, "more than one [default]")
+                    .related(ff, fs, "the first [default] is here")
+                    .hint("keep one [default] across all rule files: it says what happens when no rule matches"),
+            );
+            return;
+        }
+        let Some(raw) = self.deserialize::<RawDefault>(f, table, span.clone(), "[default]") else {
+            return;
+        };
+        let action = match self.action(
+            f,
+            &None,
+            &raw.escalate,
+            &raw.ignore,
+            span.clone(),
+            "[default]",
+        ) {
+            Some(Action::Escalate(e)) => DefaultAction::Escalate(e),
+            Some(Action::Ignore) => DefaultAction::Ignore,
+            _ => return,
+        };
+        self.default = Some((action, f, span));
+    }
+}
+
+/// Builds the one automaton: identical normalised patterns are shared.
+fn compile(
+    rules: Vec<Rule>,
+    default: Option<DefaultAction>,
+    files: usize,
+) -> Result<RuleSet, Diagnostic> {
+    let mut index: HashMap<String, u32> = HashMap::new();
+    let mut patterns: Vec<String> = Vec::new();
+    let mut uses: Vec<Vec<Use>> = Vec::new();
+    let mut keywords = 0;
+    for (r, rule) in rules.iter().enumerate() {
+        let lists = [
+            (Role::Keyword, &rule.keywords),
+            (Role::Require, &rule.require),
+            (Role::Exclude, &rule.exclude),
+        ];
+        for (role, list) in lists {
+            for (i, k) in list.iter().enumerate() {
+                keywords += 1;
+                let body = k.written.strip_suffix('*').unwrap_or(&k.written).trim_end();
+                let norm = normalize(body, false).text;
+                let next = patterns.len() as u32;
+                let p = *index.entry(norm.clone()).or_insert_with(|| {
+                    patterns.push(norm);
+                    uses.push(Vec::new());
+                    next
+                });
+                uses[p as usize].push(Use {
+                    rule: r as u32,
+                    role,
+                    index: i as u16,
+                });
+            }
+        }
+    }
+    let matcher = Matcher::new(&patterns).map_err(|e| {
+        Diagnostic::global(e.to_string()).hint("split the rules into fewer, broader keywords")
+    })?;
+    let stats = Stats {
+        files,
+        rules: rules.len(),
+        keywords,
+        patterns: patterns.len(),
+        examples: 0,
+    };
+    Ok(RuleSet {
+        rules,
+        default,
+        matcher,
+        uses,
+        stats,
+    })
+}
+
+/// Runs every example; returns how many were checked.
+fn check_examples(set: &RuleSet, spans: &[ExampleSpans], diags: &mut Vec<Diagnostic>) -> usize {
+    let mut checked = 0;
+    for (rule, spans) in set.rules.iter().zip(spans) {
+        let channel = rule.channels.iter().next().unwrap_or(Channel::Mention);
+        for (text, span) in rule.examples.iter().zip(&spans.examples) {
+            checked += 1;
+            let d = set.route(text, channel);
+            if d.rule_id() == Some(&rule.id) {
+                continue;
+            }
+            let why = match (&d.winner, d.losers.iter().find(|l| l.rule.id == rule.id)) {
+                (_, Some(l)) => format!("`{}` matched but lost: {}", rule.id, l.reason),
+                (Some(w), None) => format!(
+                    "it routed to `{}` (keyword `{}`) instead",
+                    w.rule.id, w.keyword.written
+                ),
+                (None, None) => "no rule matched it".to_owned(),
+            };
+            diags.push(Diagnostic::at(spans.file, span.clone(), format!("example {text:?} of rule `{}` does not route to it on {channel}: {why}", rule.id))
+                .hint("add a keyword this example contains, adjust require/exclude/priority, or fix the example"));
+        }
+        for (text, span) in rule.not_examples.iter().zip(&spans.not_examples) {
+            checked += 1;
+            let d = set.route(text, channel);
+            if let Some(w) = d.winner.as_ref().filter(|w| w.rule.id == rule.id) {
+                diags.push(Diagnostic::at(spans.file, span.clone(), format!("not_example {text:?} routes to rule `{}` on {channel} (keyword `{}` at {}..{})", rule.id, w.keyword.written, w.span.0, w.span.1))
+                    .hint("add an `exclude` entry for what tells this message apart, or a rule with a higher priority that should win"));
+            }
+        }
+    }
+    checked
+}

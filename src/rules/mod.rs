@@ -1,0 +1,498 @@
+//! The rules engine: rule files in, routing decisions out.
+//!
+//! Support teams write `rules/*.toml` (the contract is `docs/rules.md`).
+//! [`RuleSet::load_dir`] turns a folder into a checked, compiled rule set, or
+//! into a [`RulesError`] that lists every problem with its file, line and
+//! column. [`RuleSet::route`] decides what happens to one message; it does no
+//! IO and cannot fail: every rule error surfaces at load.
+//!
+//! Layout:
+//! - `normalize`: the text folding shared by keywords and messages;
+//! - `matcher`: the one automaton over all keywords;
+//! - `template`: reply templates and their placeholders;
+//! - `load`: files → [`RuleSet`], with all the checks;
+//! - `diagnostic`: errors that point into files.
+
+mod diagnostic;
+mod load;
+mod matcher;
+pub mod normalize;
+pub mod template;
+
+use std::cell::RefCell;
+use std::path::Path;
+
+pub use diagnostic::{Diagnostic, RulesError, SourceFile, line_col};
+pub use load::LoadOptions;
+pub use template::{Template, Vars};
+
+use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId};
+use matcher::{Matcher, RawHit};
+use normalize::Normalized;
+
+/// One keyword entry as the rule file wrote it.
+#[derive(Debug, Clone)]
+pub struct Keyword {
+    /// As written, without the trailing `*`.
+    pub written: String,
+    /// A trailing `*`: matches any word that starts with it.
+    pub prefix: bool,
+    /// Whether a hit must be followed by a word boundary (false for
+    /// prefixes and for keywords that end in punctuation or in a script
+    /// written without spaces).
+    needs_end_boundary: bool,
+}
+
+/// Whether a reply goes out in the same place as the message, or by DM.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Via {
+    /// Where the message was: a public reply to a mention, a DM to a DM.
+    #[default]
+    Same,
+    /// Always by direct message.
+    Dm,
+}
+
+/// An escalation to a human agent.
+#[derive(Debug, Clone)]
+pub struct Escalation {
+    /// The queue the ticket lands in.
+    pub queue: Queue,
+    /// Its priority.
+    pub priority: Priority,
+    /// What the customer is told, if anything.
+    pub ack: Option<Template>,
+}
+
+/// What a rule does when it wins.
+#[derive(Debug, Clone)]
+pub enum Action {
+    /// Answer automatically.
+    Reply(Template),
+    /// Open (or add to) a ticket.
+    Escalate(Escalation),
+    /// Record the match and do nothing.
+    Ignore,
+}
+
+impl Action {
+    /// `reply`, `escalate` or `ignore`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Action::Reply(_) => "reply",
+            Action::Escalate(_) => "escalate",
+            Action::Ignore => "ignore",
+        }
+    }
+}
+
+/// One rule, checked and compiled.
+#[derive(Debug, Clone)]
+pub struct Rule {
+    /// Unique id.
+    pub id: RuleId,
+    /// What it is for, for people.
+    pub description: String,
+    /// Any of these triggers the rule.
+    pub keywords: Vec<Keyword>,
+    /// All of these must match too.
+    pub require: Vec<Keyword>,
+    /// None of these may match.
+    pub exclude: Vec<Keyword>,
+    /// Where the rule applies.
+    pub channels: ChannelSet,
+    /// Higher wins.
+    pub priority: i64,
+    /// What it does.
+    pub action: Action,
+    /// Where a reply goes.
+    pub via: Via,
+    /// Messages that must route to this rule.
+    pub examples: Vec<String>,
+    /// Messages that must not.
+    pub not_examples: Vec<String>,
+    /// The file that defines it.
+    pub file: String,
+    /// Its line in that file.
+    pub line: usize,
+}
+
+/// What happens when no rule matches.
+#[derive(Debug, Clone)]
+pub enum DefaultAction {
+    /// Open a ticket.
+    Escalate(Escalation),
+    /// Record and leave alone.
+    Ignore,
+}
+
+/// Which list of a rule a keyword entry belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Role {
+    Keyword,
+    Require,
+    Exclude,
+}
+
+/// One use of an automaton pattern by a rule.
+#[derive(Debug, Clone, Copy)]
+struct Use {
+    rule: u32,
+    role: Role,
+    index: u16,
+}
+
+/// A checked, compiled rule set. Cheap to share behind an `Arc`.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    rules: Vec<Rule>,
+    default: Option<DefaultAction>,
+    matcher: Matcher,
+    /// For each automaton pattern, the rule entries that use it.
+    uses: Vec<Vec<Use>>,
+    stats: Stats,
+}
+
+/// Counts for the one-line summary of `rules check`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// Files read.
+    pub files: usize,
+    /// Rules loaded.
+    pub rules: usize,
+    /// Keyword entries (keywords, require and exclude).
+    pub keywords: usize,
+    /// Distinct patterns in the automaton.
+    pub patterns: usize,
+    /// Examples and not-examples checked.
+    pub examples: usize,
+}
+
+/// Why a rule that matched a keyword did not win.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LoseReason {
+    /// The message came on a channel the rule does not serve.
+    Channel {
+        /// The message's channel.
+        channel: Channel,
+        /// The rule's channels.
+        allowed: ChannelSet,
+    },
+    /// A `require` entry is missing from the message.
+    MissingRequire(String),
+    /// An `exclude` entry is in the message.
+    Excluded {
+        /// The exclude entry.
+        keyword: String,
+        /// Where, in the original text.
+        span: (usize, usize),
+    },
+    /// Another eligible rule has a higher priority.
+    LowerPriority {
+        /// The winner.
+        winner: RuleId,
+        /// This rule's priority.
+        mine: i64,
+        /// The winner's priority.
+        theirs: i64,
+    },
+    /// Same priority as the winner, which comes earlier in file order.
+    LaterInFileOrder {
+        /// The winner.
+        winner: RuleId,
+    },
+}
+
+impl std::fmt::Display for LoseReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            LoseReason::Channel { channel, allowed } => {
+                write!(
+                    f,
+                    "channel {channel} is not one of its channels ({allowed})"
+                )
+            }
+            LoseReason::MissingRequire(k) => write!(f, "required `{k}` is not in the message"),
+            LoseReason::Excluded { keyword, span } => {
+                write!(f, "excluded by `{keyword}` at {}..{}", span.0, span.1)
+            }
+            LoseReason::LowerPriority {
+                winner,
+                mine,
+                theirs,
+            } => write!(f, "priority {mine} is lower than {theirs} of `{winner}`"),
+            LoseReason::LaterInFileOrder { winner } => {
+                write!(
+                    f,
+                    "same priority as `{winner}`, which comes first in file order"
+                )
+            }
+        }
+    }
+}
+
+/// The rule that won, and the evidence.
+#[derive(Debug, Clone)]
+pub struct Winner<'r> {
+    /// The rule.
+    pub rule: &'r Rule,
+    /// The keyword that triggered it (the earliest in the message).
+    pub keyword: &'r Keyword,
+    /// The keyword's byte span in the original message, `[start, end)`.
+    pub span: (usize, usize),
+}
+
+/// A rule that matched a keyword but lost.
+#[derive(Debug, Clone)]
+pub struct Loser<'r> {
+    /// The rule.
+    pub rule: &'r Rule,
+    /// Why.
+    pub reason: LoseReason,
+}
+
+/// The routing of one message, explained.
+#[derive(Debug, Clone)]
+pub struct Decision<'r> {
+    /// The winning rule, if any matched.
+    pub winner: Option<Winner<'r>>,
+    /// The `[default]`, when no rule won and there is one.
+    pub default: Option<&'r DefaultAction>,
+    /// Every other rule that matched a keyword, and why it lost.
+    pub losers: Vec<Loser<'r>>,
+}
+
+/// What a decision asks for, whichever rule or default produced it.
+#[derive(Debug, Clone, Copy)]
+pub enum Outcome<'r> {
+    /// Reply with this template.
+    Reply(&'r Template, Via),
+    /// Escalate, with the ack's delivery route.
+    Escalate(&'r Escalation, Via),
+    /// Record only.
+    Ignore,
+    /// Nothing matched and there is no default.
+    None,
+}
+
+impl Outcome<'_> {
+    /// `reply`, `escalate`, `ignore` or `none`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Outcome::Reply(..) => "reply",
+            Outcome::Escalate(..) => "escalate",
+            Outcome::Ignore => "ignore",
+            Outcome::None => "none",
+        }
+    }
+}
+
+impl<'r> Decision<'r> {
+    /// The id of the winning rule.
+    pub fn rule_id(&self) -> Option<&'r RuleId> {
+        self.winner.as_ref().map(|w| &w.rule.id)
+    }
+
+    /// What to do.
+    pub fn outcome(&self) -> Outcome<'r> {
+        if let Some(w) = &self.winner {
+            return match &w.rule.action {
+                Action::Reply(t) => Outcome::Reply(t, w.rule.via),
+                Action::Escalate(e) => Outcome::Escalate(e, w.rule.via),
+                Action::Ignore => Outcome::Ignore,
+            };
+        }
+        match self.default {
+            Some(DefaultAction::Escalate(e)) => Outcome::Escalate(e, Via::Same),
+            Some(DefaultAction::Ignore) => Outcome::Ignore,
+            None => Outcome::None,
+        }
+    }
+}
+
+/// Per-message state of one rule touched by a hit.
+#[derive(Debug, Clone, Copy)]
+struct Touched {
+    rule: u32,
+    keyword: Option<(u16, u32, u32)>,
+    required: u64,
+    excluded: Option<(u16, u32, u32)>,
+}
+
+thread_local! {
+    /// Buffers reused across messages so routing allocates little.
+    static SCRATCH: RefCell<(Normalized, Vec<RawHit>, Vec<Touched>)> = RefCell::default();
+}
+
+impl RuleSet {
+    /// Loads every `.toml` file of `dir`, in name order.
+    pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
+        load::load_dir(dir, opts)
+    }
+
+    /// Loads rule files given in memory (name, text), in the given order.
+    pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
+        load::load_sources(files, opts)
+    }
+
+    /// The rules, in file order.
+    pub fn rules(&self) -> &[Rule] {
+        &self.rules
+    }
+
+    /// The `[default]`, if any.
+    pub fn default_action(&self) -> Option<&DefaultAction> {
+        self.default.as_ref()
+    }
+
+    /// Counts for summaries.
+    pub fn stats(&self) -> Stats {
+        self.stats
+    }
+
+    /// Bytes of heap used by the automaton.
+    pub fn automaton_bytes(&self) -> usize {
+        self.matcher.memory_usage()
+    }
+
+    /// Routes one message that arrived on `channel`. Deterministic: the same
+    /// rules and message always give the same decision.
+    pub fn route(&self, text: &str, channel: Channel) -> Decision<'_> {
+        SCRATCH.with(|s| {
+            let (norm, hits, touched) = &mut *s.borrow_mut();
+            normalize::normalize_into(text, true, norm);
+            hits.clear();
+            touched.clear();
+            self.matcher.scan(norm, hits);
+            self.collect(hits, touched);
+            self.decide(norm, touched, channel)
+        })
+    }
+
+    fn collect(&self, hits: &[RawHit], touched: &mut Vec<Touched>) {
+        for h in hits {
+            for u in &self.uses[h.pattern as usize] {
+                let rule = &self.rules[u.rule as usize];
+                let entry = match u.role {
+                    Role::Keyword => &rule.keywords[u.index as usize],
+                    Role::Require => &rule.require[u.index as usize],
+                    Role::Exclude => &rule.exclude[u.index as usize],
+                };
+                if entry.needs_end_boundary && !h.ends_at_boundary {
+                    continue;
+                }
+                let t = match touched.iter_mut().find(|t| t.rule == u.rule) {
+                    Some(t) => t,
+                    None => {
+                        touched.push(Touched {
+                            rule: u.rule,
+                            keyword: None,
+                            required: 0,
+                            excluded: None,
+                        });
+                        touched.last_mut().expect("just pushed")
+                    }
+                };
+                let at = Some((u.index, h.start, h.end));
+                match u.role {
+                    Role::Keyword => t.keyword = t.keyword.or(at),
+                    Role::Require => t.required |= 1 << u.index,
+                    Role::Exclude => t.excluded = t.excluded.or(at),
+                }
+            }
+        }
+    }
+
+    fn decide<'r>(
+        &'r self,
+        norm: &Normalized,
+        touched: &[Touched],
+        channel: Channel,
+    ) -> Decision<'r> {
+        let span = |s: u32, e: u32| norm.original_span(s as usize, e as usize);
+        let mut eligible: Vec<(&Touched, &Rule)> = Vec::new();
+        let mut losers = Vec::new();
+        let mut matched: Vec<&Touched> = touched.iter().filter(|t| t.keyword.is_some()).collect();
+        matched.sort_by_key(|t| t.rule);
+        for t in matched {
+            let rule = &self.rules[t.rule as usize];
+            let all_required = (1u64 << rule.require.len()).wrapping_sub(1);
+            let reason = if !rule.channels.contains(channel) {
+                Some(LoseReason::Channel {
+                    channel,
+                    allowed: rule.channels,
+                })
+            } else if let Some((i, s, e)) = t.excluded {
+                Some(LoseReason::Excluded {
+                    keyword: rule.exclude[i as usize].written.clone(),
+                    span: span(s, e),
+                })
+            } else if t.required & all_required != all_required {
+                let missing = (0..rule.require.len())
+                    .find(|i| t.required & (1 << i) == 0)
+                    .expect("some require is missing");
+                Some(LoseReason::MissingRequire(
+                    rule.require[missing].written.clone(),
+                ))
+            } else {
+                None
+            };
+            match reason {
+                Some(reason) => losers.push((t.rule, Loser { rule, reason })),
+                None => eligible.push((t, rule)),
+            }
+        }
+        // Highest priority wins, then file order (rules are stored in file order).
+        let best = eligible
+            .iter()
+            .enumerate()
+            .max_by(|(_, a), (_, b)| {
+                a.1.priority
+                    .cmp(&b.1.priority)
+                    .then(b.0.rule.cmp(&a.0.rule))
+            })
+            .map(|(i, _)| i);
+        let winner = best.map(|i| {
+            let (t, rule) = eligible[i];
+            let (k, s, e) = t.keyword.expect("eligible rules matched a keyword");
+            let keyword = &rule.keywords[k as usize];
+            let e = if keyword.prefix {
+                norm.word_end(e as usize) as u32
+            } else {
+                e
+            };
+            Winner {
+                rule,
+                keyword,
+                span: span(s, e),
+            }
+        });
+        if let Some(w) = &winner {
+            for (t, rule) in eligible.iter().filter(|(_, r)| r.id != w.rule.id) {
+                let reason = if rule.priority < w.rule.priority {
+                    LoseReason::LowerPriority {
+                        winner: w.rule.id.clone(),
+                        mine: rule.priority,
+                        theirs: w.rule.priority,
+                    }
+                } else {
+                    LoseReason::LaterInFileOrder {
+                        winner: w.rule.id.clone(),
+                    }
+                };
+                losers.push((t.rule, Loser { rule, reason }));
+            }
+        }
+        losers.sort_by_key(|(index, _)| *index);
+        Decision {
+            default: if winner.is_none() {
+                self.default.as_ref()
+            } else {
+                None
+            },
+            winner,
+            losers: losers.into_iter().map(|(_, l)| l).collect(),
+        }
+    }
+}

@@ -1,0 +1,198 @@
+//! Reply templates: `{author}`, `{name}` and `{ticket}` placeholders.
+//!
+//! A template is parsed once at load, so rendering cannot fail and an unknown
+//! placeholder is a load error, never a reply with a literal `{oops}` in it.
+
+use std::fmt;
+
+/// A value a template can insert.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Placeholder {
+    /// The customer's @handle, with the `@`.
+    Author,
+    /// The customer's display name.
+    Name,
+    /// The ticket reference (`T-1042`); only in an escalation's `ack`.
+    Ticket,
+}
+
+impl Placeholder {
+    fn parse(s: &str) -> Option<Self> {
+        match s {
+            "author" => Some(Placeholder::Author),
+            "name" => Some(Placeholder::Name),
+            "ticket" => Some(Placeholder::Ticket),
+            _ => None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Segment {
+    Text(String),
+    Hole(Placeholder),
+}
+
+/// A parsed reply template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Template {
+    source: String,
+    segments: Vec<Segment>,
+}
+
+/// What is wrong with a template, with the byte range inside the template.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TemplateError {
+    /// Byte range within the template text.
+    pub range: std::ops::Range<usize>,
+    /// What is wrong.
+    pub message: String,
+    /// How to fix it.
+    pub hint: String,
+}
+
+/// The values a template is rendered with.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Vars<'a> {
+    /// The customer's handle, without `@`.
+    pub author: &'a str,
+    /// The customer's display name.
+    pub name: &'a str,
+    /// The ticket reference, when there is one.
+    pub ticket: Option<&'a str>,
+}
+
+impl Template {
+    /// Parses a template. `allow_ticket` is true only for an escalation's `ack`.
+    pub fn parse(source: &str, allow_ticket: bool) -> Result<Self, Vec<TemplateError>> {
+        let mut segments = Vec::new();
+        let mut errors = Vec::new();
+        let mut text = String::new();
+        let mut rest = source.char_indices().peekable();
+        while let Some((i, c)) = rest.next() {
+            match c {
+                '{' if rest.peek().map(|p| p.1) == Some('{') => {
+                    rest.next();
+                    text.push('{');
+                }
+                '}' if rest.peek().map(|p| p.1) == Some('}') => {
+                    rest.next();
+                    text.push('}');
+                }
+                '{' => {
+                    let Some(close) = source[i..].find('}').map(|n| i + n) else {
+                        errors.push(TemplateError {
+                            range: i..source.len(),
+                            message: "`{` is never closed".into(),
+                            hint:
+                                "close the placeholder with `}`, or write `{{` for a literal brace"
+                                    .into(),
+                        });
+                        break;
+                    };
+                    let name = &source[i + 1..close];
+                    match Placeholder::parse(name) {
+                        Some(Placeholder::Ticket) if !allow_ticket => errors.push(TemplateError {
+                            range: i..close + 1,
+                            message: "`{ticket}` can only be used in an escalation's `ack`".into(),
+                            hint: "a plain reply opens no ticket: remove `{ticket}`, or make the rule `escalate = { queue = \"…\", ack = \"…{ticket}…\" }`".into(),
+                        }),
+                        Some(p) => {
+                            if !text.is_empty() {
+                                segments.push(Segment::Text(std::mem::take(&mut text)));
+                            }
+                            segments.push(Segment::Hole(p));
+                        }
+                        None => errors.push(TemplateError {
+                            range: i..close + 1,
+                            message: format!("unknown placeholder `{{{name}}}`"),
+                            hint: if allow_ticket {
+                                "use {author}, {name} or {ticket}; write `{{` for a literal brace".into()
+                            } else {
+                                "use {author} or {name}; write `{{` for a literal brace".into()
+                            },
+                        }),
+                    }
+                    while rest.peek().is_some_and(|p| p.0 <= close) {
+                        rest.next();
+                    }
+                }
+                '}' => errors.push(TemplateError {
+                    range: i..i + 1,
+                    message: "`}` without a matching `{`".into(),
+                    hint: "write `}}` for a literal brace".into(),
+                }),
+                _ => text.push(c),
+            }
+        }
+        if !text.is_empty() {
+            segments.push(Segment::Text(text));
+        }
+        if errors.is_empty() {
+            Ok(Template {
+                source: source.to_owned(),
+                segments,
+            })
+        } else {
+            Err(errors)
+        }
+    }
+
+    /// The template as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Whether the template uses `placeholder`.
+    pub fn uses(&self, placeholder: Placeholder) -> bool {
+        self.segments.contains(&Segment::Hole(placeholder))
+    }
+
+    /// Renders the template.
+    pub fn render(&self, vars: &Vars<'_>) -> String {
+        let mut out = String::with_capacity(self.source.len() + 32);
+        for s in &self.segments {
+            match s {
+                Segment::Text(t) => out.push_str(t),
+                Segment::Hole(Placeholder::Author) => {
+                    out.push('@');
+                    out.push_str(vars.author);
+                }
+                Segment::Hole(Placeholder::Name) => out.push_str(vars.name),
+                Segment::Hole(Placeholder::Ticket) => out.push_str(vars.ticket.unwrap_or("")),
+            }
+        }
+        out
+    }
+}
+
+impl fmt::Display for Template {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.source)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_placeholders_and_escapes() {
+        let t = Template::parse("Hi {author} ({name}) {{x}} {ticket}", true).unwrap();
+        let v = Vars {
+            author: "bob",
+            name: "Bob",
+            ticket: Some("T-1"),
+        };
+        assert_eq!(t.render(&v), "Hi @bob (Bob) {x} T-1");
+    }
+
+    #[test]
+    fn rejects_unknown_and_misplaced_placeholders() {
+        let e = Template::parse("Hi {user}", false).unwrap_err();
+        assert_eq!(e[0].range, 3..9);
+        assert!(Template::parse("see {ticket}", false).is_err());
+        assert!(Template::parse("open {author", false).is_err());
+        assert!(Template::parse("stray }", false).is_err());
+    }
+}

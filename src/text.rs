@@ -1,0 +1,196 @@
+//! How long a post is, as each platform counts it.
+//!
+//! X counts "weighted" characters (twitter-text: most scripts weigh 2, Latin
+//! 1, an emoji sequence 2, a URL 23 whatever its length); Mastodon counts
+//! grapheme clusters, a URL as 23 and `@user@domain` as `@user`. Both are
+//! checked against third-party conformance suites in `tests/`.
+
+use unicode_segmentation::UnicodeSegmentation;
+
+use crate::domain::Platform;
+
+/// A platform's length rule: which counter, and the limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LengthLimit {
+    /// Which counter applies.
+    pub platform: Platform,
+    /// The most the counter may say.
+    pub max: usize,
+}
+
+impl LengthLimit {
+    /// X's limit for a post: 280 weighted characters.
+    pub const X: LengthLimit = LengthLimit {
+        platform: Platform::X,
+        max: 280,
+    };
+    /// Mastodon's default limit (an instance may raise it).
+    pub const MASTODON: LengthLimit = LengthLimit {
+        platform: Platform::Mastodon,
+        max: 500,
+    };
+
+    /// The length of `text` as this platform counts it.
+    pub fn count(&self, text: &str) -> usize {
+        match self.platform {
+            Platform::X => x_weighted_length(text),
+            Platform::Mastodon => mastodon_length(text),
+        }
+    }
+}
+
+/// X's weighted length of `text`, URLs counted as 23.
+pub fn x_weighted_length(text: &str) -> usize {
+    twitter_text::parse(text, twitter_text_config::default(), true)
+        .weighted_length
+        .max(0) as usize
+}
+
+/// Mastodon's length of `text`: grapheme clusters, linkified URLs as 23,
+/// remote mentions `@user@domain` as `@user`.
+pub fn mastodon_length(text: &str) -> usize {
+    const URL_WEIGHT: usize = 23;
+    let mut total = 0;
+    let mut i = 0;
+    let mut plain_from = 0;
+    let bytes = text.as_bytes();
+    while i < bytes.len() {
+        let prev = text[..i].chars().next_back();
+        let after_boundary = prev.is_none_or(|c| !(c.is_alphanumeric() || c == '_'));
+        if after_boundary
+            && (bytes[i] == b'h' || bytes[i] == b'H')
+            && let Some(end) = mastodon_url_end(text, i)
+        {
+            total += text[plain_from..i].graphemes(true).count() + URL_WEIGHT;
+            i = end;
+            plain_from = end;
+            continue;
+        }
+        if bytes[i] == b'@'
+            && after_boundary
+            && prev != Some('/')
+            && let Some((local_end, end)) = remote_mention(text, i)
+        {
+            total += text[plain_from..local_end].graphemes(true).count();
+            i = end;
+            plain_from = end;
+            continue;
+        }
+        i += text[i..].chars().next().map_or(1, char::len_utf8);
+    }
+    total + text[plain_from..].graphemes(true).count()
+}
+
+/// `@user@domain` at `i`: returns (end of `@user`, end of the whole mention).
+fn remote_mention(text: &str, i: usize) -> Option<(usize, usize)> {
+    let b = text.as_bytes();
+    let mut j = i + 1;
+    while j < b.len() && (b[j].is_ascii_alphanumeric() || b[j] == b'_') {
+        j += 1;
+    }
+    if j == i + 1 || b.get(j) != Some(&b'@') {
+        return None;
+    }
+    let domain_start = j + 1;
+    let mut k = domain_start;
+    for (off, c) in text[domain_start..].char_indices() {
+        if c.is_alphanumeric() || c == '_' || c == '.' || c == '-' {
+            k = domain_start + off + c.len_utf8();
+        } else {
+            break;
+        }
+    }
+    // The domain must end on a word character (a trailing `.` ends the sentence).
+    while k > domain_start && matches!(b[k - 1], b'.' | b'-') {
+        k -= 1;
+    }
+    (k > domain_start).then_some((j, k))
+}
+
+/// Where a URL that Mastodon would linkify (and count as 23) ends.
+///
+/// Like Mastodon's twitter-text based linkifier: http(s) only, a domain name
+/// host (no user info, no IP literal), a path of letters of any script and
+/// URL punctuation, an ASCII query, and no trailing sentence punctuation.
+fn mastodon_url_end(text: &str, i: usize) -> Option<usize> {
+    let rest = &text[i..];
+    let scheme_len = ["https://", "http://"]
+        .iter()
+        .find(|s| rest.len() >= s.len() && rest[..s.len()].eq_ignore_ascii_case(s))?
+        .len();
+    let host_start = i + scheme_len;
+    let authority_end = text[host_start..]
+        .find(|c: char| !(c.is_alphanumeric() || "-.:@[]_%".contains(c)))
+        .map_or(text.len(), |n| host_start + n);
+    let authority = &text[host_start..authority_end];
+    if authority.contains('@') || authority.starts_with('[') {
+        return None;
+    }
+    let (host, port) = match authority.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (authority, None),
+    };
+    if port.is_some_and(|p| p.is_empty() || !p.bytes().all(|b| b.is_ascii_digit())) {
+        return None;
+    }
+    let host = host.trim_end_matches('.');
+    let labels: Vec<&str> = host.split('.').collect();
+    if labels.len() < 2
+        || labels
+            .iter()
+            .any(|l| l.is_empty() || !l.chars().all(|c| c.is_alphanumeric() || c == '-'))
+        || host.bytes().all(|b| b.is_ascii_digit() || b == b'.')
+        || !labels.last()?.chars().all(char::is_alphabetic)
+    {
+        return None;
+    }
+    let host_end = host_start + host.len() + port.map_or(0, |p| p.len() + 1);
+    let mut end = host_end;
+    if authority.len() != host_end - host_start {
+        // A trailing dot after the host: not part of the URL.
+        return Some(end);
+    }
+    // Path: letters of any script and URL punctuation.
+    let path_char = |c: char| c.is_alphanumeric() || "/!*';:=+,.$%#[]-_~|&@()".contains(c);
+    if text[end..].starts_with('/') {
+        let path_end = text[end..]
+            .find(|c: char| !path_char(c))
+            .map_or(text.len(), |n| end + n);
+        end = path_end;
+    }
+    // Query: ASCII only, as twitter-text's query character class.
+    if text[end..].starts_with('?') {
+        let q = &text[end + 1..];
+        let qlen = q
+            .find(|c: char| !(c.is_ascii_alphanumeric() || "!?*'();:&=+$/%#[]-_.,~|@".contains(c)))
+            .unwrap_or(q.len());
+        if qlen > 0 {
+            end = end + 1 + qlen;
+        }
+    }
+    // Trailing punctuation ends a sentence, not the URL; an unbalanced `)` too.
+    loop {
+        let last = text[host_end..end].chars().next_back();
+        match last {
+            Some(c) if ".,;:!?'\"*".contains(c) => end -= c.len_utf8(),
+            Some(')') if text[i..end].matches('(').count() < text[i..end].matches(')').count() => {
+                end -= 1
+            }
+            _ => break,
+        }
+    }
+    Some(end)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn counts_simple_cases() {
+        assert_eq!(mastodon_length("hello"), 5);
+        assert_eq!(mastodon_length("see https://example.com/a."), 4 + 23 + 1);
+        assert_eq!(x_weighted_length("hello"), 5);
+        assert_eq!(x_weighted_length("日本"), 4);
+    }
+}

@@ -1,0 +1,168 @@
+//! Every load error the contract names, all reported in one run, each at
+//! `FILE:LINE:COL` with a hint; and the `rules check` / `rules test` commands.
+
+use std::process::Command;
+
+use helpdesk::rules::{LoadOptions, RuleSet, SourceFile};
+
+fn errors(files: &[(&str, &str)]) -> String {
+    let files = files
+        .iter()
+        .map(|(n, t)| SourceFile {
+            name: n.to_string(),
+            text: t.to_string(),
+        })
+        .collect();
+    match RuleSet::load_sources(files, &LoadOptions::default()) {
+        Ok(_) => panic!("expected errors"),
+        Err(e) => e.render(),
+    }
+}
+
+#[test]
+fn every_error_kind_is_reported_with_its_place_and_a_hint() {
+    let a = r#"[[rule]]
+id = "one"
+keywrods = ["x"]
+keywords = ["refund"]
+reply = "hi {user}"
+
+[[rule]]
+id = "two"
+keywords = []
+reply = "a"
+ignore = true
+
+[[rule]]
+id = "one"
+keywords = ["   ", "*"]
+reply = "see {ticket}"
+
+[[rule]]
+id = "four"
+keywords = ["help"]
+escalate = { queue = "billing", priority = "asap", ack = "ok {ticket}" }
+
+[[rule]]
+id = "five"
+keywords = ["long"]
+reply = "{name} {name} {name} {name} {name} {name}"
+
+[[rule]]
+id = "six"
+keywords = ["hello"]
+
+[[rule]]
+id = "seven"
+keywords = ["price"]
+reply = "see our prices"
+examples = ["how much is it"]
+not_examples = ["what is the price"]
+
+[default]
+ignore = true
+"#;
+    let b = "[default]\nignore = true\n\n[[rule]]\nid = \"broken\nkeywords = [\n";
+    let c = "[default]\nescalate = { queue = \"tech\" }\n";
+    let out = errors(&[("a.toml", a), ("b.toml", b), ("c.toml", c)]);
+    let expect = [
+        "a.toml:3:1: error: unknown key `keywrods` in rule `one`",
+        "did you mean `keywords`?",
+        "a.toml:5:13: error: in `reply`: unknown placeholder `{user}`",
+        "a.toml:9:12: error: rule `two` has an empty `keywords` list",
+        "rule `two` has more than one action: reply and ignore",
+        "a.toml:14:6: error: duplicate rule id `one`",
+        "first defined here",
+        "is empty once normalised",
+        "`{ticket}` can only be used in an escalation's `ack`",
+        "error: ticket unknown priority `asap`",
+        "a.toml:26:9: error: `reply` is too long for x: 605 of 280 weighted characters",
+        "with {name} as a 50-character name",
+        "rule `six` has no action",
+        "b.toml:5:13: error: TOML syntax",
+        "c.toml:1:1: error: more than one [default]",
+        "help:",
+    ];
+    let missing: Vec<_> = expect.iter().filter(|e| !out.contains(*e)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{out}");
+    // The caret line under the offending text.
+    assert!(out.contains("^^^^^^^^"), "{out}");
+}
+
+#[test]
+fn examples_are_checked_once_the_rest_loads() {
+    let a = r#"[[rule]]
+id = "price"
+keywords = ["price"]
+reply = "see our prices"
+examples = ["how much is it"]
+not_examples = ["what is the price"]
+"#;
+    let out = errors(&[("a.toml", a)]);
+    assert!(out.contains("a.toml:5:13: error: example \"how much is it\" of rule `price` does not route to it on mention: no rule matched it"), "{out}");
+    assert!(out.contains("a.toml:6:17: error: not_example \"what is the price\" routes to rule `price` on mention (keyword `price` at 12..17)"), "{out}");
+}
+
+fn helpdesk(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .expect("run helpdesk");
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn rules_check_passes_on_the_shipped_rules() {
+    let (code, out, err) = helpdesk(&["rules", "check"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.starts_with("ok: "), "{out}");
+    assert!(out.contains("examples passed"), "{out}");
+}
+
+#[test]
+fn rules_check_fails_with_every_error_on_stderr() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        "[[rule]]\nid = \"x\"\nkeywords = [\"a\"]\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("b.toml"),
+        "[[rule]]\nid = \"x\"\nkeywords = [\"b\"]\nignore = true\n",
+    )
+    .unwrap();
+    let (code, out, err) = helpdesk(&["rules", "check", "--rules", dir.path().to_str().unwrap()]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(
+        err.contains("a.toml:1:1: error: rule `x` has no action"),
+        "{err}"
+    );
+    assert!(
+        err.contains("b.toml:2:6: error: duplicate rule id `x`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn rules_test_json_has_the_documented_shape() {
+    let (code, out, _) = helpdesk(&["rules", "test", "--json", "@lumio je veux être REMBOURSÉ"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["rule"], "refund");
+    assert_eq!(v["action"], "escalate");
+    assert_eq!(v["keyword"], "rembours*");
+    assert_eq!(v["span"], serde_json::json!([21, 31]));
+    assert!(v["losers"].is_array());
+    assert!(v["reply"].as_str().unwrap().contains("T-"));
+    let (_, out, _) = helpdesk(&["rules", "test", "--json", "--channel", "dm", "zzz"]);
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(v["rule"], serde_json::Value::Null);
+    assert_eq!(v["action"], "escalate"); // the shipped [default]
+}
