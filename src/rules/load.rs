@@ -153,6 +153,14 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
 pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
     let mut cx = Loader {
         files: &files,
+        line_starts: files
+            .iter()
+            .map(|f| {
+                std::iter::once(0)
+                    .chain(f.text.match_indices('\n').map(|(i, _)| i + 1))
+                    .collect()
+            })
+            .collect(),
         diags: Vec::new(),
         rules: Vec::new(),
         examples: Vec::new(),
@@ -196,6 +204,8 @@ pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSe
 
 struct Loader<'o> {
     files: &'o [SourceFile],
+    /// Byte offset of each line start, per file: rule lines by binary search.
+    line_starts: Vec<Vec<usize>>,
     diags: Vec<Diagnostic>,
     rules: Vec<Rule>,
     examples: Vec<ExampleSpans>,
@@ -454,7 +464,7 @@ impl Loader<'_> {
                 .map(Spanned::into_inner)
                 .collect(),
             file: self.files[f].name.clone(),
-            line: super::diagnostic::line_col(&self.files[f].text, span.start).0,
+            line: self.line_starts[f].partition_point(|&start| start <= span.start),
         });
     }
 
@@ -485,10 +495,12 @@ impl Loader<'_> {
                 continue;
             }
             let last = norm.chars().next_back().expect("non-empty");
+            let needs_end_boundary = !prefix && is_word_char(last) && !is_unspaced_script(last);
             out.push(Keyword {
                 written: raw.to_owned(),
                 prefix,
-                needs_end_boundary: !prefix && is_word_char(last) && !is_unspaced_script(last),
+                pattern: norm,
+                needs_end_boundary,
             });
         }
         out
@@ -562,6 +574,9 @@ impl Loader<'_> {
         let rendered = tpl.render(&vars);
         let mut ok = true;
         for limit in &self.opts.limits {
+            if limit.surely_fits(&rendered) {
+                continue;
+            }
             let n = limit.count(&rendered);
             if n > limit.max {
                 let mut filled = Vec::new();
@@ -695,11 +710,9 @@ fn compile(
         for (role, list) in lists {
             for (i, k) in list.iter().enumerate() {
                 keywords += 1;
-                let body = k.written.strip_suffix('*').unwrap_or(&k.written).trim_end();
-                let norm = normalize(body, false).text;
                 let next = patterns.len() as u32;
-                let p = *index.entry(norm.clone()).or_insert_with(|| {
-                    patterns.push(norm);
+                let p = *index.entry(k.pattern.clone()).or_insert_with(|| {
+                    patterns.push(k.pattern.clone());
                     uses.push(Vec::new());
                     next
                 });

@@ -37,6 +37,8 @@ pub struct Keyword {
     pub written: String,
     /// A trailing `*`: matches any word that starts with it.
     pub prefix: bool,
+    /// The normalised form the automaton searches for.
+    pattern: String,
     /// Whether a hit must be followed by a word boundary (false for
     /// prefixes and for keywords that end in punctuation or in a script
     /// written without spaces).
@@ -361,11 +363,16 @@ impl RuleSet {
     pub fn route(&self, text: &str, channel: Channel) -> Decision<'_> {
         SCRATCH.with(|s| {
             let (norm, hits, touched) = &mut *s.borrow_mut();
-            normalize::normalize_into(text, true, norm);
+            normalize::normalize_into(text, true, false, norm);
             hits.clear();
             touched.clear();
             self.matcher.scan(norm, hits);
             self.collect(hits, touched);
+            if touched.iter().any(|t| t.keyword.is_some()) {
+                // Only a decision with evidence to show pays for the map
+                // back to the original text: the same text, with spans.
+                normalize::normalize_into(text, true, true, norm);
+            }
             self.decide(norm, touched, channel)
         })
     }

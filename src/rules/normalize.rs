@@ -21,8 +21,11 @@ use unicode_normalization::char::is_combining_mark;
 pub struct Normalized {
     /// The normalised text.
     pub text: String,
-    /// For each byte of `text`, the original byte range `[start, end)` it came from.
+    /// For each byte of `text`, the original byte range `[start, end)` it
+    /// came from; empty when normalised without spans.
     spans: Vec<(u32, u32)>,
+    /// Whether `spans` is being kept.
+    with_spans: bool,
 }
 
 impl Normalized {
@@ -53,10 +56,11 @@ impl Normalized {
             self.push_space(from);
             return;
         }
-        let n = c.len_utf8();
         self.text.push(c);
-        for _ in 0..n {
-            self.spans.push((from.0 as u32, from.1 as u32));
+        if self.with_spans {
+            for _ in 0..c.len_utf8() {
+                self.spans.push((from.0 as u32, from.1 as u32));
+            }
         }
     }
 
@@ -65,7 +69,9 @@ impl Normalized {
             return;
         }
         self.text.push(' ');
-        self.spans.push((from.0 as u32, from.1 as u32));
+        if self.with_spans {
+            self.spans.push((from.0 as u32, from.1 as u32));
+        }
     }
 }
 
@@ -121,8 +127,11 @@ fn plain_quote(c: char) -> Option<char> {
 
 /// Normalises `src` into `out` (reusing its buffers). With `mask`, @handles
 /// and URLs are replaced by a space, so their words are never searched.
-pub fn normalize_into(src: &str, mask: bool, out: &mut Normalized) {
+/// With `with_spans`, `out` also maps back to the original text; matching
+/// does without, and only the evidence for a decision pays for it.
+pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normalized) {
     out.clear();
+    out.with_spans = with_spans;
     out.text.reserve(src.len());
     out.spans.reserve(src.len());
     let bytes = src.as_bytes();
@@ -142,6 +151,23 @@ pub fn normalize_into(src: &str, mask: bool, out: &mut Normalized) {
             continue;
         }
         let b = bytes[i];
+        if b.is_ascii_alphanumeric() {
+            // The fast path for the common case, a run of ASCII letters and
+            // digits: copied and lower-cased in bulk, one span per byte.
+            let start = i;
+            while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            let at = out.text.len();
+            out.text.push_str(&src[start..i]);
+            out.text[at..].make_ascii_lowercase();
+            if with_spans {
+                out.spans
+                    .extend((start as u32..i as u32).map(|k| (k, k + 1)));
+            }
+            prev_word = true;
+            continue;
+        }
         if b.is_ascii() {
             // The fast path: most messages are mostly ASCII, and NFKD,
             // case mapping and the invisible-character check are trivial here.
@@ -165,7 +191,9 @@ pub fn normalize_into(src: &str, mask: bool, out: &mut Normalized) {
     }
     if out.text.ends_with(' ') {
         out.text.pop();
-        out.spans.pop();
+        if with_spans {
+            out.spans.pop();
+        }
     }
 }
 
@@ -237,7 +265,7 @@ fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
 /// Normalises into a fresh value; see [`normalize_into`].
 pub fn normalize(src: &str, mask: bool) -> Normalized {
     let mut out = Normalized::default();
-    normalize_into(src, mask, &mut out);
+    normalize_into(src, mask, true, &mut out);
     out
 }
 
