@@ -198,3 +198,33 @@ proptest! {
         prop_assert_eq!(a, b);
     }
 }
+
+#[test]
+fn sixty_four_require_entries_are_all_needed() {
+    let words: Vec<String> = (0..64).map(|i| format!("w{i}x")).collect();
+    let list = words
+        .iter()
+        .map(|w| format!("\"{w}\""))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let text = format!(
+        "[[rule]]\nid = \"many\"\nkeywords = [\"go\"]\nrequire = [{list}]\nreply = \"ok\"\n"
+    );
+    let set = RuleSet::load_sources(
+        vec![SourceFile {
+            name: "m.toml".into(),
+            text,
+        }],
+        &LoadOptions::default(),
+    )
+    .unwrap();
+    let all = format!("go {}", words.join(" "));
+    assert_eq!(
+        set.route(&all, Channel::Mention)
+            .rule_id()
+            .map(|r| r.as_str()),
+        Some("many")
+    );
+    let most = format!("go {}", words[1..].join(" "));
+    assert_eq!(set.route(&most, Channel::Mention).rule_id(), None);
+}

@@ -424,7 +424,10 @@ impl RuleSet {
         matched.sort_by_key(|t| t.rule);
         for t in matched {
             let rule = &self.rules[t.rule as usize];
-            let all_required = (1u64 << rule.require.len()).wrapping_sub(1);
+            let all_required = 1u64
+                .checked_shl(rule.require.len() as u32)
+                .unwrap_or(0)
+                .wrapping_sub(1);
             let reason = if !rule.channels.contains(channel) {
                 Some(LoseReason::Channel {
                     channel,
