@@ -67,6 +67,24 @@ impl Matcher {
         let mut i = 0;
         while i < t.len() {
             let b = t[i];
+            if b.is_ascii_alphanumeric() {
+                // The common case: an ASCII word. One walk at its start, then
+                // a tight skip over the rest of it.
+                if !prev_word {
+                    self.walk(start, t, &text.text, i, hits);
+                }
+                i += 1;
+                while i < t.len() && t[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                prev_word = true;
+                continue;
+            }
+            if b == b' ' {
+                prev_word = false;
+                i += 1;
+                continue;
+            }
             let (c, len) = if b.is_ascii() {
                 (b as char, 1)
             } else {
