@@ -133,7 +133,9 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
     out.clear();
     out.with_spans = with_spans;
     out.text.reserve(src.len());
-    out.spans.reserve(src.len());
+    if with_spans {
+        out.spans.reserve(src.len());
+    }
     let bytes = src.as_bytes();
     let mut i = 0;
     // Whether the previous original character was a word character: handles
