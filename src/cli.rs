@@ -29,6 +29,62 @@ pub enum Command {
     /// Check or try the rule files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Run the whole bot against a local sandbox X API and show what it did.
+    Demo {
+        /// The folder of rule files.
+        #[arg(long, default_value = "rules")]
+        rules: PathBuf,
+        /// The traffic file: one JSON message per line.
+        #[arg(long, default_value = "demo/traffic.jsonl")]
+        traffic: PathBuf,
+        /// Keep the database in this SQLite file (default: a temporary one).
+        #[arg(long)]
+        db: Option<PathBuf>,
+        /// One JSON line per message, then a summary line.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the bot until Ctrl-C or SIGTERM.
+    Run {
+        /// The configuration file (missing: every default).
+        #[arg(long, default_value = "helpdesk.toml", env = "HELPDESK_CONFIG")]
+        config: PathBuf,
+        /// Also answer messages written before the bot's first start.
+        #[arg(long)]
+        answer_backlog: bool,
+        /// Log format.
+        #[arg(long, value_enum, default_value = "text")]
+        log_format: LogFormat,
+    },
+}
+
+/// How logs are written (to stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum LogFormat {
+    /// For people at a terminal.
+    Text,
+    /// One JSON object per line, for log collectors.
+    Json,
+}
+
+/// Sends tracing output to stderr; `RUST_LOG` overrides `default`.
+pub fn init_logging(format: LogFormat, default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let b = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = match format {
+        LogFormat::Text => b.try_init(),
+        LogFormat::Json => b.json().try_init(),
+    };
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")
 }
 
 /// `helpdesk rules …`
@@ -274,5 +330,32 @@ fn bulk(set: &RuleSet, vars: &Vars<'_>) -> Result<i32> {
 pub fn dispatch(cli: Cli) -> Result<i32> {
     match cli.command {
         Command::Rules(cmd) => rules_command(cmd),
+        Command::Demo {
+            rules,
+            traffic,
+            db,
+            json,
+        } => {
+            init_logging(LogFormat::Text, "warn");
+            let opts = crate::demo::DemoOptions {
+                rules,
+                traffic,
+                db,
+                json,
+            };
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            runtime()?.block_on(crate::demo::run(&opts, &mut out))?;
+            Ok(0)
+        }
+        Command::Run {
+            config,
+            answer_backlog,
+            log_format,
+        } => {
+            init_logging(log_format, "info");
+            runtime()?.block_on(crate::run::run(&config, answer_backlog))?;
+            Ok(0)
+        }
     }
 }

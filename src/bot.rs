@@ -1,0 +1,290 @@
+//! The event loop: poll every stream of every platform, hand each batch to
+//! the pipeline, and keep the outbox sender draining.
+//!
+//! Shutdown follows mini-redis: one `watch` channel tells every task to
+//! stop; a task only looks at it between units of work, so an HTTP poll and
+//! the transaction that records it always finish, and a reply being sent is
+//! marked before the sender stops. Unsent rows stay `queued` for the next
+//! start.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::sync::{Notify, watch};
+
+use crate::clock::{Clock, Millis};
+use crate::config::Config;
+use crate::domain::Platform;
+use crate::outbox::{DrainReport, Sender};
+use crate::pipeline::{Context, Pipeline, Processed};
+use crate::platform::{Account, ApiError, Connector, Stream};
+use crate::rules::RuleSet;
+use crate::store::{Store, StoreError};
+
+/// Why the bot cannot run.
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    /// A platform refused to say who we are.
+    #[error("cannot identify the {platform} account: {source}")]
+    Whoami {
+        /// Which platform.
+        platform: Platform,
+        /// What it said.
+        source: ApiError,
+    },
+}
+
+/// A bot assembled from its parts, ready to poll and send.
+pub struct Bot {
+    store: Store,
+    rules: Arc<RuleSet>,
+    pipeline: Pipeline,
+    sender: Arc<Sender>,
+    connectors: Vec<Arc<dyn Connector>>,
+    accounts: HashMap<Platform, Account>,
+    first_start: Millis,
+    clock: Clock,
+}
+
+impl std::fmt::Debug for Bot {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bot")
+            .field("accounts", &self.accounts)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bot {
+    /// Identifies each account and records the first start.
+    pub async fn new(
+        config: &Config,
+        store: Store,
+        rules: Arc<RuleSet>,
+        connectors: Vec<Arc<dyn Connector>>,
+        clock: Clock,
+    ) -> Result<Bot, BotError> {
+        let mut accounts = HashMap::new();
+        for c in &connectors {
+            let me = c.whoami().await.map_err(|source| BotError::Whoami {
+                platform: c.platform(),
+                source,
+            })?;
+            tracing::info!(platform = %c.platform(), handle = %me.handle, "signed in");
+            accounts.insert(c.platform(), me);
+        }
+        let first_start = store.first_start(clock.now_ms()).await?;
+        let pipeline = Pipeline::new(
+            &config.limits,
+            &config.protection,
+            config.answer_backlog,
+            clock.clone(),
+        );
+        let sender = Arc::new(Sender::new(
+            store.clone(),
+            connectors.clone(),
+            config.limits.clone(),
+            clock.clone(),
+        ));
+        Ok(Bot {
+            store,
+            rules,
+            pipeline,
+            sender,
+            connectors,
+            accounts,
+            first_start,
+            clock,
+        })
+    }
+
+    /// The outbox sender (tests and the demo drive it round by round).
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// The store.
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Polls one stream once and records what it brought.
+    pub async fn poll_stream(
+        &self,
+        connector: &dyn Connector,
+        stream: Stream,
+    ) -> Result<(Vec<Processed>, Option<Duration>), PollError> {
+        let platform = connector.platform();
+        let cursor = self.store.cursor(platform, stream).await?;
+        let batch = connector.poll(stream, cursor.as_deref()).await?;
+        let me = &self.accounts[&platform];
+        let ctx = Context {
+            me,
+            first_start: self.first_start,
+            platform,
+        };
+        let rules = self.rules.clone();
+        let processed = self
+            .pipeline
+            .ingest(&self.store, &rules, &ctx, stream, &batch)
+            .await?;
+        for p in processed.iter().filter(|p| !p.duplicate) {
+            tracing::info!(
+                platform = %platform,
+                stream = stream.as_str(),
+                message = %p.id,
+                rule = p.rule.as_deref().unwrap_or("-"),
+                action = p.action,
+                ticket = ?p.ticket.map(|t| t.to_string()),
+                reply = p.reply.as_str(),
+                "message routed"
+            );
+        }
+        Ok((processed, batch.next_poll))
+    }
+
+    /// Polls every stream of every platform once (the demo and tests).
+    pub async fn poll_once(&self) -> Result<Vec<Processed>, PollError> {
+        let mut all = Vec::new();
+        for c in &self.connectors {
+            for s in c.streams() {
+                all.extend(self.poll_stream(c.as_ref(), s).await?.0);
+            }
+        }
+        Ok(all)
+    }
+
+    /// Runs until `shutdown` turns true: one ingest task per platform and
+    /// one sender task. Returns when all of them have stopped.
+    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), BotError> {
+        let bot = Arc::new(self);
+        let wake = Arc::new(Notify::new());
+        let mut tasks = tokio::task::JoinSet::new();
+        for c in bot.connectors.clone() {
+            let (bot, wake, stop) = (bot.clone(), wake.clone(), shutdown.clone());
+            tasks.spawn(async move { bot.ingest_loop(c, wake, stop).await });
+        }
+        {
+            let (bot, wake, stop) = (bot.clone(), wake.clone(), shutdown.clone());
+            tasks.spawn(async move { bot.send_loop(wake, stop).await });
+        }
+        while let Some(r) = tasks.join_next().await {
+            if let Err(e) = r {
+                tracing::error!(error = %e, "a bot task panicked");
+            }
+        }
+        tracing::info!("stopped; unsent replies stay queued for the next start");
+        Ok(())
+    }
+
+    async fn ingest_loop(
+        &self,
+        c: Arc<dyn Connector>,
+        wake: Arc<Notify>,
+        mut stop: watch::Receiver<bool>,
+    ) {
+        let streams = c.streams();
+        let mut due: Vec<Millis> = vec![self.clock.now_ms(); streams.len()];
+        let mut failures: Vec<u32> = vec![0; streams.len()];
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let now = self.clock.now_ms();
+            // Streams are in priority order: the first due one goes first.
+            let Some(i) = (0..streams.len()).find(|&i| due[i] <= now) else {
+                let next = due.iter().copied().min().unwrap_or(now + 1000);
+                let wait = Duration::from_millis((next - now).clamp(10, 60_000) as u64);
+                tokio::select! {
+                    _ = tokio::time::sleep(wait) => {}
+                    _ = stop.changed() => {}
+                }
+                continue;
+            };
+            let s = streams[i];
+            let pause = match self.poll_stream(c.as_ref(), s).await {
+                Ok((processed, next)) => {
+                    failures[i] = 0;
+                    if processed.iter().any(|p| !p.duplicate) {
+                        wake.notify_one();
+                    }
+                    next.unwrap_or(Duration::from_secs(5))
+                }
+                Err(PollError::Api(ApiError::RateLimited { reset_ms })) => {
+                    tracing::warn!(
+                        stream = s.as_str(),
+                        reset_ms,
+                        "polling rate limited (429): waiting for the reset"
+                    );
+                    Duration::from_millis((reset_ms - now).max(0) as u64 + 1000)
+                }
+                Err(e) => {
+                    failures[i] += 1;
+                    let wait = Duration::from_secs((1u64 << failures[i].min(6)).min(60));
+                    tracing::warn!(stream = s.as_str(), error = %e, retry_in = ?wait, "poll failed; nothing was lost, retrying");
+                    wait
+                }
+            };
+            due[i] = self.clock.now_ms() + pause.as_millis() as Millis;
+        }
+    }
+
+    async fn send_loop(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            let wait = match self.sender.drain_once().await {
+                Ok(r) => {
+                    log_round(&r);
+                    match self.sender.next_due().await {
+                        Ok(Some(t)) => (t - self.clock.now_ms()).clamp(50, 5_000),
+                        _ => 5_000,
+                    }
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "outbox round failed; the rows stay queued");
+                    5_000
+                }
+            };
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
+                _ = wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// One sender round (the demo and tests).
+    pub async fn drain_once(&self) -> Result<DrainReport, StoreError> {
+        self.sender.drain_once().await
+    }
+}
+
+fn log_round(r: &DrainReport) {
+    if r.progressed() {
+        tracing::debug!(
+            sent = r.sent,
+            held = r.held,
+            retried = r.retried,
+            failed = r.failed,
+            expired = r.expired,
+            needs_review = r.needs_review,
+            "outbox round"
+        );
+    }
+}
+
+/// Why one poll did not complete (nothing is lost: the cursor did not move).
+#[derive(Debug, thiserror::Error)]
+pub enum PollError {
+    /// The platform failed.
+    #[error(transparent)]
+    Api(#[from] ApiError),
+    /// The database failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}

@@ -1,0 +1,357 @@
+//! `helpdesk.toml`: what the operator configures, parsed once at start.
+//!
+//! Every key has a default, so an empty file (or none) is a valid
+//! configuration for the embedded SQLite default. Secrets never live in the
+//! file: it names the environment variable that holds them, and the value is
+//! kept in a [`Secret`] whose `Debug` and `Display` print `[redacted]`.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// The whole configuration file.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// `sqlite://FILE` (created on first start) or `postgres://…`.
+    pub database_url: String,
+    /// The folder of rule files.
+    pub rules: PathBuf,
+    /// Answer messages written before the bot's first start (normally they
+    /// are recorded and left alone).
+    pub answer_backlog: bool,
+    /// Reply budgets and caps.
+    pub limits: Limits,
+    /// Loop protection.
+    pub protection: Protection,
+    /// The X account, when the bot serves X.
+    pub x: Option<XConfig>,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            database_url: "sqlite://helpdesk.db".into(),
+            rules: PathBuf::from("rules"),
+            answer_backlog: false,
+            limits: Limits::default(),
+            protection: Protection::default(),
+            x: None,
+        }
+    }
+}
+
+/// A number of replies per window of time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Budget {
+    /// How many replies…
+    pub replies: u32,
+    /// …per this many seconds.
+    pub per_secs: u64,
+}
+
+impl Budget {
+    /// The window as a duration.
+    pub fn window(&self) -> Duration {
+        Duration::from_secs(self.per_secs)
+    }
+}
+
+/// Reply budgets, in the spirit of Zammad's auto-response caps.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Limits {
+    /// All automatic and agent replies of this bot together, per platform.
+    pub global: Budget,
+    /// Replies to one customer.
+    pub per_customer: Budget,
+    /// Automatic replies in one conversation; the next message that would
+    /// get one is escalated to a human instead.
+    pub per_conversation: u32,
+    /// The queue such an escalation lands in.
+    pub conversation_cap_queue: String,
+    /// A reply still queued after this long is expired, not sent.
+    pub reply_max_age_secs: u64,
+    /// Attempts for a reply that keeps failing with 5xx or timeouts.
+    pub max_attempts: u32,
+    /// The same text to the same customer within this window is suppressed.
+    pub same_reply_window_secs: u64,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            global: Budget {
+                replies: 60,
+                per_secs: 900,
+            },
+            per_customer: Budget {
+                replies: 3,
+                per_secs: 3600,
+            },
+            per_conversation: 3,
+            conversation_cap_queue: "general".into(),
+            reply_max_age_secs: 3600,
+            max_attempts: 8,
+            same_reply_window_secs: 24 * 3600,
+        }
+    }
+}
+
+/// Loop protection: who and what the bot never answers automatically.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Protection {
+    /// Handles of other bots (without `@`), compared case-insensitively.
+    pub bots: Vec<String>,
+    /// A message that says only one of these (punctuation, handles and case
+    /// aside) opts its author out of automatic replies.
+    pub stop_words: Vec<String>,
+    /// Messages written up to this long before the first start still count as new.
+    pub backlog_grace_secs: u64,
+}
+
+impl Default for Protection {
+    fn default() -> Self {
+        Protection {
+            bots: Vec::new(),
+            stop_words: [
+                "stop",
+                "stop please",
+                "please stop",
+                "unsubscribe",
+                "arrête",
+                "arrêtez",
+                "stop svp",
+                "stop merci",
+                "désabonner",
+                "désinscription",
+            ]
+            .map(String::from)
+            .to_vec(),
+            backlog_grace_secs: 300,
+        }
+    }
+}
+
+/// `[x]`: the X API v2 account.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XConfig {
+    /// The API root: the real API, or a sandbox in tests.
+    pub base_url: String,
+    /// The environment variable that holds the OAuth 2.0 user token.
+    pub access_token_env: String,
+    /// The shortest pause between two polls of one stream.
+    pub min_poll_interval_ms: u64,
+    /// The pause when the API sends no rate-limit headers.
+    pub poll_interval_ms: u64,
+    /// A recent-search query for brand monitoring (channel `search`); none by default.
+    pub search_query: Option<String>,
+    /// Poll direct messages.
+    pub dms: bool,
+}
+
+impl Default for XConfig {
+    fn default() -> Self {
+        XConfig {
+            base_url: "https://api.x.com".into(),
+            access_token_env: "HELPDESK_X_TOKEN".into(),
+            min_poll_interval_ms: 1000,
+            poll_interval_ms: 60_000,
+            search_query: None,
+            dms: true,
+        }
+    }
+}
+
+/// A value that must never be printed: tokens, keys, passwords.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    /// Wraps a secret value.
+    pub fn new(s: impl Into<String>) -> Secret {
+        Secret(s.into())
+    }
+
+    /// The value, for the one place that must send it.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+
+    /// Reads a secret from the environment variable `name`.
+    pub fn from_env(name: &str) -> Result<Secret, ConfigError> {
+        match std::env::var(name) {
+            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_owned())),
+            _ => Err(ConfigError::MissingSecret {
+                var: name.to_owned(),
+            }),
+        }
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+impl fmt::Display for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+/// Why the configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read the configuration {path}: {source}; check the path given to --config")]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// The IO error.
+        source: std::io::Error,
+    },
+    /// The file is not valid.
+    #[error("{path}: {message}")]
+    Parse {
+        /// The file.
+        path: PathBuf,
+        /// What toml and serde said, with the position.
+        message: String,
+    },
+    /// A value is out of range.
+    #[error("{path}: {message}")]
+    Invalid {
+        /// The file.
+        path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A secret's environment variable is not set.
+    #[error(
+        "the environment variable {var} is not set: export it with the access token (the configuration names it in `access_token_env`)"
+    )]
+    MissingSecret {
+        /// The variable's name.
+        var: String,
+    },
+}
+
+impl Config {
+    /// Reads `path`; a missing file is the defaults when `optional` is true.
+    /// `HELPDESK_DATABASE_URL` overrides `database_url`.
+    pub fn load(path: &Path, optional: bool) -> Result<Config, ConfigError> {
+        let mut config = match std::fs::read_to_string(path) {
+            Ok(src) => Config::parse(&src, path)?,
+            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Err(source) => {
+                return Err(ConfigError::Read {
+                    path: path.to_owned(),
+                    source,
+                });
+            }
+        };
+        if let Ok(url) = std::env::var("HELPDESK_DATABASE_URL")
+            && !url.is_empty()
+        {
+            config.database_url = url;
+        }
+        // Relative paths in the file are relative to the file, so a bot
+        // started from another directory finds its rules.
+        if config.rules.is_relative()
+            && let Some(dir) = path.parent()
+            && !dir.as_os_str().is_empty()
+            && path.exists()
+        {
+            config.rules = dir.join(&config.rules);
+        }
+        Ok(config)
+    }
+
+    /// Parses the text of a configuration file.
+    pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(src).map_err(|e| ConfigError::Parse {
+            path: path.to_owned(),
+            message: e.to_string(),
+        })?;
+        config.validate(path)?;
+        Ok(config)
+    }
+
+    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
+        let invalid = |message: String| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        };
+        for (name, b) in [
+            ("limits.global", self.limits.global),
+            ("limits.per_customer", self.limits.per_customer),
+        ] {
+            if b.replies == 0 || b.per_secs == 0 {
+                return Err(invalid(format!(
+                    "{name} needs replies >= 1 and per_secs >= 1 (to stop replying, remove the reply rules instead)"
+                )));
+            }
+        }
+        if crate::domain::Queue::parse(&self.limits.conversation_cap_queue).is_err() {
+            return Err(invalid(format!(
+                "limits.conversation_cap_queue `{}` must be a name of a-z, 0-9, `-` and `_`",
+                self.limits.conversation_cap_queue
+            )));
+        }
+        if self.limits.max_attempts == 0 {
+            return Err(invalid("limits.max_attempts must be at least 1".into()));
+        }
+        if let Some(x) = &self.x
+            && !(x.base_url.starts_with("http://") || x.base_url.starts_with("https://"))
+        {
+            return Err(invalid(format!(
+                "x.base_url `{}` must start with http:// or https://",
+                x.base_url
+            )));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn empty_file_is_the_defaults() {
+        let c = Config::parse("", Path::new("h.toml")).unwrap();
+        assert_eq!(c.database_url, "sqlite://helpdesk.db");
+        assert!(c.x.is_none());
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_name() {
+        let e = Config::parse("[limits]\nglobl = 3\n", Path::new("h.toml")).unwrap_err();
+        assert!(e.to_string().contains("globl"), "{e}");
+    }
+
+    #[test]
+    fn secrets_never_print() {
+        let s = Secret::new("tok-123");
+        assert_eq!(format!("{s:?} {s}"), "[redacted] [redacted]");
+    }
+
+    #[test]
+    fn x_section_takes_defaults() {
+        let c = Config::parse(
+            "[x]\nbase_url = \"http://127.0.0.1:9\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        let x = c.x.unwrap();
+        assert_eq!(x.access_token_env, "HELPDESK_X_TOKEN");
+        assert!(x.dms);
+    }
+}

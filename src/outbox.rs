@@ -1,0 +1,663 @@
+//! The outbox sender: the only code that sends anything to a platform.
+//!
+//! # The state machine
+//!
+//! ```text
+//!            lease (CAS)           platform said 2xx
+//! queued ───────────────► sending ─────────────────► sent
+//!   ▲  │                     │
+//!   │  │ older than max age  ├─ 429, 5xx, timeout ──► queued (later)
+//!   │  └──────► expired      ├─ 403 duplicate ──────► queued with a varied text, once
+//!   │                        ├─ other 4xx ──────────► failed (reason)
+//!   │                        └─ crash ──► lease runs out ──► recovery:
+//!   │                                       resend safe? ──► queued (recovering)
+//!   └───────────────────────────────────────────────┘       else ──► needs_review
+//! ```
+//!
+//! A row is leased (`sending`, with `lease_until`) by a compare-and-set
+//! update before the HTTP call and marked `sent` with the platform's id
+//! after it. If the bot dies between the two, nobody knows whether the
+//! reply left. Such a row is never resent blindly: it is resent only where
+//! the platform itself makes a second copy impossible (X refuses the same
+//! post text within 24 h; when it answers "duplicate", the first copy went
+//! out and the row is marked sent), and only if no other reply of ours with
+//! the same text could be the one X remembers. Otherwise the row becomes
+//! `needs_review` and its ticket (opened if needed) tells an agent.
+//!
+//! Budgets are governor quotas on the shared [`Clock`]: one global budget
+//! per platform and one per customer. A row held back by a budget stays
+//! `queued` with its next attempt at the time governor names; a row queued
+//! for longer than `reply_max_age_secs` becomes `expired`. The platform's
+//! own 429 blocks that platform's endpoint until its reset plus one second.
+
+use std::collections::HashMap;
+use std::num::NonZeroU32;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use governor::middleware::NoOpMiddleware;
+use governor::state::keyed::HashMapStateStore;
+use governor::state::{InMemoryState, NotKeyed};
+use governor::{Quota, RateLimiter};
+use rand::Rng;
+use sqlx::{AnyConnection, Row};
+
+use crate::clock::{Clock, Millis};
+use crate::config::{Budget, Limits};
+use crate::domain::{MessageId, Platform, Priority, Queue, TicketRef, UserId};
+use crate::platform::{ApiError, Connector, Outgoing, ReplyKind};
+use crate::store::{Store, StoreError};
+use crate::tickets::{self, Direction, NewTicket};
+
+type Direct = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
+type Keyed = RateLimiter<
+    (Platform, String),
+    HashMapStateStore<(Platform, String)>,
+    Clock,
+    NoOpMiddleware<Duration>,
+>;
+
+/// How long a lease lasts: far longer than one HTTP call with its timeout.
+const LEASE: Duration = Duration::from_secs(120);
+/// Rows considered per round.
+const ROUND: i64 = 200;
+/// After a 401, how long the platform is left alone before trying again.
+const AUTH_PAUSE: Duration = Duration::from_secs(60);
+
+/// What one round of the sender did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct DrainReport {
+    /// Sent and confirmed.
+    pub sent: usize,
+    /// Due, but held back by a budget or a platform limit.
+    pub held: usize,
+    /// Failed for now, to be retried.
+    pub retried: usize,
+    /// Failed for good.
+    pub failed: usize,
+    /// Too old to send.
+    pub expired: usize,
+    /// Handed to an agent after a crash.
+    pub needs_review: usize,
+    /// Leases that ran out, recovered.
+    pub recovered: usize,
+}
+
+impl DrainReport {
+    /// Whether the round changed anything.
+    pub fn progressed(&self) -> bool {
+        self.sent + self.retried + self.failed + self.expired + self.needs_review + self.recovered
+            > 0
+    }
+}
+
+fn quota(b: Budget) -> Quota {
+    let n = NonZeroU32::new(b.replies.max(1)).expect("max(1)");
+    let period = (b.window() / n.get()).max(Duration::from_millis(1));
+    Quota::with_period(period)
+        .expect("a non-zero period")
+        .allow_burst(n)
+}
+
+/// The sender, with its budgets.
+pub struct Sender {
+    store: Store,
+    connectors: HashMap<Platform, Arc<dyn Connector>>,
+    limits: Limits,
+    clock: Clock,
+    global: HashMap<Platform, Direct>,
+    per_customer: Keyed,
+    /// Endpoint blocked until (Unix ms), after a 429 or a 401.
+    blocked: Mutex<HashMap<(Platform, ReplyKind), Millis>>,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("limits", &self.limits)
+            .finish_non_exhaustive()
+    }
+}
+
+/// One outbox row, as the sender needs it.
+#[derive(Debug, Clone)]
+struct OutboxRow {
+    id: i64,
+    platform: Platform,
+    kind: ReplyKind,
+    ticket: Option<TicketRef>,
+    customer_id: String,
+    customer_handle: String,
+    conversation_id: String,
+    in_reply_to: String,
+    text: String,
+    attempts: i64,
+    varied: bool,
+    recovering: bool,
+}
+
+const ROW_COLUMNS: &str = "id, platform, kind, ticket_id, customer_id, customer_handle, \
+    conversation_id, in_reply_to, text, attempts, varied, recovering, created_at";
+
+fn parse_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
+    let platform: String = r.try_get(1)?;
+    let kind: String = r.try_get(2)?;
+    let bad = |what: &str, v: &str| {
+        StoreError::Query(sqlx::Error::Decode(
+            format!("outbox row has an unknown {what} `{v}`").into(),
+        ))
+    };
+    Ok(OutboxRow {
+        id: r.try_get(0)?,
+        platform: platform.parse().map_err(|_| bad("platform", &platform))?,
+        kind: ReplyKind::parse(&kind).ok_or_else(|| bad("kind", &kind))?,
+        ticket: r.try_get::<Option<i64>, _>(3)?.map(TicketRef),
+        customer_id: r.try_get(4)?,
+        customer_handle: r.try_get(5)?,
+        conversation_id: r.try_get(6)?,
+        in_reply_to: r.try_get(7)?,
+        text: r.try_get(8)?,
+        attempts: r.try_get(9)?,
+        varied: r.try_get::<i64, _>(10)? != 0,
+        recovering: r.try_get::<i64, _>(11)? != 0,
+    })
+}
+
+impl Sender {
+    /// A sender over `connectors` with the configured budgets.
+    pub fn new(
+        store: Store,
+        connectors: Vec<Arc<dyn Connector>>,
+        limits: Limits,
+        clock: Clock,
+    ) -> Sender {
+        let global = connectors
+            .iter()
+            .map(|c| {
+                (
+                    c.platform(),
+                    RateLimiter::direct_with_clock(quota(limits.global), clock.clone()),
+                )
+            })
+            .collect();
+        Sender {
+            per_customer: RateLimiter::hashmap_with_clock(
+                quota(limits.per_customer),
+                clock.clone(),
+            ),
+            connectors: connectors.into_iter().map(|c| (c.platform(), c)).collect(),
+            global,
+            store,
+            limits,
+            clock,
+            blocked: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn blocked_until(&self, p: Platform, k: ReplyKind) -> Option<Millis> {
+        let now = self.clock.now_ms();
+        self.blocked
+            .lock()
+            .expect("poisoned")
+            .get(&(p, k))
+            .copied()
+            .filter(|t| *t > now)
+    }
+
+    fn block(&self, p: Platform, kinds: &[ReplyKind], until: Millis) {
+        let mut b = self.blocked.lock().expect("poisoned");
+        for k in kinds {
+            let e = b.entry((p, *k)).or_insert(until);
+            *e = (*e).max(until);
+        }
+    }
+
+    /// When the next queued row could be attempted (Unix ms), if any.
+    pub async fn next_due(&self) -> Result<Option<Millis>, StoreError> {
+        let r = sqlx::query("SELECT MIN(next_attempt_at) FROM outbox WHERE status = 'queued'")
+            .fetch_one(self.store.pool())
+            .await?;
+        Ok(r.try_get::<Option<i64>, _>(0)?)
+    }
+
+    /// One round: recover stale leases, expire old rows, send what the
+    /// budgets allow. Never sleeps; the caller decides when to call again.
+    pub async fn drain_once(&self) -> Result<DrainReport, StoreError> {
+        let mut report = DrainReport::default();
+        self.recover(&mut report).await?;
+        self.expire(&mut report).await?;
+        let now = self.clock.now_ms();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE status = 'queued' AND next_attempt_at <= $1 \
+             ORDER BY next_attempt_at, id LIMIT {ROUND}"
+        )))
+        .bind(now)
+        .fetch_all(self.store.pool())
+        .await?;
+        let mut global_empty: HashMap<Platform, Millis> = HashMap::new();
+        for r in rows {
+            let row = parse_row(&r)?;
+            let Some(conn) = self.connectors.get(&row.platform).cloned() else {
+                report.held += 1;
+                continue;
+            };
+            if self.blocked_until(row.platform, row.kind).is_some()
+                || global_empty.contains_key(&row.platform)
+            {
+                report.held += 1;
+                continue;
+            }
+            // Recovery resends are not new replies: they spend no budget.
+            if !row.recovering {
+                let key = (row.platform, row.customer_id.clone());
+                if let Err(not_until) = self.per_customer.check_key(&key) {
+                    let at = self.clock.wall_at(not_until.earliest_possible());
+                    self.postpone(row.id, at, "held by the per-customer budget")
+                        .await?;
+                    report.held += 1;
+                    continue;
+                }
+                if let Some(g) = self.global.get(&row.platform)
+                    && let Err(not_until) = g.check()
+                {
+                    let at = self.clock.wall_at(not_until.earliest_possible());
+                    global_empty.insert(row.platform, at);
+                    self.postpone(row.id, at, "held by the global budget")
+                        .await?;
+                    report.held += 1;
+                    continue;
+                }
+            }
+            if !self.lease(row.id).await? {
+                continue; // another instance took it
+            }
+            self.send_one(conn.as_ref(), row, &mut report).await?;
+        }
+        Ok(report)
+    }
+
+    async fn postpone(&self, id: i64, at: Millis, why: &str) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET next_attempt_at = $1, reason = $2, updated_at = $3 \
+             WHERE id = $4 AND status = 'queued'",
+        )
+        .bind(at)
+        .bind(why)
+        .bind(self.clock.now_ms())
+        .bind(id)
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn lease(&self, id: i64) -> Result<bool, StoreError> {
+        let now = self.clock.now_ms();
+        let done = sqlx::query(
+            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1, \
+             updated_at = $2 WHERE id = $3 AND status = 'queued'",
+        )
+        .bind(now + LEASE.as_millis() as Millis)
+        .bind(now)
+        .bind(id)
+        .execute(self.store.pool())
+        .await?;
+        Ok(done.rows_affected() == 1)
+    }
+
+    async fn send_one(
+        &self,
+        conn: &dyn Connector,
+        row: OutboxRow,
+        report: &mut DrainReport,
+    ) -> Result<(), StoreError> {
+        let out = Outgoing {
+            kind: row.kind,
+            text: row.text.clone(),
+            in_reply_to: MessageId::new(row.in_reply_to.clone()),
+            recipient: UserId::new(row.customer_id.clone()),
+            idempotency_key: format!("helpdesk-outbox-{}", row.id),
+        };
+        let result = conn.send(&out).await;
+        let now = self.clock.now_ms();
+        match result {
+            Ok(sent) => {
+                self.mark_sent(&row, Some(&sent.id), None).await?;
+                tracing::info!(outbox = row.id, platform = %row.platform, sent_id = %sent.id, "reply sent");
+                report.sent += 1;
+            }
+            Err(ApiError::Duplicate) if row.recovering => {
+                // X remembers this exact text and no other reply of ours
+                // has it: the copy sent before the crash went out.
+                self.mark_sent(
+                    &row,
+                    None,
+                    Some("sent before a restart (X reported the text as already posted)"),
+                )
+                .await?;
+                report.sent += 1;
+            }
+            Err(ApiError::Duplicate) if !row.varied => match self.vary(&row) {
+                Some(text) => {
+                    sqlx::query(
+                        "UPDATE outbox SET status = 'queued', lease_until = NULL, text = $1, varied = 1, \
+                         reason = 'varied after duplicate content', next_attempt_at = $2, updated_at = $2 \
+                         WHERE id = $3",
+                    )
+                    .bind(text)
+                    .bind(now)
+                    .bind(row.id)
+                    .execute(self.store.pool())
+                    .await?;
+                    report.retried += 1;
+                }
+                None => {
+                    self.fail(
+                        &row,
+                        "duplicate content, and a varied text would be too long",
+                    )
+                    .await?;
+                    report.failed += 1;
+                }
+            },
+            Err(ApiError::Duplicate) => {
+                self.fail(&row, "refused as duplicate content twice, even varied")
+                    .await?;
+                report.failed += 1;
+            }
+            Err(ApiError::RateLimited { reset_ms }) => {
+                let until = reset_ms.max(now) + 1000;
+                self.block(row.platform, &[row.kind], until);
+                tracing::warn!(platform = %row.platform, kind = row.kind.as_str(), until, "platform rate limit (429): pausing this endpoint until its reset");
+                self.requeue(&row, until, "rate limited by the platform (429)", true)
+                    .await?;
+                report.held += 1;
+            }
+            Err(ApiError::Unauthorized) => {
+                let until = now + AUTH_PAUSE.as_millis() as Millis;
+                self.block(row.platform, &[ReplyKind::Public, ReplyKind::Dm], until);
+                tracing::error!(platform = %row.platform, "the platform refused the access token (401): sending paused, the queue is kept; fix the token");
+                self.requeue(
+                    &row,
+                    until,
+                    "the platform refused the access token (401)",
+                    true,
+                )
+                .await?;
+                report.held += 1;
+            }
+            Err(ApiError::Transient(why)) => {
+                if row.attempts >= self.limits.max_attempts as i64 {
+                    self.fail(
+                        &row,
+                        &format!("gave up after {} attempts: {why}", row.attempts),
+                    )
+                    .await?;
+                    report.failed += 1;
+                } else {
+                    let at = now + backoff(row.attempts as u32).as_millis() as Millis;
+                    tracing::warn!(outbox = row.id, attempt = row.attempts, error = %why, "send failed; retrying later");
+                    self.requeue(&row, at, &format!("retrying: {why}"), false)
+                        .await?;
+                    report.retried += 1;
+                }
+            }
+            Err(ApiError::Malformed(why)) => {
+                // A 2xx we cannot read: the reply probably left. Never resend.
+                self.review(&row, &format!("the platform's answer was unreadable ({why}); check whether the reply went out")).await?;
+                report.needs_review += 1;
+            }
+            Err(e @ ApiError::Rejected { .. }) => {
+                self.fail(&row, &e.to_string()).await?;
+                report.failed += 1;
+            }
+        }
+        Ok(())
+    }
+
+    /// A varied text for a retry after "duplicate content": the ticket
+    /// reference, or the customer's handle, makes it unique to them.
+    fn vary(&self, row: &OutboxRow) -> Option<String> {
+        let handle = format!("@{}", row.customer_handle);
+        let text = match row.ticket {
+            Some(t) if !row.text.contains(&t.to_string()) => format!("{} ({t})", row.text),
+            _ if !row.text.contains(&handle) => format!("{handle} {}", row.text),
+            _ => format!("{} (#{})", row.text, row.id),
+        };
+        let limit = match row.platform {
+            Platform::X => crate::text::LengthLimit::X,
+            Platform::Mastodon => crate::text::LengthLimit::MASTODON,
+        };
+        (limit.count(&text) <= limit.max).then_some(text)
+    }
+
+    async fn mark_sent(
+        &self,
+        row: &OutboxRow,
+        sent_id: Option<&str>,
+        reason: Option<&str>,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET status = 'sent', sent_id = $1, sent_at = $2, lease_until = NULL, \
+             reason = $3, recovering = 0, updated_at = $2 WHERE id = $4",
+        )
+        .bind(sent_id)
+        .bind(now)
+        .bind(reason)
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+        if let Some(t) = row.ticket {
+            tickets::append(
+                &mut tx,
+                t,
+                Direction::Out,
+                None,
+                Some(row.id),
+                &row.text,
+                now,
+            )
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn requeue(
+        &self,
+        row: &OutboxRow,
+        at: Millis,
+        why: &str,
+        refund_attempt: bool,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', lease_until = NULL, next_attempt_at = $1, reason = $2, \
+             attempts = attempts - $3, updated_at = $4 WHERE id = $5",
+        )
+        .bind(at)
+        .bind(why)
+        .bind(i64::from(refund_attempt))
+        .bind(self.clock.now_ms())
+        .bind(row.id)
+        .execute(self.store.pool())
+        .await?;
+        Ok(())
+    }
+
+    async fn end(&self, row: &OutboxRow, status: &str, why: &str) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let mut tx = self.store.begin().await?;
+        sqlx::query(
+            "UPDATE outbox SET status = $1, lease_until = NULL, reason = $2, updated_at = $3 WHERE id = $4",
+        )
+        .bind(status)
+        .bind(why)
+        .bind(now)
+        .bind(row.id)
+        .execute(&mut *tx)
+        .await?;
+        let ticket = match (row.ticket, status) {
+            (Some(t), _) => Some(t),
+            // Nobody may be left wondering: a reply in doubt gets a ticket.
+            (None, "needs_review") => Some(
+                tickets::open(
+                    &mut tx,
+                    &NewTicket {
+                        queue: &Queue::parse(&self.limits.conversation_cap_queue)
+                            .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+                        priority: Priority::Normal,
+                        platform: row.platform,
+                        customer_id: &row.customer_id,
+                        customer_handle: &row.customer_handle,
+                        conversation_id: &row.conversation_id,
+                        rule_id: None,
+                        note: None,
+                    },
+                    now,
+                )
+                .await?,
+            ),
+            (None, _) => None,
+        };
+        if let Some(t) = ticket {
+            let note = format!("automatic reply {status}: {why} — text: {}", row.text);
+            tickets::note(&mut tx, t, &note, now).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn fail(&self, row: &OutboxRow, why: &str) -> Result<(), StoreError> {
+        tracing::warn!(outbox = row.id, reason = why, "reply failed");
+        self.end(row, "failed", why).await
+    }
+
+    async fn review(&self, row: &OutboxRow, why: &str) -> Result<(), StoreError> {
+        tracing::warn!(outbox = row.id, reason = why, "reply handed to an agent");
+        self.end(row, "needs_review", why).await
+    }
+
+    /// Queued rows older than the maximum age become expired, and their
+    /// tickets say so.
+    async fn expire(&self, report: &mut DrainReport) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let cutoff = now - self.limits.reply_max_age_secs as Millis * 1000;
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS} FROM outbox WHERE status = 'queued' AND created_at < $1 LIMIT {ROUND}"
+        )))
+        .bind(cutoff)
+        .fetch_all(self.store.pool())
+        .await?;
+        for r in rows {
+            let row = parse_row(&r)?;
+            let why = format!(
+                "still queued after {} s (limits.reply_max_age_secs): too old to be useful",
+                self.limits.reply_max_age_secs
+            );
+            self.end(&row, "expired", &why).await?;
+            report.expired += 1;
+        }
+        Ok(())
+    }
+
+    /// Rows whose lease ran out while `sending`: the bot died mid-send.
+    async fn recover(&self, report: &mut DrainReport) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+            "SELECT {ROW_COLUMNS}, updated_at FROM outbox WHERE status = 'sending' AND lease_until < $1 LIMIT {ROUND}"
+        )))
+        .bind(now)
+        .fetch_all(self.store.pool())
+        .await?;
+        for r in rows {
+            let row = parse_row(&r)?;
+            let leased_at: Millis = r.try_get(13)?;
+            let safe = self
+                .connectors
+                .get(&row.platform)
+                .and_then(|c| c.resend_is_safe_within(row.kind))
+                .is_some_and(|w| now - leased_at < w.as_millis() as Millis);
+            // X's memory of a text is not ours alone: if another reply of
+            // ours has this text, a "duplicate" answer would prove nothing.
+            let twin: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND text = $2 AND id <> $3 \
+                 AND status IN ('sent', 'sending') AND updated_at > $4",
+            )
+            .bind(row.platform.as_str())
+            .bind(&row.text)
+            .bind(row.id)
+            .bind(now - 24 * 3600 * 1000)
+            .fetch_one(self.store.pool())
+            .await?
+            .try_get(0)?;
+            if safe && twin == 0 {
+                sqlx::query(
+                    "UPDATE outbox SET status = 'queued', lease_until = NULL, recovering = 1, \
+                     reason = 'interrupted while sending: resending, the platform refuses a second copy', \
+                     next_attempt_at = $1, updated_at = $1 WHERE id = $2 AND status = 'sending'",
+                )
+                .bind(now)
+                .bind(row.id)
+                .execute(self.store.pool())
+                .await?;
+                tracing::warn!(outbox = row.id, "interrupted send: resending safely");
+                report.recovered += 1;
+            } else {
+                self.review(
+                    &row,
+                    "the bot stopped while sending this reply; it may or may not have gone out: check the conversation, then resend or drop it",
+                )
+                .await?;
+                report.needs_review += 1;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Exponential backoff with jitter: 2 s, 4 s, 8 s… up to 15 min, ±25 %.
+fn backoff(attempt: u32) -> Duration {
+    let base = 2_000u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    let capped = base.min(15 * 60 * 1000);
+    let jitter = rand::rng().random_range(0.75..1.25);
+    Duration::from_millis((capped as f64 * jitter) as u64)
+}
+
+/// Outbox statuses counted, for summaries.
+pub async fn counts(conn: &mut AnyConnection) -> Result<HashMap<String, i64>, StoreError> {
+    let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
+        .fetch_all(conn)
+        .await?;
+    rows.iter()
+        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_grows_and_is_capped() {
+        assert!(backoff(1) <= Duration::from_millis(2500));
+        assert!(backoff(4) >= Duration::from_millis(12_000));
+        assert!(backoff(30) <= Duration::from_secs(15 * 60 * 5 / 4));
+    }
+
+    #[test]
+    fn quota_allows_the_whole_budget_as_a_burst() {
+        let clock = Clock::new();
+        let l = RateLimiter::direct_with_clock(
+            quota(Budget {
+                replies: 3,
+                per_secs: 3600,
+            }),
+            clock.clone(),
+        );
+        assert!((0..3).all(|_| l.check().is_ok()));
+        assert!(l.check().is_err());
+        clock.advance(Duration::from_secs(1200));
+        assert!(l.check().is_ok());
+    }
+}

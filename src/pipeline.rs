@@ -1,0 +1,451 @@
+//! Inbound message → routing decision → one store transaction.
+//!
+//! For each event the pipeline records the message (once: the store's
+//! unique key makes replays harmless), the decision, the ticket change and
+//! the outbox row together. It never sends: only the outbox does.
+//!
+//! A polled batch is written in ONE transaction (group commit: SQLite
+//! commits ~9 k/s, so one commit per message would cap the bot there). Each
+//! message is still all-or-nothing; if the batch fails, it is retried one
+//! message per transaction so a single bad message cannot hold back the
+//! others, and the stream's cursor only moves once every message of the
+//! batch is committed.
+
+use std::collections::HashSet;
+
+use sqlx::{AnyConnection, Row};
+
+use crate::clock::{Clock, Millis};
+use crate::config::{Limits, Protection};
+use crate::domain::{Channel, MessageId, Priority, Queue, TicketRef};
+use crate::platform::{Account, Batch, Event, ReplyKind, Stream};
+use crate::rules::normalize::normalize;
+use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
+use crate::store::{Store, StoreError, set_cursor};
+use crate::tickets::{self, Direction, NewTicket};
+
+/// What the pipeline needs to know about the platform account.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The brand's own account on the event's platform.
+    pub me: &'a Account,
+    /// When the bot first started (Unix ms).
+    pub first_start: Millis,
+    /// The platform the events come from.
+    pub platform: crate::domain::Platform,
+}
+
+/// What happened to the automatic reply of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Queued in the outbox.
+    Queued,
+    /// The rules asked for one, the protections said no.
+    Suppressed(String),
+    /// The rules asked for none.
+    None,
+}
+
+impl Reply {
+    /// The name stored in `messages.auto_reply`.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Reply::Queued => "queued",
+            Reply::Suppressed(_) => "suppressed",
+            Reply::None => "none",
+        }
+    }
+}
+
+/// The result of processing one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    /// The platform message id.
+    pub id: MessageId,
+    /// Already recorded: nothing was done.
+    pub duplicate: bool,
+    /// The winning rule.
+    pub rule: Option<String>,
+    /// reply, escalate, ignore or none (after protections).
+    pub action: &'static str,
+    /// The ticket opened or added to.
+    pub ticket: Option<TicketRef>,
+    /// The automatic reply.
+    pub reply: Reply,
+}
+
+/// The routing and protection policy, compiled from the configuration.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    bots: HashSet<String>,
+    stop_words: HashSet<String>,
+    limits: Limits,
+    cap_queue: Queue,
+    answer_backlog: bool,
+    backlog_grace_ms: Millis,
+    clock: Clock,
+}
+
+/// Normalises a whole message or stop word for comparison: the rules'
+/// normalisation (case, accents, handles and URLs masked), then
+/// punctuation trimmed at both ends.
+fn stop_form(s: &str) -> String {
+    let n = normalize(s, true);
+    n.text
+        .trim_matches(|c: char| !c.is_alphanumeric())
+        .to_owned()
+}
+
+impl Pipeline {
+    /// Builds the policy.
+    pub fn new(
+        limits: &Limits,
+        protection: &Protection,
+        answer_backlog: bool,
+        clock: Clock,
+    ) -> Self {
+        Pipeline {
+            bots: protection
+                .bots
+                .iter()
+                .map(|b| b.trim_start_matches('@').to_lowercase())
+                .collect(),
+            stop_words: protection
+                .stop_words
+                .iter()
+                .map(|w| stop_form(w))
+                .filter(|w| !w.is_empty())
+                .collect(),
+            cap_queue: Queue::parse(&limits.conversation_cap_queue)
+                .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+            limits: limits.clone(),
+            answer_backlog,
+            backlog_grace_ms: protection.backlog_grace_secs as Millis * 1000,
+            clock,
+        }
+    }
+
+    /// Records a polled batch and moves the stream's cursor, atomically.
+    pub async fn ingest(
+        &self,
+        store: &Store,
+        rules: &RuleSet,
+        ctx: &Context<'_>,
+        stream: Stream,
+        batch: &Batch,
+    ) -> Result<Vec<Processed>, StoreError> {
+        let platform = Some(ctx.platform);
+        let whole = async {
+            let mut tx = store.begin().await?;
+            let mut out = Vec::with_capacity(batch.events.len());
+            for e in &batch.events {
+                out.push(self.process(&mut tx, rules, ctx, e).await?);
+            }
+            if let (Some(c), Some(p)) = (&batch.cursor, platform) {
+                set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
+            }
+            tx.commit().await?;
+            Ok::<_, StoreError>(out)
+        };
+        match whole.await {
+            Ok(out) => Ok(out),
+            Err(first) if batch.events.len() > 1 => {
+                tracing::warn!(error = %first, "batch failed; retrying one message per transaction");
+                let mut out = Vec::with_capacity(batch.events.len());
+                for e in &batch.events {
+                    let mut tx = store.begin().await?;
+                    out.push(self.process(&mut tx, rules, ctx, e).await?);
+                    tx.commit().await?;
+                }
+                if let (Some(c), Some(p)) = (&batch.cursor, platform) {
+                    let mut tx = store.begin().await?;
+                    set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
+                    tx.commit().await?;
+                }
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Why an event must never get an automatic answer, if it must not.
+    fn protected(&self, ctx: &Context<'_>, e: &Event) -> Option<&'static str> {
+        if e.author.id == ctx.me.id
+            || e.author
+                .handle
+                .as_str()
+                .eq_ignore_ascii_case(ctx.me.handle.as_str())
+        {
+            Some("the bot's own account")
+        } else if e.is_repost {
+            Some("a retweet or boost")
+        } else if self.bots.contains(&e.author.handle.as_str().to_lowercase()) {
+            Some("an account on the bot list")
+        } else if !self.answer_backlog && e.at < ctx.first_start - self.backlog_grace_ms {
+            Some("written before the bot's first start")
+        } else {
+            None
+        }
+    }
+
+    /// Processes one event inside `conn`'s transaction.
+    async fn process(
+        &self,
+        conn: &mut AnyConnection,
+        rules: &RuleSet,
+        ctx: &Context<'_>,
+        e: &Event,
+    ) -> Result<Processed, StoreError> {
+        let now = self.clock.now_ms();
+        let p = e.platform.as_str();
+        let decision = rules.route(&e.text, e.channel);
+        let outcome = decision.outcome();
+        let rule = decision.rule_id().map(|r| r.as_str().to_owned());
+        let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
+        let vars = Vars {
+            author: e.author.handle.as_str(),
+            name: &e.author.name,
+            ticket: None,
+        };
+        let reply_text = match outcome {
+            Outcome::Reply(t, _) => t.render(&vars),
+            _ => String::new(),
+        };
+        let since = now - self.limits.same_reply_window_secs as Millis * 1000;
+        let row = sqlx::query(
+            "SELECT \
+               (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = $2), \
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 AND customer_id = $3) \
+                    THEN 1 ELSE 0 END AS BIGINT), \
+               (SELECT COUNT(*) FROM outbox WHERE platform = $1 AND conversation_id = $4 AND origin = 'auto'), \
+               (SELECT id FROM tickets WHERE platform = $1 AND customer_id = $3 \
+                  AND status IN ('new', 'open', 'pending') ORDER BY id DESC LIMIT 1), \
+               CAST(CASE WHEN $5 <> '' AND EXISTS (SELECT 1 FROM outbox WHERE platform = $1 \
+                  AND customer_id = $3 AND text = $5 AND created_at >= $6 \
+                  AND status IN ('queued', 'sending', 'sent')) THEN 1 ELSE 0 END AS BIGINT)",
+        )
+        .bind(p)
+        .bind(e.id.as_str())
+        .bind(e.author.id.as_str())
+        .bind(e.conversation.as_str())
+        .bind(reply_text.as_str())
+        .bind(since)
+        .fetch_one(&mut *conn)
+        .await?;
+        let existing: Option<i64> = row.try_get(0)?;
+        if existing.is_some() {
+            return Ok(Processed {
+                id: e.id.clone(),
+                duplicate: true,
+                rule,
+                action: outcome.name(),
+                ticket: None,
+                reply: Reply::None,
+            });
+        }
+        let opted_out = row.try_get::<i64, _>(1)? != 0;
+        let auto_replies: i64 = row.try_get(2)?;
+        let open_ticket: Option<TicketRef> = row.try_get::<Option<i64>, _>(3)?.map(TicketRef);
+        let same_text = row.try_get::<i64, _>(4)? != 0;
+        let capped = auto_replies >= self.limits.per_conversation as i64;
+
+        let mut plan = Plan {
+            action: outcome.name(),
+            reason: None,
+            escalate: None,
+            reply: None,
+            stop: false,
+        };
+        if let Some(why) = self.protected(ctx, e) {
+            // Recorded with the rule that matched, but nothing is done.
+            plan.action = "ignore";
+            plan.reason = Some(format!("not answered: {why}"));
+        } else if self.stop_words.contains(&stop_form(&e.text)) {
+            plan.action = "ignore";
+            plan.reason = Some("the customer asked to stop automatic replies".into());
+            plan.stop = true;
+        } else {
+            match outcome {
+                Outcome::Reply(t, via) => {
+                    if capped {
+                        plan.action = "escalate";
+                        plan.reason = Some(format!(
+                            "{auto_replies} automatic replies in this conversation already: escalated instead"
+                        ));
+                        plan.escalate = Some((self.cap_queue.clone(), Priority::Normal, None, via));
+                    } else if opted_out {
+                        plan.reason = Some("the customer opted out of automatic replies".into());
+                    } else if same_text {
+                        plan.reason =
+                            Some("the same reply went to this customer within 24 h".into());
+                    } else {
+                        plan.reply = Some((reply_text.clone(), via, t));
+                    }
+                }
+                Outcome::Escalate(esc, via) => {
+                    plan.escalate = Some((esc.queue.clone(), esc.priority, esc.ack.as_ref(), via));
+                }
+                Outcome::Ignore | Outcome::None => {}
+            }
+        }
+
+        // The ticket first: the message row points at it.
+        let mut ticket = None;
+        let mut ack: Option<(&Template, Via)> = None;
+        let mut follow_up = false;
+        if let Some((queue, priority, ack_t, via)) = &plan.escalate {
+            if let Some(t) = open_ticket {
+                ticket = Some(t);
+                follow_up = true;
+                plan.reason.get_or_insert_with(|| {
+                    format!("follow-up added to {t}: no second acknowledgement")
+                });
+            } else {
+                let note = plan.reason.clone();
+                ticket = Some(
+                    tickets::open(
+                        conn,
+                        &NewTicket {
+                            queue,
+                            priority: *priority,
+                            platform: e.platform,
+                            customer_id: e.author.id.as_str(),
+                            customer_handle: e.author.handle.as_str(),
+                            conversation_id: e.conversation.as_str(),
+                            rule_id: rule.as_deref(),
+                            note: note.as_deref(),
+                        },
+                        now,
+                    )
+                    .await?,
+                );
+                if let Some(a) = ack_t {
+                    if opted_out {
+                        plan.reason = Some("the customer opted out of automatic replies".into());
+                    } else if capped {
+                        plan.reason.get_or_insert_with(|| {
+                            format!("{auto_replies} automatic replies in this conversation already: no acknowledgement")
+                        });
+                    } else {
+                        ack = Some((a, *via));
+                    }
+                }
+            }
+        }
+
+        let to_send = match (&plan.reply, ack) {
+            (Some((text, via, _)), _) => Some((text.clone(), *via)),
+            (None, Some((a, via))) => {
+                let r = ticket.map(|t| t.to_string());
+                let v = Vars {
+                    ticket: r.as_deref(),
+                    ..vars
+                };
+                Some((a.render(&v), via))
+            }
+            (None, None) => None,
+        };
+        let reply = match (&to_send, &plan.reason) {
+            (Some(_), _) => Reply::Queued,
+            (None, Some(r)) if plan.wanted_reply(outcome) && !follow_up => {
+                Reply::Suppressed(r.clone())
+            }
+            _ => Reply::None,
+        };
+
+        let message_id: i64 = sqlx::query(
+            "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
+             author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
+             action, auto_reply, reason, ticket_id) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
+        )
+        .bind(p)
+        .bind(e.id.as_str())
+        .bind(e.channel.as_str())
+        .bind(e.conversation.as_str())
+        .bind(e.author.id.as_str())
+        .bind(e.author.handle.as_str())
+        .bind(e.author.name.as_str())
+        .bind(e.text.as_str())
+        .bind(e.in_reply_to.as_ref().map(|m| m.as_str()))
+        .bind(e.at)
+        .bind(now)
+        .bind(rule.as_deref())
+        .bind(keyword.as_deref())
+        .bind(plan.action)
+        .bind(reply.as_str())
+        .bind(plan.reason.as_deref())
+        .bind(ticket.map(|t| t.0))
+        .fetch_one(&mut *conn)
+        .await?
+        .try_get(0)?;
+
+        if plan.stop {
+            sqlx::query(
+                "INSERT INTO opt_outs (platform, customer_id, message_id, at) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (platform, customer_id) DO NOTHING",
+            )
+            .bind(p)
+            .bind(e.author.id.as_str())
+            .bind(message_id)
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        if let Some(t) = ticket {
+            tickets::append(conn, t, Direction::In, Some(message_id), None, &e.text, now).await?;
+        }
+        if let Some((text, via)) = to_send {
+            let kind = match (via, e.channel) {
+                (Via::Dm, _) | (Via::Same, Channel::Dm) => ReplyKind::Dm,
+                (Via::Same, _) => ReplyKind::Public,
+            };
+            sqlx::query(
+                "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
+                 customer_handle, conversation_id, in_reply_to, text, status, created_at, \
+                 next_attempt_at, updated_at) \
+                 VALUES ($1, $2, 'auto', $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $10, $10)",
+            )
+            .bind(p)
+            .bind(kind.as_str())
+            .bind(message_id)
+            .bind(ticket.map(|t| t.0))
+            .bind(e.author.id.as_str())
+            .bind(e.author.handle.as_str())
+            .bind(e.conversation.as_str())
+            .bind(e.id.as_str())
+            .bind(text.as_str())
+            .bind(now)
+            .execute(&mut *conn)
+            .await?;
+        }
+        Ok(Processed {
+            id: e.id.clone(),
+            duplicate: false,
+            rule,
+            action: plan.action,
+            ticket,
+            reply,
+        })
+    }
+}
+
+/// What the pipeline decided to do with one message.
+struct Plan<'r> {
+    action: &'static str,
+    reason: Option<String>,
+    escalate: Option<(Queue, Priority, Option<&'r Template>, Via)>,
+    reply: Option<(String, Via, &'r Template)>,
+    stop: bool,
+}
+
+impl Plan<'_> {
+    /// Whether the rules asked for an automatic message to the customer.
+    fn wanted_reply(&self, outcome: Outcome<'_>) -> bool {
+        match outcome {
+            Outcome::Reply(..) => true,
+            Outcome::Escalate(e, _) => e.ack.is_some(),
+            Outcome::Ignore | Outcome::None => false,
+        }
+    }
+}

@@ -1,0 +1,203 @@
+//! The one trait every social platform plugs in behind, and the domain
+//! types that cross it.
+//!
+//! Only the modules under `platform/` know a platform's JSON; what leaves
+//! them is an [`Event`] (inbound) or a [`Sent`] / [`ApiError`] (outbound).
+
+pub mod sandbox;
+pub mod x;
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::clock::Millis;
+use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform as PlatformName, UserId};
+
+/// One inbound message, whatever platform it came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Event {
+    /// Which platform.
+    pub platform: PlatformName,
+    /// Mention, DM or search hit.
+    pub channel: Channel,
+    /// The platform's id of the message.
+    pub id: MessageId,
+    /// The thread (public) or the DM conversation it belongs to.
+    pub conversation: ConversationId,
+    /// Who wrote it.
+    pub author: Author,
+    /// Its text, as plain text.
+    pub text: String,
+    /// When it was written (platform time).
+    pub at: Millis,
+    /// The message it answers, if any.
+    pub in_reply_to: Option<MessageId>,
+    /// A retweet or boost: someone else's words, never answered.
+    pub is_repost: bool,
+}
+
+/// The author of a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Author {
+    /// Stable platform user id.
+    pub id: UserId,
+    /// The @handle, without `@`.
+    pub handle: Handle,
+    /// The display name (may be empty).
+    pub name: String,
+}
+
+/// The brand's own account on a platform.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Its user id.
+    pub id: UserId,
+    /// Its handle.
+    pub handle: Handle,
+}
+
+/// An inbound stream that is polled on its own schedule with its own cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Stream {
+    /// Posts that mention the account.
+    Mentions,
+    /// Direct messages.
+    Dms,
+    /// Brand-keyword search.
+    Search,
+}
+
+impl Stream {
+    /// The name used for cursors in the store and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Mentions => "mentions",
+            Stream::Dms => "dms",
+            Stream::Search => "search",
+        }
+    }
+}
+
+/// The result of one poll of a stream.
+#[derive(Debug, Clone, Default)]
+pub struct Batch {
+    /// New events, oldest first.
+    pub events: Vec<Event>,
+    /// The cursor to store once the events are recorded (`None`: unchanged).
+    pub cursor: Option<String>,
+    /// How long to wait before polling this stream again, from the
+    /// platform's rate-limit headers, when it said.
+    pub next_poll: Option<Duration>,
+}
+
+/// How a reply leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ReplyKind {
+    /// A public reply in the thread.
+    Public,
+    /// A direct message.
+    Dm,
+}
+
+impl ReplyKind {
+    /// The name used in the store.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReplyKind::Public => "public",
+            ReplyKind::Dm => "dm",
+        }
+    }
+
+    /// Parses the store's name.
+    pub fn parse(s: &str) -> Option<ReplyKind> {
+        match s {
+            "public" => Some(ReplyKind::Public),
+            "dm" => Some(ReplyKind::Dm),
+            _ => None,
+        }
+    }
+}
+
+/// One reply to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outgoing {
+    /// Public or DM.
+    pub kind: ReplyKind,
+    /// The text, final.
+    pub text: String,
+    /// The message it answers (public replies thread under it).
+    pub in_reply_to: MessageId,
+    /// The customer (DMs go to them).
+    pub recipient: UserId,
+    /// A key unique to this outbox row, for platforms that deduplicate
+    /// retries (Mastodon's `Idempotency-Key`).
+    pub idempotency_key: String,
+}
+
+/// What the platform said after a successful send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Sent {
+    /// The platform's id of the new post or DM.
+    pub id: String,
+}
+
+/// Why a call to a platform failed, in the terms the outbox acts on.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ApiError {
+    /// 429: wait until `reset` (Unix ms) before calling this endpoint again.
+    #[error("rate limited by the platform until {reset_ms} (Unix ms)")]
+    RateLimited {
+        /// When the limit resets.
+        reset_ms: Millis,
+    },
+    /// The platform refuses the same text twice (X's 403 duplicate content).
+    #[error("the platform refused duplicate content")]
+    Duplicate,
+    /// The token is wrong, expired or revoked.
+    #[error("the platform refused the credentials (401): fix the access token, then restart")]
+    Unauthorized,
+    /// 5xx, timeout, connection reset: worth retrying later.
+    #[error("temporary failure: {0}")]
+    Transient(String),
+    /// Any other refusal: retrying will not help.
+    #[error("refused ({status}): {detail}")]
+    Rejected {
+        /// The HTTP status.
+        status: u16,
+        /// The platform's explanation.
+        detail: String,
+    },
+    /// The answer could not be understood.
+    #[error("malformed answer from the platform: {0}")]
+    Malformed(String),
+}
+
+/// A social platform, as the bot sees it.
+///
+/// Implementations own their HTTP client, their JSON and their cursors'
+/// meaning. They hold no state the store must survive: cursors come in and
+/// go out as opaque strings.
+#[async_trait]
+pub trait Connector: Send + Sync {
+    /// Which platform this is.
+    fn platform(&self) -> PlatformName;
+
+    /// The streams worth polling, in priority order.
+    fn streams(&self) -> Vec<Stream>;
+
+    /// The brand's own account (also checks the credentials).
+    async fn whoami(&self) -> Result<Account, ApiError>;
+
+    /// New events of `stream` after `cursor` (all pages), oldest first.
+    async fn poll(&self, stream: Stream, cursor: Option<&str>) -> Result<Batch, ApiError>;
+
+    /// Sends one reply.
+    async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError>;
+
+    /// How long resending exactly the same text is safe because the
+    /// platform itself refuses or absorbs a second copy (X refuses
+    /// duplicate posts for 24 h; Mastodon keeps idempotency keys for about
+    /// an hour). `None`: a resend could post twice.
+    fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration>;
+}

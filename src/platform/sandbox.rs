@@ -1,0 +1,919 @@
+//! The sandbox: a local HTTP server that behaves like the subset of the X
+//! API v2 the bot uses, fed from a traffic file.
+//!
+//! It answers with the JSON shapes of the real recordings in
+//! `../shared/fixtures/x-api-v2/` (newest first, `meta.newest_id` /
+//! `next_token`, `includes.users`, `{"meta":{"result_count":0}}` when
+//! empty), sends `x-rate-limit-*` headers, answers 429 with a reset time
+//! when a configured window is exhausted, and 403 "duplicate content" when
+//! the same text is posted twice within 24 hours, as X does. The bot talks
+//! to it through the real [`super::x::XClient`] over real HTTP.
+//!
+//! Time comes from the shared [`Clock`], so tests move windows forward
+//! without sleeping. The brand-keyword search returns every traffic line of
+//! channel `search`, whatever the query: the traffic file already says what
+//! the search found.
+
+// Handlers return early with a ready `Response`, axum's idiom; the size of
+// the error variant does not matter for a test server.
+#![allow(clippy::result_large_err)]
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Json;
+use axum::Router;
+use axum::extract::{Path as UrlPath, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use tokio::sync::oneshot;
+
+use crate::clock::{Clock, Millis, parse_rfc3339, rfc3339};
+use crate::domain::Channel;
+
+/// One line of a traffic file.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct TrafficLine {
+    /// The message id (kept as the platform id).
+    pub id: String,
+    /// mention, dm or search.
+    pub channel: Channel,
+    /// The author's handle, with or without `@`.
+    pub author: String,
+    /// Their display name.
+    #[serde(default)]
+    pub name: Option<String>,
+    /// The text.
+    pub text: String,
+    /// The conversation (default: the message's own id, or the DM pair).
+    #[serde(default)]
+    pub conversation: Option<String>,
+    /// The id of the message it answers.
+    #[serde(default)]
+    pub in_reply_to: Option<String>,
+    /// When it arrives: seconds after the sandbox starts (a number), or the
+    /// time it was written (an RFC 3339 string). Default: at start.
+    #[serde(default)]
+    pub at: Option<At>,
+}
+
+/// When a traffic line arrives.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(untagged)]
+pub enum At {
+    /// Seconds after the sandbox starts.
+    Offset(f64),
+    /// An RFC 3339 time of writing.
+    Time(String),
+}
+
+/// A traffic file that cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum TrafficError {
+    /// IO.
+    #[error("cannot read the traffic file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// A line is not a traffic entry.
+    #[error(
+        "{path}:{line}: {message} (each line is a JSON object {{\"id\", \"channel\", \"author\", \"text\", …}})"
+    )]
+    Line {
+        /// The file.
+        path: String,
+        /// 1-based line number.
+        line: usize,
+        /// What is wrong.
+        message: String,
+    },
+}
+
+/// Reads a traffic file: one JSON object per line; blank lines and lines
+/// starting with `//` or `#` are skipped.
+pub fn read_traffic(path: &Path) -> Result<Vec<TrafficLine>, TrafficError> {
+    let p = path.display().to_string();
+    let src = std::fs::read_to_string(path).map_err(|source| TrafficError::Read {
+        path: p.clone(),
+        source,
+    })?;
+    parse_traffic(&src, &p)
+}
+
+/// Parses the text of a traffic file (`name` is used in errors).
+pub fn parse_traffic(src: &str, name: &str) -> Result<Vec<TrafficLine>, TrafficError> {
+    let mut out = Vec::new();
+    for (i, line) in src.lines().enumerate() {
+        let t = line.trim();
+        if t.is_empty() || t.starts_with("//") || t.starts_with('#') {
+            continue;
+        }
+        let err = |message: String| TrafficError::Line {
+            path: name.to_owned(),
+            line: i + 1,
+            message,
+        };
+        let l: TrafficLine = serde_json::from_str(t).map_err(|e| err(e.to_string()))?;
+        if l.id.is_empty() || l.author.trim_start_matches('@').is_empty() {
+            return Err(err("`id` and `author` cannot be empty".into()));
+        }
+        if let Some(At::Time(s)) = &l.at
+            && parse_rfc3339(s).is_none()
+        {
+            return Err(err(format!(
+                "`at` = {s:?} is neither a number of seconds nor an RFC 3339 time"
+            )));
+        }
+        out.push(l);
+    }
+    Ok(out)
+}
+
+/// A window of requests for one endpoint: `limit` per `window`.
+#[derive(Debug, Clone, Copy)]
+pub struct Window {
+    /// Requests allowed per window.
+    pub limit: u32,
+    /// The window's length.
+    pub window: Duration,
+}
+
+/// Endpoints that have their own rate-limit window.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Endpoint {
+    /// `GET /2/users/me`.
+    Me,
+    /// `GET /2/users/:id/mentions`.
+    Mentions,
+    /// `GET /2/dm_events`.
+    DmEvents,
+    /// `GET /2/tweets/search/recent`.
+    Search,
+    /// `POST /2/tweets`.
+    PostTweet,
+    /// `POST /2/dm_conversations/with/:id/messages`.
+    PostDm,
+}
+
+/// How the sandbox behaves.
+#[derive(Debug, Clone)]
+pub struct SandboxConfig {
+    /// The brand's handle.
+    pub handle: String,
+    /// The bearer token it accepts.
+    pub token: String,
+    /// Rate-limit windows (X's published ones by default).
+    pub limits: HashMap<Endpoint, Window>,
+}
+
+impl Default for SandboxConfig {
+    fn default() -> Self {
+        let w = |limit, secs| Window {
+            limit,
+            window: Duration::from_secs(secs),
+        };
+        SandboxConfig {
+            handle: "lumio".into(),
+            token: "sandbox-token".into(),
+            limits: HashMap::from([
+                (Endpoint::Me, w(75, 900)),
+                (Endpoint::Mentions, w(450, 900)),
+                (Endpoint::DmEvents, w(300, 900)),
+                (Endpoint::Search, w(450, 900)),
+                (Endpoint::PostTweet, w(200, 900)),
+                (Endpoint::PostDm, w(200, 900)),
+            ]),
+        }
+    }
+}
+
+/// Something the bot posted, as the sandbox recorded it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Posted {
+    /// The id the sandbox gave it.
+    pub id: String,
+    /// `tweet` or `dm`.
+    pub kind: &'static str,
+    /// The text.
+    pub text: String,
+    /// The tweet it replies to, or the DM recipient's user id.
+    pub target: String,
+    /// When (Unix ms, sandbox clock).
+    pub at: Millis,
+}
+
+#[derive(Debug, Clone)]
+struct User {
+    id: String,
+    username: String,
+    name: String,
+}
+
+#[derive(Debug, Clone)]
+struct Item {
+    line: TrafficLine,
+    author_id: String,
+    visible_at: Millis,
+    created_at: Millis,
+}
+
+#[derive(Debug, Default)]
+struct WindowState {
+    start: Millis,
+    used: u32,
+}
+
+#[derive(Debug)]
+struct Inner {
+    config: SandboxConfig,
+    me: User,
+    users: HashMap<String, User>,
+    items: Vec<Item>,
+    posted: Vec<Posted>,
+    windows: HashMap<Endpoint, WindowState>,
+    requests: HashMap<Endpoint, u64>,
+    inject: HashMap<Endpoint, VecDeque<u16>>,
+    next_id: u64,
+}
+
+type Shared = Arc<(Mutex<Inner>, Clock)>;
+
+/// A running sandbox. Dropping it stops the server.
+#[derive(Debug)]
+pub struct Sandbox {
+    addr: SocketAddr,
+    shared: Shared,
+    _stop: oneshot::Sender<()>,
+}
+
+impl Sandbox {
+    /// Starts the sandbox on 127.0.0.1 (a free port) with `traffic`.
+    pub async fn start(
+        traffic: Vec<TrafficLine>,
+        config: SandboxConfig,
+        clock: Clock,
+    ) -> std::io::Result<Sandbox> {
+        let start = clock.now_ms();
+        let me = User {
+            id: "1000000000000000001".into(),
+            username: config.handle.clone(),
+            name: config.handle.clone(),
+        };
+        let mut inner = Inner {
+            config,
+            me,
+            users: HashMap::new(),
+            items: Vec::new(),
+            posted: Vec::new(),
+            windows: HashMap::new(),
+            requests: HashMap::new(),
+            inject: HashMap::new(),
+            next_id: 1_900_000_000_000_000_000,
+        };
+        inner.add(traffic, start);
+        let shared: Shared = Arc::new((Mutex::new(inner), clock));
+        let app = router(shared.clone());
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+        let addr = listener.local_addr()?;
+        let (tx, rx) = oneshot::channel::<()>();
+        tokio::spawn(async move {
+            let _ = axum::serve(listener, app)
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Ok(Sandbox {
+            addr,
+            shared,
+            _stop: tx,
+        })
+    }
+
+    /// The base URL to give the X client.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The bearer token it accepts.
+    pub fn token(&self) -> String {
+        self.lock().config.token.clone()
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.shared.0.lock().expect("sandbox state poisoned")
+    }
+
+    /// Adds traffic while running (offsets count from now).
+    pub fn push(&self, traffic: Vec<TrafficLine>) {
+        let now = self.shared.1.now_ms();
+        self.lock().add(traffic, now);
+    }
+
+    /// Everything the bot posted, in order.
+    pub fn posted(&self) -> Vec<Posted> {
+        self.lock().posted.clone()
+    }
+
+    /// Requests served (or refused) per endpoint.
+    pub fn requests(&self, e: Endpoint) -> u64 {
+        self.lock().requests.get(&e).copied().unwrap_or(0)
+    }
+
+    /// The next requests to `e` fail with these HTTP statuses, in order.
+    pub fn fail_next(&self, e: Endpoint, statuses: &[u16]) {
+        self.lock()
+            .inject
+            .entry(e)
+            .or_default()
+            .extend(statuses.iter().copied());
+    }
+
+    /// Replaces the rate-limit window of `e` (resets its count).
+    pub fn set_limit(&self, e: Endpoint, w: Window) {
+        let mut g = self.lock();
+        g.config.limits.insert(e, w);
+        g.windows.remove(&e);
+    }
+
+    /// Traffic lines not visible yet.
+    pub fn pending(&self) -> usize {
+        let now = self.shared.1.now_ms();
+        self.lock()
+            .items
+            .iter()
+            .filter(|i| i.visible_at > now)
+            .count()
+    }
+
+    /// When the last traffic line becomes visible (Unix ms).
+    pub fn last_arrival(&self) -> Option<Millis> {
+        self.lock().items.iter().map(|i| i.visible_at).max()
+    }
+}
+
+impl Inner {
+    fn user(&mut self, handle: &str, name: Option<&str>) -> String {
+        let handle = handle.trim_start_matches('@');
+        if handle.eq_ignore_ascii_case(&self.me.username) {
+            return self.me.id.clone();
+        }
+        let key = handle.to_ascii_lowercase();
+        let n = self.users.len() as u64;
+        let u = self.users.entry(key).or_insert_with(|| User {
+            id: (2_000_000_000u64 + n + 1).to_string(),
+            username: handle.to_owned(),
+            name: name.unwrap_or(handle).to_owned(),
+        });
+        u.id.clone()
+    }
+
+    fn add(&mut self, traffic: Vec<TrafficLine>, now: Millis) {
+        for line in traffic {
+            let author_id = self.user(&line.author, line.name.as_deref());
+            let (visible_at, created_at) = match &line.at {
+                None => (now, now),
+                Some(At::Offset(s)) => {
+                    let t = now + (s * 1000.0) as Millis;
+                    (t, t)
+                }
+                Some(At::Time(s)) => (now, parse_rfc3339(s).unwrap_or(now)),
+            };
+            self.items.push(Item {
+                line,
+                author_id,
+                visible_at,
+                created_at,
+            });
+        }
+        // Stable: equal arrival times keep file order.
+        self.items.sort_by_key(|i| i.visible_at);
+    }
+
+    fn user_by_id(&self, id: &str) -> Option<&User> {
+        if self.me.id == id {
+            return Some(&self.me);
+        }
+        self.users.values().find(|u| u.id == id)
+    }
+
+    fn fresh_id(&mut self) -> String {
+        self.next_id += 1;
+        self.next_id.to_string()
+    }
+
+    /// Counts a request against its window; `Err` is the 429 to answer.
+    fn admit(&mut self, e: Endpoint, now: Millis) -> Result<HeaderMap, Response> {
+        *self.requests.entry(e).or_default() += 1;
+        let w = self.config.limits.get(&e).copied().unwrap_or(Window {
+            limit: u32::MAX,
+            window: Duration::from_secs(900),
+        });
+        let win_ms = w.window.as_millis() as Millis;
+        let st = self.windows.entry(e).or_default();
+        if st.used == 0 || now >= st.start + win_ms {
+            st.start = now;
+            st.used = 0;
+        }
+        let reset_secs = (st.start + win_ms + 999) / 1000;
+        let mut h = HeaderMap::new();
+        h.insert("x-rate-limit-limit", HeaderValue::from(w.limit));
+        h.insert("x-rate-limit-reset", HeaderValue::from(reset_secs));
+        if st.used >= w.limit {
+            h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
+            return Err((
+                StatusCode::TOO_MANY_REQUESTS,
+                h,
+                Json(problem(429, "Too Many Requests", "Too Many Requests")),
+            )
+                .into_response());
+        }
+        st.used += 1;
+        h.insert(
+            "x-rate-limit-remaining",
+            HeaderValue::from(w.limit - st.used),
+        );
+        if let Some(status) = self.inject.get_mut(&e).and_then(|q| q.pop_front()) {
+            let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
+            let title = code.canonical_reason().unwrap_or("Error");
+            return Err((code, h, Json(problem(status, title, title))).into_response());
+        }
+        Ok(h)
+    }
+
+    fn tweet_json(&self, it: &Item, fields: &HashSet<String>) -> Value {
+        let l = &it.line;
+        let mut t = json!({
+            "edit_history_tweet_ids": [l.id],
+            "id": l.id,
+            "text": l.text,
+        });
+        let o = t.as_object_mut().expect("object");
+        if fields.contains("author_id") {
+            o.insert("author_id".into(), json!(it.author_id));
+        }
+        if fields.contains("created_at") {
+            o.insert("created_at".into(), json!(rfc3339(it.created_at)));
+        }
+        if fields.contains("conversation_id") {
+            let conv = l.conversation.clone().unwrap_or_else(|| {
+                // A reply belongs to the thread of what it answers.
+                l.in_reply_to
+                    .as_deref()
+                    .and_then(|p| self.items.iter().find(|i| i.line.id == p))
+                    .map(|p| p.line.conversation.clone().unwrap_or(p.line.id.clone()))
+                    .unwrap_or_else(|| l.id.clone())
+            });
+            o.insert("conversation_id".into(), json!(conv));
+        }
+        if let Some(parent) = &l.in_reply_to {
+            if fields.contains("referenced_tweets") {
+                o.insert(
+                    "referenced_tweets".into(),
+                    json!([{"type": "replied_to", "id": parent}]),
+                );
+            }
+            if fields.contains("in_reply_to_user_id") {
+                let to = self
+                    .items
+                    .iter()
+                    .find(|i| &i.line.id == parent)
+                    .map(|i| i.author_id.clone())
+                    .unwrap_or_else(|| self.me.id.clone());
+                o.insert("in_reply_to_user_id".into(), json!(to));
+            }
+        }
+        t
+    }
+}
+
+fn problem(status: u16, title: &str, detail: &str) -> Value {
+    json!({"title": title, "detail": detail, "type": "about:blank", "status": status})
+}
+
+fn router(shared: Shared) -> Router {
+    Router::new()
+        .route("/2/users/me", get(users_me))
+        .route("/2/users/{id}/mentions", get(mentions))
+        .route("/2/tweets/search/recent", get(search))
+        .route("/2/dm_events", get(dm_events))
+        .route("/2/tweets", post(create_tweet))
+        .route(
+            "/2/dm_conversations/with/{participant}/messages",
+            post(create_dm),
+        )
+        .route("/sandbox/posted", get(posted))
+        .with_state(shared)
+}
+
+fn authorized(g: &Inner, headers: &HeaderMap) -> Result<(), Response> {
+    let expected = format!("Bearer {}", g.config.token);
+    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
+        Some(v) if v == expected => Ok(()),
+        _ => Err((
+            StatusCode::UNAUTHORIZED,
+            Json(problem(401, "Unauthorized", "Unauthorized")),
+        )
+            .into_response()),
+    }
+}
+
+/// Locks the state, checks the token and the endpoint's window.
+fn enter<'a>(
+    shared: &'a Shared,
+    headers: &HeaderMap,
+    e: Endpoint,
+) -> Result<(std::sync::MutexGuard<'a, Inner>, HeaderMap, Millis), Response> {
+    let now = shared.1.now_ms();
+    let mut g = shared.0.lock().expect("sandbox state poisoned");
+    authorized(&g, headers)?;
+    let h = g.admit(e, now)?;
+    Ok((g, h, now))
+}
+
+async fn users_me(State(s): State<Shared>, headers: HeaderMap) -> Response {
+    let (g, h, _) = match enter(&s, &headers, Endpoint::Me) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let body = json!({"data": {"id": g.me.id, "name": g.me.name, "username": g.me.username}});
+    (h, Json(body)).into_response()
+}
+
+type Params = HashMap<String, String>;
+
+fn csv(p: &Params, key: &str) -> HashSet<String> {
+    p.get(key)
+        .map(|v| v.split(',').map(|s| s.trim().to_owned()).collect())
+        .unwrap_or_default()
+}
+
+fn max_results(p: &Params, default: usize, lo: usize, hi: usize) -> Result<usize, Response> {
+    match p.get("max_results") {
+        None => Ok(default),
+        Some(v) => match v.parse::<usize>() {
+            Ok(n) if (lo..=hi).contains(&n) => Ok(n),
+            _ => Err((
+                StatusCode::BAD_REQUEST,
+                Json(problem(
+                    400,
+                    "Invalid Request",
+                    &format!(
+                        "The `max_results` query parameter value [{v}] is not between {lo} and {hi}"
+                    ),
+                )),
+            )
+                .into_response()),
+        },
+    }
+}
+
+/// Pages `ids` (newest first) the way X does: `pagination_token` is an offset.
+fn page<T: Clone>(all: &[T], p: &Params, size: usize) -> (Vec<T>, Option<String>) {
+    let from = p
+        .get("pagination_token")
+        .and_then(|t| t.strip_prefix("pg"))
+        .and_then(|n| n.parse::<usize>().ok())
+        .unwrap_or(0)
+        .min(all.len());
+    let to = (from + size).min(all.len());
+    let next = (to < all.len()).then(|| format!("pg{to}"));
+    (all[from..to].to_vec(), next)
+}
+
+fn timeline(s: &Shared, headers: &HeaderMap, p: &Params, e: Endpoint, ch: Channel) -> Response {
+    let (g, h, now) = match enter(s, headers, e) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let size = match max_results(p, 10, if e == Endpoint::Search { 10 } else { 5 }, 100) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let visible: Vec<&Item> = g
+        .items
+        .iter()
+        .filter(|i| i.line.channel == ch && i.visible_at <= now)
+        .collect();
+    // Everything after since_id (by arrival order), newest first.
+    let after = match p.get("since_id") {
+        Some(since) => match visible.iter().position(|i| &i.line.id == since) {
+            Some(pos) => visible[pos + 1..].to_vec(),
+            None => match since.parse::<u128>() {
+                Ok(n) => visible
+                    .iter()
+                    .filter(|i| i.line.id.parse::<u128>().is_ok_and(|m| m > n))
+                    .copied()
+                    .collect(),
+                Err(_) => visible.clone(),
+            },
+        },
+        None => visible.clone(),
+    };
+    let newest_first: Vec<&Item> = after.into_iter().rev().collect();
+    let (items, next) = page(&newest_first, p, size);
+    if items.is_empty() {
+        return (h, Json(json!({"meta": {"result_count": 0}}))).into_response();
+    }
+    let fields = csv(p, "tweet.fields");
+    let data: Vec<Value> = items.iter().map(|i| g.tweet_json(i, &fields)).collect();
+    let mut body = json!({
+        "data": data,
+        "meta": {
+            "newest_id": items[0].line.id,
+            "oldest_id": items[items.len() - 1].line.id,
+            "result_count": items.len(),
+        }
+    });
+    if let Some(n) = next {
+        body["meta"]["next_token"] = json!(n);
+    }
+    if csv(p, "expansions").contains("author_id") {
+        body["includes"] =
+            json!({"users": users_json(&g, items.iter().map(|i| i.author_id.as_str()))});
+    }
+    (h, Json(body)).into_response()
+}
+
+fn users_json<'a>(g: &Inner, ids: impl Iterator<Item = &'a str>) -> Vec<Value> {
+    let mut seen = HashSet::new();
+    ids.filter(|id| seen.insert(*id))
+        .filter_map(|id| g.user_by_id(id))
+        .map(|u| json!({"id": u.id, "name": u.name, "username": u.username}))
+        .collect()
+}
+
+async fn mentions(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    {
+        let g = s.0.lock().expect("sandbox state poisoned");
+        if id != g.me.id {
+            // The sandbox serves one account, as a user token would.
+            return (
+                StatusCode::FORBIDDEN,
+                Json(problem(
+                    403,
+                    "Forbidden",
+                    "You can only read your own mentions here",
+                )),
+            )
+                .into_response();
+        }
+    }
+    timeline(&s, &headers, &p, Endpoint::Mentions, Channel::Mention)
+}
+
+async fn search(State(s): State<Shared>, headers: HeaderMap, Query(p): Query<Params>) -> Response {
+    if p.get("query").is_none_or(|q| q.trim().is_empty()) {
+        return (
+            StatusCode::BAD_REQUEST,
+            Json(problem(
+                400,
+                "Invalid Request",
+                "The `query` query parameter can not be empty",
+            )),
+        )
+            .into_response();
+    }
+    timeline(&s, &headers, &p, Endpoint::Search, Channel::Search)
+}
+
+#[derive(Clone)]
+struct DmView {
+    id: String,
+    text: String,
+    conversation: String,
+    created_at: Millis,
+    sender: String,
+}
+
+async fn dm_events(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    let (g, h, now) = match enter(&s, &headers, Endpoint::DmEvents) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let size = match max_results(&p, 100, 1, 100) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let pair = |a: &str, b: &str| {
+        let (x, y) = if a.parse::<u128>().unwrap_or(0) < b.parse::<u128>().unwrap_or(0) {
+            (a, b)
+        } else {
+            (b, a)
+        };
+        format!("{x}-{y}")
+    };
+    // Received and sent DMs, newest first, as X lists them.
+    let mut all: Vec<(Millis, DmView)> = g
+        .items
+        .iter()
+        .filter(|i| i.line.channel == Channel::Dm && i.visible_at <= now)
+        .map(|i| {
+            (
+                i.visible_at,
+                DmView {
+                    id: i.line.id.clone(),
+                    text: i.line.text.clone(),
+                    conversation: i
+                        .line
+                        .conversation
+                        .clone()
+                        .unwrap_or_else(|| pair(&i.author_id, &g.me.id)),
+                    created_at: i.created_at,
+                    sender: i.author_id.clone(),
+                },
+            )
+        })
+        .chain(g.posted.iter().filter(|x| x.kind == "dm").map(|x| {
+            (
+                x.at,
+                DmView {
+                    id: x.id.clone(),
+                    text: x.text.clone(),
+                    conversation: pair(&x.target, &g.me.id),
+                    created_at: x.at,
+                    sender: g.me.id.clone(),
+                },
+            )
+        }))
+        .collect();
+    all.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+    let all: Vec<DmView> = all.into_iter().map(|(_, v)| v).collect();
+    let (items, next) = page(&all, &p, size);
+    if items.is_empty() {
+        return (h, Json(json!({"meta": {"result_count": 0}}))).into_response();
+    }
+    let fields = csv(&p, "dm_event.fields");
+    let data: Vec<Value> = items
+        .iter()
+        .map(|d| {
+            let mut v = json!({"id": d.id, "text": d.text, "event_type": "MessageCreate"});
+            let o = v.as_object_mut().expect("object");
+            if fields.contains("dm_conversation_id") {
+                o.insert("dm_conversation_id".into(), json!(d.conversation));
+            }
+            if fields.contains("created_at") {
+                o.insert("created_at".into(), json!(rfc3339(d.created_at)));
+            }
+            if fields.contains("sender_id") {
+                o.insert("sender_id".into(), json!(d.sender));
+            }
+            v
+        })
+        .collect();
+    let mut body = json!({"data": data, "meta": {"result_count": items.len()}});
+    if let Some(n) = next {
+        body["meta"]["next_token"] = json!(n);
+    }
+    if csv(&p, "expansions").contains("sender_id") {
+        body["includes"] =
+            json!({"users": users_json(&g, items.iter().map(|d| d.sender.as_str()))});
+    }
+    (h, Json(body)).into_response()
+}
+
+fn bad_request(detail: &str) -> Response {
+    (
+        StatusCode::BAD_REQUEST,
+        Json(problem(400, "Invalid Request", detail)),
+    )
+        .into_response()
+}
+
+async fn create_tweet(
+    State(s): State<Shared>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    let (mut g, h, now) = match enter(&s, &headers, Endpoint::PostTweet) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(Json(body)) = body else {
+        return bad_request("The request body is not valid JSON");
+    };
+    let Some(text) = body.get("text").and_then(Value::as_str) else {
+        return bad_request("The `text` field is required");
+    };
+    if crate::text::LengthLimit::X.count(text) > 280 || text.trim().is_empty() {
+        return (
+            StatusCode::FORBIDDEN,
+            Json(problem(
+                403,
+                "Forbidden",
+                "Tweet text is empty or too long.",
+            )),
+        )
+            .into_response();
+    }
+    let day = 24 * 3600 * 1000;
+    if g.posted
+        .iter()
+        .any(|p| p.kind == "tweet" && p.text == text && now - p.at < day)
+    {
+        return (
+            StatusCode::FORBIDDEN,
+            h,
+            Json(problem(
+                403,
+                "Forbidden",
+                "You are not allowed to create a Tweet with duplicate content.",
+            )),
+        )
+            .into_response();
+    }
+    let target = body
+        .pointer("/reply/in_reply_to_tweet_id")
+        .and_then(Value::as_str)
+        .unwrap_or("")
+        .to_owned();
+    let id = g.fresh_id();
+    g.posted.push(Posted {
+        id: id.clone(),
+        kind: "tweet",
+        text: text.to_owned(),
+        target,
+        at: now,
+    });
+    let body = json!({"data": {"edit_history_tweet_ids": [id], "id": id, "text": text}});
+    (StatusCode::CREATED, h, Json(body)).into_response()
+}
+
+async fn create_dm(
+    State(s): State<Shared>,
+    UrlPath(participant): UrlPath<String>,
+    headers: HeaderMap,
+    body: Option<Json<Value>>,
+) -> Response {
+    let (mut g, h, now) = match enter(&s, &headers, Endpoint::PostDm) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let Some(text) = body
+        .as_ref()
+        .and_then(|Json(b)| b.get("text"))
+        .and_then(Value::as_str)
+    else {
+        return bad_request("The `text` field is required");
+    };
+    if g.user_by_id(&participant).is_none() {
+        return bad_request(&format!("Could not find user with id: [{participant}]."));
+    }
+    let text = text.to_owned();
+    let id = g.fresh_id();
+    let conv = format!("{}-{}", participant, g.me.id);
+    g.posted.push(Posted {
+        id: id.clone(),
+        kind: "dm",
+        text,
+        target: participant,
+        at: now,
+    });
+    let body = json!({"data": {"dm_conversation_id": conv, "dm_event_id": id}});
+    (StatusCode::CREATED, h, Json(body)).into_response()
+}
+
+async fn posted(State(s): State<Shared>) -> Response {
+    let g = s.0.lock().expect("sandbox state poisoned");
+    Json(json!({"posted": g.posted})).into_response()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn traffic_lines_parse_and_errors_name_the_line() {
+        let src = r#"{"id":"1","channel":"mention","author":"@ana","text":"hi"}
+# comment
+{"id":"2","channel":"dm","author":"bob","name":"Bob","text":"yo","at":2.5}
+"#;
+        let t = parse_traffic(src, "t.jsonl").unwrap();
+        assert_eq!(t.len(), 2);
+        assert_eq!(t[1].at, Some(At::Offset(2.5)));
+        let e = parse_traffic("{\"id\":\"1\"}\n", "t.jsonl").unwrap_err();
+        assert!(e.to_string().starts_with("t.jsonl:1:"), "{e}");
+        // The same id twice is a redelivery, as platforms do: allowed.
+        let dup = "{\"id\":\"1\",\"channel\":\"dm\",\"author\":\"a\",\"text\":\"x\"}\n".repeat(2);
+        assert_eq!(parse_traffic(&dup, "t").unwrap().len(), 2);
+    }
+}

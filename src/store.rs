@@ -1,0 +1,224 @@
+//! The database: connection, migrations, transactions, and the small
+//! tables no other module owns (bot state, stream cursors).
+//!
+//! One code path serves SQLite and PostgreSQL: sqlx's `Any` driver with
+//! runtime-checked queries written in the SQL both understand (`$1`
+//! placeholders, `RETURNING`, `ON CONFLICT`). Times are Unix milliseconds in
+//! 64-bit integers, so neither backend's date types leak into the code.
+//! Each backend has its own migration folder because identity columns are
+//! spelled differently; the tables are the same.
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, Transaction};
+
+use crate::clock::Millis;
+use crate::domain::Platform;
+use crate::platform::Stream;
+
+/// Which database is behind the pool.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// The embedded default: one file.
+    Sqlite,
+    /// The scale-out choice.
+    Postgres,
+}
+
+/// Why the database cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The URL is neither `sqlite:` nor `postgres:`.
+    #[error(
+        "unsupported database URL `{0}`: use sqlite://FILE (created on first start) or postgres://USER@HOST/DB"
+    )]
+    Url(String),
+    /// Connecting failed.
+    #[error(
+        "cannot open the database {url}: {source}; check database_url and that the server is up"
+    )]
+    Connect {
+        /// The URL with any password removed.
+        url: String,
+        /// The driver's error.
+        source: sqlx::Error,
+    },
+    /// Applying migrations failed.
+    #[error("cannot migrate the database {url}: {source}; was it created by a newer helpdesk?")]
+    Migrate {
+        /// The URL with any password removed.
+        url: String,
+        /// The migrator's error.
+        source: sqlx::migrate::MigrateError,
+    },
+    /// A query failed (disk full, database gone, constraint violated…).
+    #[error("database error: {0}; the message stays unprocessed and will be retried")]
+    Query(#[from] sqlx::Error),
+}
+
+/// A connection pool plus what kind of database it is.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// Removes the password from a database URL, for logs and errors.
+pub fn redact_url(url: &str) -> String {
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((auth, host)) = rest.split_once('@')
+        && let Some((user, _)) = auth.split_once(':')
+    {
+        return format!("{scheme}://{user}:[redacted]@{host}");
+    }
+    url.to_owned()
+}
+
+impl Store {
+    /// Opens (creating a SQLite file if needed) and migrates the database.
+    pub async fn open(url: &str) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let shown = redact_url(url);
+        let (backend, url) = if url.starts_with("sqlite:") {
+            // Create the file on first start.
+            let sep = if url.contains('?') { '&' } else { '?' };
+            let u = if url.contains("mode=") || url.contains(":memory:") {
+                url.to_owned()
+            } else {
+                format!("{url}{sep}mode=rwc")
+            };
+            (Backend::Sqlite, u)
+        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+            (Backend::Postgres, url.to_owned())
+        } else {
+            return Err(StoreError::Url(shown));
+        };
+        let connect_err = |source| StoreError::Connect {
+            url: shown.clone(),
+            source,
+        };
+        let opts = AnyConnectOptions::from_str(&url)
+            .map_err(connect_err)?
+            .disable_statement_logging();
+        let pool = AnyPoolOptions::new()
+            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        // WAL lets readers work while the bot writes;
+                        // NORMAL keeps commits fast and durable across
+                        // process crashes (the outbox's promise).
+                        conn.execute(
+                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                        )
+                        .await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(opts)
+            .await
+            .map_err(connect_err)?;
+        let migrator = match backend {
+            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+        };
+        migrator
+            .run(&pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: shown.clone(),
+                source,
+            })?;
+        Ok(Store { pool, backend })
+    }
+
+    /// The pool, for read-only queries.
+    pub fn pool(&self) -> &AnyPool {
+        &self.pool
+    }
+
+    /// Which database this is.
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Starts a write transaction. On SQLite it takes the write lock at
+    /// once, so two writers queue on `busy_timeout` instead of failing
+    /// when a reader upgrades.
+    pub async fn begin(&self) -> Result<Transaction<'static, Any>, StoreError> {
+        Ok(match self.backend {
+            Backend::Sqlite => self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            Backend::Postgres => self.pool.begin().await?,
+        })
+    }
+
+    /// The time of the bot's first start, recorded on the first call.
+    pub async fn first_start(&self, now: Millis) -> Result<Millis, StoreError> {
+        sqlx::query(
+            "INSERT INTO bot_state (key, value) VALUES ('first_start', $1) ON CONFLICT (key) DO NOTHING",
+        )
+        .bind(now.to_string())
+        .execute(&self.pool)
+        .await?;
+        let v: String = sqlx::query("SELECT value FROM bot_state WHERE key = 'first_start'")
+            .fetch_one(&self.pool)
+            .await?
+            .try_get(0)?;
+        Ok(v.parse().unwrap_or(now))
+    }
+
+    /// Where `stream` of `platform` stopped reading.
+    pub async fn cursor(
+        &self,
+        platform: Platform,
+        stream: Stream,
+    ) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT cursor FROM cursors WHERE platform = $1 AND stream = $2")
+            .bind(platform.as_str())
+            .bind(stream.as_str())
+            .fetch_optional(&self.pool)
+            .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+}
+
+/// Moves a stream's cursor, inside the transaction that records its events,
+/// so a restart continues exactly where the last commit stopped.
+pub async fn set_cursor(
+    conn: &mut AnyConnection,
+    platform: Platform,
+    stream: Stream,
+    cursor: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO cursors (platform, stream, cursor, updated_at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (platform, stream) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
+    )
+    .bind(platform.as_str())
+    .bind(stream.as_str())
+    .bind(cursor)
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            redact_url("postgres://bot:s3cret@db:5432/helpdesk"),
+            "postgres://bot:[redacted]@db:5432/helpdesk"
+        );
+        assert_eq!(redact_url("sqlite://helpdesk.db"), "sqlite://helpdesk.db");
+    }
+}
