@@ -100,7 +100,12 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> 
     // Drive the bot round by round until nothing more can happen now.
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
-        let fresh = bot.poll_once().await?.len();
+        let fresh = bot
+            .poll_once()
+            .await?
+            .iter()
+            .filter(|p| !p.duplicate)
+            .count();
         let round = bot.drain_once().await?;
         let settled = fresh == 0 && !round.progressed() && round.sent == 0;
         if settled && sandbox.pending() == 0 {

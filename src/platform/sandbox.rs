@@ -607,7 +607,7 @@ fn timeline(s: &Shared, headers: &HeaderMap, p: &Params, e: Endpoint, ch: Channe
         .collect();
     // Everything after since_id (by arrival order), newest first.
     let after = match p.get("since_id") {
-        Some(since) => match visible.iter().position(|i| &i.line.id == since) {
+        Some(since) => match visible.iter().rposition(|i| &i.line.id == since) {
             Some(pos) => visible[pos + 1..].to_vec(),
             None => match since.parse::<u128>() {
                 Ok(n) => visible

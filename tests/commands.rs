@@ -1,0 +1,161 @@
+//! `helpdesk run` and `helpdesk demo` as processes, the way operators and
+//! newcomers start them.
+
+mod common;
+
+use std::io::Read;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::line;
+use helpdesk::clock::Clock;
+use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, parse_traffic};
+
+const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(30),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn terminate(child: &std::process::Child) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_answers_stops_on_sigterm_and_resumes_from_its_cursor() {
+    let clock = Clock::new();
+    let traffic = [
+        line("3001", "mention", "ana", "@lumio vos horaires ?"),
+        line("3002", "mention", "tom", "@lumio I want a refund"),
+    ]
+    .join("\n");
+    let sandbox = Sandbox::start(
+        parse_traffic(&traffic, "t").unwrap(),
+        SandboxConfig::default(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\nrules = \"{}\"\n\n[x]\nbase_url = \"{}\"\naccess_token_env = \"HD_TEST_X_TOKEN\"\nmin_poll_interval_ms = 100\n",
+            dir.path().join("bot.db").display(),
+            common::repo_rules().display(),
+            sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let start = || {
+        Command::new(BIN)
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("HD_TEST_X_TOKEN", sandbox.token())
+            .env("RUST_LOG", "debug")
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+
+    let mut child = start();
+    wait_for("two replies", || sandbox.posted().len() == 2).await;
+    terminate(&child);
+    let status = child.wait().unwrap();
+    assert!(status.success(), "clean exit on SIGTERM: {status}");
+    let mut logs = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut logs)
+        .unwrap();
+    assert!(
+        !logs.contains(&sandbox.token()),
+        "the token never reaches a log"
+    );
+    assert!(logs.contains("message routed"), "{logs}");
+
+    // A new message while it was down: the restart answers it, and only it.
+    sandbox
+        .push(parse_traffic(&line("3003", "mention", "zoe", "@lumio code wifi ?"), "t").unwrap());
+    let mut child = start();
+    wait_for("the third reply", || sandbox.posted().len() == 3).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    terminate(&child);
+    assert!(child.wait().unwrap().success());
+    let posted = sandbox.posted();
+    assert_eq!(posted.len(), 3, "{posted:?}");
+    assert_eq!(posted[2].target, "3003");
+}
+
+#[test]
+fn run_without_a_token_says_which_variable_to_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\nrules = \"{}\"\n[x]\nbase_url = \"http://127.0.0.1:9\"\naccess_token_env = \"HD_TEST_NO_SUCH_TOKEN\"\n",
+            dir.path().join("bot.db").display(),
+            common::repo_rules().display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env_remove("HD_TEST_NO_SUCH_TOKEN")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("HD_TEST_NO_SUCH_TOKEN"), "{err}");
+}
+
+#[test]
+fn demo_json_prints_one_line_per_message_and_a_summary() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(BIN)
+        .args(["demo", "--json"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, messages) = lines.split_last().unwrap();
+    let s = &summary["summary"];
+    assert_eq!(s["messages"].as_u64().unwrap() as usize, messages.len());
+    for m in messages {
+        for k in ["id", "rule", "action", "reply_status", "ticket"] {
+            assert!(m.get(k).is_some(), "{m} lacks {k}");
+        }
+    }
+    // The angry burst shows the limiter: some replies wait.
+    assert!(s["queued"].as_u64().unwrap() >= 1, "{s}");
+    assert!(s["sent"].as_u64().unwrap() >= 20, "{s}");
+    let ids: std::collections::HashSet<&str> =
+        messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
+    assert_eq!(ids.len(), messages.len(), "each message once");
+}

@@ -1,0 +1,236 @@
+//! Spawns the whole bot as `helpdesk run` builds it: the sandbox X API on
+//! 127.0.0.1, the real X client over HTTP, and a fresh database per test
+//! (a SQLite file, or a new PostgreSQL database when
+//! `HELPDESK_TEST_POSTGRES_URL` is set).
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+
+use helpdesk::bot::Bot;
+use helpdesk::clock::Clock;
+use helpdesk::config::{Config, Secret, XConfig};
+use helpdesk::platform::Connector;
+use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, parse_traffic};
+use helpdesk::platform::x::XClient;
+use helpdesk::rules::{LoadOptions, RuleSet};
+use helpdesk::store::Store;
+use sqlx::Row;
+
+/// Which database a test runs on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Db {
+    Sqlite,
+    Postgres,
+}
+
+/// A running bot and everything around it.
+pub struct App {
+    pub sandbox: Sandbox,
+    pub bot: Bot,
+    pub store: Store,
+    pub clock: Clock,
+    pub config: Config,
+    pub url: String,
+    pub dir: tempfile::TempDir,
+}
+
+pub fn repo_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules")
+}
+
+/// A fresh database URL, or `None` (with a skip line) when PostgreSQL is
+/// not configured for tests.
+pub async fn fresh_db(db: Db, dir: &Path) -> Option<String> {
+    match db {
+        Db::Sqlite => Some(format!("sqlite://{}", dir.join("helpdesk.db").display())),
+        Db::Postgres => {
+            let Ok(base) = std::env::var("HELPDESK_TEST_POSTGRES_URL") else {
+                eprintln!(
+                    "skip: PostgreSQL test (set HELPDESK_TEST_POSTGRES_URL, as .ci/run does, to run it)"
+                );
+                return None;
+            };
+            static N: AtomicU32 = AtomicU32::new(0);
+            let name = format!(
+                "helpdesk_t_{}_{}_{}",
+                std::process::id(),
+                N.fetch_add(1, Ordering::SeqCst),
+                rand_suffix()
+            );
+            sqlx::any::install_default_drivers();
+            let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
+                .await
+                .unwrap_or_else(|e| panic!("PostgreSQL at HELPDESK_TEST_POSTGRES_URL: {e}"));
+            sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+                .execute(&mut conn)
+                .await
+                .expect("create test database");
+            let (prefix, _) = base.rsplit_once('/').expect("URL with a database");
+            Some(format!("{prefix}/{name}"))
+        }
+    }
+}
+
+fn rand_suffix() -> u32 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0)
+}
+
+/// Options for [`spawn`].
+pub struct Setup {
+    pub db: Db,
+    pub traffic: String,
+    pub rules: Option<PathBuf>,
+    pub config: Config,
+    pub sandbox: SandboxConfig,
+}
+
+impl Setup {
+    pub fn new(db: Db, traffic: &str) -> Setup {
+        Setup {
+            db,
+            traffic: traffic.to_owned(),
+            rules: None,
+            config: Config::default(),
+            sandbox: SandboxConfig::default(),
+        }
+    }
+}
+
+/// Wraps a connector, e.g. to crash in the middle of a send.
+pub type Wrap = Box<dyn FnOnce(Arc<dyn Connector>) -> Arc<dyn Connector>>;
+
+pub async fn spawn(setup: Setup) -> Option<App> {
+    spawn_wrapped(setup, Box::new(|c| c)).await
+}
+
+pub async fn spawn_wrapped(setup: Setup, wrap: Wrap) -> Option<App> {
+    let dir = tempfile::tempdir().unwrap();
+    let url = fresh_db(setup.db, dir.path()).await?;
+    let clock = Clock::new();
+    let traffic = parse_traffic(&setup.traffic, "test traffic").unwrap();
+    let sandbox = Sandbox::start(traffic, setup.sandbox, clock.clone())
+        .await
+        .unwrap();
+    let mut config = setup.config;
+    config.database_url = url.clone();
+    config.rules = setup.rules.unwrap_or_else(repo_rules);
+    config.x = Some(XConfig {
+        base_url: sandbox.base_url(),
+        min_poll_interval_ms: 0,
+        search_query: Some("lumio".into()),
+        ..XConfig::default()
+    });
+    let bot = build_bot(&config, &sandbox, &clock, wrap).await;
+    let store = bot.store().clone();
+    Some(App {
+        sandbox,
+        bot,
+        store,
+        clock,
+        config,
+        url,
+        dir,
+    })
+}
+
+/// Builds a bot on `config` (as after a restart: same database, same sandbox).
+pub async fn build_bot(config: &Config, sandbox: &Sandbox, clock: &Clock, wrap: Wrap) -> Bot {
+    let rules = RuleSet::load_dir(&config.rules, &LoadOptions::default())
+        .unwrap_or_else(|e| panic!("{}", e.render()));
+    let store = Store::open(&config.database_url).await.unwrap();
+    let x = config.x.as_ref().unwrap();
+    let client: Arc<dyn Connector> =
+        Arc::new(XClient::new(x, Secret::new(sandbox.token()), clock.clone()));
+    Bot::new(
+        config,
+        store,
+        Arc::new(rules),
+        vec![wrap(client)],
+        clock.clone(),
+    )
+    .await
+    .unwrap()
+}
+
+impl App {
+    /// Polls and drains until nothing moves.
+    pub async fn settle(&self) {
+        for _ in 0..50 {
+            let fresh = self
+                .bot
+                .poll_once()
+                .await
+                .unwrap()
+                .iter()
+                .filter(|p| !p.duplicate)
+                .count();
+            let r = self.bot.drain_once().await.unwrap();
+            if fresh == 0 && !r.progressed() && r.sent == 0 {
+                return;
+            }
+        }
+        panic!("the bot did not settle");
+    }
+
+    pub async fn count(&self, sql: &'static str) -> i64 {
+        sqlx::query(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+            .try_get::<i64, _>(0)
+            .unwrap()
+    }
+
+    /// (status, text) of the outbox rows, in id order.
+    pub async fn outbox(&self) -> Vec<(String, String)> {
+        sqlx::query("SELECT status, text FROM outbox ORDER BY id")
+            .fetch_all(self.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect()
+    }
+}
+
+/// A traffic line.
+pub fn line(id: &str, channel: &str, author: &str, text: &str) -> String {
+    serde_json::json!({"id": id, "channel": channel, "author": author, "text": text}).to_string()
+}
+
+/// Writes a rules folder with one file.
+pub fn rules_dir(dir: &Path, toml: &str) -> PathBuf {
+    let d = dir.join("rules");
+    std::fs::create_dir_all(&d).unwrap();
+    std::fs::write(d.join("rules.toml"), toml).unwrap();
+    d
+}
+
+/// Declares one test per database for an `async fn(Db)` scenario.
+#[macro_export]
+macro_rules! on_both_databases {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Db::Sqlite).await;
+                }
+            )*
+        }
+        mod postgres {
+            $(
+                #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+                async fn $name() {
+                    super::$name(super::common::Db::Postgres).await;
+                }
+            )*
+        }
+    };
+}
