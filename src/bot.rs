@@ -171,6 +171,18 @@ impl Bot {
             let (bot, wake, stop) = (bot.clone(), wake.clone(), shutdown.clone());
             tasks.spawn(async move { bot.send_loop(wake, stop).await });
         }
+        {
+            // Reaches into a sender round that is already running.
+            let (bot, mut stop) = (bot.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+                bot.sender.stop();
+            });
+        }
         while let Some(r) = tasks.join_next().await {
             if let Err(e) = r {
                 tracing::error!(error = %e, "a bot task panicked");

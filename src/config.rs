@@ -149,7 +149,10 @@ pub struct XConfig {
     pub min_poll_interval_ms: u64,
     /// The pause when the API sends no rate-limit headers.
     pub poll_interval_ms: u64,
-    /// A recent-search query for brand monitoring (channel `search`); none by default.
+    /// Brand monitoring: poll the recent search (channel `search`).
+    pub search: bool,
+    /// Its query; by default the account's handle, minus its own posts and
+    /// retweets (`lumio -from:lumio -is:retweet`).
     pub search_query: Option<String>,
     /// Poll direct messages.
     pub dms: bool,
@@ -162,6 +165,7 @@ impl Default for XConfig {
             access_token_env: "HELPDESK_X_TOKEN".into(),
             min_poll_interval_ms: 1000,
             poll_interval_ms: 60_000,
+            search: true,
             search_query: None,
             dms: true,
         }

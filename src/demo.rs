@@ -80,7 +80,6 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> 
         base_url: sandbox.base_url(),
         min_poll_interval_ms: 0,
         poll_interval_ms: 0,
-        search_query: Some("lumio".into()),
         ..XConfig::default()
     };
     let config = Config {

@@ -32,6 +32,7 @@
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -109,6 +110,8 @@ pub struct Sender {
     per_customer: Keyed,
     /// Endpoint blocked until (Unix ms), after a 429 or a 401.
     blocked: Mutex<HashMap<(Platform, ReplyKind), Millis>>,
+    /// Set on shutdown: the round stops before its next lease.
+    stopping: AtomicBool,
 }
 
 impl std::fmt::Debug for Sender {
@@ -191,7 +194,14 @@ impl Sender {
             limits,
             clock,
             blocked: Mutex::new(HashMap::new()),
+            stopping: AtomicBool::new(false),
         }
+    }
+
+    /// Asks the current and later rounds to stop before their next send;
+    /// the send in flight finishes and is recorded.
+    pub fn stop(&self) {
+        self.stopping.store(true, Ordering::SeqCst);
     }
 
     fn blocked_until(&self, p: Platform, k: ReplyKind) -> Option<Millis> {
@@ -236,6 +246,9 @@ impl Sender {
         .await?;
         let mut global_empty: HashMap<Platform, Millis> = HashMap::new();
         for r in rows {
+            if self.stopping.load(Ordering::SeqCst) {
+                break;
+            }
             let row = parse_row(&r)?;
             let Some(conn) = self.connectors.get(&row.platform).cloned() else {
                 report.held += 1;

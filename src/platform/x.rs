@@ -37,6 +37,7 @@ pub struct XClient {
     token: Secret,
     clock: Clock,
     me: OnceLock<Account>,
+    search: bool,
     search_query: Option<String>,
     dms: bool,
     min_poll: Duration,
@@ -73,6 +74,7 @@ impl XClient {
             token,
             clock,
             me: OnceLock::new(),
+            search: config.search,
             search_query: config.search_query.clone(),
             dms: config.dms,
             min_poll: Duration::from_millis(config.min_poll_interval_ms),
@@ -287,7 +289,7 @@ impl Connector for XClient {
             s.push(Stream::Dms);
         }
         s.push(Stream::Mentions);
-        if self.search_query.is_some() {
+        if self.search {
             s.push(Stream::Search);
         }
         s
@@ -309,12 +311,16 @@ impl Connector for XClient {
                 self.poll_tweets(&path, &[], Channel::Mention, cursor).await
             }
             Stream::Search => {
-                let Some(q) = self.search_query.as_deref() else {
-                    return Ok(Batch::default());
+                let q = match &self.search_query {
+                    Some(q) => q.clone(),
+                    None => {
+                        let h = self.me().await?.handle.clone();
+                        format!("{h} -from:{h} -is:retweet")
+                    }
                 };
                 self.poll_tweets(
                     "/2/tweets/search/recent",
-                    &[("query", q)],
+                    &[("query", q.as_str())],
                     Channel::Search,
                     cursor,
                 )

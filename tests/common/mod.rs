@@ -64,6 +64,7 @@ pub async fn fresh_db(db: Db, dir: &Path) -> Option<String> {
             let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(&base)
                 .await
                 .unwrap_or_else(|e| panic!("PostgreSQL at HELPDESK_TEST_POSTGRES_URL: {e}"));
+            clean_up_earlier_runs(&mut conn).await;
             sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
                 .execute(&mut conn)
                 .await
@@ -72,6 +73,32 @@ pub async fn fresh_db(db: Db, dir: &Path) -> Option<String> {
             Some(format!("{prefix}/{name}"))
         }
     }
+}
+
+/// Drops the test databases of earlier test processes (once per process),
+/// so repeated runs do not pile them up.
+async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
+    static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    DONE.get_or_init(|| async {
+        let mine = format!("helpdesk_t_{}_", std::process::id());
+        let names: Vec<String> =
+            sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'helpdesk_t_%'")
+                .fetch_all(&mut *conn)
+                .await
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|r| r.try_get::<String, _>(0).ok())
+                .filter(|n| !n.starts_with(&mine))
+                .collect();
+        for n in names {
+            let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                "DROP DATABASE IF EXISTS {n} WITH (FORCE)"
+            )))
+            .execute(&mut *conn)
+            .await;
+        }
+    })
+    .await;
 }
 
 fn rand_suffix() -> u32 {
@@ -123,7 +150,6 @@ pub async fn spawn_wrapped(setup: Setup, wrap: Wrap) -> Option<App> {
     config.x = Some(XConfig {
         base_url: sandbox.base_url(),
         min_poll_interval_ms: 0,
-        search_query: Some("lumio".into()),
         ..XConfig::default()
     });
     let bot = build_bot(&config, &sandbox, &clock, wrap).await;

@@ -1,0 +1,167 @@
+//! The bot loop's hot path on SQLite: N inbound messages through routing,
+//! the store transaction (message, decision, ticket, outbox row) and the
+//! cursor, as the ingest task runs it after a poll.
+//!
+//! `cargo bench --bench loop` (or `bench/loop.sh`). Options after `--`:
+//! `--messages N` (default 20000), `--batch B` (default 100, X's page size).
+//! Prints messages per second and the p50/p99 latency of a message (from
+//! the start of its batch to the commit that makes it durable), for the
+//! group commit the bot uses and, as the baseline measured in the same run,
+//! one transaction per message.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use helpdesk::clock::Clock;
+use helpdesk::config::{Limits, Protection};
+use helpdesk::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+use helpdesk::pipeline::{Context, Pipeline};
+use helpdesk::platform::{Account, Author, Batch, Event, Stream};
+use helpdesk::rules::{LoadOptions, RuleSet};
+use helpdesk::store::Store;
+
+const TEXTS: &[&str] = &[
+    "@lumio bonjour, je n'arrive plus à me connecter à mon espace client",
+    "@lumio quels sont vos horaires le week-end ?",
+    "@lumio No internet since this morning in Lyon 7e, what's going on?",
+    "@lumio I was charged twice this month, I want a refund",
+    "@lumio toujours pas reçu mon colis, commande passée il y a 10 jours",
+    "@lumio FREE airdrop for your followers!!! 1000x crypto gains",
+    "@lumio comment activer ma SIM ? Reçue hier",
+    "@lumio le technicien n'est jamais venu, j'ai posé ma journée pour rien !!",
+    "@lumio merci pour la réactivité hier, super service",
+    "@lumio does my plan work abroad? Flying to Spain on Friday",
+    "@lumio bonjour, j'ai une question sur mon contrat pro",
+    "@lumio where is my order?? tracking says nothing since Monday",
+];
+
+fn arg(name: &str, default: usize) -> usize {
+    let args: Vec<String> = std::env::args().collect();
+    args.iter()
+        .position(|a| a == name)
+        .and_then(|i| args.get(i + 1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn events(n: usize, offset: usize, now: i64) -> Vec<Event> {
+    (0..n)
+        .map(|i| {
+            let k = offset + i;
+            // 5 000 customers, each in their own thread: a realistic spread.
+            let customer = (k * 7919) % 5000;
+            Event {
+                platform: Platform::X,
+                channel: Channel::Mention,
+                id: MessageId::new(format!("{}", 1_000_000 + k)),
+                conversation: ConversationId::new(format!("{}", 1_000_000 + k)),
+                author: Author {
+                    id: UserId::new(format!("{}", 2_000_000 + customer)),
+                    handle: Handle::new(format!("customer{customer}")),
+                    name: format!("Customer {customer}"),
+                },
+                text: format!("{} ({k})", TEXTS[k % TEXTS.len()]),
+                at: now,
+                in_reply_to: None,
+                is_repost: false,
+            }
+        })
+        .collect()
+}
+
+struct Run {
+    per_sec: f64,
+    p50_us: f64,
+    p99_us: f64,
+}
+
+async fn run(n: usize, batch: usize, rules: &RuleSet) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let store = Store::open(&format!(
+        "sqlite://{}",
+        dir.path().join("bench.db").display()
+    ))
+    .await
+    .unwrap();
+    let clock = Clock::new();
+    let pipeline = Pipeline::new(
+        &Limits::default(),
+        &Protection::default(),
+        false,
+        clock.clone(),
+    );
+    let me = Account {
+        id: UserId::new("1"),
+        handle: Handle::new("lumio"),
+    };
+    let ctx = Context {
+        me: &me,
+        first_start: clock.now_ms(),
+        platform: Platform::X,
+    };
+    let all = events(n, 0, clock.now_ms());
+    let mut latencies = Vec::with_capacity(n);
+    let start = Instant::now();
+    for chunk in all.chunks(batch) {
+        let b = Batch {
+            cursor: Some(chunk.last().unwrap().id.as_str().to_owned()),
+            events: chunk.to_vec(),
+            next_poll: None,
+        };
+        let t = Instant::now();
+        let out = pipeline
+            .ingest(&store, rules, &ctx, Stream::Mentions, &b)
+            .await
+            .unwrap();
+        assert_eq!(out.len(), chunk.len());
+        let us = t.elapsed().as_secs_f64() * 1e6;
+        latencies.extend(std::iter::repeat_n(us, chunk.len()));
+    }
+    let secs = start.elapsed().as_secs_f64();
+    latencies.sort_by(|a, b| a.total_cmp(b));
+    let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
+    Run {
+        per_sec: n as f64 / secs,
+        p50_us: pct(0.50),
+        p99_us: pct(0.99),
+    }
+}
+
+fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --benches` too, with no
+    // wish to wait: keep that run tiny.
+    let quick = std::env::args().any(|a| a == "--test");
+    let n = if quick {
+        200
+    } else {
+        arg("--messages", 20_000)
+    };
+    let batch = arg("--batch", 100);
+    let rules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    let rules = Arc::new(RuleSet::load_dir(&rules_dir, &LoadOptions::default()).unwrap());
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let grouped = rt.block_on(run(n, batch, &rules));
+    let single = rt.block_on(run((n / 4).max(100), 1, &rules));
+    println!("bot loop on SQLite: route + one store transaction per batch + outbox enqueue");
+    println!(
+        "messages: {n}, batch: {batch}, rules: {}",
+        rules.rules().len()
+    );
+    println!(
+        "| mode | messages/s | p50 latency | p99 latency |\n|---|---:|---:|---:|\n| group commit ({batch} per transaction) | {:.0} | {:.2} ms | {:.2} ms |\n| baseline: one transaction per message | {:.0} | {:.2} ms | {:.2} ms |",
+        grouped.per_sec,
+        grouped.p50_us / 1000.0,
+        grouped.p99_us / 1000.0,
+        single.per_sec,
+        single.p50_us / 1000.0,
+        single.p99_us / 1000.0
+    );
+    println!(
+        "ratio: {:.1}x the baseline",
+        grouped.per_sec / single.per_sec
+    );
+}
