@@ -11,15 +11,17 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::sync::{Notify, watch};
+use tokio::sync::{Notify, mpsc, watch};
 
 use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::domain::Platform;
 use crate::outbox::{DrainReport, Sender};
 use crate::pipeline::{Context, Pipeline, Processed};
-use crate::platform::{Account, ApiError, Connector, Stream};
+use crate::platform::x_webhook::Delivery;
+use crate::platform::{Account, ApiError, Batch, Connector, Event, Stream};
 use crate::rules::RuleSet;
+use crate::schedule::{Polled, Schedule};
 use crate::store::{Store, StoreError};
 
 /// Why the bot cannot run.
@@ -48,6 +50,8 @@ pub struct Bot {
     accounts: HashMap<Platform, Account>,
     first_start: Millis,
     clock: Clock,
+    /// Wakes the sender when new rows are queued.
+    wake: Notify,
 }
 
 impl std::fmt::Debug for Bot {
@@ -98,12 +102,18 @@ impl Bot {
             accounts,
             first_start,
             clock,
+            wake: Notify::new(),
         })
     }
 
     /// The outbox sender (tests and the demo drive it round by round).
     pub fn sender(&self) -> &Sender {
         &self.sender
+    }
+
+    /// The connectors, in configuration order.
+    pub fn connectors(&self) -> &[Arc<dyn Connector>] {
+        &self.connectors
     }
 
     /// The store.
@@ -146,6 +156,35 @@ impl Bot {
         Ok((processed, batch.next_poll))
     }
 
+    /// Records events pushed by a platform (webhooks): the same pipeline and
+    /// deduplication as polling, without a cursor.
+    pub async fn ingest_events(
+        &self,
+        platform: Platform,
+        events: Vec<Event>,
+    ) -> Result<Vec<Processed>, PollError> {
+        let me = &self.accounts[&platform];
+        let ctx = Context {
+            me,
+            first_start: self.first_start,
+            platform,
+        };
+        let batch = Batch {
+            events,
+            cursor: None,
+            next_poll: None,
+        };
+        let rules = self.rules.clone();
+        let processed = self
+            .pipeline
+            .ingest(&self.store, &rules, &ctx, Stream::Mentions, &batch)
+            .await?;
+        if processed.iter().any(|p| !p.duplicate) {
+            self.wake.notify_one();
+        }
+        Ok(processed)
+    }
+
     /// Polls every stream of every platform once (the demo and tests).
     pub async fn poll_once(&self) -> Result<Vec<Processed>, PollError> {
         let mut all = Vec::new();
@@ -159,17 +198,40 @@ impl Bot {
 
     /// Runs until `shutdown` turns true: one ingest task per platform and
     /// one sender task. Returns when all of them have stopped.
-    pub async fn run(self, shutdown: watch::Receiver<bool>) -> Result<(), BotError> {
+    pub async fn run(
+        self,
+        shutdown: watch::Receiver<bool>,
+        mut webhooks: Option<mpsc::Receiver<Delivery>>,
+    ) -> Result<(), BotError> {
         let bot = Arc::new(self);
-        let wake = Arc::new(Notify::new());
         let mut tasks = tokio::task::JoinSet::new();
+        if let Some(mut rx) = webhooks.take() {
+            let (bot, mut stop) = (bot.clone(), shutdown.clone());
+            tasks.spawn(async move {
+                loop {
+                    tokio::select! {
+                        d = rx.recv() => {
+                            let Some((events, ack)) = d else { return };
+                            let r = bot.ingest_events(Platform::X, events).await;
+                            if let Err(e) = &r {
+                                tracing::error!(error = %e, "webhook events not recorded; X or the next poll will bring them again");
+                            }
+                            let _ = ack.send(r.map(|_| ()).map_err(|e| e.to_string()));
+                        }
+                        _ = stop.changed() => {
+                            if *stop.borrow() { return; }
+                        }
+                    }
+                }
+            });
+        }
         for c in bot.connectors.clone() {
-            let (bot, wake, stop) = (bot.clone(), wake.clone(), shutdown.clone());
-            tasks.spawn(async move { bot.ingest_loop(c, wake, stop).await });
+            let (bot, stop) = (bot.clone(), shutdown.clone());
+            tasks.spawn(async move { bot.ingest_loop(c, stop).await });
         }
         {
-            let (bot, wake, stop) = (bot.clone(), wake.clone(), shutdown.clone());
-            tasks.spawn(async move { bot.send_loop(wake, stop).await });
+            let (bot, stop) = (bot.clone(), shutdown.clone());
+            tasks.spawn(async move { bot.send_loop(stop).await });
         }
         {
             // Reaches into a sender round that is already running.
@@ -192,59 +254,67 @@ impl Bot {
         Ok(())
     }
 
-    async fn ingest_loop(
-        &self,
-        c: Arc<dyn Connector>,
-        wake: Arc<Notify>,
-        mut stop: watch::Receiver<bool>,
-    ) {
-        let streams = c.streams();
-        let mut due: Vec<Millis> = vec![self.clock.now_ms(); streams.len()];
-        let mut failures: Vec<u32> = vec![0; streams.len()];
+    /// Polls the first due stream of `c`, if one is due; returns whether it
+    /// polled. Tests drive the scheduler with this and a moved clock.
+    pub async fn poll_due(&self, c: &dyn Connector, sched: &mut Schedule) -> bool {
+        let now = self.clock.now_ms();
+        let Some(s) = sched.due(now) else {
+            return false;
+        };
+        let outcome = match self.poll_stream(c, s).await {
+            Ok((processed, next)) => {
+                if processed.iter().any(|p| !p.duplicate) {
+                    self.wake.notify_one();
+                }
+                Polled::Ok(next)
+            }
+            Err(PollError::Api(ApiError::RateLimited { reset_ms })) => {
+                tracing::warn!(
+                    stream = s.as_str(),
+                    reset_ms,
+                    "polling rate limited (429): no request before the reset"
+                );
+                Polled::RateLimited(reset_ms)
+            }
+            Err(e) => {
+                tracing::warn!(stream = s.as_str(), error = %e, "poll failed; nothing was lost, retrying with backoff");
+                Polled::Failed
+            }
+        };
+        sched.record(s, outcome, self.clock.now_ms());
+        if sched.cycle_done()
+            && let Some(line) = c.usage_line()
+        {
+            tracing::info!(platform = %c.platform(), "{line}");
+        }
+        true
+    }
+
+    /// A schedule for `c`'s streams, all due now.
+    pub fn schedule_for(&self, c: &dyn Connector) -> Schedule {
+        Schedule::new(c.streams(), self.clock.now_ms(), Duration::from_secs(60))
+    }
+
+    async fn ingest_loop(&self, c: Arc<dyn Connector>, mut stop: watch::Receiver<bool>) {
+        let mut sched = self.schedule_for(c.as_ref());
         loop {
             if *stop.borrow() {
                 return;
             }
-            let now = self.clock.now_ms();
-            // Streams are in priority order: the first due one goes first.
-            let Some(i) = (0..streams.len()).find(|&i| due[i] <= now) else {
-                let next = due.iter().copied().min().unwrap_or(now + 1000);
-                let wait = Duration::from_millis((next - now).clamp(10, 60_000) as u64);
-                tokio::select! {
-                    _ = tokio::time::sleep(wait) => {}
-                    _ = stop.changed() => {}
-                }
+            if self.poll_due(c.as_ref(), &mut sched).await {
                 continue;
-            };
-            let s = streams[i];
-            let pause = match self.poll_stream(c.as_ref(), s).await {
-                Ok((processed, next)) => {
-                    failures[i] = 0;
-                    if processed.iter().any(|p| !p.duplicate) {
-                        wake.notify_one();
-                    }
-                    next.unwrap_or(Duration::from_secs(5))
-                }
-                Err(PollError::Api(ApiError::RateLimited { reset_ms })) => {
-                    tracing::warn!(
-                        stream = s.as_str(),
-                        reset_ms,
-                        "polling rate limited (429): waiting for the reset"
-                    );
-                    Duration::from_millis((reset_ms - now).max(0) as u64 + 1000)
-                }
-                Err(e) => {
-                    failures[i] += 1;
-                    let wait = Duration::from_secs((1u64 << failures[i].min(6)).min(60));
-                    tracing::warn!(stream = s.as_str(), error = %e, retry_in = ?wait, "poll failed; nothing was lost, retrying");
-                    wait
-                }
-            };
-            due[i] = self.clock.now_ms() + pause.as_millis() as Millis;
+            }
+            let now = self.clock.now_ms();
+            let next = sched.next_due().unwrap_or(now + 1000);
+            let wait = Duration::from_millis((next - now).clamp(10, 60_000) as u64);
+            tokio::select! {
+                _ = tokio::time::sleep(wait) => {}
+                _ = stop.changed() => {}
+            }
         }
     }
 
-    async fn send_loop(&self, wake: Arc<Notify>, mut stop: watch::Receiver<bool>) {
+    async fn send_loop(&self, mut stop: watch::Receiver<bool>) {
         loop {
             if *stop.borrow() {
                 return;
@@ -264,7 +334,7 @@ impl Bot {
             };
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
-                _ = wake.notified() => {}
+                _ = self.wake.notified() => {}
                 _ = stop.changed() => {}
             }
         }

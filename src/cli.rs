@@ -44,6 +44,9 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// X account set-up.
+    #[command(subcommand)]
+    X(XCommand),
     /// Run the bot until Ctrl-C or SIGTERM.
     Run {
         /// The configuration file (missing: every default).
@@ -55,6 +58,24 @@ pub enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+    },
+}
+
+/// `helpdesk x …`
+#[derive(Debug, Subcommand)]
+pub enum XCommand {
+    /// Authorise the bot on the brand's X account (OAuth 2.0 with PKCE) and
+    /// save the tokens to the `token_file` of `[x]`.
+    Login {
+        /// The configuration file: `[x]` gives base_url, client_id_env and token_file.
+        #[arg(long, default_value = "helpdesk.toml", env = "HELPDESK_CONFIG")]
+        config: PathBuf,
+        /// The callback URL registered for the app in the X developer portal.
+        #[arg(long, default_value = "http://127.0.0.1:8976/callback")]
+        redirect_uri: String,
+        /// Where X's consent page is.
+        #[arg(long, default_value = "https://x.com/i/oauth2/authorize")]
+        authorize_url: String,
     },
 }
 
@@ -348,6 +369,15 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             runtime()?.block_on(crate::demo::run(&opts, &mut out))?;
             Ok(0)
         }
+        Command::X(XCommand::Login {
+            config,
+            redirect_uri,
+            authorize_url,
+        }) => {
+            init_logging(LogFormat::Text, "warn");
+            runtime()?.block_on(x_login(&config, &redirect_uri, &authorize_url))?;
+            Ok(0)
+        }
         Command::Run {
             config,
             answer_backlog,
@@ -358,4 +388,70 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             Ok(0)
         }
     }
+}
+
+/// The PKCE login: print the consent URL, read back the redirect, exchange
+/// the code, save the tokens (0600).
+async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Result<()> {
+    use crate::platform::x_auth;
+    let cfg = crate::config::Config::load(config, true)?;
+    let Some(x) = cfg.x else {
+        anyhow::bail!(
+            "{} has no [x] section: add one with base_url, client_id_env and token_file",
+            config.display()
+        );
+    };
+    let Some(token_file) = x.token_file.clone() else {
+        anyhow::bail!(
+            "[x] in {} has no token_file: add for example token_file = \"x-token.json\"",
+            config.display()
+        );
+    };
+    let client_id = crate::config::Secret::from_env(&x.client_id_env)?;
+    let client_secret = x
+        .client_secret_env
+        .as_deref()
+        .map(crate::config::Secret::from_env)
+        .transpose()?;
+    let (verifier, challenge) = x_auth::pkce_pair();
+    let state = x_auth::pkce_pair().0;
+    let url = x_auth::authorize_url(
+        authorize_base,
+        client_id.expose(),
+        redirect_uri,
+        &state,
+        &challenge,
+    );
+    let mut err = std::io::stderr();
+    writeln!(
+        err,
+        "1. Open this URL while signed in as the brand's account, and allow the app:\n\n{url}\n\n2. Your browser then goes to {redirect_uri}?…&code=…; paste that whole address (or only the code) here and press Enter:"
+    )?;
+    let mut line = String::new();
+    std::io::stdin().lock().read_line(&mut line)?;
+    let code = x_auth::code_from_paste(&line, &state).map_err(|e| anyhow::anyhow!(e))?;
+    let clock = crate::clock::Clock::new();
+    let tokens = x_auth::token_request(
+        &crate::platform::x::http_client(),
+        &format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/')),
+        client_id.expose(),
+        client_secret.as_ref(),
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", &code),
+            ("redirect_uri", redirect_uri),
+            ("code_verifier", &verifier),
+        ],
+        clock.now_ms(),
+    )
+    .await?;
+    // Config::load already made a relative token_file relative to the config.
+    let path = token_file;
+    x_auth::write_token_file(&path, &tokens)?;
+    writeln!(
+        err,
+        "Saved the tokens to {} (readable by you only). `helpdesk run` refreshes them from now on.",
+        path.display()
+    )?;
+    Ok(())
 }

@@ -156,6 +156,34 @@ pub struct XConfig {
     pub search_query: Option<String>,
     /// Poll direct messages.
     pub dms: bool,
+    /// The order in which due streams are polled.
+    pub priority: Vec<crate::platform::Stream>,
+    /// OAuth 2.0 tokens that refresh themselves, written by `helpdesk x
+    /// login` (instead of `access_token_env`).
+    pub token_file: Option<PathBuf>,
+    /// The environment variable with the OAuth 2.0 client id.
+    pub client_id_env: String,
+    /// The environment variable with the client secret (confidential clients only).
+    pub client_secret_env: Option<String>,
+    /// Account Activity webhooks, for accounts that have them.
+    pub webhook: Option<WebhookConfig>,
+}
+
+/// `[x.webhook]`: push ingest through X's Account Activity API.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct WebhookConfig {
+    /// Address to listen on, such as `0.0.0.0:8443` (behind TLS termination).
+    pub listen: String,
+    /// The URL path X calls.
+    #[serde(default = "default_webhook_path")]
+    pub path: String,
+    /// The environment variable with the app's consumer secret.
+    pub consumer_secret_env: String,
+}
+
+fn default_webhook_path() -> String {
+    "/webhooks/x".into()
 }
 
 impl Default for XConfig {
@@ -168,6 +196,15 @@ impl Default for XConfig {
             search: true,
             search_query: None,
             dms: true,
+            priority: vec![
+                crate::platform::Stream::Dms,
+                crate::platform::Stream::Mentions,
+                crate::platform::Stream::Search,
+            ],
+            token_file: None,
+            client_id_env: "HELPDESK_X_CLIENT_ID".into(),
+            client_secret_env: None,
+            webhook: None,
         }
     }
 }
@@ -268,12 +305,19 @@ impl Config {
         }
         // Relative paths in the file are relative to the file, so a bot
         // started from another directory finds its rules.
-        if config.rules.is_relative()
-            && let Some(dir) = path.parent()
+        if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
             && path.exists()
         {
-            config.rules = dir.join(&config.rules);
+            if config.rules.is_relative() {
+                config.rules = dir.join(&config.rules);
+            }
+            if let Some(x) = config.x.as_mut()
+                && let Some(f) = x.token_file.as_mut()
+                && f.is_relative()
+            {
+                *f = dir.join(&*f);
+            }
         }
         Ok(config)
     }

@@ -12,6 +12,7 @@
 //! - [`pipeline`]: event → decision → one transaction (message, ticket, outbox row).
 //! - [`tickets`]: opening tickets and adding to their conversation.
 //! - [`outbox`]: the only code that sends: budgets, 429, retries, recovery.
+//! - [`schedule`]: when to poll each stream, from the platform's budgets.
 //! - [`bot`]: the event loop and its shutdown.
 //! - [`demo`], [`run`], [`cli`]: the commands.
 //!
@@ -28,6 +29,7 @@ pub mod pipeline;
 pub mod platform;
 pub mod rules;
 pub mod run;
+pub mod schedule;
 pub mod store;
 pub mod text;
 pub mod tickets;

@@ -4,13 +4,15 @@ use std::path::Path;
 use std::sync::Arc;
 
 use anyhow::{Context as _, bail};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::bot::Bot;
 use crate::clock::Clock;
-use crate::config::{Config, Secret};
+use crate::config::{Config, Secret, WebhookConfig};
 use crate::platform::Connector;
 use crate::platform::x::XClient;
+use crate::platform::x_auth::Credentials;
+use crate::platform::x_webhook::{self, Delivery};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::store::{Store, redact_url};
 
@@ -18,8 +20,23 @@ use crate::store::{Store, redact_url};
 pub fn connectors(config: &Config, clock: &Clock) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
     let mut out: Vec<Arc<dyn Connector>> = Vec::new();
     if let Some(x) = &config.x {
-        let token = Secret::from_env(&x.access_token_env)?;
-        out.push(Arc::new(XClient::new(x, token, clock.clone())));
+        let credentials = match &x.token_file {
+            Some(file) => Credentials::refreshing(
+                file.clone(),
+                Secret::from_env(&x.client_id_env)?.expose().to_owned(),
+                x.client_secret_env
+                    .as_deref()
+                    .map(Secret::from_env)
+                    .transpose()?,
+                format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/')),
+            )?,
+            None => Credentials::Static(Secret::from_env(&x.access_token_env)?),
+        };
+        out.push(Arc::new(XClient::with_credentials(
+            x,
+            credentials,
+            clock.clone(),
+        )));
     }
     if out.is_empty() {
         bail!(
@@ -45,13 +62,44 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
         .context("the bot could not start")?;
 
     let (tx, rx) = watch::channel(false);
+    let webhooks = match config.x.as_ref().and_then(|x| x.webhook.as_ref()) {
+        Some(w) => Some(serve_webhooks(w, rx.clone()).await?),
+        None => None,
+    };
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: finishing what is in flight");
         let _ = tx.send(true);
     });
-    bot.run(rx).await?;
+    bot.run(rx, webhooks).await?;
     Ok(())
+}
+
+/// Starts the Account Activity webhook endpoint; returns where its
+/// deliveries arrive.
+async fn serve_webhooks(
+    w: &WebhookConfig,
+    mut stop: watch::Receiver<bool>,
+) -> anyhow::Result<mpsc::Receiver<Delivery>> {
+    let secret = Secret::from_env(&w.consumer_secret_env)?;
+    let (tx, rx) = mpsc::channel(64);
+    let app = x_webhook::router(&w.path, &secret, tx);
+    let listener = tokio::net::TcpListener::bind(&w.listen)
+        .await
+        .with_context(|| format!("cannot listen on {} for X webhooks", w.listen))?;
+    tracing::info!(listen = %w.listen, path = %w.path, "X webhook endpoint ready");
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+    });
+    Ok(rx)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

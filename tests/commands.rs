@@ -65,7 +65,7 @@ async fn run_answers_stops_on_sigterm_and_resumes_from_its_cursor() {
             .args(["run", "--config"])
             .arg(&config)
             .env("HD_TEST_X_TOKEN", sandbox.token())
-            .env("RUST_LOG", "debug")
+            .env("RUST_LOG", "trace")
             .stderr(Stdio::piped())
             .spawn()
             .unwrap()

@@ -6,6 +6,8 @@
 
 pub mod sandbox;
 pub mod x;
+pub mod x_auth;
+pub mod x_webhook;
 
 use std::time::Duration;
 
@@ -58,7 +60,8 @@ pub struct Account {
 }
 
 /// An inbound stream that is polled on its own schedule with its own cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// Posts that mention the account.
     Mentions,
@@ -200,4 +203,9 @@ pub trait Connector: Send + Sync {
     /// duplicate posts for 24 h; Mastodon keeps idempotency keys for about
     /// an hour). `None`: a resend could post twice.
     fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration>;
+
+    /// One line on the requests spent so far, logged once per polling cycle.
+    fn usage_line(&self) -> Option<String> {
+        None
+    }
 }

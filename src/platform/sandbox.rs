@@ -242,8 +242,13 @@ struct Inner {
     posted: Vec<Posted>,
     windows: HashMap<Endpoint, WindowState>,
     requests: HashMap<Endpoint, u64>,
+    request_log: Vec<(Endpoint, Millis, u16)>,
     inject: HashMap<Endpoint, VecDeque<u16>>,
     next_id: u64,
+    /// Access tokens accepted now (the configured one, then refreshed ones).
+    valid_tokens: HashSet<String>,
+    /// The refresh token that works now (single-use, as on X).
+    refresh_token: String,
 }
 
 type Shared = Arc<(Mutex<Inner>, Clock)>;
@@ -277,9 +282,13 @@ impl Sandbox {
             posted: Vec::new(),
             windows: HashMap::new(),
             requests: HashMap::new(),
+            request_log: Vec::new(),
             inject: HashMap::new(),
             next_id: 1_900_000_000_000_000_000,
+            valid_tokens: HashSet::new(),
+            refresh_token: "sandbox-refresh-0".into(),
         };
+        inner.valid_tokens.insert(inner.config.token.clone());
         inner.add(traffic, start);
         let shared: Shared = Arc::new((Mutex::new(inner), clock));
         let app = router(shared.clone());
@@ -320,6 +329,16 @@ impl Sandbox {
         self.lock().add(traffic, now);
     }
 
+    /// Stops accepting `token` (it expired or was revoked).
+    pub fn revoke(&self, token: &str) {
+        self.lock().valid_tokens.remove(token);
+    }
+
+    /// The refresh token the sandbox accepts now.
+    pub fn refresh_token(&self) -> String {
+        self.lock().refresh_token.clone()
+    }
+
     /// Everything the bot posted, in order.
     pub fn posted(&self) -> Vec<Posted> {
         self.lock().posted.clone()
@@ -328,6 +347,17 @@ impl Sandbox {
     /// Requests served (or refused) per endpoint.
     pub fn requests(&self, e: Endpoint) -> u64 {
         self.lock().requests.get(&e).copied().unwrap_or(0)
+    }
+
+    /// Every request to `e`: (time in Unix ms, HTTP status, 200 standing
+    /// for any answer that was not a 429 or an injected failure).
+    pub fn request_log(&self, e: Endpoint) -> Vec<(Millis, u16)> {
+        self.lock()
+            .request_log
+            .iter()
+            .filter(|(x, _, _)| *x == e)
+            .map(|(_, t, s)| (*t, *s))
+            .collect()
     }
 
     /// The next requests to `e` fail with these HTTP statuses, in order.
@@ -430,6 +460,7 @@ impl Inner {
         h.insert("x-rate-limit-limit", HeaderValue::from(w.limit));
         h.insert("x-rate-limit-reset", HeaderValue::from(reset_secs));
         if st.used >= w.limit {
+            self.request_log.push((e, now, 429));
             h.insert("x-rate-limit-remaining", HeaderValue::from(0u32));
             return Err((
                 StatusCode::TOO_MANY_REQUESTS,
@@ -443,7 +474,9 @@ impl Inner {
             "x-rate-limit-remaining",
             HeaderValue::from(w.limit - st.used),
         );
-        if let Some(status) = self.inject.get_mut(&e).and_then(|q| q.pop_front()) {
+        let injected = self.inject.get_mut(&e).and_then(|q| q.pop_front());
+        self.request_log.push((e, now, injected.unwrap_or(200)));
+        if let Some(status) = injected {
             let code = StatusCode::from_u16(status).unwrap_or(StatusCode::SERVICE_UNAVAILABLE);
             let title = code.canonical_reason().unwrap_or("Error");
             return Err((code, h, Json(problem(status, title, title))).into_response());
@@ -512,14 +545,18 @@ fn router(shared: Shared) -> Router {
             "/2/dm_conversations/with/{participant}/messages",
             post(create_dm),
         )
+        .route("/2/oauth2/token", post(oauth_token))
         .route("/sandbox/posted", get(posted))
         .with_state(shared)
 }
 
 fn authorized(g: &Inner, headers: &HeaderMap) -> Result<(), Response> {
-    let expected = format!("Bearer {}", g.config.token);
-    match headers.get("authorization").and_then(|v| v.to_str().ok()) {
-        Some(v) if v == expected => Ok(()),
+    let given = headers
+        .get("authorization")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "));
+    match given {
+        Some(t) if g.valid_tokens.contains(t) => Ok(()),
         _ => Err((
             StatusCode::UNAUTHORIZED,
             Json(problem(401, "Unauthorized", "Unauthorized")),
@@ -890,6 +927,53 @@ async fn create_dm(
     });
     let body = json!({"data": {"dm_conversation_id": conv, "dm_event_id": id}});
     (StatusCode::CREATED, h, Json(body)).into_response()
+}
+
+/// The OAuth 2.0 token endpoint: `authorization_code` (the code
+/// `sandbox-code` with any PKCE verifier) and `refresh_token` (single-use).
+async fn oauth_token(
+    State(s): State<Shared>,
+    axum::Form(form): axum::Form<HashMap<String, String>>,
+) -> Response {
+    let mut g = s.0.lock().expect("sandbox state poisoned");
+    let refused = |d: &str| {
+        (
+            StatusCode::BAD_REQUEST,
+            Json(json!({"error": "invalid_request", "error_description": d})),
+        )
+            .into_response()
+    };
+    if form.get("client_id").is_none_or(|c| c.is_empty()) {
+        return refused("Missing required parameter [client_id].");
+    }
+    match form.get("grant_type").map(String::as_str) {
+        Some("authorization_code") => {
+            if form.get("code").map(String::as_str) != Some("sandbox-code")
+                || form.get("code_verifier").is_none_or(|v| v.len() < 43)
+            {
+                return refused("Value passed for the authorization code was invalid.");
+            }
+        }
+        Some("refresh_token") => {
+            if form.get("refresh_token") != Some(&g.refresh_token) {
+                return refused("Value passed for the token was invalid.");
+            }
+        }
+        _ => return refused("Invalid grant_type."),
+    }
+    let n = g.next_id;
+    g.next_id += 1;
+    let access = format!("sandbox-token-{n}");
+    g.refresh_token = format!("sandbox-refresh-{n}");
+    g.valid_tokens.insert(access.clone());
+    Json(json!({
+        "token_type": "bearer",
+        "expires_in": 7200,
+        "access_token": access,
+        "scope": crate::platform::x_auth::SCOPES,
+        "refresh_token": g.refresh_token,
+    }))
+    .into_response()
 }
 
 async fn posted(State(s): State<Shared>) -> Response {

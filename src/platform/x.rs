@@ -5,8 +5,8 @@
 //! `meta.next_token`, the `x-rate-limit-*` headers and the Problem bodies of
 //! its errors.
 
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -14,6 +14,7 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::x_auth::Credentials;
 use super::{
     Account, ApiError, Author, Batch, Connector, Event, Outgoing, ReplyKind, Sent, Stream,
 };
@@ -34,21 +35,34 @@ const DM_FIELDS: &str = "id,text,event_type,dm_conversation_id,created_at,sender
 pub struct XClient {
     http: reqwest::Client,
     base: String,
-    token: Secret,
+    credentials: Credentials,
     clock: Clock,
     me: OnceLock<Account>,
     search: bool,
     search_query: Option<String>,
     dms: bool,
+    priority: Vec<Stream>,
     min_poll: Duration,
     default_poll: Duration,
+    usage: Mutex<Usage>,
+}
+
+/// Requests made, per endpoint, and the 24-hour posting budget X reports.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Usage {
+    /// Requests per endpoint since start (429s included).
+    pub requests: BTreeMap<&'static str, u64>,
+    /// 429 answers per endpoint since start.
+    pub rate_limited: BTreeMap<&'static str, u64>,
+    /// The last 24-hour budget X reported: (remaining, limit, reset Unix s).
+    pub day_budget: Option<(u64, u64, u64)>,
 }
 
 impl std::fmt::Debug for XClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("XClient")
             .field("base", &self.base)
-            .field("token", &self.token)
+            .field("credentials", &self.credentials)
             .finish_non_exhaustive()
     }
 }
@@ -66,20 +80,32 @@ pub fn http_client() -> reqwest::Client {
 }
 
 impl XClient {
-    /// A client for `config`, authenticating with `token`.
+    /// A client for `config`, authenticating with a static token.
     pub fn new(config: &XConfig, token: Secret, clock: Clock) -> XClient {
+        XClient::with_credentials(config, Credentials::Static(token), clock)
+    }
+
+    /// A client for `config` with any kind of credentials.
+    pub fn with_credentials(config: &XConfig, credentials: Credentials, clock: Clock) -> XClient {
         XClient {
             http: http_client(),
             base: config.base_url.trim_end_matches('/').to_owned(),
-            token,
+            credentials,
             clock,
             me: OnceLock::new(),
             search: config.search,
             search_query: config.search_query.clone(),
             dms: config.dms,
+            priority: config.priority.clone(),
             min_poll: Duration::from_millis(config.min_poll_interval_ms),
             default_poll: Duration::from_millis(config.poll_interval_ms),
+            usage: Mutex::new(Usage::default()),
         }
+    }
+
+    /// Requests made so far and the last 24-hour budget.
+    pub fn usage(&self) -> Usage {
+        self.usage.lock().expect("poisoned").clone()
     }
 
     async fn me(&self) -> Result<&Account, ApiError> {
@@ -90,36 +116,102 @@ impl XClient {
         Ok(self.me.get_or_init(|| me))
     }
 
+    /// Sends one request (built by `build` with the current token), counts
+    /// it, and after a 401 tries once more if the credentials could renew.
+    async fn call<T: DeserializeOwned>(
+        &self,
+        endpoint: &'static str,
+        build: impl Fn(&str) -> reqwest::RequestBuilder,
+    ) -> Result<(T, HeaderMap), ApiError> {
+        let mut retried = false;
+        loop {
+            let token = self.credentials.bearer(&self.http, &self.clock).await?;
+            let resp = build(token.expose()).send().await;
+            let result = match resp {
+                Ok(r) => self.decode(r).await,
+                Err(e) => Err(transport_error(e)),
+            };
+            self.count(endpoint, &result);
+            match result {
+                Err(ApiError::Unauthorized)
+                    if !retried
+                        && self
+                            .credentials
+                            .recover(&self.http, &self.clock, &token)
+                            .await =>
+                {
+                    retried = true;
+                }
+                other => return other,
+            }
+        }
+    }
+
+    fn count<T>(&self, endpoint: &'static str, result: &Result<(T, HeaderMap), ApiError>) {
+        let status = match result {
+            Ok(_) => "ok",
+            Err(ApiError::RateLimited { .. }) => "429",
+            Err(ApiError::Unauthorized) => "401",
+            Err(ApiError::Duplicate) => "403",
+            Err(ApiError::Transient(_)) => "transient",
+            Err(ApiError::Rejected { .. }) => "rejected",
+            Err(ApiError::Malformed(_)) => "malformed",
+        };
+        metrics::counter!("helpdesk_api_requests_total", "platform" => "x", "endpoint" => endpoint, "status" => status)
+            .increment(1);
+        let mut u = self.usage.lock().expect("poisoned");
+        *u.requests.entry(endpoint).or_default() += 1;
+        if status == "429" {
+            *u.rate_limited.entry(endpoint).or_default() += 1;
+        }
+        if let Ok((_, h)) = result {
+            for prefix in ["x-user-limit-24hour", "x-app-limit-24hour"] {
+                if let (Some(rem), Some(lim), Some(reset)) = (
+                    header_u64(h, &format!("{prefix}-remaining")),
+                    header_u64(h, &format!("{prefix}-limit")),
+                    header_u64(h, &format!("{prefix}-reset")),
+                ) {
+                    if u.day_budget.map(|(r, _, _)| r) != Some(rem) {
+                        tracing::info!(
+                            remaining = rem,
+                            limit = lim,
+                            reset,
+                            "X 24-hour posting budget"
+                        );
+                    }
+                    metrics::gauge!("helpdesk_x_day_budget_remaining").set(rem as f64);
+                    u.day_budget = Some((rem, lim, reset));
+                    break;
+                }
+            }
+        }
+    }
+
     async fn get<T: DeserializeOwned>(
         &self,
+        endpoint: &'static str,
         path: &str,
         query: &[(&str, &str)],
     ) -> Result<(T, HeaderMap), ApiError> {
-        let resp = self
-            .http
-            .get(format!("{}{}", self.base, path))
-            .bearer_auth(self.token.expose())
-            .query(query)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        self.decode(resp).await
+        let url = format!("{}{}", self.base, path);
+        self.call(endpoint, |token| {
+            self.http.get(&url).bearer_auth(token).query(query)
+        })
+        .await
     }
 
     async fn post<T: DeserializeOwned>(
         &self,
+        endpoint: &'static str,
         path: &str,
         body: &serde_json::Value,
     ) -> Result<T, ApiError> {
-        let resp = self
-            .http
-            .post(format!("{}{}", self.base, path))
-            .bearer_auth(self.token.expose())
-            .json(body)
-            .send()
-            .await
-            .map_err(transport_error)?;
-        self.decode(resp).await.map(|(t, _)| t)
+        let url = format!("{}{}", self.base, path);
+        self.call(endpoint, |token| {
+            self.http.post(&url).bearer_auth(token).json(body)
+        })
+        .await
+        .map(|(t, _)| t)
     }
 
     async fn decode<T: DeserializeOwned>(
@@ -162,6 +254,7 @@ impl XClient {
     /// Polls a tweet timeline (mentions or search) from `since_id`, all pages.
     async fn poll_tweets(
         &self,
+        endpoint: &'static str,
         path: &str,
         extra: &[(&str, &str)],
         channel: Channel,
@@ -185,7 +278,7 @@ impl XClient {
             if let Some(t) = &token {
                 q.push(("pagination_token", t));
             }
-            let (page, headers): (TweetPage, _) = self.get(path, &q).await?;
+            let (page, headers): (TweetPage, _) = self.get(endpoint, path, &q).await?;
             next_poll = Some(self.pace(&headers));
             let TweetPage {
                 data,
@@ -232,7 +325,7 @@ impl XClient {
             if let Some(t) = &token {
                 q.push(("pagination_token", t));
             }
-            let (page, headers): (DmPage, _) = self.get("/2/dm_events", &q).await?;
+            let (page, headers): (DmPage, _) = self.get("dm_events", "/2/dm_events", &q).await?;
             next_poll = Some(self.pace(&headers));
             let users = index_users(page.includes.as_ref());
             for e in page.data.unwrap_or_default() {
@@ -284,19 +377,19 @@ impl Connector for XClient {
     }
 
     fn streams(&self) -> Vec<Stream> {
-        let mut s = Vec::new();
-        if self.dms {
-            s.push(Stream::Dms);
-        }
-        s.push(Stream::Mentions);
-        if self.search {
-            s.push(Stream::Search);
-        }
-        s
+        self.priority
+            .iter()
+            .copied()
+            .filter(|s| match s {
+                Stream::Dms => self.dms,
+                Stream::Mentions => true,
+                Stream::Search => self.search,
+            })
+            .collect()
     }
 
     async fn whoami(&self) -> Result<Account, ApiError> {
-        let (me, _): (Data<UserJson>, _) = self.get("/2/users/me", &[]).await?;
+        let (me, _): (Data<UserJson>, _) = self.get("users_me", "/2/users/me", &[]).await?;
         Ok(Account {
             id: UserId::new(me.data.id),
             handle: Handle::new(me.data.username),
@@ -308,7 +401,8 @@ impl Connector for XClient {
             Stream::Mentions => {
                 let me = self.me().await?.clone();
                 let path = format!("/2/users/{}/mentions", me.id);
-                self.poll_tweets(&path, &[], Channel::Mention, cursor).await
+                self.poll_tweets("mentions", &path, &[], Channel::Mention, cursor)
+                    .await
             }
             Stream::Search => {
                 let q = match &self.search_query {
@@ -319,6 +413,7 @@ impl Connector for XClient {
                     }
                 };
                 self.poll_tweets(
+                    "search",
                     "/2/tweets/search/recent",
                     &[("query", q.as_str())],
                     Channel::Search,
@@ -337,7 +432,8 @@ impl Connector for XClient {
                     "text": out.text,
                     "reply": {"in_reply_to_tweet_id": out.in_reply_to.as_str()},
                 });
-                let created: Data<CreatedTweet> = self.post("/2/tweets", &body).await?;
+                let created: Data<CreatedTweet> =
+                    self.post("post_tweet", "/2/tweets", &body).await?;
                 Ok(Sent {
                     id: created.data.id,
                 })
@@ -348,12 +444,28 @@ impl Connector for XClient {
                     "/2/dm_conversations/with/{}/messages",
                     out.recipient.as_str()
                 );
-                let created: Data<CreatedDm> = self.post(&path, &body).await?;
+                let created: Data<CreatedDm> = self.post("post_dm", &path, &body).await?;
                 Ok(Sent {
                     id: created.data.dm_event_id,
                 })
             }
         }
+    }
+
+    fn usage_line(&self) -> Option<String> {
+        let u = self.usage();
+        let mut line = String::from("X API requests since start:");
+        for (e, n) in &u.requests {
+            line.push_str(&format!(" {e}={n}"));
+        }
+        let limited: u64 = u.rate_limited.values().sum();
+        line.push_str(&format!("; 429s={limited}"));
+        if let Some((rem, lim, reset)) = u.day_budget {
+            line.push_str(&format!(
+                "; 24-hour posts left {rem}/{lim} (resets at {reset})"
+            ));
+        }
+        Some(line)
     }
 
     fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration> {

@@ -114,6 +114,7 @@ pub struct Setup {
     pub traffic: String,
     pub rules: Option<PathBuf>,
     pub config: Config,
+    pub x: XConfig,
     pub sandbox: SandboxConfig,
 }
 
@@ -124,6 +125,10 @@ impl Setup {
             traffic: traffic.to_owned(),
             rules: None,
             config: Config::default(),
+            x: XConfig {
+                min_poll_interval_ms: 0,
+                ..XConfig::default()
+            },
             sandbox: SandboxConfig::default(),
         }
     }
@@ -149,8 +154,7 @@ pub async fn spawn_wrapped(setup: Setup, wrap: Wrap) -> Option<App> {
     config.rules = setup.rules.unwrap_or_else(repo_rules);
     config.x = Some(XConfig {
         base_url: sandbox.base_url(),
-        min_poll_interval_ms: 0,
-        ..XConfig::default()
+        ..setup.x
     });
     let bot = build_bot(&config, &sandbox, &clock, wrap).await;
     let store = bot.store().clone();

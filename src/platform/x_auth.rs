@@ -1,0 +1,389 @@
+//! X credentials: a static token, or OAuth 2.0 user-context tokens that
+//! refresh themselves, and the PKCE login that obtains them.
+//!
+//! Tokens are [`Secret`]s from the moment they are read. The refreshing
+//! kind lives in a JSON file written with 0600 permissions (by `helpdesk x
+//! login`, then by each refresh), so a restart keeps the newest refresh
+//! token: X's refresh tokens are single-use.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::sync::Mutex;
+
+use super::ApiError;
+use crate::clock::{Clock, Millis};
+use crate::config::Secret;
+
+/// Refresh this long before the access token expires.
+const REFRESH_MARGIN: Duration = Duration::from_secs(300);
+
+/// The scopes the bot needs: read mentions and DMs, post replies and DMs,
+/// and a refresh token.
+pub const SCOPES: &str = "tweet.read tweet.write users.read dm.read dm.write offline.access";
+
+/// The token file's content.
+#[derive(Clone, Serialize, Deserialize)]
+pub struct TokenSet {
+    /// The bearer token.
+    pub access_token: String,
+    /// The single-use refresh token.
+    pub refresh_token: Option<String>,
+    /// When the access token expires (Unix ms).
+    pub expires_at: Option<Millis>,
+}
+
+impl std::fmt::Debug for TokenSet {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenSet")
+            .field("access_token", &"[redacted]")
+            .field("refresh_token", &"[redacted]")
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+/// Why credentials could not be read, refreshed or stored.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// The token file could not be read or written.
+    #[error("token file {path}: {message}; run `helpdesk x login` to create it")]
+    File {
+        /// The file.
+        path: PathBuf,
+        /// What went wrong.
+        message: String,
+    },
+    /// The token endpoint refused.
+    #[error("X refused the token request ({status}): {detail}; run `helpdesk x login` again")]
+    Refused {
+        /// HTTP status.
+        status: u16,
+        /// X's explanation (never a token).
+        detail: String,
+    },
+    /// The token endpoint could not be reached.
+    #[error("cannot reach the X token endpoint: {0}")]
+    Transport(String),
+}
+
+/// Where the bearer token comes from.
+pub enum Credentials {
+    /// A token from the environment; it never changes while running.
+    Static(Secret),
+    /// OAuth 2.0 tokens in a file, refreshed before expiry and on a 401.
+    Refreshing(Refreshing),
+}
+
+/// OAuth 2.0 tokens that refresh themselves.
+pub struct Refreshing {
+    file: PathBuf,
+    client_id: String,
+    client_secret: Option<Secret>,
+    token_url: String,
+    state: Mutex<TokenSet>,
+}
+
+impl std::fmt::Debug for Credentials {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Credentials::Static(_) => f.write_str("Credentials::Static([redacted])"),
+            Credentials::Refreshing(r) => {
+                write!(f, "Credentials::Refreshing({})", r.file.display())
+            }
+        }
+    }
+}
+
+/// Writes the token file, readable by its owner only.
+pub fn write_token_file(path: &Path, tokens: &TokenSet) -> Result<(), AuthError> {
+    let err = |message: String| AuthError::File {
+        path: path.to_owned(),
+        message,
+    };
+    let json = serde_json::to_vec_pretty(tokens).map_err(|e| err(e.to_string()))?;
+    let tmp = path.with_extension("tmp");
+    {
+        use std::io::Write;
+        let mut opts = std::fs::OpenOptions::new();
+        opts.write(true).create(true).truncate(true);
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::OpenOptionsExt;
+            opts.mode(0o600);
+        }
+        let mut f = opts.open(&tmp).map_err(|e| err(e.to_string()))?;
+        f.write_all(&json).map_err(|e| err(e.to_string()))?;
+        f.sync_all().map_err(|e| err(e.to_string()))?;
+    }
+    // Rename: a crash never leaves half a file, and the refresh token in
+    // it is always the newest one X accepted.
+    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+}
+
+/// Reads the token file.
+pub fn read_token_file(path: &Path) -> Result<TokenSet, AuthError> {
+    let bytes = std::fs::read(path).map_err(|e| AuthError::File {
+        path: path.to_owned(),
+        message: e.to_string(),
+    })?;
+    serde_json::from_slice(&bytes).map_err(|e| AuthError::File {
+        path: path.to_owned(),
+        message: format!("not a token file ({e})"),
+    })
+}
+
+#[derive(Deserialize)]
+struct TokenResponse {
+    access_token: String,
+    refresh_token: Option<String>,
+    expires_in: Option<i64>,
+}
+
+/// Calls the token endpoint with a form; never logs the form.
+pub async fn token_request(
+    http: &reqwest::Client,
+    token_url: &str,
+    client_id: &str,
+    client_secret: Option<&Secret>,
+    form: &[(&str, &str)],
+    now: Millis,
+) -> Result<TokenSet, AuthError> {
+    let mut fields: Vec<(&str, &str)> = form.to_vec();
+    fields.push(("client_id", client_id));
+    let mut req = http.post(token_url).form(&fields);
+    if let Some(s) = client_secret {
+        // Confidential clients authenticate with Basic auth.
+        req = req.basic_auth(client_id, Some(s.expose()));
+    }
+    let resp = req
+        .send()
+        .await
+        .map_err(|e| AuthError::Transport(e.without_url().to_string()))?;
+    let status = resp.status();
+    let body = resp
+        .bytes()
+        .await
+        .map_err(|e| AuthError::Transport(e.to_string()))?;
+    if !status.is_success() {
+        #[derive(Deserialize)]
+        struct Err {
+            error: Option<String>,
+            error_description: Option<String>,
+        }
+        let detail = serde_json::from_slice::<Err>(&body)
+            .ok()
+            .and_then(|e| e.error_description.or(e.error))
+            .unwrap_or_else(|| "no explanation".into());
+        return Err(AuthError::Refused {
+            status: status.as_u16(),
+            detail,
+        });
+    }
+    let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Refused {
+        status: status.as_u16(),
+        detail: format!("unreadable token response ({e})"),
+    })?;
+    Ok(TokenSet {
+        access_token: t.access_token,
+        refresh_token: t.refresh_token,
+        expires_at: t.expires_in.map(|s| now + s * 1000),
+    })
+}
+
+impl Credentials {
+    /// Refreshing credentials from a token file.
+    pub fn refreshing(
+        file: PathBuf,
+        client_id: String,
+        client_secret: Option<Secret>,
+        token_url: String,
+    ) -> Result<Credentials, AuthError> {
+        let state = read_token_file(&file)?;
+        Ok(Credentials::Refreshing(Refreshing {
+            file,
+            client_id,
+            client_secret,
+            token_url,
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// The bearer token to use now, refreshed first if it is about to expire.
+    pub async fn bearer(&self, http: &reqwest::Client, clock: &Clock) -> Result<Secret, ApiError> {
+        match self {
+            Credentials::Static(s) => Ok(s.clone()),
+            Credentials::Refreshing(r) => {
+                let mut st = r.state.lock().await;
+                let soon = clock.now_ms() + REFRESH_MARGIN.as_millis() as Millis;
+                if st.expires_at.is_some_and(|e| e <= soon) && st.refresh_token.is_some() {
+                    r.refresh(&mut st, http, clock).await?;
+                }
+                Ok(Secret::new(st.access_token.clone()))
+            }
+        }
+    }
+
+    /// After a 401: refresh (or re-read the file, which an operator may have
+    /// replaced). True when there is a new token worth one more try.
+    pub async fn recover(&self, http: &reqwest::Client, clock: &Clock, used: &Secret) -> bool {
+        let Credentials::Refreshing(r) = self else {
+            return false;
+        };
+        let mut st = r.state.lock().await;
+        if st.access_token != used.expose() {
+            return true; // another task already refreshed
+        }
+        if let Ok(on_disk) = read_token_file(&r.file)
+            && on_disk.access_token != st.access_token
+        {
+            *st = on_disk;
+            return true;
+        }
+        if st.refresh_token.is_none() {
+            return false;
+        }
+        r.refresh(&mut st, http, clock).await.is_ok()
+    }
+}
+
+impl Refreshing {
+    async fn refresh(
+        &self,
+        st: &mut TokenSet,
+        http: &reqwest::Client,
+        clock: &Clock,
+    ) -> Result<(), ApiError> {
+        let Some(rt) = st.refresh_token.clone() else {
+            return Err(ApiError::Unauthorized);
+        };
+        let fresh = token_request(
+            http,
+            &self.token_url,
+            &self.client_id,
+            self.client_secret.as_ref(),
+            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+            clock.now_ms(),
+        )
+        .await
+        .map_err(|e| {
+            tracing::error!(error = %e, "refreshing the X access token failed");
+            match e {
+                AuthError::Transport(m) => ApiError::Transient(m),
+                _ => ApiError::Unauthorized,
+            }
+        })?;
+        let next = TokenSet {
+            refresh_token: fresh.refresh_token.or(Some(rt)),
+            ..fresh
+        };
+        if let Err(e) = write_token_file(&self.file, &next) {
+            tracing::error!(error = %e, "the refreshed token could not be saved; a restart will need `helpdesk x login`");
+        }
+        *st = next;
+        tracing::info!("X access token refreshed");
+        Ok(())
+    }
+}
+
+/// PKCE: a random verifier and its S256 challenge.
+pub fn pkce_pair() -> (String, String) {
+    use base64::Engine;
+    use rand::Rng;
+    let bytes: [u8; 32] = rand::rng().random();
+    let b64 = base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    let verifier = b64.encode(bytes);
+    let digest = ring::digest::digest(&ring::digest::SHA256, verifier.as_bytes());
+    (verifier.clone(), b64.encode(digest.as_ref()))
+}
+
+/// The URL the operator opens to authorise the bot.
+pub fn authorize_url(
+    authorize_base: &str,
+    client_id: &str,
+    redirect_uri: &str,
+    state: &str,
+    challenge: &str,
+) -> String {
+    let q = serde_urlencoded::to_string([
+        ("response_type", "code"),
+        ("client_id", client_id),
+        ("redirect_uri", redirect_uri),
+        ("scope", SCOPES),
+        ("state", state),
+        ("code_challenge", challenge),
+        ("code_challenge_method", "S256"),
+    ])
+    .expect("strings encode");
+    format!("{authorize_base}?{q}")
+}
+
+/// Takes what the operator pasted (the whole redirect URL, or only the
+/// code) and returns the code, checking `state` when present.
+pub fn code_from_paste(pasted: &str, state: &str) -> Result<String, String> {
+    let pasted = pasted.trim();
+    let Some((_, query)) = pasted.split_once('?') else {
+        return if pasted.is_empty() {
+            Err("nothing was pasted".into())
+        } else {
+            Ok(pasted.to_owned())
+        };
+    };
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(query).map_err(|e| format!("not a redirect URL: {e}"))?;
+    let get = |k: &str| pairs.iter().find(|(n, _)| n == k).map(|(_, v)| v.clone());
+    if let Some(e) = get("error") {
+        return Err(format!("X did not authorise the app: {e}"));
+    }
+    if get("state").is_some_and(|s| s != state) {
+        return Err(
+            "the `state` in the URL is not the one sent: start `helpdesk x login` again".into(),
+        );
+    }
+    get("code").ok_or_else(|| "the URL has no `code`".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pkce_challenge_is_the_s256_of_the_verifier() {
+        let (v, c) = pkce_pair();
+        assert_eq!(v.len(), 43);
+        assert_eq!(c.len(), 43);
+        assert_ne!(v, c);
+    }
+
+    #[test]
+    fn pasted_redirects_give_the_code() {
+        assert_eq!(
+            code_from_paste("http://127.0.0.1/cb?state=s1&code=abc", "s1").unwrap(),
+            "abc"
+        );
+        assert_eq!(code_from_paste(" abc \n", "s1").unwrap(), "abc");
+        assert!(code_from_paste("http://x/cb?state=other&code=abc", "s1").is_err());
+        assert!(code_from_paste("http://x/cb?error=access_denied&state=s1", "s1").is_err());
+    }
+
+    #[test]
+    fn token_files_are_private_and_never_print() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x-token.json");
+        let t = TokenSet {
+            access_token: "AT-secret".into(),
+            refresh_token: Some("RT-secret".into()),
+            expires_at: Some(5),
+        };
+        write_token_file(&p, &t).unwrap();
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
+        assert_eq!(read_token_file(&p).unwrap().access_token, "AT-secret");
+        assert!(!format!("{t:?}").contains("secret"));
+    }
+}
