@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use helpdesk::clock::Clock;
-use helpdesk::config::{Limits, Protection};
+use helpdesk::config::Config;
 use helpdesk::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
 use helpdesk::pipeline::{Context, Pipeline};
 use helpdesk::platform::{Account, Author, Batch, Event, Stream};
@@ -84,12 +84,7 @@ async fn run(n: usize, batch: usize, rules: &RuleSet) -> Run {
     .await
     .unwrap();
     let clock = Clock::new();
-    let pipeline = Pipeline::new(
-        &Limits::default(),
-        &Protection::default(),
-        false,
-        clock.clone(),
-    );
+    let pipeline = Pipeline::new(&Config::default(), clock.clone());
     let me = Account {
         id: UserId::new("1"),
         handle: Handle::new("lumio"),

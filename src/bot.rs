@@ -23,6 +23,7 @@ use crate::platform::{Account, ApiError, Batch, Connector, Event, Stream};
 use crate::rules::RuleSet;
 use crate::schedule::{Polled, Schedule};
 use crate::store::{Store, StoreError};
+use crate::tickets::{self, TicketPolicy};
 
 /// Why the bot cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -52,6 +53,8 @@ pub struct Bot {
     clock: Clock,
     /// Wakes the sender when new rows are queued.
     wake: Notify,
+    tickets: TicketPolicy,
+    bots: Vec<String>,
 }
 
 impl std::fmt::Debug for Bot {
@@ -81,12 +84,7 @@ impl Bot {
             accounts.insert(c.platform(), me);
         }
         let first_start = store.first_start(clock.now_ms()).await?;
-        let pipeline = Pipeline::new(
-            &config.limits,
-            &config.protection,
-            config.answer_backlog,
-            clock.clone(),
-        );
+        let pipeline = Pipeline::new(config, clock.clone());
         let sender = Arc::new(Sender::new(
             store.clone(),
             connectors.clone(),
@@ -103,6 +101,8 @@ impl Bot {
             first_start,
             clock,
             wake: Notify::new(),
+            tickets: config.tickets.clone(),
+            bots: config.protection.bots.clone(),
         })
     }
 
@@ -234,6 +234,10 @@ impl Bot {
             tasks.spawn(async move { bot.send_loop(stop).await });
         }
         {
+            let (bot, stop) = (bot.clone(), shutdown.clone());
+            tasks.spawn(async move { bot.maintenance_loop(stop).await });
+        }
+        {
             // Reaches into a sender round that is already running.
             let (bot, mut stop) = (bot.clone(), shutdown.clone());
             tokio::spawn(async move {
@@ -335,6 +339,41 @@ impl Bot {
             tokio::select! {
                 _ = tokio::time::sleep(Duration::from_millis(wait as u64)) => {}
                 _ = self.wake.notified() => {}
+                _ = stop.changed() => {}
+            }
+        }
+    }
+
+    /// Applies the rows external tools put in `agent_actions`, and closes
+    /// tickets solved long enough ago. Returns the actions applied.
+    pub async fn maintain_once(&self, close: bool) -> Result<usize, StoreError> {
+        let now = self.clock.now_ms();
+        let n = tickets::apply_agent_actions(&self.store, &self.tickets, &self.bots, now).await?;
+        if n > 0 {
+            self.wake.notify_one();
+        }
+        if close {
+            let closed = tickets::auto_close(&self.store, &self.tickets, now).await?;
+            if closed > 0 {
+                tracing::info!(closed, "tickets closed after their solved period");
+            }
+        }
+        Ok(n)
+    }
+
+    async fn maintenance_loop(&self, mut stop: watch::Receiver<bool>) {
+        let mut round: u64 = 0;
+        loop {
+            if *stop.borrow() {
+                return;
+            }
+            // agent_actions within 2 s: polled every 500 ms on both backends.
+            if let Err(e) = self.maintain_once(round.is_multiple_of(120)).await {
+                tracing::error!(error = %e, "agent actions round failed; retrying");
+            }
+            round += 1;
+            tokio::select! {
+                _ = tokio::time::sleep(Duration::from_millis(500)) => {}
                 _ = stop.changed() => {}
             }
         }

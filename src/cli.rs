@@ -44,6 +44,27 @@ pub enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Work escalated tickets (agents).
+    Tickets {
+        /// Where the database is, and who is acting.
+        #[command(flatten)]
+        common: crate::agent_cli::Common,
+        /// What to do.
+        #[command(subcommand)]
+        cmd: crate::agent_cli::TicketsCommand,
+    },
+    /// What reached the brand, what the bot did, how the agents did.
+    Report {
+        /// Where the database is.
+        #[command(flatten)]
+        common: crate::agent_cli::Common,
+        /// The period: 30m, 24h, 7d, 2w…
+        #[arg(long, default_value = "7d")]
+        since: String,
+        /// As JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// X account set-up.
     #[command(subcommand)]
     X(XCommand),
@@ -368,6 +389,22 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let mut out = stdout.lock();
             runtime()?.block_on(crate::demo::run(&opts, &mut out))?;
             Ok(0)
+        }
+        Command::Tickets { common, cmd } => {
+            init_logging(LogFormat::Text, "warn");
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            runtime()?.block_on(crate::agent_cli::tickets(common, cmd, &mut out))
+        }
+        Command::Report {
+            common,
+            since,
+            json,
+        } => {
+            init_logging(LogFormat::Text, "warn");
+            let stdout = std::io::stdout();
+            let mut out = stdout.lock();
+            runtime()?.block_on(crate::agent_cli::report(common, &since, json, &mut out))
         }
         Command::X(XCommand::Login {
             config,

@@ -28,6 +28,8 @@ pub struct Config {
     pub protection: Protection,
     /// The X account, when the bot serves X.
     pub x: Option<XConfig>,
+    /// Tickets: SLA, solved period, survey.
+    pub tickets: crate::tickets::TicketPolicy,
 }
 
 impl Default for Config {
@@ -39,6 +41,7 @@ impl Default for Config {
             limits: Limits::default(),
             protection: Protection::default(),
             x: None,
+            tickets: crate::tickets::TicketPolicy::default(),
         }
     }
 }

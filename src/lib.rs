@@ -14,10 +14,12 @@
 //! - [`outbox`]: the only code that sends: budgets, 429, retries, recovery.
 //! - [`schedule`]: when to poll each stream, from the platform's budgets.
 //! - [`bot`]: the event loop and its shutdown.
-//! - [`demo`], [`run`], [`cli`]: the commands.
+//! - [`report`]: the support lead's figures.
+//! - [`demo`], [`run`], [`agent_cli`], [`cli`]: the commands.
 //!
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view.
 
+pub mod agent_cli;
 pub mod bot;
 pub mod cli;
 pub mod clock;
@@ -27,6 +29,7 @@ pub mod domain;
 pub mod outbox;
 pub mod pipeline;
 pub mod platform;
+pub mod report;
 pub mod rules;
 pub mod run;
 pub mod schedule;

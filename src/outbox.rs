@@ -472,6 +472,13 @@ impl Sender {
                 now,
             )
             .await?;
+            if let Some(id) = sent_id {
+                sqlx::query("UPDATE tickets SET last_sent_id = $1 WHERE id = $2")
+                    .bind(id)
+                    .bind(t.0)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())
@@ -526,6 +533,7 @@ impl Sender {
                         conversation_id: &row.conversation_id,
                         rule_id: None,
                         note: None,
+                        first_response_due: now,
                     },
                     now,
                 )

@@ -16,13 +16,13 @@ use std::collections::HashSet;
 use sqlx::{AnyConnection, Row};
 
 use crate::clock::{Clock, Millis};
-use crate::config::{Limits, Protection};
+use crate::config::{Config, Limits};
 use crate::domain::{Channel, MessageId, Priority, Queue, TicketRef};
 use crate::platform::{Account, Batch, Event, ReplyKind, Stream};
 use crate::rules::normalize::normalize;
 use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
 use crate::store::{Store, StoreError, set_cursor};
-use crate::tickets::{self, Direction, NewTicket};
+use crate::tickets::{self, Direction, NewTicket, Status, TicketPolicy};
 
 /// What the pipeline needs to know about the platform account.
 #[derive(Debug, Clone)]
@@ -83,6 +83,8 @@ pub struct Pipeline {
     cap_queue: Queue,
     answer_backlog: bool,
     backlog_grace_ms: Millis,
+    tickets: TicketPolicy,
+    solved_window_ms: Millis,
     clock: Clock,
 }
 
@@ -98,13 +100,11 @@ fn stop_form(s: &str) -> String {
 
 impl Pipeline {
     /// Builds the policy.
-    pub fn new(
-        limits: &Limits,
-        protection: &Protection,
-        answer_backlog: bool,
-        clock: Clock,
-    ) -> Self {
+    pub fn new(config: &Config, clock: Clock) -> Self {
+        let (limits, protection) = (&config.limits, &config.protection);
         Pipeline {
+            tickets: config.tickets.clone(),
+            solved_window_ms: config.tickets.solved_window_ms(),
             bots: protection
                 .bots
                 .iter()
@@ -119,7 +119,7 @@ impl Pipeline {
             cap_queue: Queue::parse(&limits.conversation_cap_queue)
                 .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
             limits: limits.clone(),
-            answer_backlog,
+            answer_backlog: config.answer_backlog,
             backlog_grace_ms: protection.backlog_grace_secs as Millis * 1000,
             clock,
         }
@@ -218,8 +218,6 @@ impl Pipeline {
                CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 AND customer_id = $3) \
                     THEN 1 ELSE 0 END AS BIGINT), \
                (SELECT COUNT(*) FROM outbox WHERE platform = $1 AND conversation_id = $4 AND origin = 'auto'), \
-               (SELECT id FROM tickets WHERE platform = $1 AND customer_id = $3 \
-                  AND status IN ('new', 'open', 'pending') ORDER BY id DESC LIMIT 1), \
                CAST(CASE WHEN $5 <> '' AND EXISTS (SELECT 1 FROM outbox WHERE platform = $1 \
                   AND customer_id = $3 AND text = $5 AND created_at >= $6 \
                   AND status IN ('queued', 'sending', 'sent')) THEN 1 ELSE 0 END AS BIGINT)",
@@ -245,9 +243,9 @@ impl Pipeline {
         }
         let opted_out = row.try_get::<i64, _>(1)? != 0;
         let auto_replies: i64 = row.try_get(2)?;
-        let open_ticket: Option<TicketRef> = row.try_get::<Option<i64>, _>(3)?.map(TicketRef);
-        let same_text = row.try_get::<i64, _>(4)? != 0;
+        let same_text = row.try_get::<i64, _>(3)? != 0;
         let capped = auto_replies >= self.limits.per_conversation as i64;
+        let latest = latest_ticket(conn, p, e.author.id.as_str()).await?;
 
         let mut plan = Plan {
             action: outcome.name(),
@@ -256,6 +254,9 @@ impl Pipeline {
             reply: None,
             stop: false,
         };
+        // The ticket this message joins, and its status then.
+        let mut join: Option<(TicketRef, Status)> = None;
+        let joinable = !matches!(outcome, Outcome::Ignore);
         if let Some(why) = self.protected(ctx, e) {
             // Recorded with the rule that matched, but nothing is done.
             plan.action = "ignore";
@@ -264,6 +265,34 @@ impl Pipeline {
             plan.action = "ignore";
             plan.reason = Some("the customer asked to stop automatic replies".into());
             plan.stop = true;
+        } else if let Some(t) = latest.as_ref().filter(|t| t.status.is_active() && joinable) {
+            // A customer with a ticket open talks to a human: no FAQ reply.
+            plan.action = "escalate";
+            plan.reason = Some(format!(
+                "follow-up added to {}: no automatic reply while the ticket is {}",
+                t.id, t.status
+            ));
+            join = Some((t.id, t.status));
+        } else if let Some((t, rating)) = latest
+            .as_ref()
+            .filter(|t| t.awaits_survey() && e.channel == Channel::Dm)
+            .map(|t| (t, survey_rating(&e.text)))
+            .filter(|(_, r)| r.is_some())
+        {
+            let rating = rating.expect("filtered");
+            record_rating(conn, t.id, rating, now).await?;
+            plan.action = "ignore";
+            plan.reason = Some(format!("satisfaction answer {rating}/5 for {}", t.id));
+            join = Some((t.id, Status::Solved));
+        } else if let Some(t) = latest.as_ref().filter(|t| {
+            t.status == Status::Solved
+                && joinable
+                && t.solved_at
+                    .is_some_and(|s| now - s <= self.solved_window_ms)
+        }) {
+            plan.action = "escalate";
+            plan.reason = Some(format!("{} reopened: the customer wrote again", t.id));
+            join = Some((t.id, t.status));
         } else {
             match outcome {
                 Outcome::Reply(t, via) => {
@@ -288,47 +317,55 @@ impl Pipeline {
                 Outcome::Ignore | Outcome::None => {}
             }
         }
+        if let Some(t) = latest
+            .as_ref()
+            .filter(|t| t.awaits_survey() && e.channel == Channel::Dm)
+        {
+            // The survey asks about the next DM only.
+            survey_answered(conn, t.id, now).await?;
+        }
 
         // The ticket first: the message row points at it.
         let mut ticket = None;
         let mut ack: Option<(&Template, Via)> = None;
         let mut follow_up = false;
-        if let Some((queue, priority, ack_t, via)) = &plan.escalate {
-            if let Some(t) = open_ticket {
-                ticket = Some(t);
-                follow_up = true;
-                plan.reason.get_or_insert_with(|| {
-                    format!("follow-up added to {t}: no second acknowledgement")
-                });
-            } else {
-                let note = plan.reason.clone();
-                ticket = Some(
-                    tickets::open(
-                        conn,
-                        &NewTicket {
-                            queue,
-                            priority: *priority,
-                            platform: e.platform,
-                            customer_id: e.author.id.as_str(),
-                            customer_handle: e.author.handle.as_str(),
-                            conversation_id: e.conversation.as_str(),
-                            rule_id: rule.as_deref(),
-                            note: note.as_deref(),
-                        },
-                        now,
-                    )
-                    .await?,
-                );
-                if let Some(a) = ack_t {
-                    if opted_out {
-                        plan.reason = Some("the customer opted out of automatic replies".into());
-                    } else if capped {
-                        plan.reason.get_or_insert_with(|| {
-                            format!("{auto_replies} automatic replies in this conversation already: no acknowledgement")
-                        });
-                    } else {
-                        ack = Some((a, *via));
-                    }
+        if let Some((t, status)) = join {
+            ticket = Some(t);
+            follow_up = true;
+            if matches!(status, Status::Pending)
+                || (status == Status::Solved && plan.action != "ignore")
+            {
+                tickets::set_status(conn, t, "customer", status, Status::Open, now).await?;
+            }
+        } else if let Some((queue, priority, ack_t, via)) = &plan.escalate {
+            let note = plan.reason.clone();
+            ticket = Some(
+                tickets::open(
+                    conn,
+                    &NewTicket {
+                        queue,
+                        priority: *priority,
+                        platform: e.platform,
+                        customer_id: e.author.id.as_str(),
+                        customer_handle: e.author.handle.as_str(),
+                        conversation_id: e.conversation.as_str(),
+                        rule_id: rule.as_deref(),
+                        note: note.as_deref(),
+                        first_response_due: self.tickets.first_response_due(*priority, now),
+                    },
+                    now,
+                )
+                .await?,
+            );
+            if let Some(a) = ack_t {
+                if opted_out {
+                    plan.reason = Some("the customer opted out of automatic replies".into());
+                } else if capped {
+                    plan.reason.get_or_insert_with(|| {
+                        format!("{auto_replies} automatic replies in this conversation already: no acknowledgement")
+                    });
+                } else {
+                    ack = Some((a, *via));
                 }
             }
         }
@@ -447,5 +484,101 @@ impl Plan<'_> {
             Outcome::Escalate(e, _) => e.ack.is_some(),
             Outcome::Ignore | Outcome::None => false,
         }
+    }
+}
+
+/// The customer's most recent ticket that is not closed.
+struct LatestTicket {
+    id: TicketRef,
+    status: Status,
+    solved_at: Option<Millis>,
+    survey_sent: bool,
+    survey_answered: bool,
+}
+
+impl LatestTicket {
+    /// Solved, surveyed, and the survey not answered yet.
+    fn awaits_survey(&self) -> bool {
+        self.status == Status::Solved && self.survey_sent && !self.survey_answered
+    }
+}
+
+async fn latest_ticket(
+    conn: &mut AnyConnection,
+    platform: &str,
+    customer: &str,
+) -> Result<Option<LatestTicket>, StoreError> {
+    let Some(r) = sqlx::query(
+        "SELECT id, status, solved_at, survey_sent_at, survey_answered_at FROM tickets \
+         WHERE platform = $1 AND customer_id = $2 AND status <> 'closed' ORDER BY id DESC LIMIT 1",
+    )
+    .bind(platform)
+    .bind(customer)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let status: String = r.try_get(1)?;
+    Ok(Some(LatestTicket {
+        id: TicketRef(r.try_get(0)?),
+        status: status.parse().map_err(|e: crate::domain::UnknownName| {
+            StoreError::Query(sqlx::Error::Decode(e.into()))
+        })?,
+        solved_at: r.try_get(2)?,
+        survey_sent: r.try_get::<Option<i64>, _>(3)?.is_some(),
+        survey_answered: r.try_get::<Option<i64>, _>(4)?.is_some(),
+    }))
+}
+
+/// The first digit of a survey answer, when it is 1 to 5.
+fn survey_rating(text: &str) -> Option<i64> {
+    let d = text.chars().find(|c| c.is_ascii_digit())?;
+    let n = d.to_digit(10)? as i64;
+    (1..=5).contains(&n).then_some(n)
+}
+
+async fn survey_answered(
+    conn: &mut AnyConnection,
+    t: TicketRef,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tickets SET survey_answered_at = $1 WHERE id = $2 AND survey_answered_at IS NULL",
+    )
+    .bind(now)
+    .bind(t.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+async fn record_rating(
+    conn: &mut AnyConnection,
+    t: TicketRef,
+    rating: i64,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET csat = $1, updated_at = $2 WHERE id = $3")
+        .bind(rating)
+        .bind(now)
+        .bind(t.0)
+        .execute(&mut *conn)
+        .await?;
+    let r = rating.to_string();
+    tickets::event(conn, t, "customer", "csat", None, Some(&r), None, now).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn survey_answers_read_the_first_digit() {
+        assert_eq!(survey_rating("5"), Some(5));
+        assert_eq!(survey_rating("je mets 4/5, merci"), Some(4));
+        assert_eq!(survey_rating("0"), None);
+        assert_eq!(survey_rating("9 !"), None);
+        assert_eq!(survey_rating("super"), None);
     }
 }

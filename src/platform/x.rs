@@ -361,13 +361,15 @@ impl XClient {
     }
 }
 
-/// Whether snowflake `id` is newer than `cursor` (numeric ids compare as
-/// numbers; other ids only by equality, so paging stops at the cursor).
+/// Whether `id` is newer than `cursor`. X's ids are snowflakes (time
+/// ordered, 15 digits and more) and compare as numbers; any other ids only
+/// by equality, so paging stops at the cursor itself.
 fn is_newer(id: &str, cursor: &str) -> bool {
-    match (id.parse::<u128>(), cursor.parse::<u128>()) {
-        (Ok(a), Ok(b)) => a > b,
-        _ => id != cursor,
+    let snowflake = |s: &str| s.len() >= 15 && s.bytes().all(|b| b.is_ascii_digit());
+    if snowflake(id) && snowflake(cursor) {
+        return id.parse::<u128>().ok() > cursor.parse::<u128>().ok();
     }
+    id != cursor
 }
 
 #[async_trait]
@@ -817,8 +819,10 @@ mod tests {
 
     #[test]
     fn snowflakes_compare_as_numbers() {
-        assert!(is_newer("1000", "999"));
-        assert!(!is_newer("999", "1000"));
+        assert!(is_newer("1585321444547837957", "1585321444547837956"));
+        assert!(!is_newer("1585321444547837955", "1585321444547837956"));
         assert!(!is_newer("abc", "abc"));
+        // Short ids (a test server's) only stop at the cursor itself.
+        assert!(is_newer("5002", "1900000000000000003"));
     }
 }

@@ -1,0 +1,387 @@
+//! Agents working escalated tickets, on SQLite and on PostgreSQL: the CLI
+//! as a process against the bot's database, the lifecycle, follow-ups,
+//! SLA, CSAT, agent_actions, reports, and the schema refusing bad writes.
+
+mod common;
+
+use std::process::Command as Process;
+use std::time::Duration;
+
+use common::{App, Db, Setup, line, spawn};
+use helpdesk::domain::TicketRef;
+use helpdesk::platform::sandbox::parse_traffic;
+use helpdesk::tickets::{self, Command, Filter, TicketError};
+use sqlx::Row;
+
+on_both_databases!(
+    an_agent_takes_a_ticket_from_list_to_solved_with_the_cli,
+    follow_ups_join_the_ticket_and_pending_goes_back_to_open,
+    solved_tickets_reopen_then_close_after_their_period,
+    agent_actions_from_sql_tools_are_applied_by_the_bot,
+    bad_external_writes_are_rejected_by_the_database,
+    sla_overdue_and_too_long_replies,
+);
+
+fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
+    let out = Process::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(args)
+        .env("HELPDESK_DATABASE_URL", &app.url)
+        .env("HELPDESK_AGENT", "alice")
+        .env("HELPDESK_CONFIG", app.dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+async fn push(app: &App, l: String) {
+    app.sandbox.push(parse_traffic(&l, "t").unwrap());
+    app.settle().await;
+}
+
+async fn an_agent_takes_a_ticket_from_list_to_solved_with_the_cli(db: Db) {
+    let traffic = line(
+        "5001",
+        "mention",
+        "tom",
+        "@lumio I want a refund, charged twice",
+    );
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let (ok, list, err) = cli(&app, &["tickets", "list", "--json"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list[0]["reference"], "T-1001");
+    assert_eq!(list[0]["status"], "new");
+    assert_eq!(list[0]["priority"], "high");
+
+    let (ok, out, err) = cli(&app, &["tickets", "claim", "T-1001"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("new → open"), "{out}");
+    let (ok, _, err) = cli(
+        &app,
+        &[
+            "tickets",
+            "reply",
+            "T-1001",
+            "Refund issued, 12 € back on your card within 5 days.",
+        ],
+    );
+    assert!(ok, "{err}");
+    app.settle().await;
+    let posted = app.sandbox.posted();
+    assert_eq!(
+        posted.len(),
+        2,
+        "the ack, then the agent's reply: {posted:?}"
+    );
+    assert_eq!(
+        posted[1].text,
+        "Refund issued, 12 € back on your card within 5 days."
+    );
+    assert_eq!(posted[1].kind, "tweet");
+    assert_eq!(posted[1].target, "5001", "in the ticket's conversation");
+    let last: Option<String> = sqlx::query("SELECT last_sent_id FROM tickets WHERE id = 1001")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(last.as_deref(), Some(posted[1].id.as_str()));
+
+    let (ok, out, err) = cli(&app, &["tickets", "solve", "T-1001"]);
+    assert!(ok, "{err}");
+    assert!(out.contains("survey queued"), "{out}");
+    app.settle().await;
+    let survey = &app.sandbox.posted()[2];
+    assert_eq!(survey.kind, "dm", "the survey is never public");
+    assert!(survey.text.contains("1 à 5") && survey.text.contains("T-1001"));
+
+    // The customer answers by DM.
+    push(&app, line("5002", "dm", "tom", "5, thanks!")).await;
+    let csat: Option<i64> = sqlx::query("SELECT csat FROM tickets WHERE id = 1001")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(csat, Some(5));
+    assert_eq!(app.sandbox.posted().len(), 3, "no reply to a rating");
+
+    let (ok, show, err) = cli(&app, &["tickets", "show", "T-1001"]);
+    assert!(ok, "{err}");
+    for want in [
+        "@tom",
+        "alice",
+        "new → open",
+        "open → solved",
+        "Refund issued",
+        "rated 5/5",
+    ] {
+        assert!(show.contains(want), "`{want}` missing from:\n{show}");
+    }
+    let (ok, report, err) = cli(&app, &["report", "--json"]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(r["tickets_solved"], 1);
+    assert_eq!(r["csat_average"], 5.0);
+    assert!(r["first_response_median_min"].as_f64().is_some());
+    let (ok, text, _) = cli(&app, &["report"]);
+    assert!(
+        ok && text.contains("satisfaction") && text.contains("5.0/5"),
+        "{text}"
+    );
+}
+
+async fn follow_ups_join_the_ticket_and_pending_goes_back_to_open(db: Db) {
+    let traffic = line("5101", "mention", "ana", "@lumio je veux être remboursé");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let t = TicketRef(1001);
+    let apply = |cmd: Command| {
+        let (store, clock) = (app.store.clone(), app.clock.clone());
+        async move {
+            tickets::apply(
+                &store,
+                &Default::default(),
+                &[],
+                t,
+                "bob",
+                &cmd,
+                clock.now_ms(),
+            )
+            .await
+        }
+    };
+    apply(Command::Pending).await.unwrap();
+    // An FAQ question while the ticket is pending: joins it, no FAQ answer.
+    push(
+        &app,
+        line("5102", "mention", "ana", "@lumio et vos horaires ?"),
+    )
+    .await;
+    assert_eq!(app.sandbox.posted().len(), 1, "only the ack");
+    let (status, n): (String, i64) = {
+        let r = sqlx::query(
+            "SELECT status, (SELECT COUNT(*) FROM messages WHERE ticket_id = 1001) FROM tickets WHERE id = 1001",
+        )
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+        (r.try_get(0).unwrap(), r.try_get(1).unwrap())
+    };
+    assert_eq!((status.as_str(), n), ("open", 2));
+    let actor: String = sqlx::query(
+        "SELECT actor FROM ticket_events WHERE kind = 'status' ORDER BY id DESC LIMIT 1",
+    )
+    .fetch_one(app.store.pool())
+    .await
+    .unwrap()
+    .try_get(0)
+    .unwrap();
+    assert_eq!(actor, "customer");
+}
+
+async fn solved_tickets_reopen_then_close_after_their_period(db: Db) {
+    let traffic = line("5201", "mention", "ana", "@lumio je veux être remboursé");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let t = TicketRef(1001);
+    let apply = |cmd: Command| {
+        let (store, clock) = (app.store.clone(), app.clock.clone());
+        async move {
+            tickets::apply(
+                &store,
+                &Default::default(),
+                &[],
+                t,
+                "bob",
+                &cmd,
+                clock.now_ms(),
+            )
+            .await
+        }
+    };
+    apply(Command::Solve).await.unwrap();
+    app.settle().await;
+    // Not a rating: the customer is back; the ticket reopens.
+    push(
+        &app,
+        line("5202", "mention", "ana", "@lumio toujours pas remboursée"),
+    )
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM tickets").await, 1);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM tickets WHERE status = 'open' AND solved_at IS NULL")
+            .await,
+        1
+    );
+    let again = apply(Command::Solve).await.unwrap();
+    assert_eq!(again.queued, None, "one survey per ticket");
+    // After the solved period, it closes by itself; then a message opens a new ticket.
+    app.clock.advance(Duration::from_secs(5 * 86_400));
+    app.bot.maintain_once(true).await.unwrap();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM tickets WHERE status = 'closed'")
+            .await,
+        1
+    );
+    let err = apply(Command::Reopen).await.unwrap_err();
+    assert!(
+        err.to_string().contains("closed tickets are final"),
+        "{err}"
+    );
+    push(
+        &app,
+        line(
+            "5203",
+            "mention",
+            "ana",
+            "@lumio encore un problème de remboursement",
+        ),
+    )
+    .await;
+    assert_eq!(app.count("SELECT COUNT(*) FROM tickets").await, 2);
+}
+
+async fn agent_actions_from_sql_tools_are_applied_by_the_bot(db: Db) {
+    let traffic = line("5301", "mention", "ana", "@lumio je veux être remboursé");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    // What an agent's SQL tool does: plain INSERTs, no times to compute.
+    for (action, arg) in [
+        ("claim", None),
+        ("reply_dm", Some("Bonjour, c'est remboursé.")),
+        ("close", None),
+    ] {
+        sqlx::query("INSERT INTO agent_actions (ticket_id, agent, action, argument) VALUES (1001, 'carla', $1, $2)")
+            .bind(action)
+            .bind(arg)
+            .execute(app.store.pool())
+            .await
+            .unwrap();
+    }
+    assert_eq!(app.bot.maintain_once(false).await.unwrap(), 3);
+    let rows: Vec<(String, String)> =
+        sqlx::query("SELECT status, COALESCE(result, '') FROM agent_actions ORDER BY id")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
+            .collect();
+    assert_eq!(rows[0].0, "done");
+    assert_eq!(rows[1].0, "done");
+    assert_eq!(rows[2].0, "refused");
+    assert!(rows[2].1.contains("solve it first"), "{}", rows[2].1);
+    app.settle().await;
+    let posted = app.sandbox.posted();
+    assert_eq!(posted.last().unwrap().kind, "dm");
+    assert_eq!(posted.last().unwrap().text, "Bonjour, c'est remboursé.");
+}
+
+async fn bad_external_writes_are_rejected_by_the_database(db: Db) {
+    let traffic = line("5401", "mention", "ana", "@lumio je veux être remboursé");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let pool = app.store.pool();
+    for bad in [
+        "UPDATE tickets SET status = 'done' WHERE id = 1001",
+        "UPDATE tickets SET priority = 'asap' WHERE id = 1001",
+        "UPDATE tickets SET csat = 7 WHERE id = 1001",
+        "UPDATE tickets SET queue = NULL WHERE id = 1001",
+        "INSERT INTO agent_actions (ticket_id, agent, action) VALUES (999999, 'x', 'claim')",
+        "INSERT INTO agent_actions (ticket_id, agent, action) VALUES (1001, 'x', 'note')",
+        "INSERT INTO agent_actions (ticket_id, agent, action) VALUES (1001, 'x', 'delete')",
+        "INSERT INTO ticket_events (ticket_id, at, actor, kind) VALUES (1001, 0, '', 'note')",
+        "INSERT INTO outbox (platform, kind, origin, customer_id, customer_handle, conversation_id, in_reply_to, text, created_at, next_attempt_at, updated_at) VALUES ('x', 'public', 'auto', '1', 'a', 'c', 'm', '', 0, 0, 0)",
+        "UPDATE outbox SET status = 'sending', lease_until = NULL",
+    ] {
+        let r = sqlx::query(sqlx::AssertSqlSafe(bad)).execute(pool).await;
+        assert!(r.is_err(), "accepted: {bad}");
+    }
+    sqlx::query("UPDATE tickets SET status = 'closed' WHERE id = 1001")
+        .execute(pool)
+        .await
+        .unwrap();
+    let e = sqlx::query("UPDATE tickets SET status = 'open' WHERE id = 1001")
+        .execute(pool)
+        .await
+        .unwrap_err();
+    assert!(e.to_string().contains("closed tickets are final"), "{e}");
+}
+
+async fn sla_overdue_and_too_long_replies(db: Db) {
+    let traffic = line("5501", "mention", "ana", "@lumio je veux être remboursé");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let now = app.clock.now_ms();
+    let overdue = Filter {
+        overdue: true,
+        ..Filter::default()
+    };
+    assert!(
+        tickets::list(&app.store, &overdue, now)
+            .await
+            .unwrap()
+            .is_empty()
+    );
+    // High priority: first reply due within 4 h.
+    let later = now + 4 * 3_600_000 + 1;
+    let late = tickets::list(&app.store, &overdue, later).await.unwrap();
+    assert_eq!(late.len(), 1);
+    assert!(late[0].overdue);
+    let long = "é".repeat(281);
+    let err = tickets::apply(
+        &app.store,
+        &Default::default(),
+        &[],
+        TicketRef(1001),
+        "bob",
+        &Command::Reply {
+            text: long,
+            dm: false,
+        },
+        now,
+    )
+    .await
+    .unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TicketError::TooLong {
+                count: 281,
+                max: 280,
+                ..
+            }
+        ),
+        "{err}"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE origin = 'agent'")
+            .await,
+        0,
+        "refused before it is queued"
+    );
+    let (ok, _, err) = cli(&app, &["tickets", "close", "T-1001"]);
+    assert!(!ok);
+    assert!(
+        err.contains("cannot close: the ticket is new; solve it first"),
+        "{err}"
+    );
+}
