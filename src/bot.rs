@@ -17,13 +17,16 @@ use crate::clock::{Clock, Millis};
 use crate::config::Config;
 use crate::domain::Platform;
 use crate::outbox::{DrainReport, Sender};
+use crate::ownership::Ownership;
 use crate::pipeline::{Context, Pipeline, Processed};
 use crate::platform::x_webhook::Delivery;
 use crate::platform::{Account, ApiError, Batch, Connector, Event, Stream};
+use crate::reload::SharedRules;
 use crate::rules::RuleSet;
 use crate::schedule::{Polled, Schedule};
 use crate::store::{Store, StoreError};
 use crate::tickets::{self, TicketPolicy};
+use arc_swap::ArcSwap;
 
 /// Why the bot cannot run.
 #[derive(Debug, thiserror::Error)]
@@ -44,7 +47,7 @@ pub enum BotError {
 /// A bot assembled from its parts, ready to poll and send.
 pub struct Bot {
     store: Store,
-    rules: Arc<RuleSet>,
+    rules: SharedRules,
     pipeline: Pipeline,
     sender: Arc<Sender>,
     connectors: Vec<Arc<dyn Connector>>,
@@ -55,6 +58,7 @@ pub struct Bot {
     wake: Notify,
     tickets: TicketPolicy,
     bots: Vec<String>,
+    ownership: Ownership,
 }
 
 impl std::fmt::Debug for Bot {
@@ -91,9 +95,9 @@ impl Bot {
             config.limits.clone(),
             clock.clone(),
         ));
+        sender.prime().await?;
         Ok(Bot {
-            store,
-            rules,
+            rules: Arc::new(ArcSwap::new(rules)),
             pipeline,
             sender,
             connectors,
@@ -103,12 +107,24 @@ impl Bot {
             wake: Notify::new(),
             tickets: config.tickets.clone(),
             bots: config.protection.bots.clone(),
+            ownership: Ownership::for_store(&store),
+            store,
         })
     }
 
     /// The outbox sender (tests and the demo drive it round by round).
     pub fn sender(&self) -> &Sender {
         &self.sender
+    }
+
+    /// The bot's clock.
+    pub fn clock(&self) -> &Clock {
+        &self.clock
+    }
+
+    /// The rule set in use; the reloader swaps it.
+    pub fn rules(&self) -> SharedRules {
+        self.rules.clone()
     }
 
     /// The connectors, in configuration order.
@@ -136,23 +152,12 @@ impl Bot {
             first_start: self.first_start,
             platform,
         };
-        let rules = self.rules.clone();
+        // The batch keeps the rules it started with, whatever reloads meanwhile.
+        let rules = self.rules.load_full();
         let processed = self
             .pipeline
             .ingest(&self.store, &rules, &ctx, stream, &batch)
             .await?;
-        for p in processed.iter().filter(|p| !p.duplicate) {
-            tracing::info!(
-                platform = %platform,
-                stream = stream.as_str(),
-                message = %p.id,
-                rule = p.rule.as_deref().unwrap_or("-"),
-                action = p.action,
-                ticket = ?p.ticket.map(|t| t.to_string()),
-                reply = p.reply.as_str(),
-                "message routed"
-            );
-        }
         Ok((processed, batch.next_poll))
     }
 
@@ -174,7 +179,7 @@ impl Bot {
             cursor: None,
             next_poll: None,
         };
-        let rules = self.rules.clone();
+        let rules = self.rules.load_full();
         let processed = self
             .pipeline
             .ingest(&self.store, &rules, &ctx, Stream::Mentions, &batch)
@@ -199,11 +204,11 @@ impl Bot {
     /// Runs until `shutdown` turns true: one ingest task per platform and
     /// one sender task. Returns when all of them have stopped.
     pub async fn run(
-        self,
+        self: Arc<Self>,
         shutdown: watch::Receiver<bool>,
         mut webhooks: Option<mpsc::Receiver<Delivery>>,
     ) -> Result<(), BotError> {
-        let bot = Arc::new(self);
+        let bot = self;
         let mut tasks = tokio::task::JoinSet::new();
         if let Some(mut rx) = webhooks.take() {
             let (bot, mut stop) = (bot.clone(), shutdown.clone());
@@ -299,11 +304,29 @@ impl Bot {
         Schedule::new(c.streams(), self.clock.now_ms(), Duration::from_secs(60))
     }
 
+    /// Whether this instance holds `role`; sleeps a second when it does not.
+    async fn wait_for_role(&self, role: &str, stop: &mut watch::Receiver<bool>) -> bool {
+        match self.ownership.owns(&self.store, role).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(role, error = %e, "cannot check who owns the role"),
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+            _ = stop.changed() => {}
+        }
+        false
+    }
+
     async fn ingest_loop(&self, c: Arc<dyn Connector>, mut stop: watch::Receiver<bool>) {
         let mut sched = self.schedule_for(c.as_ref());
+        let role = format!("ingest:{}", c.platform());
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if !self.wait_for_role(&role, &mut stop).await {
+                continue;
             }
             if self.poll_due(c.as_ref(), &mut sched).await {
                 continue;
@@ -319,9 +342,22 @@ impl Bot {
     }
 
     async fn send_loop(&self, mut stop: watch::Receiver<bool>) {
+        let mut primed = false;
         loop {
             if *stop.borrow() {
                 return;
+            }
+            // One sender for all instances: the budgets hold across them.
+            if !self.wait_for_role("send", &mut stop).await {
+                primed = false;
+                continue;
+            }
+            if !primed {
+                // Taking over: spend what the previous owner already sent.
+                match self.sender.prime().await {
+                    Ok(()) => primed = true,
+                    Err(e) => tracing::warn!(error = %e, "cannot read recent replies; retrying"),
+                }
             }
             let wait = match self.sender.drain_once().await {
                 Ok(r) => {
@@ -366,6 +402,9 @@ impl Bot {
         loop {
             if *stop.borrow() {
                 return;
+            }
+            if !self.wait_for_role("maintenance", &mut stop).await {
+                continue;
             }
             // agent_actions within 2 s: polled every 500 ms on both backends.
             if let Err(e) = self.maintain_once(round.is_multiple_of(120)).await {

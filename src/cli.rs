@@ -68,6 +68,20 @@ pub enum Command {
     /// X account set-up.
     #[command(subcommand)]
     X(XCommand),
+    /// Write a commented helpdesk.toml and starter rules into DIR.
+    Init {
+        /// Where (created if needed).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Check the configuration.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+    /// Print shell completions.
+    Completions {
+        /// bash, zsh, fish, elvish or powershell.
+        shell: clap_complete::Shell,
+    },
     /// Run the bot until Ctrl-C or SIGTERM.
     Run {
         /// The configuration file (missing: every default).
@@ -79,6 +93,18 @@ pub enum Command {
         /// Log format.
         #[arg(long, value_enum, default_value = "text")]
         log_format: LogFormat,
+    },
+}
+
+/// `helpdesk config …`
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate everything (the rules and their examples included) and print
+    /// the effective configuration, secrets redacted; exit 1 on a problem.
+    Check {
+        /// The configuration file.
+        #[arg(long, default_value = "helpdesk.toml", env = "HELPDESK_CONFIG")]
+        config: PathBuf,
     },
 }
 
@@ -388,6 +414,20 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
             runtime()?.block_on(crate::demo::run(&opts, &mut out))?;
+            Ok(0)
+        }
+        Command::Init { dir } => {
+            let stdout = std::io::stdout();
+            crate::setup::init(&dir, &mut stdout.lock())?;
+            Ok(0)
+        }
+        Command::Config(ConfigCommand::Check { config }) => {
+            let stdout = std::io::stdout();
+            crate::setup::check(&config, &mut stdout.lock())
+        }
+        Command::Completions { shell } => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut cmd, "helpdesk", &mut std::io::stdout());
             Ok(0)
         }
         Command::Tickets { common, cmd } => {

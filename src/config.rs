@@ -9,10 +9,10 @@ use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The whole configuration file.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Config {
     /// `sqlite://FILE` (created on first start) or `postgres://…`.
@@ -30,6 +30,10 @@ pub struct Config {
     pub x: Option<XConfig>,
     /// Tickets: SLA, solved period, survey.
     pub tickets: crate::tickets::TicketPolicy,
+    /// Where `/metrics`, `/healthz` and `/readyz` listen; empty: nowhere.
+    pub admin_listen: String,
+    /// On SIGTERM or Ctrl-C, how long work in flight may take to finish.
+    pub shutdown_deadline_secs: u64,
 }
 
 impl Default for Config {
@@ -42,12 +46,14 @@ impl Default for Config {
             protection: Protection::default(),
             x: None,
             tickets: crate::tickets::TicketPolicy::default(),
+            admin_listen: "127.0.0.1:9898".into(),
+            shutdown_deadline_secs: 20,
         }
     }
 }
 
 /// A number of replies per window of time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Budget {
     /// How many replies…
@@ -64,7 +70,7 @@ impl Budget {
 }
 
 /// Reply budgets, in the spirit of Zammad's auto-response caps.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Limits {
     /// All automatic and agent replies of this bot together, per platform.
@@ -82,6 +88,9 @@ pub struct Limits {
     pub max_attempts: u32,
     /// The same text to the same customer within this window is suppressed.
     pub same_reply_window_secs: u64,
+    /// A reply `sending` for longer than this counts as interrupted (the
+    /// sender died) and is recovered. Longer than an HTTP call with its timeout.
+    pub lease_secs: u64,
 }
 
 impl Default for Limits {
@@ -100,12 +109,13 @@ impl Default for Limits {
             reply_max_age_secs: 3600,
             max_attempts: 8,
             same_reply_window_secs: 24 * 3600,
+            lease_secs: 120,
         }
     }
 }
 
 /// Loop protection: who and what the bot never answers automatically.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct Protection {
     /// Handles of other bots (without `@`), compared case-insensitively.
@@ -141,7 +151,7 @@ impl Default for Protection {
 }
 
 /// `[x]`: the X API v2 account.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct XConfig {
     /// The API root: the real API, or a sandbox in tests.
@@ -173,7 +183,7 @@ pub struct XConfig {
 }
 
 /// `[x.webhook]`: push ingest through X's Account Activity API.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct WebhookConfig {
     /// Address to listen on, such as `0.0.0.0:8443` (behind TLS termination).
@@ -301,11 +311,6 @@ impl Config {
                 });
             }
         };
-        if let Ok(url) = std::env::var("HELPDESK_DATABASE_URL")
-            && !url.is_empty()
-        {
-            config.database_url = url;
-        }
         // Relative paths in the file are relative to the file, so a bot
         // started from another directory finds its rules.
         if let Some(dir) = path.parent()
@@ -315,6 +320,14 @@ impl Config {
             if config.rules.is_relative() {
                 config.rules = dir.join(&config.rules);
             }
+            // A SQLite file named relative to the configuration lives beside it.
+            if let Some(file) = config.database_url.strip_prefix("sqlite://")
+                && !file.starts_with('/')
+                && !file.starts_with(':')
+                && !file.is_empty()
+            {
+                config.database_url = format!("sqlite://{}", dir.join(file).display());
+            }
             if let Some(x) = config.x.as_mut()
                 && let Some(f) = x.token_file.as_mut()
                 && f.is_relative()
@@ -322,7 +335,41 @@ impl Config {
                 *f = dir.join(&*f);
             }
         }
+        // Environment values are taken as given (relative to the working directory).
+        config.apply_env();
         Ok(config)
+    }
+
+    /// The `HELPDESK_*` environment overrides, applied over the file.
+    pub const ENV_OVERRIDES: &'static [(&'static str, &'static str)] = &[
+        ("HELPDESK_DATABASE_URL", "database_url"),
+        ("HELPDESK_RULES", "rules"),
+        ("HELPDESK_ANSWER_BACKLOG", "answer_backlog (true or false)"),
+        ("HELPDESK_ADMIN_LISTEN", "admin_listen"),
+        ("HELPDESK_SHUTDOWN_DEADLINE_SECS", "shutdown_deadline_secs"),
+        ("HELPDESK_X_BASE_URL", "x.base_url"),
+    ];
+
+    fn apply_env(&mut self) {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        if let Some(v) = var("HELPDESK_DATABASE_URL") {
+            self.database_url = v;
+        }
+        if let Some(v) = var("HELPDESK_RULES") {
+            self.rules = PathBuf::from(v);
+        }
+        if let Some(v) = var("HELPDESK_ANSWER_BACKLOG") {
+            self.answer_backlog = matches!(v.as_str(), "1" | "true" | "yes");
+        }
+        if let Some(v) = var("HELPDESK_ADMIN_LISTEN") {
+            self.admin_listen = v;
+        }
+        if let Some(v) = var("HELPDESK_SHUTDOWN_DEADLINE_SECS").and_then(|v| v.parse().ok()) {
+            self.shutdown_deadline_secs = v;
+        }
+        if let Some(v) = var("HELPDESK_X_BASE_URL") {
+            self.x.get_or_insert_with(XConfig::default).base_url = v;
+        }
     }
 
     /// Parses the text of a configuration file.

@@ -13,12 +13,17 @@
 //! - [`tickets`]: opening tickets and adding to their conversation.
 //! - [`outbox`]: the only code that sends: budgets, 429, retries, recovery.
 //! - [`schedule`]: when to poll each stream, from the platform's budgets.
+//! - [`ownership`]: which instance polls and sends (PostgreSQL advisory locks).
 //! - [`bot`]: the event loop and its shutdown.
+//! - [`reload`]: hot reload of the rules (file watcher, SIGHUP).
+//! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
 //! - [`report`]: the support lead's figures.
+//! - [`setup`]: `init`, `config check`.
 //! - [`demo`], [`run`], [`agent_cli`], [`cli`]: the commands.
 //!
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view.
 
+pub mod admin;
 pub mod agent_cli;
 pub mod bot;
 pub mod cli;
@@ -27,12 +32,15 @@ pub mod config;
 pub mod demo;
 pub mod domain;
 pub mod outbox;
+pub mod ownership;
 pub mod pipeline;
 pub mod platform;
+pub mod reload;
 pub mod report;
 pub mod rules;
 pub mod run;
 pub mod schedule;
+pub mod setup;
 pub mod store;
 pub mod text;
 pub mod tickets;

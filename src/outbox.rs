@@ -36,6 +36,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use arc_swap::ArcSwap;
 use governor::middleware::NoOpMiddleware;
 use governor::state::keyed::HashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
@@ -47,7 +48,7 @@ use crate::clock::{Clock, Millis};
 use crate::config::{Budget, Limits};
 use crate::domain::{MessageId, Platform, Priority, Queue, TicketRef, UserId};
 use crate::platform::{ApiError, Connector, Outgoing, ReplyKind};
-use crate::store::{Store, StoreError};
+use crate::store::{Backend, Store, StoreError};
 use crate::tickets::{self, Direction, NewTicket};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
@@ -58,8 +59,6 @@ type Keyed = RateLimiter<
     NoOpMiddleware<Duration>,
 >;
 
-/// How long a lease lasts: far longer than one HTTP call with its timeout.
-const LEASE: Duration = Duration::from_secs(120);
 /// Rows considered per round.
 const ROUND: i64 = 200;
 /// After a 401, how long the platform is left alone before trying again.
@@ -100,18 +99,48 @@ fn quota(b: Budget) -> Quota {
         .allow_burst(n)
 }
 
+/// The in-memory budgets: one global per platform, one per customer.
+struct Budgets {
+    global: HashMap<Platform, Direct>,
+    per_customer: Keyed,
+}
+
+impl Budgets {
+    fn new(platforms: &[Platform], limits: &Limits, clock: &Clock) -> Budgets {
+        Budgets {
+            global: platforms
+                .iter()
+                .map(|p| {
+                    (
+                        *p,
+                        RateLimiter::direct_with_clock(quota(limits.global), clock.clone()),
+                    )
+                })
+                .collect(),
+            per_customer: RateLimiter::hashmap_with_clock(
+                quota(limits.per_customer),
+                clock.clone(),
+            ),
+        }
+    }
+}
+
 /// The sender, with its budgets.
 pub struct Sender {
     store: Store,
     connectors: HashMap<Platform, Arc<dyn Connector>>,
     limits: Limits,
     clock: Clock,
-    global: HashMap<Platform, Direct>,
-    per_customer: Keyed,
+    /// The budgets; rebuilt from the database by [`Sender::prime`].
+    budgets: ArcSwap<Budgets>,
     /// Endpoint blocked until (Unix ms), after a 429 or a 401.
     blocked: Mutex<HashMap<(Platform, ReplyKind), Millis>>,
     /// Set on shutdown: the round stops before its next lease.
     stopping: AtomicBool,
+    /// How long a row may stay `sending` before it counts as interrupted.
+    lease: Duration,
+    /// After a 401: sending paused until then (for /readyz).
+    auth_paused_until: Mutex<Option<Millis>>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -174,28 +203,72 @@ impl Sender {
         limits: Limits,
         clock: Clock,
     ) -> Sender {
-        let global = connectors
-            .iter()
-            .map(|c| {
-                (
-                    c.platform(),
-                    RateLimiter::direct_with_clock(quota(limits.global), clock.clone()),
-                )
-            })
-            .collect();
+        let platforms: Vec<Platform> = connectors.iter().map(|c| c.platform()).collect();
         Sender {
-            per_customer: RateLimiter::hashmap_with_clock(
-                quota(limits.per_customer),
-                clock.clone(),
-            ),
+            budgets: ArcSwap::from_pointee(Budgets::new(&platforms, &limits, &clock)),
             connectors: connectors.into_iter().map(|c| (c.platform(), c)).collect(),
-            global,
             store,
-            limits,
             clock,
             blocked: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
+            lease: Duration::from_secs(limits.lease_secs.max(1)),
+            limits,
+            auth_paused_until: Mutex::new(None),
         }
+    }
+
+    /// Spends, from the in-memory budgets, what was sent within their
+    /// windows according to the database, so the budgets hold across a
+    /// restart and when another instance takes over the sender's role.
+    pub async fn prime(&self) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        // Fresh budgets, then spend what the database says was sent: what
+        // this process spent before is in the database too.
+        let platforms: Vec<Platform> = self.connectors.keys().copied().collect();
+        let budgets = Budgets::new(&platforms, &self.limits, &self.clock);
+        let window = |b: Budget| now - b.window().as_millis() as Millis;
+        let take = |n: i64, cap: u32| NonZeroU32::new((n.max(0) as u32).min(cap));
+        for r in sqlx::query(
+            "SELECT platform, COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= $1 GROUP BY platform",
+        )
+        .bind(window(self.limits.global))
+        .fetch_all(self.store.pool())
+        .await?
+        {
+            let p: String = r.try_get(0)?;
+            let n: i64 = r.try_get(1)?;
+            if let (Ok(p), Some(n)) = (p.parse::<Platform>(), take(n, self.limits.global.replies))
+                && let Some(g) = budgets.global.get(&p)
+            {
+                let _ = g.check_n(n);
+            }
+        }
+        for r in sqlx::query(
+            "SELECT platform, customer_id, COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= $1 \
+             GROUP BY platform, customer_id",
+        )
+        .bind(window(self.limits.per_customer))
+        .fetch_all(self.store.pool())
+        .await?
+        {
+            let p: String = r.try_get(0)?;
+            let c: String = r.try_get(1)?;
+            let n: i64 = r.try_get(2)?;
+            if let (Ok(p), Some(n)) = (p.parse::<Platform>(), take(n, self.limits.per_customer.replies)) {
+                let _ = budgets.per_customer.check_key_n(&(p, c), n);
+            }
+        }
+        self.budgets.store(Arc::new(budgets));
+        Ok(())
+    }
+
+    /// Whether a platform refused our credentials recently (sending paused).
+    pub fn auth_paused(&self) -> bool {
+        let now = self.clock.now_ms();
+        self.auth_paused_until
+            .lock()
+            .expect("poisoned")
+            .is_some_and(|t| t > now)
     }
 
     /// Asks the current and later rounds to stop before their next send;
@@ -245,6 +318,7 @@ impl Sender {
         .fetch_all(self.store.pool())
         .await?;
         let mut global_empty: HashMap<Platform, Millis> = HashMap::new();
+        let budgets = self.budgets.load_full();
         for r in rows {
             if self.stopping.load(Ordering::SeqCst) {
                 break;
@@ -261,22 +335,31 @@ impl Sender {
                 continue;
             }
             // Recovery resends are not new replies: they spend no budget.
+            // The global budget is asked first: governor cannot give a cell
+            // back, and a customer's cell spent while the global budget is
+            // empty would starve that customer round after round. A row the
+            // customer's budget holds back is postponed to its turn, so it
+            // costs the global budget at most one cell per turn.
             if !row.recovering {
-                let key = (row.platform, row.customer_id.clone());
-                if let Err(not_until) = self.per_customer.check_key(&key) {
-                    let at = self.clock.wall_at(not_until.earliest_possible());
-                    self.postpone(row.id, at, "held by the per-customer budget")
-                        .await?;
-                    report.held += 1;
-                    continue;
-                }
-                if let Some(g) = self.global.get(&row.platform)
+                if let Some(g) = budgets.global.get(&row.platform)
                     && let Err(not_until) = g.check()
                 {
                     let at = self.clock.wall_at(not_until.earliest_possible());
                     global_empty.insert(row.platform, at);
                     self.postpone(row.id, at, "held by the global budget")
                         .await?;
+                    metrics::counter!("helpdesk_replies_rate_limited_total", "by" => "global")
+                        .increment(1);
+                    report.held += 1;
+                    continue;
+                }
+                let key = (row.platform, row.customer_id.clone());
+                if let Err(not_until) = budgets.per_customer.check_key(&key) {
+                    let at = self.clock.wall_at(not_until.earliest_possible());
+                    self.postpone(row.id, at, "held by the per-customer budget")
+                        .await?;
+                    metrics::counter!("helpdesk_replies_rate_limited_total", "by" => "customer")
+                        .increment(1);
                     report.held += 1;
                     continue;
                 }
@@ -305,15 +388,25 @@ impl Sender {
 
     async fn lease(&self, id: i64) -> Result<bool, StoreError> {
         let now = self.clock.now_ms();
-        let done = sqlx::query(
-            "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1, \
-             updated_at = $2 WHERE id = $3 AND status = 'queued'",
-        )
-        .bind(now + LEASE.as_millis() as Millis)
-        .bind(now)
-        .bind(id)
-        .execute(self.store.pool())
-        .await?;
+        // PostgreSQL: skip a row another instance is claiming right now
+        // rather than wait for it; the compare-and-set does the rest.
+        let sql = match self.store.backend() {
+            Backend::Postgres => {
+                "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1, \
+                 updated_at = $2 WHERE id = (SELECT id FROM outbox WHERE id = $3 AND status = 'queued' \
+                 FOR UPDATE SKIP LOCKED)"
+            }
+            Backend::Sqlite => {
+                "UPDATE outbox SET status = 'sending', lease_until = $1, attempts = attempts + 1, \
+                 updated_at = $2 WHERE id = $3 AND status = 'queued'"
+            }
+        };
+        let done = sqlx::query(sql)
+            .bind(now + self.lease.as_millis() as Millis)
+            .bind(now)
+            .bind(id)
+            .execute(self.store.pool())
+            .await?;
         Ok(done.rows_affected() == 1)
     }
 
@@ -335,6 +428,7 @@ impl Sender {
         match result {
             Ok(sent) => {
                 self.mark_sent(&row, Some(&sent.id), None).await?;
+                metrics::counter!("helpdesk_replies_total", "status" => "sent").increment(1);
                 tracing::info!(outbox = row.id, platform = %row.platform, sent_id = %sent.id, "reply sent");
                 report.sent += 1;
             }
@@ -380,6 +474,8 @@ impl Sender {
             Err(ApiError::RateLimited { reset_ms }) => {
                 let until = reset_ms.max(now) + 1000;
                 self.block(row.platform, &[row.kind], until);
+                metrics::counter!("helpdesk_replies_rate_limited_total", "by" => "platform")
+                    .increment(1);
                 tracing::warn!(platform = %row.platform, kind = row.kind.as_str(), until, "platform rate limit (429): pausing this endpoint until its reset");
                 self.requeue(&row, until, "rate limited by the platform (429)", true)
                     .await?;
@@ -387,6 +483,7 @@ impl Sender {
             }
             Err(ApiError::Unauthorized) => {
                 let until = now + AUTH_PAUSE.as_millis() as Millis;
+                *self.auth_paused_until.lock().expect("poisoned") = Some(until);
                 self.block(row.platform, &[ReplyKind::Public, ReplyKind::Dm], until);
                 tracing::error!(platform = %row.platform, "the platform refused the access token (401): sending paused, the queue is kept; fix the token");
                 self.requeue(
@@ -507,6 +604,7 @@ impl Sender {
 
     async fn end(&self, row: &OutboxRow, status: &str, why: &str) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
+        metrics::counter!("helpdesk_replies_total", "status" => status.to_owned()).increment(1);
         let mut tx = self.store.begin().await?;
         sqlx::query(
             "UPDATE outbox SET status = $1, lease_until = NULL, reason = $2, updated_at = $3 WHERE id = $4",

@@ -14,6 +14,7 @@
 use std::collections::HashSet;
 
 use sqlx::{AnyConnection, Row};
+use tracing::Instrument;
 
 use crate::clock::{Clock, Millis};
 use crate::config::{Config, Limits};
@@ -139,7 +140,7 @@ impl Pipeline {
             let mut tx = store.begin().await?;
             let mut out = Vec::with_capacity(batch.events.len());
             for e in &batch.events {
-                out.push(self.process(&mut tx, rules, ctx, e).await?);
+                out.push(self.process_in_span(&mut tx, rules, ctx, e).await?);
             }
             if let (Some(c), Some(p)) = (&batch.cursor, platform) {
                 set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
@@ -154,7 +155,7 @@ impl Pipeline {
                 let mut out = Vec::with_capacity(batch.events.len());
                 for e in &batch.events {
                     let mut tx = store.begin().await?;
-                    out.push(self.process(&mut tx, rules, ctx, e).await?);
+                    out.push(self.process_in_span(&mut tx, rules, ctx, e).await?);
                     tx.commit().await?;
                 }
                 if let (Some(c), Some(p)) = (&batch.cursor, platform) {
@@ -166,6 +167,45 @@ impl Pipeline {
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Processes one event inside its own tracing span (id, rule, action),
+    /// and counts it.
+    async fn process_in_span(
+        &self,
+        conn: &mut AnyConnection,
+        rules: &RuleSet,
+        ctx: &Context<'_>,
+        e: &Event,
+    ) -> Result<Processed, StoreError> {
+        let span = tracing::info_span!(
+            "message",
+            platform = %e.platform,
+            channel = %e.channel,
+            id = %e.id,
+            rule = tracing::field::Empty,
+            action = tracing::field::Empty,
+        );
+        let p = self
+            .process(conn, rules, ctx, e)
+            .instrument(span.clone())
+            .await?;
+        if !p.duplicate {
+            let rule = p.rule.clone().unwrap_or_else(|| "(default)".into());
+            span.record("rule", rule.as_str());
+            span.record("action", p.action);
+            span.in_scope(|| {
+                tracing::info!(
+                    ticket = ?p.ticket.map(|t| t.to_string()),
+                    reply = p.reply.as_str(),
+                    "message routed"
+                )
+            });
+            metrics::counter!("helpdesk_inbound_total", "platform" => e.platform.as_str(), "channel" => e.channel.as_str()).increment(1);
+            metrics::counter!("helpdesk_routed_total", "rule" => rule, "action" => p.action)
+                .increment(1);
+        }
+        Ok(p)
     }
 
     /// Why an event must never get an automatic answer, if it must not.

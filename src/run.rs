@@ -57,21 +57,60 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     let connectors = connectors(&config, &clock)?;
     let store = Store::open(&config.database_url).await?;
     tracing::info!(database = %redact_url(&config.database_url), "database ready");
-    let bot = Bot::new(&config, store, Arc::new(rules), connectors, clock)
-        .await
-        .context("the bot could not start")?;
+    let metrics = crate::admin::install_recorder();
+    metrics::gauge!("helpdesk_rules_loaded").set(rules.rules().len() as f64);
+    metrics::gauge!("helpdesk_rules_last_good_load_timestamp_seconds")
+        .set(clock.now_ms() as f64 / 1000.0);
+    let bot = Arc::new(
+        Bot::new(&config, store, Arc::new(rules), connectors, clock.clone())
+            .await
+            .context("the bot could not start")?,
+    );
 
     let (tx, rx) = watch::channel(false);
     let webhooks = match config.x.as_ref().and_then(|x| x.webhook.as_ref()) {
         Some(w) => Some(serve_webhooks(w, rx.clone()).await?),
         None => None,
     };
+    if !config.admin_listen.is_empty() {
+        let addr = crate::admin::serve(&config.admin_listen, bot.clone(), metrics, rx.clone())
+            .await
+            .with_context(|| {
+                format!(
+                    "cannot listen on {} for /metrics: set admin_listen (or HELPDESK_ADMIN_LISTEN) to a free address",
+                    config.admin_listen
+                )
+            })?;
+        tracing::info!(%addr, "admin endpoint ready: /metrics /healthz /readyz");
+    }
+    tokio::spawn(crate::reload::watch_rules(
+        bot.rules(),
+        config.rules.clone(),
+        clock,
+        rx.clone(),
+    ));
+    let (stopped_tx, mut stopped_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
-        tracing::info!("stopping: finishing what is in flight");
+        tracing::info!("stopping: no new polls; finishing what is in flight");
         let _ = tx.send(true);
+        let _ = stopped_tx.send(true);
     });
-    bot.run(rx, webhooks).await?;
+    let deadline = std::time::Duration::from_secs(config.shutdown_deadline_secs);
+    tokio::select! {
+        r = bot.run(rx, webhooks) => r?,
+        _ = async {
+            while !*stopped_rx.borrow() {
+                if stopped_rx.changed().await.is_err() { std::future::pending::<()>().await; }
+            }
+            tokio::time::sleep(deadline).await;
+        } => {
+            tracing::error!(
+                deadline_secs = config.shutdown_deadline_secs,
+                "work in flight did not finish before the shutdown deadline; a reply being sent is recovered at the next start"
+            );
+        }
+    }
     Ok(())
 }
 

@@ -203,7 +203,7 @@ pub fn transition(from: Status, cmd: &Command) -> Result<Status, TransitionError
 }
 
 /// `[tickets]`: the SLA and the life after solving.
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct TicketPolicy {
     /// First-response targets in hours, per priority.
@@ -216,7 +216,7 @@ pub struct TicketPolicy {
 }
 
 /// First-response targets, in hours.
-#[derive(Debug, Clone, Copy, Deserialize)]
+#[derive(Debug, Clone, Copy, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SlaHours {
     /// For urgent tickets.

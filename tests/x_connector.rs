@@ -428,7 +428,7 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
             }
         });
     }
-    let http = reqwest::Client::new();
+    let http = helpdesk::platform::x::http_client();
     // CRC: the expected value was computed with Python's hmac module.
     let crc: serde_json::Value = http
         .get(format!("{url}?crc_token=challenge-123"))

@@ -60,7 +60,7 @@ pub struct Account {
 }
 
 /// An inbound stream that is polled on its own schedule with its own cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Stream {
     /// Posts that mention the account.

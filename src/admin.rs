@@ -1,0 +1,129 @@
+//! The admin endpoint for operators: Prometheus `/metrics`, `/healthz`
+//! (the process is alive) and `/readyz` (database reachable, platforms
+//! authenticated, rules loaded).
+//!
+//! Counters are recorded where things happen (pipeline, outbox, X client,
+//! reloads) through the `metrics` facade; gauges that describe the database
+//! (outbox depth and age, open tickets, SLA breaches) are read at scrape time.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::Router;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
+use sqlx::Row;
+use tokio::sync::watch;
+
+use crate::bot::Bot;
+
+/// Installs the Prometheus recorder (once per process).
+pub fn install_recorder() -> Option<PrometheusHandle> {
+    match PrometheusBuilder::new().install_recorder() {
+        Ok(h) => Some(h),
+        Err(e) => {
+            tracing::warn!(error = %e, "metrics recorder not installed");
+            None
+        }
+    }
+}
+
+#[derive(Clone)]
+struct Admin {
+    bot: Arc<Bot>,
+    metrics: Option<PrometheusHandle>,
+}
+
+/// Serves the admin routes on `listen` until `stop`; returns the bound address.
+pub async fn serve(
+    listen: &str,
+    bot: Arc<Bot>,
+    metrics: Option<PrometheusHandle>,
+    mut stop: watch::Receiver<bool>,
+) -> std::io::Result<SocketAddr> {
+    let app = Router::new()
+        .route("/metrics", get(render))
+        .route("/healthz", get(|| async { "ok\n" }))
+        .route("/readyz", get(ready))
+        .with_state(Admin { bot, metrics });
+    let listener = tokio::net::TcpListener::bind(listen).await?;
+    let addr = listener.local_addr()?;
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                while !*stop.borrow() {
+                    if stop.changed().await.is_err() {
+                        return;
+                    }
+                }
+            })
+            .await;
+    });
+    Ok(addr)
+}
+
+async fn render(State(a): State<Admin>) -> Response {
+    let Some(h) = &a.metrics else {
+        return (StatusCode::SERVICE_UNAVAILABLE, "metrics are not enabled\n").into_response();
+    };
+    if let Err(e) = database_gauges(&a.bot).await {
+        tracing::warn!(error = %e, "database gauges not updated");
+    }
+    h.render().into_response()
+}
+
+async fn database_gauges(bot: &Bot) -> Result<(), sqlx::Error> {
+    let pool = bot.store().pool();
+    let now = bot.clock().now_ms();
+    let r = sqlx::query("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'queued'")
+        .fetch_one(pool)
+        .await?;
+    let depth: i64 = r.try_get(0)?;
+    let oldest: Option<i64> = r.try_get(1)?;
+    metrics::gauge!("helpdesk_outbox_depth").set(depth as f64);
+    metrics::gauge!("helpdesk_outbox_oldest_age_seconds")
+        .set(oldest.map(|t| (now - t) as f64 / 1000.0).unwrap_or(0.0));
+    for r in sqlx::query(
+        "SELECT queue, COUNT(*) FROM tickets WHERE status IN ('new', 'open', 'pending') GROUP BY queue",
+    )
+    .fetch_all(pool)
+    .await?
+    {
+        let q: String = r.try_get(0)?;
+        let n: i64 = r.try_get(1)?;
+        metrics::gauge!("helpdesk_open_tickets", "queue" => q).set(n as f64);
+    }
+    let breaches: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM tickets WHERE status IN ('new', 'open', 'pending') \
+         AND first_response_at IS NULL AND first_response_due < $1",
+    )
+    .bind(now)
+    .fetch_one(pool)
+    .await?
+    .try_get(0)?;
+    metrics::gauge!("helpdesk_sla_breaches").set(breaches as f64);
+    Ok(())
+}
+
+async fn ready(State(a): State<Admin>) -> Response {
+    let db = sqlx::query("SELECT 1")
+        .execute(a.bot.store().pool())
+        .await
+        .is_ok();
+    let auth = !a.bot.sender().auth_paused();
+    let rules = !a.bot.rules().load().rules().is_empty();
+    let body = serde_json::json!({
+        "database": db,
+        "platforms_authenticated": auth,
+        "rules_loaded": rules,
+    });
+    let code = if db && auth && rules {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (code, axum::Json(body)).into_response()
+}

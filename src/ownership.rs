@@ -1,0 +1,101 @@
+//! Who does what when several instances share one PostgreSQL database.
+//!
+//! Each role (polling one platform, sending for one platform, applying
+//! agent actions) has one owner at a time: the instance holding a
+//! PostgreSQL session-level advisory lock named after it. The lock lives in
+//! one dedicated connection; when the owner dies, PostgreSQL ends its
+//! session and releases the lock, and another instance takes the role on
+//! its next try (every second). No table, no heartbeat, nothing home-made.
+//! On SQLite there is one instance, which owns every role.
+
+use std::collections::HashSet;
+
+use sqlx::{AnyConnection, Row};
+use tokio::sync::Mutex;
+
+use crate::store::{Backend, Store, StoreError};
+
+/// The roles this instance holds, and the session that holds them.
+pub struct Ownership {
+    session: Option<Mutex<Session>>,
+}
+
+struct Session {
+    conn: Option<AnyConnection>,
+    held: HashSet<String>,
+}
+
+impl std::fmt::Debug for Ownership {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Ownership")
+            .field("shared", &self.session.is_some())
+            .finish()
+    }
+}
+
+impl Ownership {
+    /// Everything is ours (SQLite: a single instance).
+    pub fn sole() -> Ownership {
+        Ownership { session: None }
+    }
+
+    /// Roles are shared with other instances through `store` (PostgreSQL).
+    pub fn for_store(store: &Store) -> Ownership {
+        match store.backend() {
+            Backend::Sqlite => Ownership::sole(),
+            Backend::Postgres => Ownership {
+                session: Some(Mutex::new(Session {
+                    conn: None,
+                    held: HashSet::new(),
+                })),
+            },
+        }
+    }
+
+    /// Whether this instance holds `role`, taking it if it is free.
+    pub async fn owns(&self, store: &Store, role: &str) -> Result<bool, StoreError> {
+        let Some(session) = &self.session else {
+            return Ok(true);
+        };
+        let mut s = session.lock().await;
+        if s.conn.is_none() {
+            // A fresh session holds nothing.
+            s.held.clear();
+            // Out of the pool: a lock must never ride a pooled connection
+            // into someone else's hands, and dropping it must end the session.
+            s.conn = Some(store.pool().acquire().await?.detach());
+        }
+        if s.held.contains(role) {
+            // Still alive? If the session died, its locks died with it.
+            let alive = sqlx::query("SELECT 1")
+                .execute(s.conn.as_mut().expect("set above"))
+                .await;
+            if alive.is_ok() {
+                return Ok(true);
+            }
+            tracing::warn!(role, "lost the database session: giving up every role");
+            s.conn = None;
+            s.held.clear();
+            return Ok(false);
+        }
+        let got = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
+            .bind(format!("helpdesk:{role}"))
+            .fetch_one(s.conn.as_mut().expect("set above"))
+            .await;
+        match got {
+            Ok(row) => {
+                let ok: bool = row.try_get(0)?;
+                if ok {
+                    tracing::info!(role, "this instance now owns the role");
+                    s.held.insert(role.to_owned());
+                }
+                Ok(ok)
+            }
+            Err(e) => {
+                s.conn = None;
+                s.held.clear();
+                Err(e.into())
+            }
+        }
+    }
+}

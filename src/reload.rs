@@ -1,0 +1,121 @@
+//! Hot reload of the rules: a file watcher on the rules folder and SIGHUP.
+//!
+//! A new rule set is built and checked (examples included) on a blocking
+//! thread, off the hot path, then swapped in atomically. A batch already
+//! being routed holds its own `Arc` of the old set and finishes with it. A
+//! bad edit keeps the old rules and logs every error at `FILE:LINE:COL`.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use arc_swap::ArcSwap;
+use notify::{RecursiveMode, Watcher};
+use tokio::sync::{mpsc, watch};
+
+use crate::clock::Clock;
+use crate::rules::{LoadOptions, RuleSet};
+
+/// Edits that arrive within this window are taken as one.
+const SETTLE: Duration = Duration::from_millis(150);
+
+/// The rule set in use, swappable while the bot runs.
+pub type SharedRules = Arc<ArcSwap<RuleSet>>;
+
+/// Reloads `dir` into `rules`; returns whether the new set was taken.
+pub async fn reload(rules: &SharedRules, dir: &std::path::Path, clock: &Clock) -> bool {
+    let d = dir.to_owned();
+    let built =
+        tokio::task::spawn_blocking(move || RuleSet::load_dir(&d, &LoadOptions::default())).await;
+    match built {
+        Ok(Ok(set)) => {
+            let n = set.rules().len();
+            rules.store(Arc::new(set));
+            metrics::counter!("helpdesk_rules_reloads_total").increment(1);
+            metrics::gauge!("helpdesk_rules_last_good_load_timestamp_seconds")
+                .set(clock.now_ms() as f64 / 1000.0);
+            metrics::gauge!("helpdesk_rules_loaded").set(n as f64);
+            tracing::info!(rules = n, folder = %dir.display(), "rules reloaded");
+            true
+        }
+        Ok(Err(e)) => {
+            metrics::counter!("rules_reload_failures_total").increment(1);
+            metrics::counter!("helpdesk_rules_reload_failures_total").increment(1);
+            for d in e.locations() {
+                tracing::error!(location = %d, "rule file error");
+            }
+            tracing::error!(
+                "the edited rules do not load; the previous rules stay in use:\n{}",
+                e.render()
+            );
+            false
+        }
+        Err(join) => {
+            metrics::counter!("rules_reload_failures_total").increment(1);
+            tracing::error!(error = %join, "loading the rules panicked; the previous rules stay in use");
+            false
+        }
+    }
+}
+
+/// Watches `dir` and SIGHUP until `stop`, reloading `rules` on each change.
+pub async fn watch_rules(
+    rules: SharedRules,
+    dir: PathBuf,
+    clock: Clock,
+    mut stop: watch::Receiver<bool>,
+) {
+    let (tx, mut rx) = mpsc::channel::<()>(16);
+    let fs_tx = tx.clone();
+    let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+        if let Ok(ev) = ev
+            && !ev.kind.is_access()
+        {
+            let _ = fs_tx.try_send(());
+        }
+    });
+    let _watcher = match watcher {
+        Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
+            Ok(()) => Some(w),
+            Err(e) => {
+                tracing::warn!(error = %e, folder = %dir.display(), "cannot watch the rules folder; SIGHUP still reloads");
+                None
+            }
+        },
+        Err(e) => {
+            tracing::warn!(error = %e, "no file watcher on this system; SIGHUP still reloads");
+            None
+        }
+    };
+    #[cfg(unix)]
+    {
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let Ok(mut hup) =
+                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+            else {
+                return;
+            };
+            while hup.recv().await.is_some() {
+                tracing::info!("SIGHUP: reloading the rules");
+                if tx.send(()).await.is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                if got.is_none() { return; }
+                // Editors write in several steps: wait until they are done.
+                tokio::time::sleep(SETTLE).await;
+                while rx.try_recv().is_ok() {}
+                reload(&rules, &dir, &clock).await;
+            }
+            _ = stop.changed() => {
+                if *stop.borrow() { return; }
+            }
+        }
+    }
+}

@@ -1,0 +1,360 @@
+//! Headless operation: hot reload, the admin endpoint and JSON logs, a
+//! SIGTERM in the middle of a burst, and three instances on one PostgreSQL
+//! with the owner killed mid-run.
+
+mod common;
+
+use std::collections::HashSet;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command};
+use std::time::{Duration, Instant};
+
+use common::{Db, Setup, line, rules_dir, spawn};
+use helpdesk::clock::Clock;
+use helpdesk::domain::Channel;
+use helpdesk::platform::sandbox::{Endpoint, Sandbox, SandboxConfig, parse_traffic};
+
+const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
+
+async fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
+    let start = Instant::now();
+    while !done() {
+        assert!(
+            start.elapsed() < Duration::from_secs(secs),
+            "timed out waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+fn signal(child: &Child, sig: &str) {
+    let ok = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+const HOURS_RULE: &str = r#"
+[[rule]]
+id = "hours"
+keywords = ["hours"]
+reply = "{author} we answer 8am-9pm."
+"#;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_rule_routes_within_two_seconds_and_a_broken_one_is_not_taken() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(dir.path(), HOURS_RULE);
+    let mut setup = Setup::new(Db::Sqlite, "");
+    setup.rules = Some(rules.clone());
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    let (stop_tx, stop) = tokio::sync::watch::channel(false);
+    tokio::spawn(helpdesk::reload::watch_rules(
+        app.bot.rules(),
+        rules.clone(),
+        app.clock.clone(),
+        stop,
+    ));
+    let route = || {
+        let set = app.bot.rules().load_full();
+        set.route("what are your opening times?", Channel::Mention)
+            .rule_id()
+            .map(|r| r.as_str().to_owned())
+    };
+    assert_eq!(route(), None);
+    tokio::time::sleep(Duration::from_millis(200)).await; // the watcher is up
+    let edited = format!(
+        "{HOURS_RULE}\n[[rule]]\nid = \"times\"\nkeywords = [\"opening times\"]\nreply = \"{{author}} 8am-9pm, every day.\"\n"
+    );
+    std::fs::write(rules.join("rules.toml"), &edited).unwrap();
+    let t = Instant::now();
+    wait_for("the new rule", 2, || route().as_deref() == Some("times")).await;
+    eprintln!("new routing after {} ms", t.elapsed().as_millis());
+    // A broken edit: the previous rules stay.
+    std::fs::write(
+        rules.join("rules.toml"),
+        "[[rule]]\nid = \"times\"\nkeywords = []\n",
+    )
+    .unwrap();
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    assert_eq!(route().as_deref(), Some("times"), "old routing kept");
+    let _ = stop_tx.send(true);
+}
+
+struct Bot {
+    child: Child,
+    log: PathBuf,
+}
+
+impl Drop for Bot {
+    /// A failing test must not leave a bot running behind it.
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn write_config(dir: &Path, db_url: &str, sandbox: &Sandbox, extra: &str) -> PathBuf {
+    let config = dir.join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{db_url}\"\nrules = \"{}\"\nshutdown_deadline_secs = 10\n{extra}\n\n[x]\nbase_url = \"{}\"\naccess_token_env = \"HD_TEST_X_TOKEN\"\nmin_poll_interval_ms = 50\ndms = false\nsearch = false\n",
+            common::repo_rules().display(),
+            sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+fn start_bot(config: &Path, sandbox: &Sandbox, name: &str, admin: &str, json: bool) -> Bot {
+    let log = config.with_file_name(format!("{name}.log"));
+    let mut cmd = Command::new(BIN);
+    cmd.args(["run", "--config"]).arg(config);
+    if json {
+        cmd.args(["--log-format", "json"]);
+    }
+    let child = cmd
+        .env("HD_TEST_X_TOKEN", sandbox.token())
+        .env("HELPDESK_ADMIN_LISTEN", admin)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Bot { child, log }
+}
+
+fn faq_traffic(n: usize, first: usize) -> String {
+    let asks = [
+        "code wifi ?",
+        "vos horaires ?",
+        "activer ma sim",
+        "where is my order",
+    ];
+    (0..n)
+        .map(|i| {
+            line(
+                &format!("{}", first + i),
+                "mention",
+                &format!("cust{}", first + i),
+                &format!("@lumio {}", asks[i % 4]),
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_health_readiness_and_json_logs() {
+    let clock = Clock::new();
+    let sandbox = Sandbox::start(
+        parse_traffic(&faq_traffic(5, 7000), "t").unwrap(),
+        SandboxConfig::default(),
+        clock,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("bot.db").display());
+    let config = write_config(dir.path(), &db, &sandbox, "");
+    let port = free_port();
+    let mut bot = start_bot(&config, &sandbox, "obs", &format!("127.0.0.1:{port}"), true);
+    wait_for("five replies", 20, || sandbox.posted().len() == 5).await;
+    let base = format!("http://127.0.0.1:{port}");
+    let http = helpdesk::platform::x::http_client();
+    let get = |p: &str| http.get(format!("{base}{p}")).send();
+    assert_eq!(get("/healthz").await.unwrap().status(), 200);
+    let ready = get("/readyz").await.unwrap();
+    assert_eq!(ready.status(), 200);
+    let r: serde_json::Value = ready.json().await.unwrap();
+    assert_eq!(r["database"], true);
+    assert_eq!(r["rules_loaded"], true);
+    let metrics = get("/metrics").await.unwrap().text().await.unwrap();
+    for want in [
+        "helpdesk_inbound_total{platform=\"x\",channel=\"mention\"} 5",
+        "helpdesk_routed_total{",
+        "helpdesk_replies_total{status=\"sent\"} 5",
+        "helpdesk_api_requests_total{platform=\"x\",endpoint=\"mentions\"",
+        "helpdesk_outbox_depth 0",
+        "helpdesk_outbox_oldest_age_seconds",
+        "helpdesk_sla_breaches",
+        "helpdesk_rules_loaded 17",
+    ] {
+        assert!(metrics.contains(want), "`{want}` missing from:\n{metrics}");
+    }
+    signal(&bot.child, "-TERM");
+    assert!(bot.child.wait().unwrap().success());
+    let logs = std::fs::read_to_string(&bot.log).unwrap();
+    let routed: Vec<serde_json::Value> = logs
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .filter(|v| v["fields"]["message"] == "message routed")
+        .collect();
+    assert_eq!(routed.len(), 5, "{logs}");
+    let span = &routed[0]["span"];
+    assert_eq!(span["name"], "message");
+    assert!(
+        span["id"].is_string() && span["rule"].is_string() && span["action"] == "reply",
+        "{span}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_mid_burst_then_restart_processes_everything_once() {
+    let clock = Clock::new();
+    let n = 120;
+    let sandbox = Sandbox::start(
+        parse_traffic(&faq_traffic(n, 8000), "t").unwrap(),
+        SandboxConfig::default(),
+        clock,
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("bot.db").display());
+    let config = write_config(
+        dir.path(),
+        &db,
+        &sandbox,
+        "[limits]\nglobal = { replies = 1000, per_secs = 60 }\n",
+    );
+    let mut bot = start_bot(&config, &sandbox, "a", "127.0.0.1:0", false);
+    wait_for("the burst to start", 20, || sandbox.posted().len() >= 5).await;
+    signal(&bot.child, "-TERM");
+    assert!(bot.child.wait().unwrap().success(), "clean stop");
+    let at_stop = sandbox.posted().len();
+    let mut bot = start_bot(&config, &sandbox, "b", "127.0.0.1:0", false);
+    wait_for("every reply", 30, || sandbox.posted().len() >= n).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    signal(&bot.child, "-TERM");
+    assert!(bot.child.wait().unwrap().success());
+    let posted = sandbox.posted();
+    let targets: HashSet<&str> = posted.iter().map(|p| p.target.as_str()).collect();
+    eprintln!(
+        "{at_stop} replies before SIGTERM, {} after the restart",
+        posted.len() - at_stop
+    );
+    assert_eq!(posted.len(), n, "no reply twice");
+    assert_eq!(targets.len(), n, "every message answered");
+    let store = helpdesk::store::Store::open(&db).await.unwrap();
+    let (count, distinct): (i64, i64) = {
+        use sqlx::Row;
+        let r = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT platform_message_id) FROM messages")
+            .fetch_one(store.pool())
+            .await
+            .unwrap();
+        (r.try_get(0).unwrap(), r.try_get(1).unwrap())
+    };
+    assert_eq!(
+        (count, distinct),
+        (n as i64, n as i64),
+        "each message processed once"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_on_postgres_survive_the_owner_dying() {
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = common::fresh_db(Db::Postgres, dir.path()).await else {
+        return;
+    };
+    let clock = Clock::new();
+    let n = 90;
+    let sandbox = Sandbox::start(
+        parse_traffic(&faq_traffic(n, 9000), "t").unwrap(),
+        SandboxConfig::default(),
+        clock,
+    )
+    .await
+    .unwrap();
+    // The global budget is the limit under test: 40 replies per 20 s.
+    let config = write_config(
+        dir.path(),
+        &db,
+        &sandbox,
+        "[limits]\nglobal = { replies = 40, per_secs = 20 }\nlease_secs = 2\n",
+    );
+    let mut a = start_bot(&config, &sandbox, "a", "127.0.0.1:0", false);
+    wait_for("the first owner to reply", 30, || {
+        sandbox.posted().len() >= 10
+    })
+    .await;
+    let mut b = start_bot(&config, &sandbox, "b", "127.0.0.1:0", false);
+    let mut c = start_bot(&config, &sandbox, "c", "127.0.0.1:0", false);
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    signal(&a.child, "-KILL");
+    let _ = a.child.wait();
+    let killed_at = sandbox.posted().len();
+    let t = Instant::now();
+    while sandbox.posted().len() < n && t.elapsed() < Duration::from_secs(60) {
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    if sandbox.posted().len() < n {
+        for x in [&a, &b, &c] {
+            let l = std::fs::read_to_string(&x.log).unwrap();
+            let tail: Vec<&str> = l.lines().rev().take(15).collect();
+            eprintln!("== {}\n{}", x.log.display(), tail.join("\n"));
+        }
+        panic!("only {} of {n} replies", sandbox.posted().len());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for bot in [&mut b, &mut c] {
+        signal(&bot.child, "-TERM");
+        assert!(bot.child.wait().unwrap().success());
+    }
+    let posted = sandbox.posted();
+    let targets: HashSet<&str> = posted.iter().map(|p| p.target.as_str()).collect();
+    eprintln!(
+        "{killed_at} replies before the kill, {} after",
+        posted.len() - killed_at
+    );
+    assert_eq!(targets.len(), n, "every message answered");
+    assert_eq!(posted.len(), n, "no reply twice");
+    // The budget held across instances: the replies of all instances
+    // together pass the one budget (a bucket of 40, one more every 0.5 s),
+    // as if a single bot had sent them (50 ms of slack for timestamps).
+    let (period, burst) = (500i64, 40i64);
+    let mut tat = 0i64;
+    for p in &posted {
+        tat = tat.max(p.at) + period;
+        assert!(
+            tat - p.at <= burst * period + 50,
+            "reply at {} exceeds the global budget",
+            p.at
+        );
+    }
+    assert!(
+        sandbox
+            .request_log(Endpoint::PostTweet)
+            .iter()
+            .all(|(_, s)| *s == 200),
+        "no 429"
+    );
+    let logs: String = [&a, &b, &c]
+        .iter()
+        .map(|x| std::fs::read_to_string(&x.log).unwrap())
+        .collect();
+    assert!(logs.contains("now owns the role"), "{logs}");
+    let store = helpdesk::store::Store::open(&db).await.unwrap();
+    use sqlx::Row;
+    let r = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT platform_message_id) FROM messages")
+        .fetch_one(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(r.try_get::<i64, _>(0).unwrap(), n as i64);
+    assert_eq!(r.try_get::<i64, _>(1).unwrap(), n as i64);
+}
