@@ -42,7 +42,7 @@ pub async fn serve(
     listen: &str,
     bot: Arc<Bot>,
     metrics: Option<PrometheusHandle>,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let app = Router::new()
         .route("/metrics", get(render))
@@ -51,17 +51,7 @@ pub async fn serve(
         .with_state(Admin { bot, metrics });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        return;
-                    }
-                }
-            })
-            .await;
-    });
+    crate::bot::serve_until(listener, app, stop);
     Ok(addr)
 }
 

@@ -244,14 +244,11 @@ impl Bot {
         }
         {
             // Reaches into a sender round that is already running.
-            let (bot, mut stop) = (bot.clone(), shutdown.clone());
+            let (bot, stop) = (bot.clone(), shutdown.clone());
             tokio::spawn(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        return;
-                    }
+                if stopped(stop).await {
+                    bot.sender.stop();
                 }
-                bot.sender.stop();
             });
         }
         while let Some(r) = tasks.join_next().await {
@@ -447,4 +444,29 @@ pub enum PollError {
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+/// Resolves when `stop` turns true (true), or when its sender is gone (false).
+pub async fn stopped(mut stop: watch::Receiver<bool>) -> bool {
+    while !*stop.borrow() {
+        if stop.changed().await.is_err() {
+            return false;
+        }
+    }
+    true
+}
+
+/// Serves `app` on `listener` in the background until `stop` turns true.
+pub fn serve_until(
+    listener: tokio::net::TcpListener,
+    app: axum::Router,
+    stop: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        let _ = axum::serve(listener, app)
+            .with_graceful_shutdown(async move {
+                stopped(stop).await;
+            })
+            .await;
+    });
 }

@@ -89,7 +89,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
         clock,
         rx.clone(),
     ));
-    let (stopped_tx, mut stopped_rx) = watch::channel(false);
+    let (stopped_tx, stopped_rx) = watch::channel(false);
     tokio::spawn(async move {
         shutdown_signal().await;
         tracing::info!("stopping: no new polls; finishing what is in flight");
@@ -100,8 +100,8 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     tokio::select! {
         r = bot.run(rx, webhooks) => r?,
         _ = async {
-            while !*stopped_rx.borrow() {
-                if stopped_rx.changed().await.is_err() { std::future::pending::<()>().await; }
+            if !crate::bot::stopped(stopped_rx).await {
+                std::future::pending::<()>().await;
             }
             tokio::time::sleep(deadline).await;
         } => {
@@ -118,7 +118,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
 /// deliveries arrive.
 async fn serve_webhooks(
     w: &WebhookConfig,
-    mut stop: watch::Receiver<bool>,
+    stop: watch::Receiver<bool>,
 ) -> anyhow::Result<mpsc::Receiver<Delivery>> {
     let secret = Secret::from_env(&w.consumer_secret_env)?;
     let (tx, rx) = mpsc::channel(64);
@@ -127,17 +127,7 @@ async fn serve_webhooks(
         .await
         .with_context(|| format!("cannot listen on {} for X webhooks", w.listen))?;
     tracing::info!(listen = %w.listen, path = %w.path, "X webhook endpoint ready");
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                while !*stop.borrow() {
-                    if stop.changed().await.is_err() {
-                        return;
-                    }
-                }
-            })
-            .await;
-    });
+    crate::bot::serve_until(listener, app, stop);
     Ok(rx)
 }
 
