@@ -134,11 +134,34 @@ fn main() {
     let batch = arg("--batch", 100);
     let rules_dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
     let rules = Arc::new(RuleSet::load_dir(&rules_dir, &LoadOptions::default()).unwrap());
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .unwrap();
+    let rt = if std::env::args().any(|a| a == "--current-thread") {
+        tokio::runtime::Builder::new_current_thread()
+    } else {
+        let mut b = tokio::runtime::Builder::new_multi_thread();
+        b.worker_threads(2);
+        b
+    }
+    .enable_all()
+    .build()
+    .unwrap();
+    if std::env::args().any(|a| a == "--ping") {
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let store = Store::open(&format!("sqlite://{}", dir.path().join("p.db").display()))
+                .await
+                .unwrap();
+            let mut tx = store.begin().await.unwrap();
+            let t = Instant::now();
+            for _ in 0..20_000 {
+                sqlx::query("SELECT 1").execute(&mut *tx).await.unwrap();
+            }
+            println!(
+                "SELECT 1 round trip: {:.1} us",
+                t.elapsed().as_secs_f64() * 1e6 / 20_000.0
+            );
+        });
+        return;
+    }
     let grouped = rt.block_on(run(n, batch, &rules));
     let single = rt.block_on(run((n / 4).max(100), 1, &rules));
     println!("bot loop on SQLite: route + one store transaction per batch + outbox enqueue");

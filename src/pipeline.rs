@@ -23,7 +23,7 @@ use crate::platform::{Account, Batch, Event, ReplyKind, Stream};
 use crate::rules::normalize::normalize;
 use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
 use crate::store::{Store, StoreError, set_cursor};
-use crate::tickets::{self, Direction, NewTicket, Status, TicketPolicy};
+use crate::tickets::{self, NewTicket, Status, TicketPolicy};
 
 /// What the pipeline needs to know about the platform account.
 #[derive(Debug, Clone)]
@@ -139,9 +139,18 @@ impl Pipeline {
         let whole = async {
             let mut tx = store.begin().await?;
             let mut out = Vec::with_capacity(batch.events.len());
-            for e in &batch.events {
-                out.push(self.process_in_span(&mut tx, rules, ctx, e).await?);
+            let mut state = BatchState::default();
+            let routed = self.route_all(rules, &batch.events);
+            let pre = self
+                .prefetch(&mut tx, ctx.platform, &batch.events, &routed)
+                .await?;
+            for ((e, r), pre) in batch.events.iter().zip(routed).zip(pre) {
+                out.push(
+                    self.process_in_span(&mut tx, ctx, e, r, pre, &mut state)
+                        .await?,
+                );
             }
+            state.pending.flush(&mut tx).await?;
             if let (Some(c), Some(p)) = (&batch.cursor, platform) {
                 set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
             }
@@ -154,8 +163,17 @@ impl Pipeline {
                 tracing::warn!(error = %first, "batch failed; retrying one message per transaction");
                 let mut out = Vec::with_capacity(batch.events.len());
                 for e in &batch.events {
+                    let one = std::slice::from_ref(e);
                     let mut tx = store.begin().await?;
-                    out.push(self.process_in_span(&mut tx, rules, ctx, e).await?);
+                    let mut state = BatchState::default();
+                    let mut routed = self.route_all(rules, one);
+                    let mut pre = self.prefetch(&mut tx, ctx.platform, one, &routed).await?;
+                    let (r, p) = (routed.remove(0), pre.remove(0));
+                    out.push(
+                        self.process_in_span(&mut tx, ctx, e, r, p, &mut state)
+                            .await?,
+                    );
+                    state.pending.flush(&mut tx).await?;
                     tx.commit().await?;
                 }
                 if let (Some(c), Some(p)) = (&batch.cursor, platform) {
@@ -174,9 +192,11 @@ impl Pipeline {
     async fn process_in_span(
         &self,
         conn: &mut AnyConnection,
-        rules: &RuleSet,
         ctx: &Context<'_>,
         e: &Event,
+        routed: Routed<'_>,
+        pre: Prefetched,
+        state: &mut BatchState,
     ) -> Result<Processed, StoreError> {
         let span = tracing::info_span!(
             "message",
@@ -187,7 +207,7 @@ impl Pipeline {
             action = tracing::field::Empty,
         );
         let p = self
-            .process(conn, rules, ctx, e)
+            .process(conn, ctx, e, routed, pre, state)
             .instrument(span.clone())
             .await?;
         if !p.duplicate {
@@ -228,17 +248,118 @@ impl Pipeline {
         }
     }
 
-    /// Processes one event inside `conn`'s transaction.
+    /// Routes every event of a batch and renders the replies the rules ask
+    /// for (the same-reply check needs the text before anything is written).
+    fn route_all<'r>(&self, rules: &'r RuleSet, events: &[Event]) -> Vec<Routed<'r>> {
+        events
+            .iter()
+            .map(|e| {
+                let decision = rules.route(&e.text, e.channel);
+                let reply_text = match decision.outcome() {
+                    Outcome::Reply(t, _) => t.render(&Vars {
+                        author: e.author.handle.as_str(),
+                        name: &e.author.name,
+                        ticket: None,
+                    }),
+                    _ => String::new(),
+                };
+                Routed {
+                    decision,
+                    reply_text,
+                }
+            })
+            .collect()
+    }
+
+    /// Everything the decisions of a batch need from the database, in one
+    /// round trip per 100 events: a duplicate, an opt-out, the
+    /// conversation's automatic replies, the same reply sent lately, and the
+    /// customer's latest ticket that is not closed. What earlier messages of
+    /// the same batch change is tracked in [`BatchState`].
+    async fn prefetch(
+        &self,
+        conn: &mut AnyConnection,
+        platform: crate::domain::Platform,
+        events: &[Event],
+        routed: &[Routed<'_>],
+    ) -> Result<Vec<Prefetched>, StoreError> {
+        let since = self.clock.now_ms() - self.limits.same_reply_window_secs as Millis * 1000;
+        let mut out = Vec::with_capacity(events.len());
+        for (chunk_no, chunk) in events.chunks(100).enumerate() {
+            let base = chunk_no * 100;
+            let mut values = String::new();
+            for i in 0..chunk.len() {
+                let b = 3 + i * 5;
+                if i > 0 {
+                    values.push_str(", ");
+                }
+                values.push_str(&format!(
+                    "(${}, ${}, ${}, ${}, ${})",
+                    b,
+                    b + 1,
+                    b + 2,
+                    b + 3,
+                    b + 4
+                ));
+            }
+            let sql = format!(
+                "WITH ev (i, mid, cust, conv, txt) AS (VALUES {values}) \
+                 SELECT q.i, q.dup, q.opted, q.autos, q.same, t.id, t.status, t.solved_at, \
+                        t.survey_sent_at, t.survey_answered_at \
+                 FROM (SELECT ev.i, \
+                   (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = ev.mid) AS dup, \
+                   CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 \
+                        AND customer_id = ev.cust) THEN 1 ELSE 0 END AS BIGINT) AS opted, \
+                   (SELECT COUNT(*) FROM outbox WHERE platform = $1 AND conversation_id = ev.conv \
+                        AND origin = 'auto') AS autos, \
+                   CAST(CASE WHEN ev.txt <> '' AND EXISTS (SELECT 1 FROM outbox WHERE platform = $1 \
+                        AND customer_id = ev.cust AND text = ev.txt AND created_at >= $2 \
+                        AND status IN ('queued', 'sending', 'sent')) THEN 1 ELSE 0 END AS BIGINT) AS same, \
+                   (SELECT id FROM tickets WHERE platform = $1 AND customer_id = ev.cust \
+                        AND status <> 'closed' ORDER BY id DESC LIMIT 1) AS tid \
+                   FROM ev) AS q LEFT JOIN tickets t ON t.id = q.tid ORDER BY q.i"
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+                .bind(platform.as_str())
+                .bind(since);
+            for (i, e) in chunk.iter().enumerate() {
+                q = q
+                    .bind(i as i64)
+                    .bind(e.id.as_str())
+                    .bind(e.author.id.as_str())
+                    .bind(e.conversation.as_str())
+                    .bind(routed[base + i].reply_text.as_str());
+            }
+            for row in q.fetch_all(&mut *conn).await? {
+                out.push(Prefetched {
+                    existing: row.try_get::<Option<i64>, _>(1)?.is_some(),
+                    opted_out: row.try_get::<i64, _>(2)? != 0,
+                    auto_replies: row.try_get(3)?,
+                    same_text: row.try_get::<i64, _>(4)? != 0,
+                    latest: LatestTicket::from_row(&row, 5)?,
+                });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Processes one event inside `conn`'s transaction; its outbox row, if
+    /// any, joins the batch's pending rows, written before the commit.
     async fn process(
         &self,
         conn: &mut AnyConnection,
-        rules: &RuleSet,
         ctx: &Context<'_>,
         e: &Event,
+        routed: Routed<'_>,
+        pre: Prefetched,
+        state: &mut BatchState,
     ) -> Result<Processed, StoreError> {
         let now = self.clock.now_ms();
         let p = e.platform.as_str();
-        let decision = rules.route(&e.text, e.channel);
+        let Routed {
+            decision,
+            reply_text,
+        } = routed;
         let outcome = decision.outcome();
         let rule = decision.rule_id().map(|r| r.as_str().to_owned());
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
@@ -247,31 +368,9 @@ impl Pipeline {
             name: &e.author.name,
             ticket: None,
         };
-        let reply_text = match outcome {
-            Outcome::Reply(t, _) => t.render(&vars),
-            _ => String::new(),
-        };
-        let since = now - self.limits.same_reply_window_secs as Millis * 1000;
-        let row = sqlx::query(
-            "SELECT \
-               (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = $2), \
-               CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 AND customer_id = $3) \
-                    THEN 1 ELSE 0 END AS BIGINT), \
-               (SELECT COUNT(*) FROM outbox WHERE platform = $1 AND conversation_id = $4 AND origin = 'auto'), \
-               CAST(CASE WHEN $5 <> '' AND EXISTS (SELECT 1 FROM outbox WHERE platform = $1 \
-                  AND customer_id = $3 AND text = $5 AND created_at >= $6 \
-                  AND status IN ('queued', 'sending', 'sent')) THEN 1 ELSE 0 END AS BIGINT)",
-        )
-        .bind(p)
-        .bind(e.id.as_str())
-        .bind(e.author.id.as_str())
-        .bind(e.conversation.as_str())
-        .bind(reply_text.as_str())
-        .bind(since)
-        .fetch_one(&mut *conn)
-        .await?;
-        let existing: Option<i64> = row.try_get(0)?;
-        if existing.is_some() {
+        let customer = e.author.id.as_str();
+        // The database as prefetched, plus what this batch did since.
+        if pre.existing || !state.seen.insert(e.id.as_str().to_owned()) {
             return Ok(Processed {
                 id: e.id.clone(),
                 duplicate: true,
@@ -281,11 +380,24 @@ impl Pipeline {
                 reply: Reply::None,
             });
         }
-        let opted_out = row.try_get::<i64, _>(1)? != 0;
-        let auto_replies: i64 = row.try_get(2)?;
-        let same_text = row.try_get::<i64, _>(3)? != 0;
+        let opted_out = pre.opted_out || state.stopped.contains(customer);
+        let auto_replies: i64 = pre.auto_replies
+            + state
+                .pending
+                .per_conversation
+                .get(e.conversation.as_str())
+                .copied()
+                .unwrap_or(0);
+        let same_text = pre.same_text
+            || state
+                .pending
+                .texts
+                .contains(&(customer.to_owned(), reply_text.clone()));
         let capped = auto_replies >= self.limits.per_conversation as i64;
-        let latest = latest_ticket(conn, p, e.author.id.as_str()).await?;
+        let latest = match state.tickets.get(customer) {
+            Some(t) => t.clone(),
+            None => pre.latest,
+        };
 
         let mut plan = Plan {
             action: outcome.name(),
@@ -357,12 +469,17 @@ impl Pipeline {
                 Outcome::Ignore | Outcome::None => {}
             }
         }
+        // What later messages of this batch must see of this customer's ticket.
+        let mut after = latest.clone();
         if let Some(t) = latest
             .as_ref()
             .filter(|t| t.awaits_survey() && e.channel == Channel::Dm)
         {
             // The survey asks about the next DM only.
             survey_answered(conn, t.id, now).await?;
+            if let Some(a) = after.as_mut() {
+                a.survey_answered = true;
+            }
         }
 
         // The ticket first: the message row points at it.
@@ -376,6 +493,10 @@ impl Pipeline {
                 || (status == Status::Solved && plan.action != "ignore")
             {
                 tickets::set_status(conn, t, "customer", status, Status::Open, now).await?;
+                if let Some(a) = after.as_mut() {
+                    a.status = Status::Open;
+                    a.solved_at = None;
+                }
             }
         } else if let Some((queue, priority, ack_t, via)) = &plan.escalate {
             let note = plan.reason.clone();
@@ -397,6 +518,13 @@ impl Pipeline {
                 )
                 .await?,
             );
+            after = ticket.map(|id| LatestTicket {
+                id,
+                status: Status::New,
+                solved_at: None,
+                survey_sent: false,
+                survey_answered: false,
+            });
             if let Some(a) = ack_t {
                 if opted_out {
                     plan.reason = Some("the customer opted out of automatic replies".into());
@@ -457,7 +585,9 @@ impl Pipeline {
         .await?
         .try_get(0)?;
 
+        state.tickets.insert(customer.to_owned(), after);
         if plan.stop {
+            state.stopped.insert(customer.to_owned());
             sqlx::query(
                 "INSERT INTO opt_outs (platform, customer_id, message_id, at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (platform, customer_id) DO NOTHING",
@@ -469,32 +599,25 @@ impl Pipeline {
             .execute(&mut *conn)
             .await?;
         }
-        if let Some(t) = ticket {
-            tickets::append(conn, t, Direction::In, Some(message_id), None, &e.text, now).await?;
-        }
+        // The message joins its ticket's conversation by a trigger
+        // (migration 0003), whoever inserts it.
         if let Some((text, via)) = to_send {
             let kind = match (via, e.channel) {
                 (Via::Dm, _) | (Via::Same, Channel::Dm) => ReplyKind::Dm,
                 (Via::Same, _) => ReplyKind::Public,
             };
-            sqlx::query(
-                "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
-                 customer_handle, conversation_id, in_reply_to, text, status, created_at, \
-                 next_attempt_at, updated_at) \
-                 VALUES ($1, $2, 'auto', $3, $4, $5, $6, $7, $8, $9, 'queued', $10, $10, $10)",
-            )
-            .bind(p)
-            .bind(kind.as_str())
-            .bind(message_id)
-            .bind(ticket.map(|t| t.0))
-            .bind(e.author.id.as_str())
-            .bind(e.author.handle.as_str())
-            .bind(e.conversation.as_str())
-            .bind(e.id.as_str())
-            .bind(text.as_str())
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            state.pending.push(OutRow {
+                platform: e.platform,
+                kind,
+                message_id,
+                ticket: ticket.map(|t| t.0),
+                customer_id: e.author.id.as_str().to_owned(),
+                handle: e.author.handle.as_str().to_owned(),
+                conversation: e.conversation.as_str().to_owned(),
+                in_reply_to: e.id.as_str().to_owned(),
+                text,
+                at: now,
+            });
         }
         Ok(Processed {
             id: e.id.clone(),
@@ -504,6 +627,104 @@ impl Pipeline {
             ticket,
             reply,
         })
+    }
+}
+
+/// An event routed, with the reply the rules ask for rendered.
+struct Routed<'r> {
+    decision: crate::rules::Decision<'r>,
+    reply_text: String,
+}
+
+/// What the database said about an event before its batch was written.
+struct Prefetched {
+    existing: bool,
+    opted_out: bool,
+    auto_replies: i64,
+    same_text: bool,
+    latest: Option<LatestTicket>,
+}
+
+/// What a batch has done so far that its later messages must see: the
+/// database was read once, before the batch.
+#[derive(Default)]
+struct BatchState {
+    pending: Pending,
+    seen: HashSet<String>,
+    stopped: HashSet<String>,
+    tickets: std::collections::HashMap<String, Option<LatestTicket>>,
+}
+
+/// One automatic reply for the outbox.
+struct OutRow {
+    platform: crate::domain::Platform,
+    kind: ReplyKind,
+    message_id: i64,
+    ticket: Option<i64>,
+    customer_id: String,
+    handle: String,
+    conversation: String,
+    in_reply_to: String,
+    text: String,
+    at: Millis,
+}
+
+/// A batch's outbox rows, written in one statement before its commit
+/// (SQLite pays a thread round trip per statement), and what later
+/// messages of the same batch must see of them.
+#[derive(Default)]
+pub(crate) struct Pending {
+    rows: Vec<OutRow>,
+    texts: HashSet<(String, String)>,
+    per_conversation: std::collections::HashMap<String, i64>,
+}
+
+impl Pending {
+    fn push(&mut self, r: OutRow) {
+        self.texts.insert((r.customer_id.clone(), r.text.clone()));
+        *self
+            .per_conversation
+            .entry(r.conversation.clone())
+            .or_default() += 1;
+        self.rows.push(r);
+    }
+
+    async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+        // 10 parameters a row; 300 rows stay far under every backend's limit.
+        for chunk in self.rows.chunks(300) {
+            let mut sql = String::from(
+                "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
+                 customer_handle, conversation_id, in_reply_to, text, status, created_at, \
+                 next_attempt_at, updated_at) VALUES ",
+            );
+            for i in 0..chunk.len() {
+                let b = i * 10;
+                if i > 0 {
+                    sql.push_str(", ");
+                }
+                sql.push_str(&format!(
+                    "(${}, ${}, 'auto', ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'queued', ${}, ${}, ${})",
+                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 10, b + 10
+                ));
+            }
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for r in chunk {
+                q = q
+                    .bind(r.platform.as_str())
+                    .bind(r.kind.as_str())
+                    .bind(r.message_id)
+                    .bind(r.ticket)
+                    .bind(r.customer_id.as_str())
+                    .bind(r.handle.as_str())
+                    .bind(r.conversation.as_str())
+                    .bind(r.in_reply_to.as_str())
+                    .bind(r.text.as_str())
+                    .bind(r.at);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        self.rows.clear();
+        Ok(())
     }
 }
 
@@ -528,6 +749,7 @@ impl Plan<'_> {
 }
 
 /// The customer's most recent ticket that is not closed.
+#[derive(Debug, Clone)]
 struct LatestTicket {
     id: TicketRef,
     status: Status,
@@ -543,32 +765,23 @@ impl LatestTicket {
     }
 }
 
-async fn latest_ticket(
-    conn: &mut AnyConnection,
-    platform: &str,
-    customer: &str,
-) -> Result<Option<LatestTicket>, StoreError> {
-    let Some(r) = sqlx::query(
-        "SELECT id, status, solved_at, survey_sent_at, survey_answered_at FROM tickets \
-         WHERE platform = $1 AND customer_id = $2 AND status <> 'closed' ORDER BY id DESC LIMIT 1",
-    )
-    .bind(platform)
-    .bind(customer)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Ok(None);
-    };
-    let status: String = r.try_get(1)?;
-    Ok(Some(LatestTicket {
-        id: TicketRef(r.try_get(0)?),
-        status: status.parse().map_err(|e: crate::domain::UnknownName| {
-            StoreError::Query(sqlx::Error::Decode(e.into()))
-        })?,
-        solved_at: r.try_get(2)?,
-        survey_sent: r.try_get::<Option<i64>, _>(3)?.is_some(),
-        survey_answered: r.try_get::<Option<i64>, _>(4)?.is_some(),
-    }))
+impl LatestTicket {
+    /// Reads the ticket columns starting at `at`; none when the id is NULL.
+    fn from_row(r: &sqlx::any::AnyRow, at: usize) -> Result<Option<LatestTicket>, StoreError> {
+        let Some(id) = r.try_get::<Option<i64>, _>(at)? else {
+            return Ok(None);
+        };
+        let status: String = r.try_get(at + 1)?;
+        Ok(Some(LatestTicket {
+            id: TicketRef(id),
+            status: status.parse().map_err(|e: crate::domain::UnknownName| {
+                StoreError::Query(sqlx::Error::Decode(e.into()))
+            })?,
+            solved_at: r.try_get(at + 2)?,
+            survey_sent: r.try_get::<Option<i64>, _>(at + 3)?.is_some(),
+            survey_answered: r.try_get::<Option<i64>, _>(at + 4)?.is_some(),
+        }))
+    }
 }
 
 /// The first digit of a survey answer, when it is 1 to 5.

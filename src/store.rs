@@ -111,9 +111,13 @@ impl Store {
                         // WAL lets readers work while the bot writes;
                         // NORMAL keeps commits fast and durable across
                         // process crashes (the outbox's promise).
+                        // A page cache and memory-mapped reads keep the
+                        // hot indexes out of read() system calls.
                         conn.execute(
                             "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON;",
+                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                             PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; \
+                             PRAGMA temp_store = MEMORY;",
                         )
                         .await?;
                     }

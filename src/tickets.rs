@@ -376,13 +376,32 @@ pub async fn open(
     .fetch_one(&mut *conn)
     .await?
     .try_get(0)?;
-    let r = TicketRef(id);
-    event(conn, r, "bot", "created", None, Some("new"), t.note, now).await?;
-    Ok(r)
+    // The 'created' event is written by a trigger (migration 0003).
+    Ok(TicketRef(id))
 }
 
 /// Adds an entry to a ticket's conversation and touches the ticket.
 pub async fn append(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    direction: Direction,
+    message_id: Option<i64>,
+    outbox_id: Option<i64>,
+    body: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    add_entry(conn, ticket, direction, message_id, outbox_id, body, now).await?;
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Adds an entry to the conversation of a ticket opened at `now` (nothing
+/// to touch: its `updated_at` is already `now`).
+pub async fn add_entry(
     conn: &mut AnyConnection,
     ticket: TicketRef,
     direction: Direction,
@@ -403,11 +422,6 @@ pub async fn append(
     .bind(now)
     .execute(&mut *conn)
     .await?;
-    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(ticket.0)
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 
