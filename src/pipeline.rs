@@ -355,7 +355,6 @@ impl Pipeline {
         state: &mut BatchState,
     ) -> Result<Processed, StoreError> {
         let now = self.clock.now_ms();
-        let p = e.platform.as_str();
         let Routed {
             decision,
             reply_text,
@@ -558,46 +557,35 @@ impl Pipeline {
             _ => Reply::None,
         };
 
-        let message_id: i64 = sqlx::query(
-            "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
-             author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
-             action, auto_reply, reason, ticket_id) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) RETURNING id",
-        )
-        .bind(p)
-        .bind(e.id.as_str())
-        .bind(e.channel.as_str())
-        .bind(e.conversation.as_str())
-        .bind(e.author.id.as_str())
-        .bind(e.author.handle.as_str())
-        .bind(e.author.name.as_str())
-        .bind(e.text.as_str())
-        .bind(e.in_reply_to.as_ref().map(|m| m.as_str()))
-        .bind(e.at)
-        .bind(now)
-        .bind(rule.as_deref())
-        .bind(keyword.as_deref())
-        .bind(plan.action)
-        .bind(reply.as_str())
-        .bind(plan.reason.as_deref())
-        .bind(ticket.map(|t| t.0))
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
+        state.pending.messages.push(MsgRow {
+            platform: e.platform,
+            id: e.id.as_str().to_owned(),
+            channel: e.channel,
+            conversation: e.conversation.as_str().to_owned(),
+            author_id: customer.to_owned(),
+            handle: e.author.handle.as_str().to_owned(),
+            name: e.author.name.clone(),
+            text: e.text.clone(),
+            in_reply_to: e.in_reply_to.as_ref().map(|m| m.as_str().to_owned()),
+            written_at: e.at,
+            received_at: now,
+            rule: rule.clone(),
+            keyword,
+            action: plan.action,
+            auto_reply: reply.as_str(),
+            reason: plan.reason.clone(),
+            ticket: ticket.map(|t| t.0),
+        });
 
         state.tickets.insert(customer.to_owned(), after);
         if plan.stop {
             state.stopped.insert(customer.to_owned());
-            sqlx::query(
-                "INSERT INTO opt_outs (platform, customer_id, message_id, at) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (platform, customer_id) DO NOTHING",
-            )
-            .bind(p)
-            .bind(e.author.id.as_str())
-            .bind(message_id)
-            .bind(now)
-            .execute(&mut *conn)
-            .await?;
+            state.pending.opt_outs.push((
+                e.platform,
+                customer.to_owned(),
+                e.id.as_str().to_owned(),
+                now,
+            ));
         }
         // The message joins its ticket's conversation by a trigger
         // (migration 0003), whoever inserts it.
@@ -609,7 +597,6 @@ impl Pipeline {
             state.pending.push(OutRow {
                 platform: e.platform,
                 kind,
-                message_id,
                 ticket: ticket.map(|t| t.0),
                 customer_id: e.author.id.as_str().to_owned(),
                 handle: e.author.handle.as_str().to_owned(),
@@ -655,11 +642,52 @@ struct BatchState {
     tickets: std::collections::HashMap<String, Option<LatestTicket>>,
 }
 
+/// One inbound message with its decision, for the `messages` table.
+struct MsgRow {
+    platform: crate::domain::Platform,
+    id: String,
+    channel: Channel,
+    conversation: String,
+    author_id: String,
+    handle: String,
+    name: String,
+    text: String,
+    in_reply_to: Option<String>,
+    written_at: Millis,
+    received_at: Millis,
+    rule: Option<String>,
+    keyword: Option<String>,
+    action: &'static str,
+    auto_reply: &'static str,
+    reason: Option<String>,
+    ticket: Option<i64>,
+}
+
+/// `($1, …, $n), ($n+1, …)`: the VALUES of a multi-row statement whose
+/// rows each take `per_row` parameters, starting after `offset`.
+fn values_list(
+    rows: usize,
+    per_row: usize,
+    offset: usize,
+    row: impl Fn(&[String]) -> String,
+) -> String {
+    let mut out = String::new();
+    for r in 0..rows {
+        if r > 0 {
+            out.push_str(", ");
+        }
+        let params: Vec<String> = (1..=per_row)
+            .map(|k| format!("${}", offset + r * per_row + k))
+            .collect();
+        out.push_str(&row(&params));
+    }
+    out
+}
+
 /// One automatic reply for the outbox.
 struct OutRow {
     platform: crate::domain::Platform,
     kind: ReplyKind,
-    message_id: i64,
     ticket: Option<i64>,
     customer_id: String,
     handle: String,
@@ -674,6 +702,8 @@ struct OutRow {
 /// messages of the same batch must see of them.
 #[derive(Default)]
 pub(crate) struct Pending {
+    messages: Vec<MsgRow>,
+    opt_outs: Vec<(crate::domain::Platform, String, String, Millis)>,
     rows: Vec<OutRow>,
     texts: HashSet<(String, String)>,
     per_conversation: std::collections::HashMap<String, i64>,
@@ -689,30 +719,70 @@ impl Pending {
         self.rows.push(r);
     }
 
+    /// Writes the batch's messages, opt-outs and outbox rows, a few
+    /// statements for the whole batch.
     async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
-        // 10 parameters a row; 300 rows stay far under every backend's limit.
-        for chunk in self.rows.chunks(300) {
-            let mut sql = String::from(
+        // 17 parameters a row; 50 rows stay far under every backend's limit.
+        for chunk in self.messages.chunks(50) {
+            let sql = format!(
+                "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
+                 author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
+                 action, auto_reply, reason, ticket_id) VALUES {}",
+                values_list(chunk.len(), 17, 0, |p| format!("({})", p.join(", ")))
+            );
+            let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+            for m in chunk {
+                q = q
+                    .bind(m.platform.as_str())
+                    .bind(m.id.as_str())
+                    .bind(m.channel.as_str())
+                    .bind(m.conversation.as_str())
+                    .bind(m.author_id.as_str())
+                    .bind(m.handle.as_str())
+                    .bind(m.name.as_str())
+                    .bind(m.text.as_str())
+                    .bind(m.in_reply_to.as_deref())
+                    .bind(m.written_at)
+                    .bind(m.received_at)
+                    .bind(m.rule.as_deref())
+                    .bind(m.keyword.as_deref())
+                    .bind(m.action)
+                    .bind(m.auto_reply)
+                    .bind(m.reason.as_deref())
+                    .bind(m.ticket);
+            }
+            q.execute(&mut *conn).await?;
+        }
+        for (platform, customer, message, at) in &self.opt_outs {
+            sqlx::query(
+                "INSERT INTO opt_outs (platform, customer_id, message_id, at) VALUES ($1, $2, \
+                 (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = $3), $4) \
+                 ON CONFLICT (platform, customer_id) DO NOTHING",
+            )
+            .bind(platform.as_str())
+            .bind(customer.as_str())
+            .bind(message.as_str())
+            .bind(*at)
+            .execute(&mut *conn)
+            .await?;
+        }
+        // 9 parameters a row; the message id is looked up inside the statement.
+        for chunk in self.rows.chunks(100) {
+            let sql = format!(
                 "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
                  customer_handle, conversation_id, in_reply_to, text, status, created_at, \
-                 next_attempt_at, updated_at) VALUES ",
+                 next_attempt_at, updated_at) VALUES {}",
+                values_list(chunk.len(), 9, 0, |p| format!(
+                    "({0}, {1}, 'auto', (SELECT id FROM messages WHERE platform = {0} \
+                     AND platform_message_id = {6}), {2}, {3}, {4}, {5}, {6}, {7}, 'queued', {8}, {8}, {8})",
+                    p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
+                ))
             );
-            for i in 0..chunk.len() {
-                let b = i * 10;
-                if i > 0 {
-                    sql.push_str(", ");
-                }
-                sql.push_str(&format!(
-                    "(${}, ${}, 'auto', ${}, ${}, ${}, ${}, ${}, ${}, ${}, 'queued', ${}, ${}, ${})",
-                    b + 1, b + 2, b + 3, b + 4, b + 5, b + 6, b + 7, b + 8, b + 9, b + 10, b + 10, b + 10
-                ));
-            }
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for r in chunk {
                 q = q
                     .bind(r.platform.as_str())
                     .bind(r.kind.as_str())
-                    .bind(r.message_id)
                     .bind(r.ticket)
                     .bind(r.customer_id.as_str())
                     .bind(r.handle.as_str())
@@ -723,6 +793,8 @@ impl Pending {
             }
             q.execute(&mut *conn).await?;
         }
+        self.messages.clear();
+        self.opt_outs.clear();
         self.rows.clear();
         Ok(())
     }
