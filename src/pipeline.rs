@@ -150,7 +150,7 @@ impl Pipeline {
                         .await?,
                 );
             }
-            state.pending.flush(&mut tx).await?;
+            state.pending.flush(&mut tx, store.backend()).await?;
             if let (Some(c), Some(p)) = (&batch.cursor, platform) {
                 set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
             }
@@ -173,7 +173,7 @@ impl Pipeline {
                         self.process_in_span(&mut tx, ctx, e, r, p, &mut state)
                             .await?,
                     );
-                    state.pending.flush(&mut tx).await?;
+                    state.pending.flush(&mut tx, store.backend()).await?;
                     tx.commit().await?;
                 }
                 if let (Some(c), Some(p)) = (&batch.cursor, platform) {
@@ -665,10 +665,14 @@ struct MsgRow {
 
 /// `($1, …, $n), ($n+1, …)`: the VALUES of a multi-row statement whose
 /// rows each take `per_row` parameters, starting after `offset`.
+/// `anonymous` writes `?` instead (SQLite binds those without looking each
+/// parameter's name up, which costs 5 % of a batch); only for rows that use
+/// each parameter once, in order.
 fn values_list(
     rows: usize,
     per_row: usize,
     offset: usize,
+    anonymous: bool,
     row: impl Fn(&[String]) -> String,
 ) -> String {
     let mut out = String::new();
@@ -677,7 +681,13 @@ fn values_list(
             out.push_str(", ");
         }
         let params: Vec<String> = (1..=per_row)
-            .map(|k| format!("${}", offset + r * per_row + k))
+            .map(|k| {
+                if anonymous {
+                    "?".to_owned()
+                } else {
+                    format!("${}", offset + r * per_row + k)
+                }
+            })
             .collect();
         out.push_str(&row(&params));
     }
@@ -721,14 +731,22 @@ impl Pending {
 
     /// Writes the batch's messages, opt-outs and outbox rows, a few
     /// statements for the whole batch.
-    async fn flush(&mut self, conn: &mut AnyConnection) -> Result<(), StoreError> {
+    async fn flush(
+        &mut self,
+        conn: &mut AnyConnection,
+        backend: crate::store::Backend,
+    ) -> Result<(), StoreError> {
+        let anonymous = backend == crate::store::Backend::Sqlite;
         // 17 parameters a row; 50 rows stay far under every backend's limit.
         for chunk in self.messages.chunks(50) {
             let sql = format!(
                 "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
                  author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
                  action, auto_reply, reason, ticket_id) VALUES {}",
-                values_list(chunk.len(), 17, 0, |p| format!("({})", p.join(", ")))
+                values_list(chunk.len(), 17, 0, anonymous, |p| format!(
+                    "({})",
+                    p.join(", ")
+                ))
             );
             let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
             for m in chunk {
@@ -772,7 +790,7 @@ impl Pending {
                 "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
                  customer_handle, conversation_id, in_reply_to, text, status, created_at, \
                  next_attempt_at, updated_at) VALUES {}",
-                values_list(chunk.len(), 9, 0, |p| format!(
+                values_list(chunk.len(), 9, 0, false, |p| format!(
                     "({0}, {1}, 'auto', (SELECT id FROM messages WHERE platform = {0} \
                      AND platform_message_id = {6}), {2}, {3}, {4}, {5}, {6}, {7}, 'queued', {8}, {8}, {8})",
                     p[0], p[1], p[2], p[3], p[4], p[5], p[6], p[7], p[8]
