@@ -390,26 +390,6 @@ pub async fn append(
     body: &str,
     now: Millis,
 ) -> Result<(), StoreError> {
-    add_entry(conn, ticket, direction, message_id, outbox_id, body, now).await?;
-    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
-        .bind(now)
-        .bind(ticket.0)
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Adds an entry to the conversation of a ticket opened at `now` (nothing
-/// to touch: its `updated_at` is already `now`).
-pub async fn add_entry(
-    conn: &mut AnyConnection,
-    ticket: TicketRef,
-    direction: Direction,
-    message_id: Option<i64>,
-    outbox_id: Option<i64>,
-    body: &str,
-    now: Millis,
-) -> Result<(), StoreError> {
     sqlx::query(
         "INSERT INTO ticket_messages (ticket_id, direction, message_id, outbox_id, body, at) \
          VALUES ($1, $2, $3, $4, $5, $6)",
@@ -422,6 +402,11 @@ pub async fn add_entry(
     .bind(now)
     .execute(&mut *conn)
     .await?;
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 
@@ -606,15 +591,9 @@ pub async fn apply(
             {
                 return Err(TicketError::Protected(ticket, "on the bot list".into()));
             }
-            let last: Option<String> = sqlx::query(
-                "SELECT m.platform_message_id FROM messages m WHERE m.ticket_id = $1 ORDER BY m.id DESC LIMIT 1",
-            )
-            .bind(ticket.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            let in_reply_to = last.ok_or(TicketError::NothingToAnswer(ticket))?;
+            let in_reply_to = last_message(&mut tx, ticket)
+                .await?
+                .ok_or(TicketError::NothingToAnswer(ticket))?;
             let kind = if *dm { "dm" } else { "public" };
             queued = Some(
                 queue_reply(
@@ -655,15 +634,7 @@ pub async fn apply(
             .await?;
         }
         Command::Solve if survey_sent.is_none() => {
-            let last: Option<String> = sqlx::query(
-                "SELECT platform_message_id FROM messages WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1",
-            )
-            .bind(ticket.0)
-            .fetch_optional(&mut *tx)
-            .await?
-            .map(|r| r.try_get(0))
-            .transpose()?;
-            if let Some(in_reply_to) = last {
+            if let Some(in_reply_to) = last_message(&mut tx, ticket).await? {
                 let text = format!("{} ({ticket})", policy.survey);
                 queued = Some(
                     queue_reply(
@@ -711,6 +682,21 @@ pub async fn apply(
         to,
         queued,
     })
+}
+
+/// The platform id of the customer's last message on `ticket`: what a
+/// reply threads under.
+async fn last_message(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT platform_message_id FROM messages WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(ticket.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
 }
 
 /// An outbox row made by a ticket command.
