@@ -28,6 +28,8 @@ pub struct Config {
     pub protection: Protection,
     /// The X account, when the bot serves X.
     pub x: Option<XConfig>,
+    /// The Mastodon account, when the bot serves Mastodon.
+    pub mastodon: Option<MastodonConfig>,
     /// Tickets: SLA, solved period, survey.
     pub tickets: crate::tickets::TicketPolicy,
     /// Where `/metrics`, `/healthz` and `/readyz` listen; empty: nowhere.
@@ -45,6 +47,7 @@ impl Default for Config {
             limits: Limits::default(),
             protection: Protection::default(),
             x: None,
+            mastodon: None,
             tickets: crate::tickets::TicketPolicy::default(),
             admin_listen: "127.0.0.1:9898".into(),
             shutdown_deadline_secs: 20,
@@ -180,6 +183,31 @@ pub struct XConfig {
     pub client_secret_env: Option<String>,
     /// Account Activity webhooks, for accounts that have them.
     pub webhook: Option<WebhookConfig>,
+}
+
+/// `[mastodon]`: a Mastodon account.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MastodonConfig {
+    /// The instance, such as `https://mastodon.social`.
+    pub base_url: String,
+    /// The environment variable with the access token.
+    pub access_token_env: String,
+    /// The shortest pause between two polls.
+    pub min_poll_interval_ms: u64,
+    /// The pause when the server sends no rate-limit headers.
+    pub poll_interval_ms: u64,
+}
+
+impl Default for MastodonConfig {
+    fn default() -> Self {
+        MastodonConfig {
+            base_url: "https://mastodon.social".into(),
+            access_token_env: "HELPDESK_MASTODON_TOKEN".into(),
+            min_poll_interval_ms: 1000,
+            poll_interval_ms: 30_000,
+        }
+    }
 }
 
 /// `[x.webhook]`: push ingest through X's Account Activity API.

@@ -46,7 +46,7 @@ use sqlx::{AnyConnection, Row};
 
 use crate::clock::{Clock, Millis};
 use crate::config::{Budget, Limits};
-use crate::domain::{MessageId, Platform, Priority, Queue, TicketRef, UserId};
+use crate::domain::{Handle, MessageId, Platform, Priority, Queue, TicketRef, UserId};
 use crate::platform::{ApiError, Connector, Outgoing, ReplyKind};
 use crate::store::{Backend, Store, StoreError};
 use crate::tickets::{self, Direction, NewTicket};
@@ -421,6 +421,7 @@ impl Sender {
             text: row.text.clone(),
             in_reply_to: MessageId::new(row.in_reply_to.clone()),
             recipient: UserId::new(row.customer_id.clone()),
+            recipient_handle: Handle::new(row.customer_handle.clone()),
             idempotency_key: format!("helpdesk-outbox-{}", row.id),
         };
         let result = conn.send(&out).await;

@@ -38,9 +38,17 @@ pub fn connectors(config: &Config, clock: &Clock) -> anyhow::Result<Vec<Arc<dyn 
             clock.clone(),
         )));
     }
+    if let Some(m) = &config.mastodon {
+        let token = Secret::from_env(&m.access_token_env)?;
+        out.push(Arc::new(crate::platform::mastodon::MastodonClient::new(
+            m,
+            token,
+            clock.clone(),
+        )));
+    }
     if out.is_empty() {
         bail!(
-            "no platform is configured: add an [x] section with base_url and access_token_env to the configuration"
+            "no platform is configured: add an [x] or a [mastodon] section with base_url and access_token_env to the configuration"
         );
     }
     Ok(out)

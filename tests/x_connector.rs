@@ -159,6 +159,7 @@ async fn recorded_payloads_become_exact_events_and_cursors() {
         text: "Test Tweet".into(),
         in_reply_to: MessageId::new("1578516295611748353"),
         recipient: UserId::new("750362064426721281"),
+        recipient_handle: helpdesk::domain::Handle::new("someone"),
         idempotency_key: "k".into(),
     };
     assert_eq!(

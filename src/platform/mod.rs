@@ -4,6 +4,7 @@
 //! Only the modules under `platform/` know a platform's JSON; what leaves
 //! them is an [`Event`] (inbound) or a [`Sent`] / [`ApiError`] (outbound).
 
+pub mod mastodon;
 pub mod sandbox;
 pub mod x;
 pub mod x_auth;
@@ -133,6 +134,8 @@ pub struct Outgoing {
     pub in_reply_to: MessageId,
     /// The customer (DMs go to them).
     pub recipient: UserId,
+    /// The customer's handle (Mastodon DMs must start with it to reach them).
+    pub recipient_handle: Handle,
     /// A key unique to this outbox row, for platforms that deduplicate
     /// retries (Mastodon's `Idempotency-Key`).
     pub idempotency_key: String,

@@ -1,0 +1,515 @@
+//! The Mastodon client: mentions by polling `/api/v1/notifications`,
+//! replies with an `Idempotency-Key`, a thin typed reqwest client of our own.
+//!
+//! Only this module knows Mastodon's JSON and HTML: a status's `content` is
+//! HTML and becomes plain text here (mention links into `@acct`, `<br>` and
+//! paragraphs into line breaks, entities decoded); a mention whose status
+//! is `direct` is a direct message; a notification whose status is null
+//! (the post was deleted) is skipped.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use reqwest::header::HeaderMap;
+use serde::Deserialize;
+use serde::de::DeserializeOwned;
+
+use super::{
+    Account, ApiError, Author, Batch, Connector, Event, Outgoing, ReplyKind, Sent, Stream,
+};
+use crate::clock::{Clock, Millis, parse_rfc3339};
+use crate::config::{MastodonConfig, Secret};
+use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+
+/// Pages per poll at most (40 notifications each).
+const MAX_PAGES: usize = 20;
+
+/// Mastodon keeps an `Idempotency-Key` for about an hour; a resend after a
+/// crash is safe well inside that.
+const IDEMPOTENCY_WINDOW: Duration = Duration::from_secs(50 * 60);
+
+/// A Mastodon client for one account.
+pub struct MastodonClient {
+    http: reqwest::Client,
+    base: String,
+    token: Secret,
+    clock: Clock,
+    min_poll: Duration,
+    default_poll: Duration,
+}
+
+impl std::fmt::Debug for MastodonClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MastodonClient")
+            .field("base", &self.base)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MastodonClient {
+    /// A client for `config` with `token`.
+    pub fn new(config: &MastodonConfig, token: Secret, clock: Clock) -> MastodonClient {
+        MastodonClient {
+            http: super::x::http_client(),
+            base: config.base_url.trim_end_matches('/').to_owned(),
+            token,
+            clock,
+            min_poll: Duration::from_millis(config.min_poll_interval_ms),
+            default_poll: Duration::from_millis(config.poll_interval_ms),
+        }
+    }
+
+    async fn decode<T: DeserializeOwned>(
+        &self,
+        resp: Result<reqwest::Response, reqwest::Error>,
+    ) -> Result<(T, HeaderMap), ApiError> {
+        let resp = resp.map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        let headers = resp.headers().clone();
+        let body = resp
+            .bytes()
+            .await
+            .map_err(|e| ApiError::Transient(e.to_string()))?;
+        if (200..300).contains(&status) {
+            return serde_json::from_slice(&body)
+                .map(|t| (t, headers))
+                .map_err(|e| ApiError::Malformed(format!("{e}")));
+        }
+        Err(error_from(status, &headers, &body, self.clock.now_ms()))
+    }
+
+    async fn get<T: DeserializeOwned>(
+        &self,
+        path: &str,
+        query: &[(&str, &str)],
+    ) -> Result<(T, HeaderMap), ApiError> {
+        let r = self
+            .http
+            .get(format!("{}{}", self.base, path))
+            .bearer_auth(self.token.expose())
+            .query(query)
+            .send()
+            .await;
+        self.decode(r).await
+    }
+
+    /// The pause before the next poll, from `X-RateLimit-Remaining/Reset`
+    /// (Reset is an ISO 8601 time here, not epoch seconds).
+    fn pace(&self, h: &HeaderMap) -> Duration {
+        let remaining = h
+            .get("x-ratelimit-remaining")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok());
+        let reset = reset_ms(h);
+        let (Some(remaining), Some(reset)) = (remaining, reset) else {
+            return self.default_poll;
+        };
+        let until = (reset - self.clock.now_ms()).max(0) as u64;
+        match until.checked_div(remaining) {
+            Some(share) => Duration::from_millis(share).max(self.min_poll),
+            None => Duration::from_millis(until + 1000),
+        }
+    }
+}
+
+fn reset_ms(h: &HeaderMap) -> Option<Millis> {
+    h.get("x-ratelimit-reset")
+        .and_then(|v| v.to_str().ok())
+        .and_then(parse_rfc3339)
+}
+
+/// Maps Mastodon's error answers (`{"error": "…"}`, sometimes localised).
+fn error_from(status: u16, h: &HeaderMap, body: &[u8], now: Millis) -> ApiError {
+    #[derive(Deserialize)]
+    struct Err {
+        error: Option<String>,
+    }
+    let detail = serde_json::from_slice::<Err>(body)
+        .ok()
+        .and_then(|e| e.error)
+        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
+    match status {
+        429 => ApiError::RateLimited {
+            reset_ms: reset_ms(h).unwrap_or(now + 5 * 60 * 1000),
+        },
+        401 => ApiError::Unauthorized,
+        500..=599 => ApiError::Transient(format!("HTTP {status}: {detail}")),
+        _ => ApiError::Rejected { status, detail },
+    }
+}
+
+/// The `min_id` of a `Link` header's `rel="prev"` page.
+fn prev_min_id(h: &HeaderMap) -> Option<String> {
+    let link = h.get("link")?.to_str().ok()?;
+    link.split(',')
+        .find(|part| part.contains("rel=\"prev\""))
+        .and_then(|part| part.split("min_id=").nth(1))
+        .map(|rest| {
+            rest.chars()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .collect()
+        })
+}
+
+/// Mastodon ids are decimal strings: longer is newer, then by text.
+fn newer(a: &str, b: &str) -> bool {
+    (a.len(), a) > (b.len(), b)
+}
+
+#[async_trait]
+impl Connector for MastodonClient {
+    fn platform(&self) -> Platform {
+        Platform::Mastodon
+    }
+
+    fn streams(&self) -> Vec<Stream> {
+        // Direct messages arrive as mentions with `direct` visibility.
+        vec![Stream::Mentions]
+    }
+
+    async fn whoami(&self) -> Result<Account, ApiError> {
+        #[derive(Deserialize)]
+        struct Me {
+            id: String,
+            acct: String,
+        }
+        let (me, _): (Me, _) = self.get("/api/v1/accounts/verify_credentials", &[]).await?;
+        Ok(Account {
+            id: UserId::new(me.id),
+            handle: Handle::new(me.acct),
+        })
+    }
+
+    async fn poll(&self, _stream: Stream, cursor: Option<&str>) -> Result<Batch, ApiError> {
+        let mut events = Vec::new();
+        let mut newest = cursor.map(str::to_owned);
+        let mut next_poll = None;
+        for _ in 0..MAX_PAGES {
+            let mut q: Vec<(&str, &str)> = vec![("types[]", "mention"), ("limit", "40")];
+            let since = newest.clone();
+            if let Some(c) = since.as_deref() {
+                q.push(("min_id", c));
+            }
+            let (page, headers): (Vec<Notification>, _) =
+                self.get("/api/v1/notifications", &q).await?;
+            next_poll = Some(self.pace(&headers));
+            if page.is_empty() {
+                break;
+            }
+            for n in &page {
+                if newest.as_deref().is_none_or(|c| newer(&n.id, c)) {
+                    newest = Some(n.id.clone());
+                }
+            }
+            // A page is newest first; the bot answers in the order people wrote.
+            for n in page.into_iter().rev() {
+                match n.into_event(&self.clock) {
+                    Some(e) => events.push(e),
+                    None => {
+                        tracing::debug!("notification without a status (deleted post): skipped")
+                    }
+                }
+            }
+            // Without a cursor this is the first start: the latest page is
+            // enough (older mentions are backlog). With one, page forward.
+            if cursor.is_none() || prev_min_id(&headers).is_none() {
+                break;
+            }
+        }
+        events.sort_by(|a, b| {
+            (a.id.as_str().len(), a.id.as_str()).cmp(&(b.id.as_str().len(), b.id.as_str()))
+        });
+        Ok(Batch {
+            events,
+            cursor: newest.filter(|n| Some(n.as_str()) != cursor),
+            next_poll,
+        })
+    }
+
+    async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError> {
+        let acct = format!("@{}", out.recipient_handle.as_str());
+        let visibility = match out.kind {
+            ReplyKind::Dm => "direct".to_owned(),
+            // A public reply keeps the visibility of what it answers.
+            ReplyKind::Public => {
+                #[derive(Deserialize)]
+                struct Vis {
+                    visibility: String,
+                }
+                match self
+                    .get::<Vis>(
+                        &format!("/api/v1/statuses/{}", out.in_reply_to.as_str()),
+                        &[],
+                    )
+                    .await
+                {
+                    Ok((v, _)) => v.visibility,
+                    Err(ApiError::RateLimited { reset_ms }) => {
+                        return Err(ApiError::RateLimited { reset_ms });
+                    }
+                    Err(_) => "unlisted".to_owned(),
+                }
+            }
+        };
+        // On Mastodon a reply reaches the customer only if it names them.
+        let text = if out.text.starts_with(&acct) {
+            out.text.clone()
+        } else {
+            format!("{acct} {}", out.text)
+        };
+        let form = [
+            ("status", text.as_str()),
+            ("in_reply_to_id", out.in_reply_to.as_str()),
+            ("visibility", visibility.as_str()),
+        ];
+        let r = self
+            .http
+            .post(format!("{}/api/v1/statuses", self.base))
+            .bearer_auth(self.token.expose())
+            .header("Idempotency-Key", &out.idempotency_key)
+            .form(&form)
+            .send()
+            .await;
+        #[derive(Deserialize)]
+        struct Created {
+            id: String,
+        }
+        let (c, _): (Created, _) = self.decode(r).await?;
+        Ok(Sent { id: c.id })
+    }
+
+    fn resend_is_safe_within(&self, _kind: ReplyKind) -> Option<Duration> {
+        Some(IDEMPOTENCY_WINDOW)
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct Notification {
+    id: String,
+    #[serde(rename = "type")]
+    kind: String,
+    account: MAccount,
+    status: Option<MStatus>,
+}
+
+#[derive(Debug, Deserialize)]
+struct MAccount {
+    id: String,
+    acct: String,
+    #[serde(default)]
+    display_name: String,
+}
+
+#[derive(Debug, Deserialize)]
+struct MStatus {
+    id: String,
+    created_at: Option<String>,
+    in_reply_to_id: Option<String>,
+    visibility: Option<String>,
+    #[serde(default)]
+    content: String,
+    #[serde(default)]
+    mentions: Vec<MMention>,
+    reblog: Option<serde_json::Value>,
+}
+
+/// A mention in a status: its profile URL and its `acct`.
+#[derive(Debug, Clone, Deserialize)]
+pub struct MMention {
+    /// Profile URL, as the content's link gives it.
+    pub url: String,
+    /// `user` on the same instance, `user@domain` elsewhere.
+    pub acct: String,
+}
+
+impl Notification {
+    fn into_event(self, clock: &Clock) -> Option<Event> {
+        if self.kind != "mention" {
+            return None;
+        }
+        let s = self.status?;
+        let channel = if s.visibility.as_deref() == Some("direct") {
+            Channel::Dm
+        } else {
+            Channel::Mention
+        };
+        Some(Event {
+            platform: Platform::Mastodon,
+            channel,
+            conversation: ConversationId::new(
+                s.in_reply_to_id.clone().unwrap_or_else(|| s.id.clone()),
+            ),
+            author: Author {
+                id: UserId::new(self.account.id),
+                handle: Handle::new(self.account.acct),
+                name: self.account.display_name,
+            },
+            text: html_to_text(&s.content, &s.mentions),
+            at: s
+                .created_at
+                .as_deref()
+                .and_then(parse_rfc3339)
+                .unwrap_or_else(|| clock.now_ms()),
+            in_reply_to: s.in_reply_to_id.map(MessageId::new),
+            is_repost: s.reblog.is_some(),
+            id: MessageId::new(s.id),
+        })
+    }
+}
+
+/// Mastodon's status HTML as plain text: mention links become `@acct`
+/// (from the status's `mentions`, so remote accounts keep their domain),
+/// `<br>` a line break, paragraphs a blank line, entities decoded, every
+/// other tag dropped.
+pub fn html_to_text(html: &str, mentions: &[MMention]) -> String {
+    let mut out = String::new();
+    let mut rest = html;
+    // Inside a mention link: its text is replaced by the acct.
+    let mut skipping_link = false;
+    while let Some(lt) = rest.find('<') {
+        if !skipping_link {
+            out.push_str(&decode_entities(&rest[..lt]));
+        }
+        let Some(gt) = rest[lt..].find('>') else {
+            rest = &rest[lt..];
+            break;
+        };
+        let tag = &rest[lt + 1..lt + gt];
+        rest = &rest[lt + gt + 1..];
+        let name: String = tag
+            .trim_start_matches('/')
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric())
+            .collect::<String>()
+            .to_ascii_lowercase();
+        let closing = tag.starts_with('/');
+        match (name.as_str(), closing) {
+            ("br", _) => out.push('\n'),
+            ("p", true) => out.push_str("\n\n"),
+            ("a", false) => {
+                let href = attr(tag, "href");
+                if let Some(m) = href.and_then(|h| mentions.iter().find(|m| m.url == h)) {
+                    out.push('@');
+                    out.push_str(&m.acct);
+                    skipping_link = true;
+                }
+            }
+            ("a", true) => skipping_link = false,
+            _ => {}
+        }
+    }
+    if !skipping_link {
+        out.push_str(&decode_entities(rest));
+    }
+    out.trim_end().to_owned()
+}
+
+fn attr<'a>(tag: &'a str, name: &str) -> Option<&'a str> {
+    let key = format!("{name}=\"");
+    let start = tag.find(&key)? + key.len();
+    let end = tag[start..].find('"')?;
+    Some(&tag[start..start + end])
+}
+
+fn decode_entities(s: &str) -> String {
+    if !s.contains('&') {
+        return s.to_owned();
+    }
+    let mut out = String::with_capacity(s.len());
+    let mut rest = s;
+    while let Some(amp) = rest.find('&') {
+        out.push_str(&rest[..amp]);
+        rest = &rest[amp..];
+        let Some(semi) = rest.find(';').filter(|i| *i <= 10) else {
+            out.push('&');
+            rest = &rest[1..];
+            continue;
+        };
+        let ent = &rest[1..semi];
+        let ch = match ent {
+            "amp" => Some('&'),
+            "lt" => Some('<'),
+            "gt" => Some('>'),
+            "quot" => Some('"'),
+            "apos" => Some('\''),
+            "nbsp" => Some(' '),
+            _ => ent
+                .strip_prefix("#x")
+                .or_else(|| ent.strip_prefix("#X"))
+                .and_then(|h| u32::from_str_radix(h, 16).ok())
+                .or_else(|| ent.strip_prefix('#').and_then(|d| d.parse().ok()))
+                .and_then(char::from_u32),
+        };
+        match ch {
+            Some(c) => {
+                out.push(c);
+                rest = &rest[semi + 1..];
+            }
+            None => {
+                out.push('&');
+                rest = &rest[1..];
+            }
+        }
+    }
+    out.push_str(rest);
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn html_becomes_text() {
+        let m = vec![MMention {
+            url: "https://icosahedron.website/@halcy".into(),
+            acct: "halcy@icosahedron.website".into(),
+        }];
+        let html = "<p><span class=\"h-card\"><a href=\"https://icosahedron.website/@halcy\" class=\"u-url mention\">@<span>halcy</span></a></span> hi &amp; bye<br>line&#39;s</p><p>#<span>tag</span></p>";
+        assert_eq!(
+            html_to_text(html, &m),
+            "@halcy@icosahedron.website hi & bye\nline's\n\n#tag"
+        );
+    }
+
+    #[test]
+    fn ids_and_links() {
+        assert!(newer("116275331587890092", "99999999999999999"));
+        let mut h = HeaderMap::new();
+        h.insert(
+            "link",
+            "<https://m.example/api/v1/notifications?max_id=1>; rel=\"next\", <https://m.example/api/v1/notifications?min_id=550622655&types%5B%5D=mention>; rel=\"prev\""
+                .parse()
+                .unwrap(),
+        );
+        assert_eq!(prev_min_id(&h).as_deref(), Some("550622655"));
+    }
+
+    #[test]
+    fn localised_errors_keep_their_words() {
+        let e = error_from(
+            422,
+            &HeaderMap::new(),
+            "{\"error\":\"バリデーションに失敗しました: Textを入力してください\"}".as_bytes(),
+            0,
+        );
+        assert_eq!(
+            e,
+            ApiError::Rejected {
+                status: 422,
+                detail: "バリデーションに失敗しました: Textを入力してください".into()
+            }
+        );
+        let mut h = HeaderMap::new();
+        h.insert(
+            "x-ratelimit-reset",
+            "2026-04-11T23:15:00.381973Z".parse().unwrap(),
+        );
+        assert_eq!(
+            error_from(429, &h, b"{}", 0),
+            ApiError::RateLimited {
+                reset_ms: parse_rfc3339("2026-04-11T23:15:00.381Z").unwrap()
+            }
+        );
+    }
+}
