@@ -465,11 +465,12 @@ async fn a_crash_between_sending_and_recording_reuses_the_key() {
     clock.advance(Duration::from_secs(180)); // the lease runs out
     let second = bot(&config, vec![Arc::new(client(&base))], &clock).await;
     settle(&second).await;
-    let g = fake.lock().unwrap();
-    assert_eq!(g.posts.len(), 2, "sent before the crash, resent after");
-    assert_eq!(g.posts[0].0, g.posts[1].0, "with the same Idempotency-Key");
-    assert_eq!(g.by_key.len(), 1, "so Mastodon made one status");
-    drop(g);
+    {
+        let g = fake.lock().unwrap();
+        assert_eq!(g.posts.len(), 2, "sent before the crash, resent after");
+        assert_eq!(g.posts[0].0, g.posts[1].0, "with the same Idempotency-Key");
+        assert_eq!(g.by_key.len(), 1, "so Mastodon made one status");
+    }
     let status: String = sqlx::query("SELECT status FROM outbox")
         .fetch_one(second.store().pool())
         .await
