@@ -99,6 +99,22 @@ fn quota(b: Budget) -> Quota {
         .allow_burst(n)
 }
 
+/// Each platform's budget: the configured global one, or the platform's own
+/// posting limit when that is slower (Mastodon: 300 statuses per 3 hours).
+fn platform_budgets(connectors: &[Arc<dyn Connector>], limits: &Limits) -> Vec<(Platform, Budget)> {
+    let rate = |b: Budget| b.replies as f64 / b.per_secs.max(1) as f64;
+    connectors
+        .iter()
+        .map(|c| {
+            let b = match c.posting_budget() {
+                Some(own) if rate(own) < rate(limits.global) => own,
+                _ => limits.global,
+            };
+            (c.platform(), b)
+        })
+        .collect()
+}
+
 /// The in-memory budgets: one global per platform, one per customer.
 struct Budgets {
     global: HashMap<Platform, Direct>,
@@ -106,16 +122,11 @@ struct Budgets {
 }
 
 impl Budgets {
-    fn new(platforms: &[Platform], limits: &Limits, clock: &Clock) -> Budgets {
+    fn new(platforms: &[(Platform, Budget)], limits: &Limits, clock: &Clock) -> Budgets {
         Budgets {
             global: platforms
                 .iter()
-                .map(|p| {
-                    (
-                        *p,
-                        RateLimiter::direct_with_clock(quota(limits.global), clock.clone()),
-                    )
-                })
+                .map(|(p, b)| (*p, RateLimiter::direct_with_clock(quota(*b), clock.clone())))
                 .collect(),
             per_customer: RateLimiter::hashmap_with_clock(
                 quota(limits.per_customer),
@@ -203,7 +214,7 @@ impl Sender {
         limits: Limits,
         clock: Clock,
     ) -> Sender {
-        let platforms: Vec<Platform> = connectors.iter().map(|c| c.platform()).collect();
+        let platforms = platform_budgets(&connectors, &limits);
         Sender {
             budgets: ArcSwap::from_pointee(Budgets::new(&platforms, &limits, &clock)),
             connectors: connectors.into_iter().map(|c| (c.platform(), c)).collect(),
@@ -224,22 +235,21 @@ impl Sender {
         let now = self.clock.now_ms();
         // Fresh budgets, then spend what the database says was sent: what
         // this process spent before is in the database too.
-        let platforms: Vec<Platform> = self.connectors.keys().copied().collect();
+        let connectors: Vec<Arc<dyn Connector>> = self.connectors.values().cloned().collect();
+        let platforms = platform_budgets(&connectors, &self.limits);
         let budgets = Budgets::new(&platforms, &self.limits, &self.clock);
         let window = |b: Budget| now - b.window().as_millis() as Millis;
         let take = |n: i64, cap: u32| NonZeroU32::new((n.max(0) as u32).min(cap));
-        for r in sqlx::query(
-            "SELECT platform, COUNT(*) FROM outbox WHERE status = 'sent' AND sent_at >= $1 GROUP BY platform",
-        )
-        .bind(window(self.limits.global))
-        .fetch_all(self.store.pool())
-        .await?
-        {
-            let p: String = r.try_get(0)?;
-            let n: i64 = r.try_get(1)?;
-            if let (Ok(p), Some(n)) = (p.parse::<Platform>(), take(n, self.limits.global.replies))
-                && let Some(g) = budgets.global.get(&p)
-            {
+        for (p, b) in &platforms {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND status = 'sent' AND sent_at >= $2",
+            )
+            .bind(p.as_str())
+            .bind(window(*b))
+            .fetch_one(self.store.pool())
+            .await?
+            .try_get(0)?;
+            if let (Some(n), Some(g)) = (take(n, b.replies), budgets.global.get(p)) {
                 let _ = g.check_n(n);
             }
         }
@@ -643,6 +653,14 @@ impl Sender {
         if let Some(t) = ticket {
             let note = format!("automatic reply {status}: {why} — text: {}", row.text);
             tickets::note(&mut tx, t, &note, now).await?;
+            if row.ticket.is_none() {
+                // The agent finds the reply in doubt from the ticket.
+                sqlx::query("UPDATE outbox SET ticket_id = $1 WHERE id = $2")
+                    .bind(t.0)
+                    .bind(row.id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
         }
         tx.commit().await?;
         Ok(())

@@ -479,3 +479,48 @@ async fn a_crash_between_sending_and_recording_reuses_the_key() {
         .unwrap();
     assert_eq!(status, "sent");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
+    // Mastodon keeps an Idempotency-Key for about an hour: after that a
+    // resend could post twice, so the row is handed to an agent instead.
+    let fake: Shared = Arc::default();
+    let Some(base) = serve(fake.clone()).await else {
+        return;
+    };
+    let clock = Clock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let mut config = Config {
+        database_url: format!("sqlite://{}", dir.path().join("b.db").display()),
+        rules: common::rules_dir(dir.path(), PING_RULE),
+        answer_backlog: true,
+        ..Config::default()
+    };
+    config.limits.reply_max_age_secs = 4 * 3600;
+    let first = bot(
+        &config,
+        vec![Arc::new(CrashAfterSend(Arc::new(client(&base))))],
+        &clock,
+    )
+    .await;
+    first.poll_once().await.unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(300), first.drain_once())
+            .await
+            .is_err()
+    );
+    drop(first);
+    clock.advance(Duration::from_secs(2 * 3600));
+    let second = bot(&config, vec![Arc::new(client(&base))], &clock).await;
+    settle(&second).await;
+    assert_eq!(fake.lock().unwrap().posts.len(), 1, "never resent blindly");
+    let (status, note): (String, String) = {
+        let r = sqlx::query("SELECT (SELECT status FROM outbox), (SELECT note FROM tickets)")
+            .fetch_one(second.store().pool())
+            .await
+            .unwrap();
+        (r.try_get(0).unwrap(), r.try_get(1).unwrap())
+    };
+    assert_eq!(status, "needs_review");
+    assert!(note.contains("may or may not have gone out"), "{note}");
+}

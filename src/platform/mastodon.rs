@@ -281,6 +281,14 @@ impl Connector for MastodonClient {
     fn resend_is_safe_within(&self, _kind: ReplyKind) -> Option<Duration> {
         Some(IDEMPOTENCY_WINDOW)
     }
+
+    fn posting_budget(&self) -> Option<crate::config::Budget> {
+        // Mastodon's default: 300 statuses per account per 3 hours.
+        Some(crate::config::Budget {
+            replies: 300,
+            per_secs: 3 * 3600,
+        })
+    }
 }
 
 #[derive(Debug, Deserialize)]

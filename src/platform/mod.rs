@@ -207,6 +207,12 @@ pub trait Connector: Send + Sync {
     /// an hour). `None`: a resend could post twice.
     fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration>;
 
+    /// The platform's own limit on posts, when it has one the bot should
+    /// never reach (the sender uses it when it is slower than the global budget).
+    fn posting_budget(&self) -> Option<crate::config::Budget> {
+        None
+    }
+
     /// One line on the requests spent so far, logged once per polling cycle.
     fn usage_line(&self) -> Option<String> {
         None
