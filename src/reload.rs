@@ -23,10 +23,14 @@ const SETTLE: Duration = Duration::from_millis(150);
 pub type SharedRules = Arc<ArcSwap<RuleSet>>;
 
 /// Reloads `dir` into `rules`; returns whether the new set was taken.
-pub async fn reload(rules: &SharedRules, dir: &std::path::Path, clock: &Clock) -> bool {
-    let d = dir.to_owned();
-    let built =
-        tokio::task::spawn_blocking(move || RuleSet::load_dir(&d, &LoadOptions::default())).await;
+pub async fn reload(
+    rules: &SharedRules,
+    dir: &std::path::Path,
+    opts: &LoadOptions,
+    clock: &Clock,
+) -> bool {
+    let (d, o) = (dir.to_owned(), opts.clone());
+    let built = tokio::task::spawn_blocking(move || RuleSet::load_dir(&d, &o)).await;
     match built {
         Ok(Ok(set)) => {
             let n = set.rules().len();
@@ -62,6 +66,7 @@ pub async fn reload(rules: &SharedRules, dir: &std::path::Path, clock: &Clock) -
 pub async fn watch_rules(
     rules: SharedRules,
     dir: PathBuf,
+    opts: LoadOptions,
     clock: Clock,
     mut stop: watch::Receiver<bool>,
 ) {
@@ -111,7 +116,7 @@ pub async fn watch_rules(
                 // Editors write in several steps: wait until they are done.
                 tokio::time::sleep(SETTLE).await;
                 while rx.try_recv().is_ok() {}
-                reload(&rules, &dir, &clock).await;
+                reload(&rules, &dir, &opts, &clock).await;
             }
             _ = stop.changed() => {
                 if *stop.borrow() { return; }

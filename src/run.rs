@@ -58,11 +58,18 @@ pub fn connectors(config: &Config, clock: &Clock) -> anyhow::Result<Vec<Arc<dyn 
 pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()> {
     let mut config = Config::load(config_path, true)?;
     config.answer_backlog |= answer_backlog;
-    let rules = RuleSet::load_dir(&config.rules, &LoadOptions::default())
-        .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
     let clock = Clock::new();
     let connectors = connectors(&config, &clock)?;
+    // Replies are checked against the length each platform really allows
+    // (a Mastodon instance says its own).
+    let mut opts = LoadOptions::default();
+    opts.limits.clear();
+    for c in &connectors {
+        opts.limits.push(c.length_limit().await);
+    }
+    let rules =
+        RuleSet::load_dir(&config.rules, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
     let store = Store::open(&config.database_url).await?;
     tracing::info!(database = %redact_url(&config.database_url), "database ready");
     let metrics = crate::admin::install_recorder();
@@ -94,6 +101,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     tokio::spawn(crate::reload::watch_rules(
         bot.rules(),
         config.rules.clone(),
+        opts,
         clock,
         rx.clone(),
     ));

@@ -208,6 +208,34 @@ async fn recorded_notifications_skip_deleted_posts_and_see_the_direct_one() {
     assert!(b2.events.is_empty() && b2.cursor.is_none());
     // Reset is an ISO 8601 time here: the pause is computed from it.
     assert!(b.next_poll.is_some());
+    // The recorded 4.6.4 instance says 500 characters.
+    assert_eq!(m.length_limit().await.max, 500);
+}
+
+#[tokio::test]
+async fn the_instance_sets_the_length_limit_and_500_is_the_fallback() {
+    let app = Router::new().route(
+        "/api/v2/instance",
+        get(|| async {
+            axum::Json(serde_json::json!({"configuration": {"statuses": {"max_characters": 1000}}}))
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(
+        client(&format!("http://{addr}")).length_limit().await.max,
+        1000
+    );
+    // No such endpoint (an old server): Mastodon's default.
+    let app = Router::new();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    assert_eq!(
+        client(&format!("http://{addr}")).length_limit().await.max,
+        500
+    );
 }
 
 #[tokio::test]

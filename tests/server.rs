@@ -64,6 +64,7 @@ async fn an_edited_rule_routes_within_two_seconds_and_a_broken_one_is_not_taken(
     tokio::spawn(helpdesk::reload::watch_rules(
         app.bot.rules(),
         rules.clone(),
+        helpdesk::rules::LoadOptions::default(),
         app.clock.clone(),
         stop,
     ));

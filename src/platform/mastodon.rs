@@ -282,6 +282,35 @@ impl Connector for MastodonClient {
         Some(IDEMPOTENCY_WINDOW)
     }
 
+    async fn length_limit(&self) -> crate::text::LengthLimit {
+        #[derive(Deserialize)]
+        struct Instance {
+            configuration: Option<Configuration>,
+        }
+        #[derive(Deserialize)]
+        struct Configuration {
+            statuses: Option<Statuses>,
+        }
+        #[derive(Deserialize)]
+        struct Statuses {
+            max_characters: Option<usize>,
+        }
+        let max = match self.get::<Instance>("/api/v2/instance", &[]).await {
+            Ok((i, _)) => i
+                .configuration
+                .and_then(|c| c.statuses)
+                .and_then(|s| s.max_characters),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the instance's limits; assuming 500 characters");
+                None
+            }
+        };
+        crate::text::LengthLimit {
+            platform: Platform::Mastodon,
+            max: max.unwrap_or(crate::text::LengthLimit::MASTODON.max),
+        }
+    }
+
     fn posting_budget(&self) -> Option<crate::config::Budget> {
         // Mastodon's default: 300 statuses per account per 3 hours.
         Some(crate::config::Budget {

@@ -207,6 +207,14 @@ pub trait Connector: Send + Sync {
     /// an hour). `None`: a resend could post twice.
     fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration>;
 
+    /// How long a post may be here; the rules' replies are checked against it.
+    async fn length_limit(&self) -> crate::text::LengthLimit {
+        match self.platform() {
+            PlatformName::X => crate::text::LengthLimit::X,
+            PlatformName::Mastodon => crate::text::LengthLimit::MASTODON,
+        }
+    }
+
     /// The platform's own limit on posts, when it has one the bot should
     /// never reach (the sender uses it when it is slower than the global budget).
     fn posting_budget(&self) -> Option<crate::config::Budget> {
