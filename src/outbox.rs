@@ -42,7 +42,7 @@ use governor::state::keyed::HashMapStateStore;
 use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 use rand::Rng;
-use sqlx::{AnyConnection, Row};
+use sqlx::Row;
 
 use crate::clock::{Clock, Millis};
 use crate::config::{Budget, Limits};
@@ -760,16 +760,6 @@ fn backoff(attempt: u32) -> Duration {
     let capped = base.min(15 * 60 * 1000);
     let jitter = rand::rng().random_range(0.75..1.25);
     Duration::from_millis((capped as f64 * jitter) as u64)
-}
-
-/// Outbox statuses counted, for summaries.
-pub async fn counts(conn: &mut AnyConnection) -> Result<HashMap<String, i64>, StoreError> {
-    let rows = sqlx::query("SELECT status, COUNT(*) FROM outbox GROUP BY status")
-        .fetch_all(conn)
-        .await?;
-    rows.iter()
-        .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-        .collect()
 }
 
 #[cfg(test)]

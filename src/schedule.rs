@@ -11,6 +11,19 @@ use std::time::Duration;
 use crate::clock::Millis;
 use crate::platform::Stream;
 
+/// The pause that spreads `remaining` requests evenly until the window
+/// resets at `reset_ms`, so the budget lasts and new messages are seen as
+/// soon as it allows; an exhausted window waits for its reset plus a
+/// second. Never below `min`.
+pub fn spread(remaining: u64, reset_ms: Millis, now: Millis, min: Duration) -> Duration {
+    let until_reset = (reset_ms - now).max(0) as u64;
+    let pause = match until_reset.checked_div(remaining) {
+        Some(share) => Duration::from_millis(share),
+        None => Duration::from_millis(until_reset + 1000),
+    };
+    pause.max(min)
+}
+
 /// What a poll of one stream came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Polled {
@@ -94,6 +107,14 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_budget_is_spread_until_the_reset() {
+        let min = Duration::from_millis(100);
+        assert_eq!(spread(9, 900_000, 0, min), Duration::from_secs(100));
+        assert_eq!(spread(0, 5_000, 0, min), Duration::from_secs(6));
+        assert_eq!(spread(1000, 1_000, 0, min), min);
+    }
 
     #[test]
     fn priority_order_and_pauses() {

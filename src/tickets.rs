@@ -22,9 +22,6 @@ use crate::domain::{Platform, Priority, Queue, TicketRef};
 use crate::store::{Backend, Store, StoreError};
 use crate::text::LengthLimit;
 
-/// The statuses in which a ticket is still being worked, as SQL.
-pub const OPEN_STATUSES_SQL: &str = "('new', 'open', 'pending')";
-
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
 #[serde(rename_all = "lowercase")]

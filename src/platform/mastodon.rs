@@ -104,11 +104,7 @@ impl MastodonClient {
         let (Some(remaining), Some(reset)) = (remaining, reset) else {
             return self.default_poll;
         };
-        let until = (reset - self.clock.now_ms()).max(0) as u64;
-        match until.checked_div(remaining) {
-            Some(share) => Duration::from_millis(share).max(self.min_poll),
-            None => Duration::from_millis(until + 1000),
-        }
+        crate::schedule::spread(remaining, reset, self.clock.now_ms(), self.min_poll)
     }
 }
 

@@ -243,12 +243,12 @@ impl XClient {
         ) else {
             return self.default_poll;
         };
-        let until_reset = (reset as i64 * 1000 - self.clock.now_ms()).max(0) as u64;
-        let pause = match until_reset.checked_div(remaining) {
-            Some(share) => Duration::from_millis(share),
-            None => Duration::from_millis(until_reset + 1000),
-        };
-        pause.max(self.min_poll)
+        crate::schedule::spread(
+            remaining,
+            reset as i64 * 1000,
+            self.clock.now_ms(),
+            self.min_poll,
+        )
     }
 
     /// Polls a tweet timeline (mentions or search) from `since_id`, all pages.
