@@ -8,12 +8,9 @@ mod common;
 use std::sync::Arc;
 use std::time::Duration;
 
-use async_trait::async_trait;
-use common::{App, Db, Setup, line, rules_dir, spawn, spawn_wrapped};
+use common::{App, CrashAfterSend, Db, Setup, line, rules_dir, spawn, spawn_wrapped};
 use helpdesk::config::Budget;
-use helpdesk::domain::Platform;
 use helpdesk::platform::sandbox::{Endpoint, Window};
-use helpdesk::platform::{Account, ApiError, Batch, Connector, Outgoing, ReplyKind, Sent, Stream};
 use sqlx::Row;
 
 on_both_databases!(
@@ -240,34 +237,6 @@ async fn a_429_pauses_sending_until_the_reset(db: Db) {
     app.settle().await;
     assert_eq!(app.sandbox.posted().len(), 4);
     assert_eq!(app.sandbox.requests(Endpoint::PostTweet), 5);
-}
-
-/// Sends for real, then never returns: the process "dies" mid-send.
-struct CrashAfterSend(Arc<dyn Connector>, bool);
-
-#[async_trait]
-impl Connector for CrashAfterSend {
-    fn platform(&self) -> Platform {
-        self.0.platform()
-    }
-    fn streams(&self) -> Vec<Stream> {
-        self.0.streams()
-    }
-    async fn whoami(&self) -> Result<Account, ApiError> {
-        self.0.whoami().await
-    }
-    async fn poll(&self, s: Stream, c: Option<&str>) -> Result<Batch, ApiError> {
-        self.0.poll(s, c).await
-    }
-    async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError> {
-        if self.1 {
-            let _ = self.0.send(out).await;
-        }
-        std::future::pending().await
-    }
-    fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration> {
-        self.0.resend_is_safe_within(kind)
-    }
 }
 
 async fn crash_then_restart(db: Db, traffic: &str, post_leaves: bool) -> Option<App> {

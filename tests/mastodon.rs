@@ -331,41 +331,13 @@ async fn recorded_errors_become_clear_errors() {
 
 use std::time::Duration;
 
-use async_trait::async_trait;
 use helpdesk::bot::Bot;
 use helpdesk::config::{Config, XConfig};
 use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, parse_traffic};
 use helpdesk::platform::x::XClient;
-use helpdesk::platform::{Account, Batch, Sent};
 use helpdesk::rules::{LoadOptions, RuleSet};
 use helpdesk::store::Store;
 use sqlx::Row;
-
-/// Sends for real, then never returns: the bot dies between sending and recording.
-struct CrashAfterSend(Arc<dyn Connector>);
-
-#[async_trait]
-impl Connector for CrashAfterSend {
-    fn platform(&self) -> helpdesk::domain::Platform {
-        self.0.platform()
-    }
-    fn streams(&self) -> Vec<Stream> {
-        self.0.streams()
-    }
-    async fn whoami(&self) -> Result<Account, ApiError> {
-        self.0.whoami().await
-    }
-    async fn poll(&self, s: Stream, c: Option<&str>) -> Result<Batch, ApiError> {
-        self.0.poll(s, c).await
-    }
-    async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError> {
-        let _ = self.0.send(out).await;
-        std::future::pending().await
-    }
-    fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration> {
-        self.0.resend_is_safe_within(kind)
-    }
-}
 
 const PING_RULE: &str = r#"
 [[rule]]
@@ -463,23 +435,27 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
     assert_eq!(platforms, ["mastodon", "x"]);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_crash_between_sending_and_recording_reuses_the_key() {
+/// Runs a bot that dies while sending its one reply, moves time by
+/// `down_for`, and restarts it on the same database. Returns the fake
+/// server's record and the restarted bot, settled; `None` without fixtures.
+async fn crash_and_restart(down_for: Duration) -> Option<(Shared, Bot, tempfile::TempDir)> {
     let fake: Shared = Arc::default();
-    let Some(base) = serve(fake.clone()).await else {
-        return;
-    };
+    let base = serve(fake.clone()).await?;
     let clock = Clock::new();
     let dir = tempfile::tempdir().unwrap();
-    let config = Config {
+    let mut config = Config {
         database_url: format!("sqlite://{}", dir.path().join("b.db").display()),
         rules: common::rules_dir(dir.path(), PING_RULE),
         answer_backlog: true,
         ..Config::default()
     };
+    config.limits.reply_max_age_secs = 4 * 3600;
     let first = bot(
         &config,
-        vec![Arc::new(CrashAfterSend(Arc::new(client(&base))))],
+        vec![Arc::new(common::CrashAfterSend(
+            Arc::new(client(&base)),
+            true,
+        ))],
         &clock,
     )
     .await;
@@ -490,9 +466,18 @@ async fn a_crash_between_sending_and_recording_reuses_the_key() {
             .is_err()
     );
     drop(first);
-    clock.advance(Duration::from_secs(180)); // the lease runs out
+    clock.advance(down_for);
     let second = bot(&config, vec![Arc::new(client(&base))], &clock).await;
     settle(&second).await;
+    Some((fake, second, dir))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_crash_between_sending_and_recording_reuses_the_key() {
+    // Down long enough for the lease to run out, well within the key's hour.
+    let Some((fake, second, _dir)) = crash_and_restart(Duration::from_secs(180)).await else {
+        return;
+    };
     {
         let g = fake.lock().unwrap();
         assert_eq!(g.posts.len(), 2, "sent before the crash, resent after");
@@ -512,35 +497,9 @@ async fn a_crash_between_sending_and_recording_reuses_the_key() {
 async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
     // Mastodon keeps an Idempotency-Key for about an hour: after that a
     // resend could post twice, so the row is handed to an agent instead.
-    let fake: Shared = Arc::default();
-    let Some(base) = serve(fake.clone()).await else {
+    let Some((fake, second, _dir)) = crash_and_restart(Duration::from_secs(2 * 3600)).await else {
         return;
     };
-    let clock = Clock::new();
-    let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        database_url: format!("sqlite://{}", dir.path().join("b.db").display()),
-        rules: common::rules_dir(dir.path(), PING_RULE),
-        answer_backlog: true,
-        ..Config::default()
-    };
-    config.limits.reply_max_age_secs = 4 * 3600;
-    let first = bot(
-        &config,
-        vec![Arc::new(CrashAfterSend(Arc::new(client(&base))))],
-        &clock,
-    )
-    .await;
-    first.poll_once().await.unwrap();
-    assert!(
-        tokio::time::timeout(Duration::from_millis(300), first.drain_once())
-            .await
-            .is_err()
-    );
-    drop(first);
-    clock.advance(Duration::from_secs(2 * 3600));
-    let second = bot(&config, vec![Arc::new(client(&base))], &clock).await;
-    settle(&second).await;
     assert_eq!(fake.lock().unwrap().posts.len(), 1, "never resent blindly");
     let (status, note): (String, String) = {
         let r = sqlx::query("SELECT (SELECT status FROM outbox), (SELECT note FROM tickets)")

@@ -264,3 +264,43 @@ macro_rules! on_both_databases {
         }
     };
 }
+
+/// A connector that "dies" in the middle of a send: it sends for real when
+/// `post_leaves` (the post left, the bot did not record it), then never
+/// returns, so the round is abandoned as a crash would.
+pub struct CrashAfterSend(pub Arc<dyn Connector>, pub bool);
+
+#[async_trait::async_trait]
+impl Connector for CrashAfterSend {
+    fn platform(&self) -> helpdesk::domain::Platform {
+        self.0.platform()
+    }
+    fn streams(&self) -> Vec<helpdesk::platform::Stream> {
+        self.0.streams()
+    }
+    async fn whoami(&self) -> Result<helpdesk::platform::Account, helpdesk::platform::ApiError> {
+        self.0.whoami().await
+    }
+    async fn poll(
+        &self,
+        s: helpdesk::platform::Stream,
+        c: Option<&str>,
+    ) -> Result<helpdesk::platform::Batch, helpdesk::platform::ApiError> {
+        self.0.poll(s, c).await
+    }
+    async fn send(
+        &self,
+        out: &helpdesk::platform::Outgoing,
+    ) -> Result<helpdesk::platform::Sent, helpdesk::platform::ApiError> {
+        if self.1 {
+            let _ = self.0.send(out).await;
+        }
+        std::future::pending().await
+    }
+    fn resend_is_safe_within(
+        &self,
+        kind: helpdesk::platform::ReplyKind,
+    ) -> Option<std::time::Duration> {
+        self.0.resend_is_safe_within(kind)
+    }
+}
