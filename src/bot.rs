@@ -20,7 +20,7 @@ use crate::outbox::{DrainReport, Sender};
 use crate::ownership::Ownership;
 use crate::pipeline::{Context, Pipeline, Processed};
 use crate::platform::x_webhook::Delivery;
-use crate::platform::{Account, ApiError, Batch, Connector, Event, Stream};
+use crate::platform::{Account, ApiError, Batch, Connector, Event, Pushed, Stream};
 use crate::reload::SharedRules;
 use crate::rules::RuleSet;
 use crate::schedule::{Polled, Schedule};
@@ -86,6 +86,11 @@ impl Bot {
             })?;
             tracing::info!(platform = %c.platform(), handle = %me.handle, "signed in");
             accounts.insert(c.platform(), me);
+        }
+        for c in &connectors {
+            // Agents' replies (CLI, SQL) are checked against what the
+            // platform allows today, not a default.
+            store.set_length_limit(c.length_limit().await).await?;
         }
         let first_start = store.first_start(clock.now_ms()).await?;
         let pipeline = Pipeline::new(config, clock.clone());
@@ -263,13 +268,23 @@ impl Bot {
     /// Polls the first due stream of `c`, if one is due; returns whether it
     /// polled. Tests drive the scheduler with this and a moved clock.
     pub async fn poll_due(&self, c: &dyn Connector, sched: &mut Schedule) -> bool {
+        self.poll_due_counted(c, sched).await.is_some()
+    }
+
+    /// [`Bot::poll_due`], saying which stream it polled and how many new
+    /// messages that poll brought.
+    async fn poll_due_counted(
+        &self,
+        c: &dyn Connector,
+        sched: &mut Schedule,
+    ) -> Option<(Stream, usize)> {
         let now = self.clock.now_ms();
-        let Some(s) = sched.due(now) else {
-            return false;
-        };
+        let s = sched.due(now)?;
+        let mut fresh = 0;
         let outcome = match self.poll_stream(c, s).await {
             Ok((processed, next)) => {
-                if processed.iter().any(|p| !p.duplicate) {
+                fresh = processed.iter().filter(|p| !p.duplicate).count();
+                if fresh > 0 {
                     self.wake.notify_one();
                 }
                 Polled::Ok(next)
@@ -293,7 +308,7 @@ impl Bot {
         {
             tracing::info!(platform = %c.platform(), "{line}");
         }
-        true
+        Some((s, fresh))
     }
 
     /// A schedule for `c`'s streams, all due now.
@@ -318,6 +333,8 @@ impl Bot {
     async fn ingest_loop(&self, c: Arc<dyn Connector>, mut stop: watch::Receiver<bool>) {
         let mut sched = self.schedule_for(c.as_ref());
         let role = format!("ingest:{}", c.platform());
+        let (tx, mut rx) = mpsc::channel::<Pushed>(256);
+        let mut push = PushState::default();
         loop {
             if *stop.borrow() {
                 return;
@@ -325,7 +342,18 @@ impl Bot {
             if !self.wait_for_role(&role, &mut stop).await {
                 continue;
             }
-            if self.poll_due(c.as_ref(), &mut sched).await {
+            // Only the instance that ingests holds the stream open.
+            if let (Some(_), false) = (c.push_stream(), push.listening) {
+                push.listening = true;
+                tokio::spawn(hold_stream(
+                    c.clone(),
+                    tx.clone(),
+                    stop.clone(),
+                    self.clock.clone(),
+                ));
+            }
+            if let Some((stream, fresh)) = self.poll_due_counted(c.as_ref(), &mut sched).await {
+                push.after_poll(c.as_ref(), stream, fresh, &mut sched, self.clock.now_ms());
                 continue;
             }
             let now = self.clock.now_ms();
@@ -333,8 +361,66 @@ impl Bot {
             let wait = Duration::from_millis((next - now).clamp(10, 60_000) as u64);
             tokio::select! {
                 _ = tokio::time::sleep(wait) => {}
+                m = rx.recv() => {
+                    let Some(m) = m else { continue };
+                    // Whatever else is already waiting goes in the same batch.
+                    let mut pushed = vec![m];
+                    while let Ok(m) = rx.try_recv() {
+                        pushed.push(m);
+                    }
+                    self.take_pushed(c.as_ref(), pushed, &mut push, &mut sched).await;
+                }
                 _ = stop.changed() => {}
             }
+        }
+    }
+
+    /// Records what a push stream brought and adjusts polling to the
+    /// stream's health: a poll right after every connection and every drop
+    /// (so the switch leaves no gap), slow safety polls while it is up.
+    async fn take_pushed(
+        &self,
+        c: &dyn Connector,
+        pushed: Vec<Pushed>,
+        push: &mut PushState,
+        sched: &mut Schedule,
+    ) {
+        let platform = c.platform();
+        let mut events = Vec::new();
+        for m in pushed {
+            match m {
+                Pushed::Event(e) => events.push(e),
+                Pushed::Connected => {
+                    tracing::info!(%platform, "stream connected; polling once to cover the switch, then every safety interval");
+                    metrics::gauge!("helpdesk_stream_connected", "platform" => platform.as_str())
+                        .set(1.0);
+                    push.live = true;
+                    push.trusted = true;
+                    push.catch_up = true;
+                    sched.poll_now(self.clock.now_ms());
+                }
+                Pushed::Lost(reason) => {
+                    // A failed reconnection changes nothing: polling already runs.
+                    if std::mem::take(&mut push.live) {
+                        tracing::warn!(%platform, %reason, "stream lost; polling until it is back");
+                        metrics::gauge!("helpdesk_stream_connected", "platform" => platform.as_str())
+                            .set(0.0);
+                        sched.poll_now(self.clock.now_ms());
+                    } else {
+                        tracing::debug!(%platform, %reason, "stream still down");
+                    }
+                }
+            }
+        }
+        if events.is_empty() {
+            return;
+        }
+        metrics::counter!("helpdesk_stream_events_total", "platform" => platform.as_str())
+            .increment(events.len() as u64);
+        if let Err(e) = self.ingest_events(platform, events).await {
+            // The cursor never moved for them: the next poll brings them.
+            tracing::error!(%platform, error = %e, "streamed events not recorded; polling now");
+            sched.poll_now(self.clock.now_ms());
         }
     }
 
@@ -432,6 +518,97 @@ fn log_round(r: &DrainReport) {
             needs_review = r.needs_review,
             "outbox round"
         );
+    }
+}
+
+/// How a platform's push stream is doing, as the ingest loop sees it.
+#[derive(Debug, Default)]
+struct PushState {
+    /// A listener task holds (or keeps reopening) the stream.
+    listening: bool,
+    /// The stream is connected.
+    live: bool,
+    /// No poll since it connected found a message it had missed.
+    trusted: bool,
+    /// The next poll is the one covering the connection itself.
+    catch_up: bool,
+}
+
+impl PushState {
+    /// After a poll while the stream is up: slow the next one down, unless
+    /// this poll found what the stream should have brought.
+    fn after_poll(
+        &mut self,
+        c: &dyn Connector,
+        stream: Stream,
+        fresh: usize,
+        sched: &mut Schedule,
+        now: Millis,
+    ) {
+        let Some(safety) = c.push_stream() else {
+            return;
+        };
+        if !self.live {
+            return;
+        }
+        if std::mem::take(&mut self.catch_up) {
+            // Messages written before the stream opened: expected.
+        } else if fresh > 0 && self.trusted {
+            self.trusted = false;
+            tracing::warn!(platform = %c.platform(), missed = fresh, "the stream missed messages that polling found; polling at the normal pace while it stays connected");
+        }
+        if self.trusted {
+            sched.defer(stream, now + safety.as_millis() as Millis);
+        }
+    }
+}
+
+/// Holds `c`'s push stream open until `stop`, reconnecting with backoff;
+/// tells the ingest loop each time it is lost.
+async fn hold_stream(
+    c: Arc<dyn Connector>,
+    tx: mpsc::Sender<Pushed>,
+    stop: watch::Receiver<bool>,
+    clock: Clock,
+) {
+    let platform = c.platform();
+    let mut failures: u32 = 0;
+    loop {
+        let opened = std::time::Instant::now();
+        let outcome = tokio::select! {
+            r = c.listen(&tx) => r,
+            _ = stopped(stop.clone()) => return,
+        };
+        if opened.elapsed() > Duration::from_secs(30) {
+            failures = 0;
+        }
+        failures += 1;
+        let (reason, pause) = match outcome {
+            Ok(()) => ("closed by the server".to_owned(), Duration::from_secs(1)),
+            // No streaming here (404, not an event stream): polling does the
+            // job; look again now and then in case it is switched on.
+            Err(e @ ApiError::Rejected { .. }) => {
+                if failures == 1 {
+                    tracing::info!(%platform, error = %e, "no usable streaming API; polling only, trying again in 10 minutes");
+                }
+                (e.to_string(), Duration::from_secs(600))
+            }
+            Err(ApiError::RateLimited { reset_ms }) => (
+                "rate limited".to_owned(),
+                Duration::from_millis((reset_ms - clock.now_ms()).clamp(1000, 900_000) as u64),
+            ),
+            Err(e) => {
+                let secs = (1u64 << (failures - 1).min(6)).min(60);
+                (e.to_string(), Duration::from_secs(secs))
+            }
+        };
+        if tx.send(Pushed::Lost(reason)).await.is_err() {
+            return;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(pause) => {}
+            _ = stopped(stop.clone()) => return,
+        }
     }
 }
 

@@ -454,7 +454,7 @@ impl Sender {
                 .await?;
                 report.sent += 1;
             }
-            Err(ApiError::Duplicate) if !row.varied => match self.vary(&row) {
+            Err(ApiError::Duplicate) if !row.varied => match self.vary(&row).await? {
                 Some(text) => {
                     sqlx::query(
                         "UPDATE outbox SET status = 'queued', lease_until = NULL, text = $1, varied = 1, \
@@ -537,18 +537,16 @@ impl Sender {
 
     /// A varied text for a retry after "duplicate content": the ticket
     /// reference, or the customer's handle, makes it unique to them.
-    fn vary(&self, row: &OutboxRow) -> Option<String> {
+    async fn vary(&self, row: &OutboxRow) -> Result<Option<String>, StoreError> {
         let handle = format!("@{}", row.customer_handle);
         let text = match row.ticket {
             Some(t) if !row.text.contains(&t.to_string()) => format!("{} ({t})", row.text),
             _ if !row.text.contains(&handle) => format!("{handle} {}", row.text),
             _ => format!("{} (#{})", row.text, row.id),
         };
-        let limit = match row.platform {
-            Platform::X => crate::text::LengthLimit::X,
-            Platform::Mastodon => crate::text::LengthLimit::MASTODON,
-        };
-        (limit.count(&text) <= limit.max).then_some(text)
+        let mut conn = self.store.pool().acquire().await?;
+        let limit = crate::store::length_limit(&mut conn, row.platform).await?;
+        Ok((limit.count(&text) <= limit.max).then_some(text))
     }
 
     async fn mark_sent(

@@ -42,6 +42,8 @@ pub struct Schedule {
     due: Vec<Millis>,
     failures: Vec<u32>,
     polled_since_summary: Vec<bool>,
+    /// No request before this time (a 429's reset).
+    blocked_until: Vec<Millis>,
     default_pause: Duration,
 }
 
@@ -54,6 +56,7 @@ impl Schedule {
             due: vec![now; n],
             failures: vec![0; n],
             polled_since_summary: vec![false; n],
+            blocked_until: vec![0; n],
             default_pause,
         }
     }
@@ -81,13 +84,31 @@ impl Schedule {
                 self.failures[i] = 0;
                 now + pause.unwrap_or(self.default_pause).as_millis() as Millis
             }
-            Polled::RateLimited(reset) => reset.max(now) + 1000,
+            Polled::RateLimited(reset) => {
+                self.blocked_until[i] = reset.max(now) + 1000;
+                self.blocked_until[i]
+            }
             Polled::Failed => {
                 self.failures[i] += 1;
                 let secs = (1u64 << self.failures[i].min(6)).min(60);
                 now + secs as Millis * 1000
             }
         };
+    }
+
+    /// Makes every stream due at `now` (a push stream connected or
+    /// dropped: polling covers the switch), except one waiting out a 429.
+    pub fn poll_now(&mut self, now: Millis) {
+        for (d, blocked) in self.due.iter_mut().zip(&self.blocked_until) {
+            *d = now.max(*blocked);
+        }
+    }
+
+    /// Puts the next poll of `stream` off until `until` at the earliest.
+    pub fn defer(&mut self, stream: Stream, until: Millis) {
+        if let Some(i) = self.streams.iter().position(|s| *s == stream) {
+            self.due[i] = self.due[i].max(until);
+        }
     }
 
     /// True once per cycle: when every stream has been polled since the
@@ -134,5 +155,14 @@ mod tests {
         s.record(Stream::Mentions, Polled::Failed, 6_000);
         assert_eq!(s.due(7_999), None);
         assert_eq!(s.due(8_000), Some(Stream::Mentions));
+        // A push stream dropped: everything is due now, but a 429 still holds.
+        s.record(Stream::Mentions, Polled::RateLimited(20_000), 8_000);
+        s.defer(Stream::Dms, 50_000);
+        s.poll_now(9_000);
+        assert_eq!(s.due(9_000), Some(Stream::Dms));
+        assert_eq!(s.next_due(), Some(9_000));
+        s.record(Stream::Dms, Polled::Ok(None), 9_000);
+        assert_eq!(s.due(20_999), None);
+        assert_eq!(s.due(21_000), Some(Stream::Mentions));
     }
 }

@@ -176,6 +176,22 @@ impl Store {
         Ok(v.parse().unwrap_or(now))
     }
 
+    /// Records `limit` as its platform's length limit (see [`length_limit`]).
+    pub async fn set_length_limit(
+        &self,
+        limit: crate::text::LengthLimit,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO bot_state (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(format!("length_limit:{}", limit.platform))
+        .bind(limit.max.to_string())
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
     /// Where `stream` of `platform` stopped reading.
     pub async fn cursor(
         &self,
@@ -189,6 +205,29 @@ impl Store {
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
+}
+
+/// The length limit of `platform` as the running bot last learnt it (a
+/// Mastodon instance states its own), so agents' replies written from the
+/// CLI or by SQL are checked against the same limit as the rules.
+pub async fn length_limit(
+    conn: &mut AnyConnection,
+    platform: Platform,
+) -> Result<crate::text::LengthLimit, StoreError> {
+    let key = format!("length_limit:{platform}");
+    let row = sqlx::query("SELECT value FROM bot_state WHERE key = $1")
+        .bind(&key)
+        .fetch_optional(conn)
+        .await?;
+    let stated = row
+        .map(|r| r.try_get::<String, _>(0))
+        .transpose()?
+        .and_then(|v| v.parse().ok());
+    let default = crate::text::LengthLimit::of(platform);
+    Ok(crate::text::LengthLimit {
+        max: stated.unwrap_or(default.max),
+        ..default
+    })
 }
 
 /// Moves a stream's cursor, inside the transaction that records its events,

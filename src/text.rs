@@ -19,6 +19,14 @@ pub struct LengthLimit {
 }
 
 impl LengthLimit {
+    /// The platform's default limit (a Mastodon instance may state another).
+    pub fn of(platform: Platform) -> LengthLimit {
+        match platform {
+            Platform::X => LengthLimit::X,
+            Platform::Mastodon => LengthLimit::MASTODON,
+        }
+    }
+
     /// X's limit for a post: 280 weighted characters.
     pub const X: LengthLimit = LengthLimit {
         platform: Platform::X,

@@ -570,10 +570,7 @@ pub async fn apply(
             event(&mut tx, ticket, agent, "note", None, None, Some(text), now).await?;
         }
         Command::Reply { text, dm } => {
-            let limit = match platform {
-                Platform::X => LengthLimit::X,
-                Platform::Mastodon => LengthLimit::MASTODON,
-            };
+            let limit: LengthLimit = crate::store::length_limit(&mut tx, platform).await?;
             let count = limit.count(text);
             if count > limit.max {
                 return Err(TicketError::TooLong {

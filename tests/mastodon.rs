@@ -108,10 +108,23 @@ async fn serve(fake: Shared) -> Option<String> {
         "GET",
         "/api/v1/statuses/0",
     )?;
+    // The recorded 4.6.4 instance, raised to 1 000 characters as some
+    // instances are: what the bot checks agents' replies against.
+    let instance = recorded(
+        "local-test-server/test_stream_user_direct.yaml",
+        "GET",
+        "/api/v2/instance",
+    )?;
+    let mut instance: serde_json::Value = serde_json::from_str(&instance.body).unwrap();
+    instance["configuration"]["statuses"]["max_characters"] = serde_json::json!(1000);
     let app = Router::new()
         .route(
             "/api/v1/accounts/verify_credentials",
             get(move || async move { me }),
+        )
+        .route(
+            "/api/v2/instance",
+            get(move || async move { axum::Json(instance) }),
         )
         .route(
             "/api/v1/notifications",
@@ -208,8 +221,8 @@ async fn recorded_notifications_skip_deleted_posts_and_see_the_direct_one() {
     assert!(b2.events.is_empty() && b2.cursor.is_none());
     // Reset is an ISO 8601 time here: the pause is computed from it.
     assert!(b.next_poll.is_some());
-    // The recorded 4.6.4 instance says 500 characters.
-    assert_eq!(m.length_limit().await.max, 500);
+    // The instance states its own limit.
+    assert_eq!(m.length_limit().await.max, 1000);
 }
 
 #[tokio::test]
@@ -346,6 +359,17 @@ keywords = ["latencyping", "wifi"]
 reply = "{author} pong"
 "#;
 
+/// A configuration on a fresh SQLite file in `dir` with `rules`; the
+/// recordings are months old, so backlog is answered.
+fn config_in(dir: &tempfile::TempDir, rules: &str) -> Config {
+    Config {
+        database_url: format!("sqlite://{}", dir.path().join("b.db").display()),
+        rules: common::rules_dir(dir.path(), rules),
+        answer_backlog: true,
+        ..Config::default()
+    }
+}
+
 async fn bot(config: &Config, connectors: Vec<Arc<dyn Connector>>, clock: &Clock) -> Bot {
     let rules = RuleSet::load_dir(&config.rules, &LoadOptions::default()).unwrap();
     let store = Store::open(&config.database_url).await.unwrap();
@@ -394,12 +418,7 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
     .await
     .unwrap();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        database_url: format!("sqlite://{}", dir.path().join("b.db").display()),
-        rules: common::rules_dir(dir.path(), PING_RULE),
-        answer_backlog: true,
-        ..Config::default()
-    };
+    let mut config = config_in(&dir, PING_RULE);
     // A global budget of 2 per platform: X's three customers wait for the
     // third, Mastodon's one is not held back by X's.
     config.limits.global = helpdesk::config::Budget {
@@ -443,12 +462,7 @@ async fn crash_and_restart(down_for: Duration) -> Option<(Shared, Bot, tempfile:
     let base = serve(fake.clone()).await?;
     let clock = Clock::new();
     let dir = tempfile::tempdir().unwrap();
-    let mut config = Config {
-        database_url: format!("sqlite://{}", dir.path().join("b.db").display()),
-        rules: common::rules_dir(dir.path(), PING_RULE),
-        answer_backlog: true,
-        ..Config::default()
-    };
+    let mut config = config_in(&dir, PING_RULE);
     config.limits.reply_max_age_secs = 4 * 3600;
     let first = bot(
         &config,
@@ -510,4 +524,370 @@ async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
     };
     assert_eq!(status, "needs_review");
     assert!(note.contains("may or may not have gone out"), "{note}");
+}
+
+// ---------------------------------------------------------------------------
+// The streaming API, with polling taking over while it is down.
+
+use helpdesk::platform::sse::SseParser;
+use tokio::sync::{mpsc, watch};
+
+/// A Mastodon server whose notifications and stream the test drives.
+#[derive(Default)]
+struct Live {
+    /// Notifications as the server holds them, oldest first.
+    notes: Vec<serde_json::Value>,
+    polls: usize,
+    connections: usize,
+    /// Whether the streaming endpoint accepts connections (else 503).
+    accept: bool,
+    /// Whether the open stream sends its heartbeat.
+    heartbeat: bool,
+    /// The open stream, if any.
+    stream: Option<mpsc::UnboundedSender<String>>,
+    posts: Vec<HashMap<String, String>>,
+}
+
+type LiveShared = Arc<Mutex<Live>>;
+
+/// The events of the recorded `/api/v1/streaming/user` body (a 4.6.4
+/// server's streaming API), as `(event, data)`.
+fn recorded_stream() -> Option<Vec<(String, serde_json::Value)>> {
+    let r = recorded(
+        "local-test-server/test_stream_user_direct.yaml",
+        "GET",
+        "/api/v1/streaming/user",
+    )?;
+    let events = SseParser::default().feed(r.body.as_bytes());
+    Some(
+        events
+            .into_iter()
+            .map(|e| {
+                let data = serde_json::from_str(&e.data).unwrap_or(serde_json::json!(e.data));
+                (e.event, data)
+            })
+            .collect(),
+    )
+}
+
+/// A recorded notification with new ids and another customer, as a later
+/// mention from someone else would look.
+fn another(n: &serde_json::Value, id: u32) -> serde_json::Value {
+    let mut n = n.clone();
+    n["id"] = serde_json::json!(id.to_string());
+    n["status"]["id"] = serde_json::json!(format!("1170242370000000{id:02}"));
+    n["account"]["id"] = serde_json::json!(format!("9000{id}"));
+    n["account"]["acct"] = serde_json::json!(format!("customer{id}"));
+    n["status"]["account"] = n["account"].clone();
+    n
+}
+
+async fn serve_live(live: LiveShared, me: serde_json::Value) -> String {
+    let created = recorded(
+        "local-test-server/test_status_post[None-direct].yaml",
+        "POST",
+        "/api/v1/statuses",
+    )
+    .unwrap();
+    let app = Router::new()
+        .route(
+            "/api/v1/accounts/verify_credentials",
+            get(move || async move { axum::Json(me) }),
+        )
+        .route(
+            "/api/v1/notifications",
+            get(
+                |State(l): State<LiveShared>, Query(q): Query<HashMap<String, String>>| async move {
+                    let mut g = l.lock().unwrap();
+                    g.polls += 1;
+                    let after: u64 = q.get("min_id").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let page: Vec<_> = g
+                        .notes
+                        .iter()
+                        .rev()
+                        .filter(|n| n["id"].as_str().unwrap().parse::<u64>().unwrap() > after)
+                        .take(40)
+                        .cloned()
+                        .collect();
+                    axum::Json(page)
+                },
+            ),
+        )
+        .route(
+            "/api/v1/statuses/{id}",
+            get(|| async { (StatusCode::NOT_FOUND, "{\"error\":\"Record not found\"}") }),
+        )
+        .route(
+            "/api/v1/statuses",
+            post(
+                move |State(l): State<LiveShared>,
+                      axum::Form(form): axum::Form<HashMap<String, String>>| async move {
+                    let mut g = l.lock().unwrap();
+                    g.posts.push(form);
+                    let mut body: serde_json::Value = serde_json::from_str(&created.body).unwrap();
+                    body["id"] = serde_json::json!(format!("1170300000000000{:02}", g.posts.len()));
+                    axum::Json(body)
+                },
+            ),
+        )
+        .route(
+            "/api/v1/streaming/user/notification",
+            get(|State(l): State<LiveShared>| async move {
+                let (tx, rx) = mpsc::unbounded_channel::<String>();
+                {
+                    let mut g = l.lock().unwrap();
+                    if !g.accept {
+                        return (StatusCode::SERVICE_UNAVAILABLE, "streaming is down")
+                            .into_response();
+                    }
+                    g.connections += 1;
+                    g.heartbeat = true;
+                    g.stream = Some(tx.clone());
+                }
+                // Mastodon's first bytes, then a heartbeat comment while healthy.
+                let _ = tx.send(":)\n".into());
+                let beat = l.clone();
+                tokio::spawn(async move {
+                    loop {
+                        tokio::time::sleep(Duration::from_millis(200)).await;
+                        if beat.lock().unwrap().heartbeat && tx.send(":thump\n".into()).is_err() {
+                            return;
+                        }
+                        if tx.is_closed() {
+                            return;
+                        }
+                    }
+                });
+                let body = futures_util::stream::unfold(rx, |mut rx| async move {
+                    rx.recv()
+                        .await
+                        .map(|s| (Ok::<_, std::convert::Infallible>(s), rx))
+                });
+                (
+                    [("content-type", "text/event-stream")],
+                    axum::body::Body::from_stream(body),
+                )
+                    .into_response()
+            }),
+        )
+        .with_state(live);
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+/// Waits up to 15 s for `cond` on the fake server's state.
+async fn until(live: &LiveShared, what: &str, cond: impl Fn(&Live) -> bool) {
+    for _ in 0..300 {
+        if cond(&live.lock().unwrap()) {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let g = live.lock().unwrap();
+    panic!(
+        "timed out waiting for {what}: {} polls, {} connections, {} posts",
+        g.polls,
+        g.connections,
+        g.posts.len()
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_brings_mentions_and_polling_covers_its_outages() {
+    let Some(recorded) = recorded_stream() else {
+        return;
+    };
+    // The recorded user stream: update, notification (admin: "beep beep
+    // I'm a jeep"), update, notification (a direct "pssssst!"),
+    // status.update, delete. The account streaming is mastodonpy_test.
+    let kinds: Vec<&str> = recorded.iter().map(|(e, _)| e.as_str()).collect();
+    assert_eq!(
+        kinds,
+        [
+            "update",
+            "notification",
+            "update",
+            "notification",
+            "status.update",
+            "delete"
+        ]
+    );
+    let me = recorded[0].1["account"].clone();
+    assert_eq!(me["acct"], "mastodonpy_test");
+    let jeep = recorded[1].1.clone();
+    let psst = recorded[3].1.clone();
+    assert_eq!(psst["status"]["visibility"], "direct");
+
+    let live: LiveShared = Arc::new(Mutex::new(Live {
+        accept: true,
+        ..Live::default()
+    }));
+    let base = serve_live(live.clone(), me).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(
+        &dir,
+        r#"
+[[rule]]
+id = "noted"
+keywords = ["jeep", "pssssst"]
+reply = "{author} noted, we are on it"
+"#,
+    );
+    // Polling alone would take ten minutes: whatever arrives sooner came
+    // through the stream or the poll that covers a switch.
+    let m = MastodonConfig {
+        base_url: base.clone(),
+        streaming_url: Some(base.clone()),
+        poll_interval_ms: 600_000,
+        stream_poll_interval_ms: 600_000,
+        stream_idle_timeout_ms: 1_000,
+        ..MastodonConfig::default()
+    };
+    let clock = Clock::new();
+    let client = MastodonClient::new(&m, Secret::new("DUMMY"), clock.clone());
+    let bot = Arc::new(bot(&config, vec![Arc::new(client)], &clock).await);
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let running = tokio::spawn(bot.clone().run(stop_rx, None));
+    let push = |n: &serde_json::Value| {
+        let g = live.lock().unwrap();
+        let tx = g.stream.as_ref().expect("a stream is open");
+        tx.send(format!("event: notification\ndata: {n}\n\n"))
+            .unwrap();
+    };
+
+    // 1. Live: a mention pushed on the stream is answered at once.
+    until(&live, "the stream", |l| l.connections == 1).await;
+    until(&live, "the poll covering the connection", |l| l.polls >= 2).await;
+    live.lock().unwrap().notes.push(jeep.clone());
+    push(&jeep);
+    until(&live, "the streamed mention's reply", |l| {
+        l.posts.len() == 1
+    })
+    .await;
+    let polls_while_live = live.lock().unwrap().polls;
+    assert!(
+        polls_while_live <= 3,
+        "{polls_while_live} polls: the stream did the work"
+    );
+
+    // 2. The stream goes silent (no heartbeat) and the server refuses to
+    // reconnect; a DM written meanwhile comes by polling.
+    {
+        let mut g = live.lock().unwrap();
+        g.heartbeat = false;
+        g.accept = false;
+        g.notes.push(psst.clone());
+    }
+    until(&live, "the DM found by polling", |l| l.posts.len() == 2).await;
+    {
+        let g = live.lock().unwrap();
+        assert_eq!(g.posts[1]["visibility"], "direct");
+        assert!(g.posts[1]["status"].starts_with("@mastodonpy_test_2 "));
+    }
+
+    // 3. A mention written while the stream is down, then the stream is
+    // back: the poll covering the reconnection finds it.
+    let third = another(&jeep, 18);
+    {
+        let mut g = live.lock().unwrap();
+        g.notes.push(third.clone());
+        g.accept = true;
+    }
+    until(&live, "the reconnection", |l| l.connections == 2).await;
+    until(&live, "the mention written during the outage", |l| {
+        l.posts.len() == 3
+    })
+    .await;
+
+    // 4. Live again; the stream also redelivers the first mention.
+    let fourth = another(&psst, 20);
+    live.lock().unwrap().notes.push(fourth.clone());
+    push(&jeep);
+    push(&fourth);
+    until(&live, "the fourth reply", |l| l.posts.len() == 4).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    stop_tx.send(true).unwrap();
+    running.await.unwrap().unwrap();
+    let mut answered: Vec<String> = live
+        .lock()
+        .unwrap()
+        .posts
+        .iter()
+        .map(|p| p["in_reply_to_id"].clone())
+        .collect();
+    answered.sort();
+    let mut expected: Vec<&str> = [&jeep, &psst, &third, &fourth]
+        .iter()
+        .map(|n| n["status"]["id"].as_str().unwrap())
+        .collect();
+    expected.sort();
+    assert_eq!(answered, expected, "every mention answered, none twice");
+    let stored: i64 = sqlx::query("SELECT COUNT(*) FROM messages")
+        .fetch_one(bot.store().pool())
+        .await
+        .unwrap()
+        .try_get(0)
+        .unwrap();
+    assert_eq!(stored, 4, "each message recorded once");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn agents_replies_are_checked_against_the_instance_limit() {
+    use helpdesk::domain::TicketRef;
+    use helpdesk::tickets::{self, Command, TicketError};
+    let fake: Shared = Arc::default();
+    let Some(base) = serve(fake.clone()).await else {
+        return;
+    };
+    let clock = Clock::new();
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(
+        &dir,
+        r#"
+[[rule]]
+id = "latency"
+keywords = ["latencyping"]
+escalate = { queue = "tech" }
+"#,
+    );
+    let b = bot(&config, vec![Arc::new(client(&base))], &clock).await;
+    settle(&b).await;
+    let reply = |n: usize| Command::Reply {
+        text: "é".repeat(n),
+        dm: true,
+    };
+    let store = b.store().clone();
+    let apply = |cmd: Command| {
+        let store = store.clone();
+        let now = clock.now_ms();
+        async move {
+            tickets::apply(
+                &store,
+                &Default::default(),
+                &[],
+                TicketRef(1001),
+                "ana",
+                &cmd,
+                now,
+            )
+            .await
+        }
+    };
+    // 700 characters: over Mastodon's default, within this instance's 1 000.
+    apply(reply(700)).await.unwrap();
+    let err = apply(reply(1001)).await.unwrap_err();
+    assert!(
+        matches!(
+            err,
+            TicketError::TooLong {
+                count: 1001,
+                max: 1000,
+                ..
+            }
+        ),
+        "{err}"
+    );
 }

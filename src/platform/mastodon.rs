@@ -1,6 +1,11 @@
 //! The Mastodon client: mentions by polling `/api/v1/notifications`,
 //! replies with an `Idempotency-Key`, a thin typed reqwest client of our own.
 //!
+//! New mentions also come live through the streaming API
+//! (`/api/v1/streaming/user/notification`, server-sent events with a
+//! heartbeat comment every 15 s) when the instance has it; the bot keeps
+//! polling as the ledger that moves the cursor (see [`Connector::listen`]).
+//!
 //! Only this module knows Mastodon's JSON and HTML: a status's `content` is
 //! HTML and becomes plain text here (mention links into `@acct`, `<br>` and
 //! paragraphs into line breaks, entities decoded); a mention whose status
@@ -14,8 +19,9 @@ use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 
+use super::sse::SseParser;
 use super::{
-    Account, ApiError, Author, Batch, Connector, Event, Outgoing, ReplyKind, Sent, Stream,
+    Account, ApiError, Author, Batch, Connector, Event, Outgoing, Pushed, ReplyKind, Sent, Stream,
 };
 use crate::clock::{Clock, Millis, parse_rfc3339};
 use crate::config::{MastodonConfig, Secret};
@@ -36,6 +42,35 @@ pub struct MastodonClient {
     clock: Clock,
     min_poll: Duration,
     default_poll: Duration,
+    /// `Some(pause between safety polls)` when streaming is on.
+    streaming: Option<Duration>,
+    streaming_url: Option<String>,
+    stream_idle: Duration,
+    stream_http: reqwest::Client,
+    /// What `/api/v2/instance` said, read once.
+    instance: tokio::sync::OnceCell<Instance>,
+}
+
+/// The parts of `/api/v2/instance` the bot uses.
+#[derive(Debug, Clone, Default, Deserialize)]
+struct Instance {
+    configuration: Option<InstanceConfiguration>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct InstanceConfiguration {
+    statuses: Option<InstanceStatuses>,
+    urls: Option<InstanceUrls>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct InstanceStatuses {
+    max_characters: Option<usize>,
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+struct InstanceUrls {
+    streaming: Option<String>,
 }
 
 impl std::fmt::Debug for MastodonClient {
@@ -56,6 +91,61 @@ impl MastodonClient {
             clock,
             min_poll: Duration::from_millis(config.min_poll_interval_ms),
             default_poll: Duration::from_millis(config.poll_interval_ms),
+            streaming: config
+                .streaming
+                .then(|| Duration::from_millis(config.stream_poll_interval_ms)),
+            streaming_url: config.streaming_url.clone(),
+            stream_idle: Duration::from_millis(config.stream_idle_timeout_ms),
+            stream_http: super::x::streaming_http_client(),
+            instance: tokio::sync::OnceCell::new(),
+        }
+    }
+
+    /// The instance's description, fetched once; `None` when unreadable
+    /// (asked again next time).
+    async fn instance(&self) -> Option<&Instance> {
+        let r = self
+            .instance
+            .get_or_try_init(|| async {
+                self.get::<Instance>("/api/v2/instance", &[])
+                    .await
+                    .map(|(i, _)| i)
+            })
+            .await;
+        match r {
+            Ok(i) => Some(i),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the instance's description (/api/v2/instance)");
+                None
+            }
+        }
+    }
+
+    /// Where the streaming API lives: the configuration, else what the
+    /// instance says (its `ws(s)://` URL serves SSE over `http(s)://` too),
+    /// else the instance itself.
+    async fn streaming_base(&self) -> String {
+        if let Some(u) = &self.streaming_url {
+            return u.trim_end_matches('/').to_owned();
+        }
+        let said = self
+            .instance()
+            .await
+            .and_then(|i| i.configuration.as_ref())
+            .and_then(|c| c.urls.as_ref())
+            .and_then(|u| u.streaming.clone());
+        match said {
+            Some(u) => {
+                let u = u.trim_end_matches('/');
+                if let Some(rest) = u.strip_prefix("wss://") {
+                    format!("https://{rest}")
+                } else if let Some(rest) = u.strip_prefix("ws://") {
+                    format!("http://{rest}")
+                } else {
+                    u.to_owned()
+                }
+            }
+            None => self.base.clone(),
         }
     }
 
@@ -279,31 +369,98 @@ impl Connector for MastodonClient {
     }
 
     async fn length_limit(&self) -> crate::text::LengthLimit {
-        #[derive(Deserialize)]
-        struct Instance {
-            configuration: Option<Configuration>,
+        let max = self
+            .instance()
+            .await
+            .and_then(|i| i.configuration.as_ref())
+            .and_then(|c| c.statuses.as_ref())
+            .and_then(|s| s.max_characters);
+        if max.is_none() {
+            tracing::info!("the instance states no status length; assuming 500 characters");
         }
-        #[derive(Deserialize)]
-        struct Configuration {
-            statuses: Option<Statuses>,
-        }
-        #[derive(Deserialize)]
-        struct Statuses {
-            max_characters: Option<usize>,
-        }
-        let max = match self.get::<Instance>("/api/v2/instance", &[]).await {
-            Ok((i, _)) => i
-                .configuration
-                .and_then(|c| c.statuses)
-                .and_then(|s| s.max_characters),
-            Err(e) => {
-                tracing::warn!(error = %e, "cannot read the instance's limits; assuming 500 characters");
-                None
-            }
-        };
         crate::text::LengthLimit {
             platform: Platform::Mastodon,
             max: max.unwrap_or(crate::text::LengthLimit::MASTODON.max),
+        }
+    }
+
+    fn push_stream(&self) -> Option<Duration> {
+        self.streaming
+    }
+
+    async fn listen(&self, tx: &tokio::sync::mpsc::Sender<Pushed>) -> Result<(), ApiError> {
+        let url = format!(
+            "{}/api/v1/streaming/user/notification",
+            self.streaming_base().await
+        );
+        let resp = self
+            .stream_http
+            .get(&url)
+            .bearer_auth(self.token.expose())
+            .header(reqwest::header::ACCEPT, "text/event-stream")
+            .send()
+            .await
+            .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
+        let status = resp.status().as_u16();
+        if !(200..300).contains(&status) {
+            let headers = resp.headers().clone();
+            let body = resp.bytes().await.unwrap_or_default();
+            return Err(error_from(status, &headers, &body, self.clock.now_ms()));
+        }
+        let is_sse = resp
+            .headers()
+            .get(reqwest::header::CONTENT_TYPE)
+            .and_then(|v| v.to_str().ok())
+            .is_some_and(|v| v.starts_with("text/event-stream"));
+        if !is_sse {
+            return Err(ApiError::Rejected {
+                status,
+                detail: "the streaming endpoint did not answer with an event stream".into(),
+            });
+        }
+        if tx.send(Pushed::Connected).await.is_err() {
+            return Ok(());
+        }
+        let mut resp = resp;
+        let mut parser = SseParser::default();
+        loop {
+            let chunk = tokio::time::timeout(self.stream_idle, resp.chunk())
+                .await
+                .map_err(|_| {
+                    ApiError::Transient(format!(
+                        "the stream was silent for {} s (no heartbeat)",
+                        self.stream_idle.as_secs_f32()
+                    ))
+                })?
+                .map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
+            let Some(chunk) = chunk else {
+                return Ok(());
+            };
+            for ev in parser.feed(&chunk) {
+                // `user/notification` sends notifications only; anything
+                // else (a server that sends the whole user stream) is not ours.
+                if ev.event != "notification" {
+                    continue;
+                }
+                let n: Notification = match serde_json::from_str(&ev.data) {
+                    Ok(n) => n,
+                    Err(e) => {
+                        // Polling brings it again, in the shape it knows.
+                        tracing::warn!(error = %e, "unreadable notification on the stream: skipped, the next poll catches it");
+                        continue;
+                    }
+                };
+                match n.into_event(&self.clock) {
+                    Some(e) => {
+                        if tx.send(Pushed::Event(e)).await.is_err() {
+                            return Ok(());
+                        }
+                    }
+                    None => {
+                        tracing::debug!("streamed notification without a mention status: skipped")
+                    }
+                }
+            }
         }
     }
 

@@ -6,6 +6,7 @@
 
 pub mod mastodon;
 pub mod sandbox;
+pub mod sse;
 pub mod x;
 pub mod x_auth;
 pub mod x_webhook;
@@ -209,10 +210,7 @@ pub trait Connector: Send + Sync {
 
     /// How long a post may be here; the rules' replies are checked against it.
     async fn length_limit(&self) -> crate::text::LengthLimit {
-        match self.platform() {
-            PlatformName::X => crate::text::LengthLimit::X,
-            PlatformName::Mastodon => crate::text::LengthLimit::MASTODON,
-        }
+        crate::text::LengthLimit::of(self.platform())
     }
 
     /// The platform's own limit on posts, when it has one the bot should
@@ -225,4 +223,37 @@ pub trait Connector: Send + Sync {
     fn usage_line(&self) -> Option<String> {
         None
     }
+
+    /// When this platform has a push stream worth holding open
+    /// ([`Connector::listen`]): how often to poll while it is up, as a
+    /// safety net that also keeps the cursor moving. `None`: polling only.
+    fn push_stream(&self) -> Option<Duration> {
+        None
+    }
+
+    /// Holds the platform's push stream open: sends [`Pushed::Connected`]
+    /// once it is established, then each event as it arrives. Returns
+    /// `Ok` when the server closed the stream, an error when it could not
+    /// be opened or went silent. A pushed event never moves a cursor:
+    /// polling stays the ledger, so a poll after every (re)connection and
+    /// every drop leaves no gap, and the store drops what both brought.
+    async fn listen(&self, tx: &tokio::sync::mpsc::Sender<Pushed>) -> Result<(), ApiError> {
+        let _ = tx;
+        Err(ApiError::Rejected {
+            status: 404,
+            detail: format!("{} has no push stream", self.platform()),
+        })
+    }
+}
+
+/// What a platform's push stream tells the bot.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Pushed {
+    /// The stream is open: new events arrive through it from now on.
+    Connected,
+    /// A new event.
+    Event(Event),
+    /// The stream ended, for this reason. The bot's listener says this
+    /// when [`Connector::listen`] returns; connectors never send it.
+    Lost(String),
 }

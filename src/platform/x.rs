@@ -69,14 +69,26 @@ impl std::fmt::Debug for XClient {
 
 /// Builds the HTTP client every connector uses: rustls with the ring provider.
 pub fn http_client() -> reqwest::Client {
+    client_builder()
+        .timeout(Duration::from_secs(30))
+        .build()
+        .expect("the TLS provider is installed in client_builder")
+}
+
+/// A client for long-lived streams: no overall timeout (the caller times
+/// out a silent stream itself), the same TLS and user agent.
+pub fn streaming_http_client() -> reqwest::Client {
+    client_builder()
+        .build()
+        .expect("the TLS provider is installed in client_builder")
+}
+
+fn client_builder() -> reqwest::ClientBuilder {
     // One crypto provider for reqwest and sqlx; installing twice is harmless.
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .user_agent(concat!("helpdesk/", env!("CARGO_PKG_VERSION")))
         .connect_timeout(Duration::from_secs(10))
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("the TLS provider is installed above")
 }
 
 impl XClient {
