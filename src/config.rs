@@ -392,6 +392,7 @@ impl Config {
         ("HELPDESK_ADMIN_LISTEN", "admin_listen"),
         ("HELPDESK_SHUTDOWN_DEADLINE_SECS", "shutdown_deadline_secs"),
         ("HELPDESK_X_BASE_URL", "x.base_url"),
+        ("HELPDESK_MASTODON_BASE_URL", "mastodon.base_url"),
     ];
 
     fn apply_env(&mut self) {
@@ -413,6 +414,11 @@ impl Config {
         }
         if let Some(v) = var("HELPDESK_X_BASE_URL") {
             self.x.get_or_insert_with(XConfig::default).base_url = v;
+        }
+        if let Some(v) = var("HELPDESK_MASTODON_BASE_URL") {
+            self.mastodon
+                .get_or_insert_with(MastodonConfig::default)
+                .base_url = v;
         }
     }
 

@@ -23,15 +23,6 @@ async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn terminate(child: &std::process::Child) {
-    let ok = Command::new("kill")
-        .args(["-TERM", &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_answers_stops_on_sigterm_and_resumes_from_its_cursor() {
     let clock = Clock::new();
@@ -75,7 +66,7 @@ async fn run_answers_stops_on_sigterm_and_resumes_from_its_cursor() {
 
     let mut child = start();
     wait_for("two replies", || sandbox.posted().len() == 2).await;
-    terminate(&child);
+    common::terminate(&child);
     let status = child.wait().unwrap();
     assert!(status.success(), "clean exit on SIGTERM: {status}");
     let logs = std::fs::read_to_string(&log_path).unwrap();
@@ -91,7 +82,7 @@ async fn run_answers_stops_on_sigterm_and_resumes_from_its_cursor() {
     let mut child = start();
     wait_for("the third reply", || sandbox.posted().len() == 3).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
-    terminate(&child);
+    common::terminate(&child);
     assert!(child.wait().unwrap().success());
     let posted = sandbox.posted();
     assert_eq!(posted.len(), 3, "{posted:?}");

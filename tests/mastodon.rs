@@ -891,3 +891,97 @@ escalate = { queue = "tech" }
         "{err}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helpdesk_run_serves_a_mastodon_account_as_a_process() {
+    let (Some(stream), Some(social)) = (
+        recorded_stream(),
+        recorded(
+            "mastodon.social/test_entity_notification.yaml",
+            "GET",
+            "/api/v1/notifications",
+        ),
+    ) else {
+        return;
+    };
+    // mastodon.social's 40 notifications (39 of deleted posts) are there
+    // before the bot starts; a mention comes live once it runs.
+    let notes: Vec<serde_json::Value> = serde_json::from_str(&social.body).unwrap();
+    let live: LiveShared = Arc::new(Mutex::new(Live {
+        accept: true,
+        notes: notes.into_iter().rev().collect(),
+        ..Live::default()
+    }));
+    let base = serve_live(live.clone(), stream[0].1["account"].clone()).await;
+    let dir = tempfile::tempdir().unwrap();
+    let rules = common::rules_dir(
+        dir.path(),
+        r#"
+[[rule]]
+id = "ping"
+keywords = ["latencyping"]
+reply = "pong"
+
+[[rule]]
+id = "private"
+keywords = ["jeep"]
+reply = "{author} we will follow up in private"
+via = "dm"
+"#,
+    );
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\nrules = \"{}\"\n\n[mastodon]\nbase_url = \"{base}\"\naccess_token_env = \"HD_TEST_MASTODON_TOKEN\"\n",
+            dir.path().join("bot.db").display(),
+            rules.display(),
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("run.log");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["run", "--answer-backlog", "--config"])
+        .arg(&config)
+        .env("HD_TEST_MASTODON_TOKEN", "sekrit-mastodon-token")
+        .env("RUST_LOG", "debug")
+        .env("HELPDESK_ADMIN_LISTEN", "")
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    until(&live, "the reply to the one live status", |l| {
+        l.posts.len() == 1
+    })
+    .await;
+    // The instance names no streaming URL here: the stream is on base_url.
+    until(&live, "the stream", |l| l.connections == 1).await;
+    let jeep = another(&stream[1].1, 550622700);
+    live.lock().unwrap().notes.push(jeep.clone());
+    {
+        let g = live.lock().unwrap();
+        g.stream
+            .as_ref()
+            .unwrap()
+            .send(format!("event: notification\ndata: {jeep}\n\n"))
+            .unwrap();
+    }
+    until(&live, "the reply by DM", |l| l.posts.len() == 2).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    common::terminate(&child);
+    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+
+    let g = live.lock().unwrap();
+    assert_eq!(g.posts.len(), 2, "every mention answered once");
+    assert_eq!(g.posts[0]["in_reply_to_id"], "116275331587890092");
+    assert_eq!(g.posts[0]["visibility"], "direct", "a DM is answered by DM");
+    assert_eq!(g.posts[0]["status"], "@latencyobs@icosahedron.website pong");
+    assert_eq!(g.posts[1]["visibility"], "direct", "the rule says dm");
+    assert!(
+        g.posts[1]["status"].starts_with("@customer550622700 "),
+        "{}",
+        g.posts[1]["status"]
+    );
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(!logs.contains("sekrit-mastodon-token"), "no token in logs");
+    assert!(logs.contains("stream connected"), "{logs}");
+}

@@ -27,15 +27,6 @@ async fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn signal(child: &Child, sig: &str) {
-    let ok = Command::new("kill")
-        .args([sig, &child.id().to_string()])
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-}
-
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -197,7 +188,7 @@ async fn metrics_health_readiness_and_json_logs() {
     ] {
         assert!(metrics.contains(want), "`{want}` missing from:\n{metrics}");
     }
-    signal(&bot.child, "-TERM");
+    common::signal(&bot.child, "-TERM");
     assert!(bot.child.wait().unwrap().success());
     let logs = std::fs::read_to_string(&bot.log).unwrap();
     let routed: Vec<serde_json::Value> = logs
@@ -235,13 +226,13 @@ async fn sigterm_mid_burst_then_restart_processes_everything_once() {
     );
     let mut bot = start_bot(&config, &sandbox, "a", "127.0.0.1:0", false);
     wait_for("the burst to start", 20, || sandbox.posted().len() >= 5).await;
-    signal(&bot.child, "-TERM");
+    common::signal(&bot.child, "-TERM");
     assert!(bot.child.wait().unwrap().success(), "clean stop");
     let at_stop = sandbox.posted().len();
     let mut bot = start_bot(&config, &sandbox, "b", "127.0.0.1:0", false);
     wait_for("every reply", 30, || sandbox.posted().len() >= n).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    signal(&bot.child, "-TERM");
+    common::signal(&bot.child, "-TERM");
     assert!(bot.child.wait().unwrap().success());
     let posted = sandbox.posted();
     let targets: HashSet<&str> = posted.iter().map(|p| p.target.as_str()).collect();
@@ -297,7 +288,7 @@ async fn three_instances_on_postgres_survive_the_owner_dying() {
     let mut b = start_bot(&config, &sandbox, "b", "127.0.0.1:0", false);
     let mut c = start_bot(&config, &sandbox, "c", "127.0.0.1:0", false);
     tokio::time::sleep(Duration::from_millis(800)).await;
-    signal(&a.child, "-KILL");
+    common::signal(&a.child, "-KILL");
     let _ = a.child.wait();
     let killed_at = sandbox.posted().len();
     let t = Instant::now();
@@ -314,7 +305,7 @@ async fn three_instances_on_postgres_survive_the_owner_dying() {
     }
     tokio::time::sleep(Duration::from_millis(500)).await;
     for bot in [&mut b, &mut c] {
-        signal(&bot.child, "-TERM");
+        common::signal(&bot.child, "-TERM");
         assert!(bot.child.wait().unwrap().success());
     }
     let posted = sandbox.posted();

@@ -304,3 +304,18 @@ impl Connector for CrashAfterSend {
         self.0.resend_is_safe_within(kind)
     }
 }
+
+/// Sends `sig` (`-TERM`, `-KILL`, `-HUP`) to a running `helpdesk`.
+pub fn signal(child: &std::process::Child, sig: &str) {
+    let ok = std::process::Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+}
+
+/// Sends SIGTERM to a running `helpdesk`, as systemd would.
+pub fn terminate(child: &std::process::Child) {
+    signal(child, "-TERM");
+}
