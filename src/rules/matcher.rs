@@ -7,6 +7,11 @@
 //! after a few bytes when no keyword continues, and it only ever touches the
 //! shallow, hot part of the automaton. The cost of a message therefore
 //! depends on its number of words, not on the number of rules.
+//!
+//! Even a short walk costs a cache miss or two once the automaton is several
+//! MiB, so a [`StartFilter`] (a 32 KiB bitset that stays in L1) first asks
+//! whether any keyword begins with the next few bytes; most words are
+//! skipped without touching the automaton at all.
 
 use aho_corasick::automaton::Automaton;
 use aho_corasick::dfa::DFA;
@@ -31,6 +36,83 @@ pub struct RawHit {
 #[derive(Debug, Clone)]
 pub struct Matcher {
     dfa: DFA,
+    filter: StartFilter,
+}
+
+/// log2 of the filter's size in bits: 2^18 bits = 32 KiB.
+const FILTER_BITS: u32 = 18;
+
+/// A necessary condition for a keyword to start at a position: the first
+/// `min(len, 4)` bytes of every pattern, hashed into one bitset. A position
+/// whose next 1, 2, 3 or 4 bytes hit no bit starts no keyword. False
+/// positives only cost a walk; there are no false negatives.
+#[derive(Debug, Clone)]
+struct StartFilter {
+    bits: Box<[u64]>,
+    /// Bit `k - 1` set when some pattern's filter key is `k` bytes long.
+    lengths: u8,
+}
+
+impl StartFilter {
+    fn new<P: AsRef<[u8]>>(patterns: &[P]) -> StartFilter {
+        let mut f = StartFilter {
+            bits: vec![0u64; 1 << (FILTER_BITS - 6)].into_boxed_slice(),
+            lengths: 0,
+        };
+        for p in patterns {
+            let p = p.as_ref();
+            let k = p.len().min(4);
+            if k == 0 {
+                continue;
+            }
+            let h = Self::hash(&p[..k]);
+            f.bits[h >> 6] |= 1 << (h & 63);
+            f.lengths |= 1 << (k - 1);
+        }
+        f
+    }
+
+    /// The filter key of `key` (1 to 4 bytes): its bytes and its length.
+    fn hash(key: &[u8]) -> usize {
+        let mut v = 0u64;
+        for (i, b) in key.iter().enumerate() {
+            v |= (*b as u64) << (8 * i);
+        }
+        Self::hash_word(v, key.len())
+    }
+
+    #[inline]
+    fn hash_word(bytes: u64, len: usize) -> usize {
+        let v = bytes | (len as u64) << 32;
+        (v.wrapping_mul(0x9E37_79B9_7F4A_7C15) >> (64 - FILTER_BITS)) as usize
+    }
+
+    /// Whether some pattern may start at `t[i..]`.
+    #[inline]
+    fn may_start(&self, t: &[u8], i: usize) -> bool {
+        let rest = &t[i..];
+        // The next four bytes (fewer at the end), read at once.
+        let word = match rest.get(..4) {
+            Some(four) => u32::from_le_bytes(four.try_into().expect("four bytes")) as u64,
+            None => rest
+                .iter()
+                .enumerate()
+                .fold(0u64, |v, (k, b)| v | (*b as u64) << (8 * k)),
+        };
+        let mut lengths = self.lengths;
+        while lengths != 0 {
+            let k = lengths.trailing_zeros() as usize + 1;
+            lengths &= lengths - 1;
+            if k > rest.len() {
+                return false;
+            }
+            let h = Self::hash_word(word & (u64::MAX >> (64 - 8 * k)), k);
+            if self.bits[h >> 6] & (1 << (h & 63)) != 0 {
+                return true;
+            }
+        }
+        false
+    }
 }
 
 /// The automaton could not be built (in practice: too many patterns for memory).
@@ -47,12 +129,15 @@ impl Matcher {
             .byte_classes(true)
             .prefilter(false)
             .build(patterns)?;
-        Ok(Matcher { dfa })
+        Ok(Matcher {
+            dfa,
+            filter: StartFilter::new(patterns),
+        })
     }
 
     /// Bytes of heap the automaton uses.
     pub fn memory_usage(&self) -> usize {
-        self.dfa.memory_usage()
+        self.dfa.memory_usage() + self.filter.bits.len() * 8
     }
 
     /// Appends to `hits` every pattern occurrence that starts at a word start
@@ -63,6 +148,18 @@ impl Matcher {
             .dfa
             .start_state(Anchored::Yes)
             .expect("built with anchored starts");
+        if let Some(bits) = &text.walk_bits {
+            // The ASCII normaliser already marked them.
+            for (w, &word) in bits.iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    let i = w * 64 + word.trailing_zeros() as usize;
+                    self.walk(start, t, &text.text, i, hits);
+                    word &= word - 1;
+                }
+            }
+            return;
+        }
         let mut prev_word = false;
         let mut i = 0;
         while i < t.len() {
@@ -116,6 +213,9 @@ impl Matcher {
         from: usize,
         hits: &mut Vec<RawHit>,
     ) {
+        if !self.filter.may_start(t, from) {
+            return;
+        }
         let mut sid = start;
         for (j, &b) in t.iter().enumerate().skip(from) {
             sid = self.dfa.next_state(Anchored::Yes, sid, b);
@@ -182,5 +282,49 @@ mod tests {
             found(&["払い戻し"], "払い戻しをお願い"),
             vec![(0, "払い戻し".into(), false)]
         );
+    }
+
+    /// The walks the ASCII path marks find what the general scan finds.
+    fn assert_same_hits(patterns: &[&str], src: &str) {
+        let m = Matcher::new(patterns).unwrap();
+        let general = normalize(src, true);
+        let mut fast = Normalized::default();
+        super::super::normalize::normalize_ascii_into(src, &mut fast);
+        assert!(fast.is_fast());
+        let (mut a, mut b) = (Vec::new(), Vec::new());
+        m.scan(&general, &mut a);
+        m.scan(&fast, &mut b);
+        assert_eq!(a, b, "{src:?}");
+    }
+
+    #[test]
+    fn ascii_walks_match_the_general_scan() {
+        let p = [
+            "log",
+            "#panne",
+            "panne",
+            "a",
+            "ab",
+            "abc",
+            "mot de passe",
+            "?",
+            "wifi",
+        ];
+        for src in [
+            "log in, my blog #panne ?panne",
+            "@acme mot   de\tpasse a ab abc abcd",
+            "WiFi wifi-wifi www.wifi.fr http://wifi a",
+        ] {
+            assert_same_hits(&p, src);
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn ascii_walks_agree_with_the_general_scan(
+            src in proptest::string::string_regex("([a-dA-D]{1,6}|[ \t]{1,2}|@[a-d]{0,3}|[#?!'.-]|https?://[a-d]{1,3}){0,30}").unwrap()
+        ) {
+            assert_same_hits(&["a", "ab", "abc", "abcd", "bad", "cab dab", "#a", "?", "d'a", "c-d"], &src);
+        }
     }
 }

@@ -363,12 +363,16 @@ impl RuleSet {
     pub fn route(&self, text: &str, channel: Channel) -> Decision<'_> {
         SCRATCH.with(|s| {
             let (norm, hits, touched) = &mut *s.borrow_mut();
-            normalize::normalize_into(text, true, false, norm);
+            if text.is_ascii() {
+                normalize::normalize_ascii_into(text, norm);
+            } else {
+                normalize::normalize_into(text, true, false, norm);
+            }
             hits.clear();
             touched.clear();
             self.matcher.scan(norm, hits);
             self.collect(hits, touched);
-            if touched.iter().any(|t| t.keyword.is_some()) {
+            if !norm.is_fast() && touched.iter().any(|t| t.keyword.is_some()) {
                 // Only a decision with evidence to show pays for the map
                 // back to the original text: the same text, with spans.
                 normalize::normalize_into(text, true, true, norm);
