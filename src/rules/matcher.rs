@@ -3,19 +3,25 @@
 //! Keywords are whole words, so a match can only begin where a word begins.
 //! Rather than running an unanchored automaton over every byte (whose
 //! transition table at 10 000 keywords no longer fits in cache), the matcher
-//! runs *anchored* walks of a single DFA from each word start. A walk dies
-//! after a few bytes when no keyword continues, and it only ever touches the
-//! shallow, hot part of the automaton. The cost of a message therefore
-//! depends on its number of words, not on the number of rules.
+//! runs *anchored* walks of a single aho-corasick automaton from each word
+//! start. A walk dies after a few bytes when no keyword continues, and it
+//! only ever touches the shallow, hot part of the automaton. The cost of a
+//! message therefore depends on its number of words, not on the number of
+//! rules.
 //!
-//! Even a short walk costs a cache miss or two once the automaton is several
-//! MiB, so a [`StartFilter`] (a 32 KiB bitset that stays in L1) first asks
+//! Even a short walk costs a cache miss or two once the automaton is large,
+//! so a [`StartFilter`] (a 32 KiB bitset that stays in L1) first asks
 //! whether any keyword begins with the next few bytes; most words are
 //! skipped without touching the automaton at all.
+//!
+//! The automaton is aho-corasick's contiguous NFA rather than its DFA: with
+//! anchored walks no failure transition is ever followed, so the two walk
+//! at the same speed here (measured), and the NFA builds in two thirds of
+//! the time and a fraction of the memory.
 
 use aho_corasick::automaton::Automaton;
-use aho_corasick::dfa::DFA;
-use aho_corasick::{Anchored, MatchKind, StartKind};
+use aho_corasick::nfa::contiguous::NFA;
+use aho_corasick::{Anchored, MatchKind};
 
 use super::normalize::{Normalized, is_unspaced_script, is_word_char};
 
@@ -35,7 +41,7 @@ pub struct RawHit {
 /// The compiled automaton.
 #[derive(Debug, Clone)]
 pub struct Matcher {
-    dfa: DFA,
+    automaton: NFA,
     filter: StartFilter,
 }
 
@@ -123,21 +129,20 @@ pub struct BuildError(#[from] aho_corasick::BuildError);
 impl Matcher {
     /// Compiles normalised keyword patterns.
     pub fn new<P: AsRef<[u8]>>(patterns: &[P]) -> Result<Self, BuildError> {
-        let dfa = DFA::builder()
+        let automaton = NFA::builder()
             .match_kind(MatchKind::Standard)
-            .start_kind(StartKind::Anchored)
             .byte_classes(true)
             .prefilter(false)
             .build(patterns)?;
         Ok(Matcher {
-            dfa,
+            automaton,
             filter: StartFilter::new(patterns),
         })
     }
 
     /// Bytes of heap the automaton uses.
     pub fn memory_usage(&self) -> usize {
-        self.dfa.memory_usage() + self.filter.bits.len() * 8
+        self.automaton.memory_usage() + self.filter.bits.len() * 8
     }
 
     /// Appends to `hits` every pattern occurrence that starts at a word start
@@ -145,7 +150,7 @@ impl Matcher {
     pub fn scan(&self, text: &Normalized, hits: &mut Vec<RawHit>) {
         let t = text.text.as_bytes();
         let start = self
-            .dfa
+            .automaton
             .start_state(Anchored::Yes)
             .expect("built with anchored starts");
         if let Some(bits) = &text.walk_bits {
@@ -218,21 +223,21 @@ impl Matcher {
         }
         let mut sid = start;
         for (j, &b) in t.iter().enumerate().skip(from) {
-            sid = self.dfa.next_state(Anchored::Yes, sid, b);
-            if self.dfa.is_special(sid) {
-                if self.dfa.is_dead(sid) {
+            sid = self.automaton.next_state(Anchored::Yes, sid, b);
+            if self.automaton.is_special(sid) {
+                if self.automaton.is_dead(sid) {
                     return;
                 }
-                if self.dfa.is_match(sid) {
+                if self.automaton.is_match(sid) {
                     let end = j + 1;
                     let ends_at_boundary =
                         text[end..].chars().next().is_none_or(|c| !is_word_char(c));
-                    for m in 0..self.dfa.match_len(sid) {
-                        let pid = self.dfa.match_pattern(sid, m);
+                    for m in 0..self.automaton.match_len(sid) {
+                        let pid = self.automaton.match_pattern(sid, m);
                         // A match state also lists the patterns that are
                         // suffixes of this one (failure links): only a pattern
                         // spanning the whole walk starts at a word start.
-                        if self.dfa.pattern_len(pid) != end - from {
+                        if self.automaton.pattern_len(pid) != end - from {
                             continue;
                         }
                         hits.push(RawHit {
