@@ -210,6 +210,7 @@ impl Matcher {
         }
     }
 
+    #[inline(always)]
     fn walk(
         &self,
         start: aho_corasick::automaton::StateID,
@@ -218,9 +219,21 @@ impl Matcher {
         from: usize,
         hits: &mut Vec<RawHit>,
     ) {
-        if !self.filter.may_start(t, from) {
-            return;
+        // Inline, so the walks the filter rules out cost no call.
+        if self.filter.may_start(t, from) {
+            self.walk_from(start, t, text, from, hits);
         }
+    }
+
+    #[inline(never)]
+    fn walk_from(
+        &self,
+        start: aho_corasick::automaton::StateID,
+        t: &[u8],
+        text: &str,
+        from: usize,
+        hits: &mut Vec<RawHit>,
+    ) {
         let mut sid = start;
         for (j, &b) in t.iter().enumerate().skip(from) {
             sid = self.automaton.next_state(Anchored::Yes, sid, b);
