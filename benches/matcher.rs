@@ -11,78 +11,10 @@ use std::time::{Duration, Instant};
 
 use criterion::{BenchmarkId, Criterion, Throughput, criterion_group, criterion_main};
 use helpdesk::domain::Channel;
-use helpdesk::rules::{LoadOptions, RuleSet, SourceFile};
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
 
-const SIZES: [usize; 4] = [10, 100, 1_000, 10_000];
-const MESSAGES: usize = 1_000;
-
-fn word(rng: &mut StdRng) -> String {
-    let len = rng.random_range(4..10);
-    (0..len)
-        .map(|_| rng.random_range(b'a'..=b'z') as char)
-        .collect()
-}
-
-/// `n` rules of one keyword each (one in ten a two-word phrase, one in ten a prefix).
-fn keywords(n: usize) -> Vec<String> {
-    let mut rng = StdRng::seed_from_u64(42);
-    (0..n)
-        .map(|i| match i % 10 {
-            0 => format!("{} {}", word(&mut rng), word(&mut rng)),
-            1 => format!("{}*", word(&mut rng)),
-            _ => word(&mut rng),
-        })
-        .collect()
-}
-
-fn rules_toml(kws: &[String]) -> String {
-    let mut s = String::with_capacity(kws.len() * 120);
-    for (i, k) in kws.iter().enumerate() {
-        s.push_str(&format!(
-            "[[rule]]\nid = \"r{i}\"\nkeywords = [\"{k}\"]\npriority = {}\nreply = \"Hello {{author}}, see https://help.example/{i}\"\n\n",
-            i % 7
-        ));
-    }
-    s
-}
-
-/// 280-character messages of random words, one in four containing a keyword.
-fn messages(kws: &[String]) -> Vec<String> {
-    let mut rng = StdRng::seed_from_u64(7);
-    (0..MESSAGES)
-        .map(|i| {
-            let mut m = String::from("@acme ");
-            if i % 4 == 0 {
-                let k = &kws[rng.random_range(0..kws.len())];
-                m.push_str(k.trim_end_matches('*'));
-                m.push(' ');
-            }
-            while m.len() < 280 {
-                m.push_str(&word(&mut rng));
-                m.push(' ');
-            }
-            m.truncate(280);
-            m
-        })
-        .collect()
-}
-
-fn load(kws: &[String]) -> RuleSet {
-    let opts = LoadOptions {
-        check_examples: false,
-        ..LoadOptions::default()
-    };
-    RuleSet::load_sources(
-        vec![SourceFile {
-            name: "bench.toml".into(),
-            text: rules_toml(kws),
-        }],
-        &opts,
-    )
-    .expect("generated rules load")
-}
+#[path = "common/generate.rs"]
+mod generate;
+use generate::{MESSAGES, SIZES, keywords, load, messages};
 
 fn regex_baseline(kws: &[String]) -> Vec<regex::Regex> {
     kws.iter()

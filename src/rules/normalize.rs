@@ -265,41 +265,56 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
     let mut prev = C_SPACE;
     let mut i = 0;
     while i < n {
-        let o = i - shift;
         if !urls && i + 8 <= n {
-            let x = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
-            // Bit 5 is the case bit of letters: set, every letter is lower case.
-            let alpha = in_range(x | (0x20 * ONES), b'a', b'z');
-            let alnum = alpha | in_range(x, b'0', b'9');
-            let space = in_range(x, b' ', b' ');
-            let prev_space = if prev == C_SPACE { 0x80 } else { 0 };
-            // Control characters; `@` and the backtick (0x40 and 0x60).
-            let unusual = in_range(x, 0, 0x1f)
-                | in_range(x & !(0x20 * ONES), b'@', b'@')
-                | (space & (space << 8 | prev_space));
-            if unusual == 0 {
-                let prev_alnum = if prev == C_ALNUM || prev == C_HW {
-                    0x80
-                } else {
-                    0
-                };
+            // The previous byte's flags, in byte 0's place.
+            let mut prev_alnum: u64 = if prev == C_ALNUM || prev == C_HW {
+                0x80
+            } else {
+                0
+            };
+            let mut prev_space: u64 = if prev == C_SPACE { 0x80 } else { 0 };
+            let mut plain = 0;
+            while i + 8 <= n {
+                let x = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+                // Bit 5 is the case bit of letters: set, every letter is lower case.
+                let alpha = in_range(x | (0x20 * ONES), b'a', b'z');
+                let alnum = alpha | in_range(x, b'0', b'9');
+                let space = in_range(x, b' ', b' ');
+                // Control characters; `@` and the backtick (0x40 and 0x60).
+                let unusual = in_range(x, 0, 0x1f)
+                    | in_range(x & !(0x20 * ONES), b'@', b'@')
+                    | (space & (space << 8 | prev_space));
+                if unusual != 0 {
+                    break;
+                }
+                let o = i - shift;
                 let walks = (alnum & !(alnum << 8 | prev_alnum)) | (!alnum & !space & HIGH);
                 tx[o..o + 8].copy_from_slice(&(x | alpha >> 2).to_le_bytes());
                 let m = ((walks >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u128;
                 let m = m << (o & 63);
                 wb[o >> 6] |= m as u64;
                 wb[(o >> 6) + 1] |= (m >> 64) as u64;
-                prev = if alnum >> 63 != 0 {
+                // No branch on the last byte's class: random text would
+                // mispredict it.
+                prev_alnum = alnum >> 56;
+                prev_space = space >> 56;
+                i += 8;
+                plain += 1;
+            }
+            if plain > 0 {
+                prev = if prev_alnum != 0 {
                     C_ALNUM
-                } else if space >> 63 != 0 {
+                } else if prev_space != 0 {
                     C_SPACE
                 } else {
                     C_OTHER
                 };
-                i += 8;
-                continue;
+            }
+            if i == n {
+                break;
             }
         }
+        let o = i - shift;
         let b = bytes[i];
         let c = if urls {
             ASCII_CLASS[b as usize]

@@ -1,0 +1,80 @@
+//! Routing cost per message: best and median of many short rounds.
+//!
+//! This machine's speed drifts by up to 2x from one minute to the next (a
+//! shared virtual machine), which moves criterion's medians between runs;
+//! the best of many short rounds is the stable figure. Each rule set runs
+//! its rounds back to back (warm caches, as in a bot, which has one rule
+//! set), and the whole sequence twice, so that a slow minute does not fall
+//! on one rule count only.
+//!
+//! Run: `cargo bench --bench route_quick [-- RULE_COUNT...]`
+
+use std::hint::black_box;
+use std::time::Instant;
+
+use helpdesk::domain::Channel;
+
+#[path = "common/generate.rs"]
+mod generate;
+use generate::{SIZES, accented, keywords, load, messages};
+
+const ROUNDS: usize = 40;
+
+/// One round over `msgs`: nanoseconds per message.
+fn round(set: &helpdesk::rules::RuleSet, msgs: &[String]) -> f64 {
+    let t = Instant::now();
+    for m in msgs {
+        black_box(set.route(m, Channel::Mention).rule_id());
+    }
+    t.elapsed().as_nanos() as f64 / msgs.len() as f64
+}
+
+fn main() {
+    // Rule counts from the command line (`-- 10000`), else all of them.
+    let sizes: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let sizes = if sizes.is_empty() {
+        SIZES.to_vec()
+    } else {
+        sizes
+    };
+    let sets: Vec<_> = sizes
+        .iter()
+        .map(|&n| {
+            let kws = keywords(n);
+            let ascii = messages(&kws);
+            let french = accented(&ascii);
+            (n, load(&kws), ascii, french)
+        })
+        .collect();
+    // ns per message, per (rule count, ASCII or accented), for every round.
+    let mut times = vec![(Vec::new(), Vec::new()); sets.len()];
+    for _pass in 0..2 {
+        for (k, (_, set, ascii, french)) in sets.iter().enumerate() {
+            let (a, f) = &mut times[k];
+            for _ in 0..ROUNDS / 2 {
+                a.push(round(set, ascii));
+            }
+            for _ in 0..ROUNDS / 2 {
+                f.push(round(set, french));
+            }
+        }
+    }
+    println!("| rules | ASCII best | ASCII median | accented best | accented median |");
+    println!("|---:|---:|---:|---:|---:|");
+    for (k, (n, ..)) in sets.iter().enumerate() {
+        let (a, f) = &mut times[k];
+        a.sort_by(f64::total_cmp);
+        f.sort_by(f64::total_cmp);
+        let rate = |ns: f64| format!("{:.0} ns ({:.2} M/s)", ns, 1e3 / ns);
+        println!(
+            "| {n} | {} | {} | {} | {} |",
+            rate(a[0]),
+            rate(a[ROUNDS / 2]),
+            rate(f[0]),
+            rate(f[ROUNDS / 2])
+        );
+    }
+}
