@@ -583,8 +583,12 @@ async fn hold_stream(
             failures = 0;
         }
         failures += 1;
+        // 1 s, doubling to a minute while connections keep failing or
+        // closing early, so a flapping server never sets off a storm of
+        // reconnections and the polls that cover them.
+        let backoff = Duration::from_secs((1u64 << (failures - 1).min(6)).min(60));
         let (reason, pause) = match outcome {
-            Ok(()) => ("closed by the server".to_owned(), Duration::from_secs(1)),
+            Ok(()) => ("closed by the server".to_owned(), backoff),
             // No streaming here (404, not an event stream): polling does the
             // job; look again now and then in case it is switched on.
             Err(e @ ApiError::Rejected { .. }) => {
@@ -597,10 +601,7 @@ async fn hold_stream(
                 "rate limited".to_owned(),
                 Duration::from_millis((reset_ms - clock.now_ms()).clamp(1000, 900_000) as u64),
             ),
-            Err(e) => {
-                let secs = (1u64 << (failures - 1).min(6)).min(60);
-                (e.to_string(), Duration::from_secs(secs))
-            }
+            Err(e) => (e.to_string(), backoff),
         };
         if tx.send(Pushed::Lost(reason)).await.is_err() {
             return;
