@@ -102,6 +102,7 @@ async fn run(n: usize, batch: usize, rules: &RuleSet) -> Run {
             cursor: Some(chunk.last().unwrap().id.as_str().to_owned()),
             events: chunk.to_vec(),
             next_poll: None,
+            skipped: Vec::new(),
         };
         let t = Instant::now();
         let out = pipeline

@@ -179,10 +179,13 @@ impl Bot {
             first_start: self.first_start,
             platform,
         };
+        let mut events = events;
+        crate::platform::sort_as_written(&mut events);
         let batch = Batch {
             events,
             cursor: None,
             next_poll: None,
+            skipped: Vec::new(),
         };
         let rules = self.rules.load_full();
         let processed = self

@@ -47,7 +47,7 @@ use sqlx::Row;
 use crate::clock::{Clock, Millis};
 use crate::config::{Budget, Limits};
 use crate::domain::{Handle, MessageId, Platform, Priority, Queue, TicketRef, UserId};
-use crate::platform::{ApiError, Connector, Outgoing, ReplyKind};
+use crate::platform::{ApiError, Connector, Lookup, Outgoing, ReplyKind};
 use crate::store::{Backend, Store, StoreError};
 use crate::tickets::{self, Direction, NewTicket};
 
@@ -176,11 +176,14 @@ struct OutboxRow {
     text: String,
     attempts: i64,
     varied: bool,
-    recovering: bool,
+    /// The outcome of an earlier attempt is unknown: settle before resending.
+    in_doubt: bool,
+    /// When the first attempt in doubt started.
+    doubt_since: Option<Millis>,
 }
 
 const ROW_COLUMNS: &str = "id, platform, kind, ticket_id, customer_id, customer_handle, \
-    conversation_id, in_reply_to, text, attempts, varied, recovering, created_at";
+    conversation_id, in_reply_to, text, attempts, varied, in_doubt, doubt_since, created_at";
 
 fn parse_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
     let platform: String = r.try_get(1)?;
@@ -202,7 +205,8 @@ fn parse_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
         text: r.try_get(8)?,
         attempts: r.try_get(9)?,
         varied: r.try_get::<i64, _>(10)? != 0,
-        recovering: r.try_get::<i64, _>(11)? != 0,
+        in_doubt: r.try_get::<i64, _>(11)? != 0,
+        doubt_since: r.try_get::<Option<i64>, _>(12)?,
     })
 }
 
@@ -344,13 +348,13 @@ impl Sender {
                 report.held += 1;
                 continue;
             }
-            // Recovery resends are not new replies: they spend no budget.
+            // Settling a reply in doubt is not a new reply: no budget.
             // The global budget is asked first: governor cannot give a cell
             // back, and a customer's cell spent while the global budget is
             // empty would starve that customer round after round. A row the
             // customer's budget holds back is postponed to its turn, so it
             // costs the global budget at most one cell per turn.
-            if !row.recovering {
+            if !row.in_doubt {
                 if let Some(g) = budgets.global.get(&row.platform)
                     && let Err(not_until) = g.check()
                 {
@@ -434,7 +438,105 @@ impl Sender {
             recipient_handle: Handle::new(row.customer_handle.clone()),
             idempotency_key: format!("helpdesk-outbox-{}", row.id),
         };
+        let started = self.clock.now_ms();
+        // Whether X's "duplicate content" for this send would prove that an
+        // earlier attempt of this row went out.
+        let mut duplicate_is_ours = false;
+        if row.in_doubt {
+            match self.settle(conn, &row, &out).await? {
+                Ok(Settle::Resend { twin }) => duplicate_is_ours = !twin,
+                Ok(Settle::Sent(id)) => {
+                    self.mark_sent(
+                        &row,
+                        Some(&id),
+                        Some("settled: found on the platform after an unknown outcome"),
+                    )
+                    .await?;
+                    metrics::counter!("helpdesk_replies_total", "status" => "sent").increment(1);
+                    tracing::info!(outbox = row.id, platform = %row.platform, sent_id = %id, "reply in doubt found on the platform: sent");
+                    report.sent += 1;
+                    return Ok(());
+                }
+                Ok(Settle::Review(why)) => {
+                    self.review(&row, why).await?;
+                    report.needs_review += 1;
+                    return Ok(());
+                }
+                // The look-up itself failed: the row stays in doubt.
+                Err(e) => return self.record(&row, Err(e), started, false, report).await,
+            }
+        }
         let result = conn.send(&out).await;
+        self.record(&row, result, started, duplicate_is_ours, report)
+            .await
+    }
+
+    /// Settles a row in doubt before anything is resent: looks it up on the
+    /// platform where it can, else resends only where the platform itself
+    /// refuses or absorbs a second copy.
+    async fn settle(
+        &self,
+        conn: &dyn Connector,
+        row: &OutboxRow,
+        out: &Outgoing,
+    ) -> Result<Result<Settle, ApiError>, StoreError> {
+        let now = self.clock.now_ms();
+        let since = row.doubt_since.unwrap_or(now);
+        let lookup = match conn.find_sent(out, since).await {
+            Ok(l) => l,
+            Err(e) => return Ok(Err(e)),
+        };
+        // A post found may be another row's (an agent's reply with the
+        // same text under the same message): it settles only this row if
+        // no other row already claims it.
+        let claimed = match &lookup {
+            Lookup::Found(s) => {
+                let n: i64 = sqlx::query(
+                    "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND sent_id = $2 AND id <> $3",
+                )
+                .bind(row.platform.as_str())
+                .bind(&s.id)
+                .bind(row.id)
+                .fetch_one(self.store.pool())
+                .await?
+                .try_get(0)?;
+                n > 0
+            }
+            _ => false,
+        };
+        let guarded = conn
+            .resend_is_safe_within(row.kind)
+            .is_some_and(|w| now - since < w.as_millis() as Millis);
+        // X's memory of a text is not ours alone: if another reply of ours
+        // has this text, a "duplicate" answer would prove nothing.
+        let twin = !matches!(lookup, Lookup::Found(_)) && {
+            let n: i64 = sqlx::query(
+                "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND text = $2 AND id <> $3 \
+                 AND (status IN ('sent', 'sending') OR (status = 'queued' AND in_doubt = 1)) \
+                 AND updated_at > $4",
+            )
+            .bind(row.platform.as_str())
+            .bind(&row.text)
+            .bind(row.id)
+            .bind(now - 24 * 3600 * 1000)
+            .fetch_one(self.store.pool())
+            .await?
+            .try_get(0)?;
+            n > 0
+        };
+        Ok(Ok(settle(lookup, claimed, guarded, twin)))
+    }
+
+    /// Acts on what the platform answered to a send (or to a look-up).
+    async fn record(
+        &self,
+        row: &OutboxRow,
+        result: Result<crate::platform::Sent, ApiError>,
+        started: Millis,
+        duplicate_is_ours: bool,
+        report: &mut DrainReport,
+    ) -> Result<(), StoreError> {
+        let row = row.clone();
         let now = self.clock.now_ms();
         match result {
             Ok(sent) => {
@@ -443,16 +545,33 @@ impl Sender {
                 tracing::info!(outbox = row.id, platform = %row.platform, sent_id = %sent.id, "reply sent");
                 report.sent += 1;
             }
-            Err(ApiError::Duplicate) if row.recovering => {
-                // X remembers this exact text and no other reply of ours
-                // has it: the copy sent before the crash went out.
+            Err(ApiError::Duplicate) if duplicate_is_ours => {
+                // An earlier attempt's outcome was unknown and X now
+                // refuses the same text, which no other reply of ours has:
+                // that attempt's copy went out (a look-up can lag).
                 self.mark_sent(
                     &row,
                     None,
-                    Some("sent before a restart (X reported the text as already posted)"),
+                    Some("sent by an attempt whose outcome was unknown (X reported the text as already posted)"),
                 )
                 .await?;
                 report.sent += 1;
+            }
+            Err(ApiError::InDoubt(why)) => {
+                metrics::counter!("helpdesk_replies_in_doubt_total").increment(1);
+                if row.attempts >= self.limits.max_attempts as i64 {
+                    self.review(
+                        &row,
+                        &format!("the outcome stayed unknown after {} attempts ({why}); it may or may not have gone out: check the conversation, then resend or drop it", row.attempts),
+                    )
+                    .await?;
+                    report.needs_review += 1;
+                } else {
+                    let at = now + backoff(row.attempts as u32).as_millis() as Millis;
+                    tracing::warn!(outbox = row.id, attempt = row.attempts, error = %why, "send outcome unknown: the reply is in doubt and will be looked up before any resend");
+                    self.mark_in_doubt(&row, started, at, &why).await?;
+                    report.retried += 1;
+                }
             }
             Err(ApiError::Duplicate) if !row.varied => match self.vary(&row).await? {
                 Some(text) => {
@@ -505,6 +624,18 @@ impl Sender {
                 )
                 .await?;
                 report.held += 1;
+            }
+            Err(ApiError::Transient(why)) | Err(ApiError::Malformed(why)) if row.in_doubt => {
+                // A look-up that failed: nothing is known yet, keep looking.
+                if row.attempts >= self.limits.max_attempts as i64 {
+                    self.review(&row, &format!("could not settle a reply whose outcome is unknown after {} attempts ({why}): check the conversation, then resend or drop it", row.attempts)).await?;
+                    report.needs_review += 1;
+                } else {
+                    let at = now + backoff(row.attempts as u32).as_millis() as Millis;
+                    self.requeue(&row, at, &format!("in doubt, look-up failed: {why}"), false)
+                        .await?;
+                    report.retried += 1;
+                }
             }
             Err(ApiError::Transient(why)) => {
                 if row.attempts >= self.limits.max_attempts as i64 {
@@ -559,7 +690,7 @@ impl Sender {
         let mut tx = self.store.begin().await?;
         sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_id = $1, sent_at = $2, lease_until = NULL, \
-             reason = $3, recovering = 0, updated_at = $2 WHERE id = $4",
+             reason = $3, in_doubt = 0, updated_at = $2 WHERE id = $4",
         )
         .bind(sent_id)
         .bind(now)
@@ -587,6 +718,29 @@ impl Sender {
             }
         }
         tx.commit().await?;
+        Ok(())
+    }
+
+    /// Back to `queued`, in doubt: the next attempt settles before it sends.
+    async fn mark_in_doubt(
+        &self,
+        row: &OutboxRow,
+        started: Millis,
+        at: Millis,
+        why: &str,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE outbox SET status = 'queued', lease_until = NULL, in_doubt = 1, \
+             doubt_since = COALESCE(doubt_since, $1), next_attempt_at = $2, reason = $3, updated_at = $4 \
+             WHERE id = $5",
+        )
+        .bind(started)
+        .bind(at)
+        .bind(format!("outcome unknown, to be settled before any resend: {why}"))
+        .bind(self.clock.now_ms())
+        .bind(row.id)
+        .execute(self.store.pool())
+        .await?;
         Ok(())
     }
 
@@ -698,6 +852,8 @@ impl Sender {
     }
 
     /// Rows whose lease ran out while `sending`: the bot died mid-send.
+    /// Such a row is in doubt like any send whose outcome is unknown; the
+    /// next attempt settles it (look-up, or a resend the platform guards).
     async fn recover(&self, report: &mut DrainReport) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -708,47 +864,58 @@ impl Sender {
         .await?;
         for r in rows {
             let row = parse_row(&r)?;
-            let leased_at: Millis = r.try_get(13)?;
-            let safe = self
-                .connectors
-                .get(&row.platform)
-                .and_then(|c| c.resend_is_safe_within(row.kind))
-                .is_some_and(|w| now - leased_at < w.as_millis() as Millis);
-            // X's memory of a text is not ours alone: if another reply of
-            // ours has this text, a "duplicate" answer would prove nothing.
-            let twin: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND text = $2 AND id <> $3 \
-                 AND status IN ('sent', 'sending') AND updated_at > $4",
+            let leased_at: Millis = r.try_get(14)?;
+            let done = sqlx::query(
+                "UPDATE outbox SET status = 'queued', lease_until = NULL, in_doubt = 1, \
+                 doubt_since = COALESCE(doubt_since, $1), \
+                 reason = 'interrupted while sending: to be settled before any resend', \
+                 next_attempt_at = $2, updated_at = $2 WHERE id = $3 AND status = 'sending'",
             )
-            .bind(row.platform.as_str())
-            .bind(&row.text)
+            .bind(leased_at)
+            .bind(now)
             .bind(row.id)
-            .bind(now - 24 * 3600 * 1000)
-            .fetch_one(self.store.pool())
-            .await?
-            .try_get(0)?;
-            if safe && twin == 0 {
-                sqlx::query(
-                    "UPDATE outbox SET status = 'queued', lease_until = NULL, recovering = 1, \
-                     reason = 'interrupted while sending: resending, the platform refuses a second copy', \
-                     next_attempt_at = $1, updated_at = $1 WHERE id = $2 AND status = 'sending'",
-                )
-                .bind(now)
-                .bind(row.id)
-                .execute(self.store.pool())
-                .await?;
-                tracing::warn!(outbox = row.id, "interrupted send: resending safely");
+            .execute(self.store.pool())
+            .await?;
+            if done.rows_affected() == 1 {
+                tracing::warn!(outbox = row.id, "interrupted send: in doubt, settling it");
                 report.recovered += 1;
-            } else {
-                self.review(
-                    &row,
-                    "the bot stopped while sending this reply; it may or may not have gone out: check the conversation, then resend or drop it",
-                )
-                .await?;
-                report.needs_review += 1;
             }
         }
         Ok(())
+    }
+}
+
+/// What to do with a reply in doubt, once the platform was asked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+enum Settle {
+    /// It went out, with this id.
+    Sent(String),
+    /// It did not go out, or the platform refuses a second copy: send.
+    /// `twin`: another reply of ours has the same text, so a "duplicate"
+    /// answer to the resend would be about that one, not this row.
+    Resend {
+        /// Another recent reply of ours has the same text.
+        twin: bool,
+    },
+    /// Nobody can tell: an agent decides.
+    Review(&'static str),
+}
+
+/// The decision for a reply in doubt. `claimed`: the post found is already
+/// another row's. `guarded`: the platform refuses or absorbs a second copy
+/// for long enough (Mastodon's idempotency key).
+/// `twin`: another reply of ours has the same text, so X's "duplicate
+/// content" would prove nothing about this row.
+fn settle(lookup: Lookup, claimed: bool, guarded: bool, twin: bool) -> Settle {
+    match lookup {
+        Lookup::Found(s) if !claimed => Settle::Sent(s.id),
+        Lookup::Found(_) | Lookup::NotFound => Settle::Resend { twin },
+        // Platforms without a look-up guard a resend by the row's own
+        // key (Mastodon's Idempotency-Key): another row's text is no matter.
+        Lookup::Unsupported if guarded => Settle::Resend { twin },
+        Lookup::Unsupported => Settle::Review(
+            "the bot lost track of this reply while sending it; it may or may not have gone out and the platform cannot say: check the conversation, then resend or drop it",
+        ),
     }
 }
 
@@ -763,6 +930,29 @@ fn backoff(attempt: u32) -> Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_reply_in_doubt_is_settled_never_varied() {
+        let found = || Lookup::Found(crate::platform::Sent { id: "9".into() });
+        assert_eq!(
+            settle(found(), false, false, false),
+            Settle::Sent("9".into())
+        );
+        // Someone else's post with the same text proves nothing for this row.
+        let resend = |twin| Settle::Resend { twin };
+        assert_eq!(settle(found(), true, false, false), resend(false));
+        assert_eq!(settle(Lookup::NotFound, false, false, false), resend(false));
+        assert_eq!(settle(Lookup::NotFound, false, false, true), resend(true));
+        assert_eq!(
+            settle(Lookup::Unsupported, false, true, false),
+            resend(false)
+        );
+        assert_eq!(settle(Lookup::Unsupported, false, true, true), resend(true));
+        assert!(matches!(
+            settle(Lookup::Unsupported, false, false, false),
+            Settle::Review(_)
+        ));
+    }
 
     #[test]
     fn backoff_grows_and_is_capped() {

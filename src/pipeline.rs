@@ -22,7 +22,7 @@ use crate::domain::{Channel, MessageId, Priority, Queue, TicketRef};
 use crate::platform::{Account, Batch, Event, ReplyKind, Stream};
 use crate::rules::normalize::normalize;
 use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
-use crate::store::{Store, StoreError, set_cursor};
+use crate::store::{Store, StoreError, record_skipped, set_cursor};
 use crate::tickets::{self, NewTicket, Status, TicketPolicy};
 
 /// What the pipeline needs to know about the platform account.
@@ -135,7 +135,6 @@ impl Pipeline {
         stream: Stream,
         batch: &Batch,
     ) -> Result<Vec<Processed>, StoreError> {
-        let platform = Some(ctx.platform);
         let whole = async {
             let mut tx = store.begin().await?;
             let mut out = Vec::with_capacity(batch.events.len());
@@ -151,9 +150,8 @@ impl Pipeline {
                 );
             }
             state.pending.flush(&mut tx, store.backend()).await?;
-            if let (Some(c), Some(p)) = (&batch.cursor, platform) {
-                set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
-            }
+            self.close_page(&mut tx, ctx.platform, stream, batch)
+                .await?;
             tx.commit().await?;
             Ok::<_, StoreError>(out)
         };
@@ -176,15 +174,31 @@ impl Pipeline {
                     state.pending.flush(&mut tx, store.backend()).await?;
                     tx.commit().await?;
                 }
-                if let (Some(c), Some(p)) = (&batch.cursor, platform) {
-                    let mut tx = store.begin().await?;
-                    set_cursor(&mut tx, p, stream, c, self.clock.now_ms()).await?;
-                    tx.commit().await?;
-                }
+                let mut tx = store.begin().await?;
+                self.close_page(&mut tx, ctx.platform, stream, batch)
+                    .await?;
+                tx.commit().await?;
                 Ok(out)
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// Records the page's undecodable items and moves the stream's cursor
+    /// past everything, in the transaction that recorded its events.
+    async fn close_page(
+        &self,
+        tx: &mut sqlx::AnyConnection,
+        platform: crate::domain::Platform,
+        stream: Stream,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        record_skipped(tx, platform, stream, &batch.skipped, now).await?;
+        if let Some(c) = &batch.cursor {
+            set_cursor(tx, platform, stream, c, now).await?;
+        }
+        Ok(())
     }
 
     /// Processes one event inside its own tracing span (id, rule, action),

@@ -252,6 +252,36 @@ pub async fn set_cursor(
     Ok(())
 }
 
+/// Records the items of a page that could not be decoded, in the
+/// transaction that moves the cursor past them, and counts them.
+pub async fn record_skipped(
+    conn: &mut AnyConnection,
+    platform: Platform,
+    stream: Stream,
+    skipped: &[crate::platform::Skipped],
+    now: Millis,
+) -> Result<(), StoreError> {
+    for item in skipped {
+        sqlx::query(
+            "INSERT INTO skipped_items (platform, stream, item_id, error, at) VALUES ($1, $2, $3, $4, $5) \
+             ON CONFLICT (platform, stream, item_id) DO NOTHING",
+        )
+        .bind(platform.as_str())
+        .bind(stream.as_str())
+        .bind(&item.id)
+        .bind(&item.error)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        metrics::counter!("helpdesk_items_skipped_total", "platform" => platform.as_str(), "stream" => stream.as_str())
+            .increment(1);
+        // The id and the position of the fault, never the item's text.
+        tracing::warn!(platform = %platform, stream = stream.as_str(), item = %item.id, error = %item.error,
+            "an item of the page could not be decoded: recorded in skipped_items and passed over");
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

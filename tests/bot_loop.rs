@@ -22,7 +22,8 @@ on_both_databases!(
     a_429_pauses_sending_until_the_reset,
     crash_after_the_post_left_never_posts_twice,
     crash_before_the_post_left_sends_it_once,
-    crash_during_a_dm_is_handed_to_an_agent,
+    crash_during_a_dm_is_settled_by_the_dm_list,
+    crash_before_a_dm_left_sends_it_once,
     loop_protection,
     conversation_cap_escalates_instead_of_answering,
     held_reply_expires_and_its_ticket_says_so,
@@ -264,6 +265,7 @@ async fn crash_then_restart(db: Db, traffic: &str, post_leaves: bool) -> Option<
         config,
         url,
         dir,
+        proxy,
         ..
     } = app;
     let app = App {
@@ -274,6 +276,7 @@ async fn crash_then_restart(db: Db, traffic: &str, post_leaves: bool) -> Option<
         config,
         url,
         dir,
+        proxy,
     };
     app.settle().await;
     Some(app)
@@ -301,20 +304,33 @@ async fn crash_before_the_post_left_sends_it_once(db: Db) {
     assert_eq!(app.outbox().await[0].0, "sent");
 }
 
-async fn crash_during_a_dm_is_handed_to_an_agent(db: Db) {
+async fn crash_during_a_dm_is_settled_by_the_dm_list(db: Db) {
     let traffic = line("1301", "dm", "ana", "code wifi ?");
     let Some(app) = crash_then_restart(db, &traffic, true).await else {
         return;
     };
     assert_eq!(app.sandbox.posted().len(), 1, "never resent blindly");
-    assert_eq!(app.outbox().await[0].0, "needs_review");
-    let note: String = sqlx::query("SELECT note FROM tickets")
+    assert_eq!(
+        app.outbox().await[0].0,
+        "sent",
+        "the DM list shows the copy that left"
+    );
+    let reason: String = sqlx::query("SELECT reason FROM outbox")
         .fetch_one(app.store.pool())
         .await
         .unwrap()
         .try_get(0)
         .unwrap();
-    assert!(note.contains("stopped while sending"), "{note}");
+    assert!(reason.contains("found on the platform"), "{reason}");
+}
+
+async fn crash_before_a_dm_left_sends_it_once(db: Db) {
+    let traffic = line("1302", "dm", "ana", "code wifi ?");
+    let Some(app) = crash_then_restart(db, &traffic, false).await else {
+        return;
+    };
+    assert_eq!(app.sandbox.posted().len(), 1);
+    assert_eq!(app.outbox().await[0].0, "sent");
 }
 
 async fn loop_protection(db: Db) {

@@ -18,10 +18,13 @@ use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
+use super::json::{decode_lenient, item_id};
 use super::sse::SseParser;
 use super::{
-    Account, ApiError, Author, Batch, Connector, Event, Outgoing, Pushed, ReplyKind, Sent, Stream,
+    Account, ApiError, Author, Batch, Connector, Event, Outgoing, Pushed, ReplyKind, Sent, Skipped,
+    Stream,
 };
 use crate::clock::{Clock, Millis, parse_rfc3339};
 use crate::config::{MastodonConfig, Secret};
@@ -149,23 +152,42 @@ impl MastodonClient {
         }
     }
 
+    /// Reads an answer. `acts`: the call may have posted something, so an
+    /// unknown outcome (cut connection, unreadable answer, 5xx) is
+    /// [`ApiError::InDoubt`]; the `Idempotency-Key` makes the resend safe.
     async fn decode<T: DeserializeOwned>(
         &self,
         resp: Result<reqwest::Response, reqwest::Error>,
+        acts: bool,
     ) -> Result<(T, HeaderMap), ApiError> {
-        let resp = resp.map_err(|e| ApiError::Transient(e.without_url().to_string()))?;
+        let doubt = |why: String| {
+            if acts {
+                ApiError::InDoubt(why)
+            } else {
+                ApiError::Transient(why)
+            }
+        };
+        let resp = match resp {
+            Ok(r) => r,
+            Err(e) if e.is_connect() => {
+                return Err(ApiError::Transient(super::error_chain(&e.without_url())));
+            }
+            Err(e) => return Err(doubt(super::error_chain(&e.without_url()))),
+        };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| ApiError::Transient(e.to_string()))?;
+            .map_err(|e| doubt(super::error_chain(&e.without_url())))?;
         if (200..300).contains(&status) {
-            return serde_json::from_slice(&body)
-                .map(|t| (t, headers))
-                .map_err(|e| ApiError::Malformed(format!("{e}")));
+            // Never quote the body: it holds customers' messages.
+            return super::decode_success(&body, acts).map(|t| (t, headers));
         }
-        Err(error_from(status, &headers, &body, self.clock.now_ms()))
+        match error_from(status, &headers, &body, self.clock.now_ms()) {
+            ApiError::Transient(why) => Err(doubt(why)),
+            e => Err(e),
+        }
     }
 
     async fn get<T: DeserializeOwned>(
@@ -180,7 +202,7 @@ impl MastodonClient {
             .query(query)
             .send()
             .await;
-        self.decode(r).await
+        self.decode(r, false).await
     }
 
     /// The pause before the next poll, from `X-RateLimit-Remaining/Reset`
@@ -213,7 +235,7 @@ fn error_from(status: u16, h: &HeaderMap, body: &[u8], now: Millis) -> ApiError 
     let detail = serde_json::from_slice::<Err>(body)
         .ok()
         .and_then(|e| e.error)
-        .unwrap_or_else(|| String::from_utf8_lossy(body).chars().take(200).collect());
+        .unwrap_or_else(|| format!("a non-JSON answer of {} bytes", body.len()));
     match status {
         429 => ApiError::RateLimited {
             reset_ms: reset_ms(h).unwrap_or(now + 5 * 60 * 1000),
@@ -268,6 +290,7 @@ impl Connector for MastodonClient {
 
     async fn poll(&self, _stream: Stream, cursor: Option<&str>) -> Result<Batch, ApiError> {
         let mut events = Vec::new();
+        let mut skipped = Vec::new();
         let mut newest = cursor.map(str::to_owned);
         let mut next_poll = None;
         for _ in 0..MAX_PAGES {
@@ -276,15 +299,30 @@ impl Connector for MastodonClient {
             if let Some(c) = since.as_deref() {
                 q.push(("min_id", c));
             }
-            let (page, headers): (Vec<Notification>, _) =
+            let (raw_page, headers): (Vec<Box<RawValue>>, _) =
                 self.get("/api/v1/notifications", &q).await?;
             next_poll = Some(self.pace(&headers));
-            if page.is_empty() {
+            if raw_page.is_empty() {
                 break;
             }
-            for n in &page {
-                if newest.as_deref().is_none_or(|c| newer(&n.id, c)) {
-                    newest = Some(n.id.clone());
+            // Item by item: one notification that cannot be decoded is
+            // recorded and passed over, the cursor moves past it.
+            let mut page = Vec::with_capacity(raw_page.len());
+            for raw in &raw_page {
+                let decoded = decode_lenient::<Notification>(raw.get());
+                let id = decoded
+                    .as_ref()
+                    .ok()
+                    .map(|n| n.id.clone())
+                    .or_else(|| item_id(raw));
+                if let Some(id) = &id
+                    && newest.as_deref().is_none_or(|c| newer(id, c))
+                {
+                    newest = Some(id.clone());
+                }
+                match decoded {
+                    Ok(n) => page.push(n),
+                    Err(e) => skipped.push(Skipped::from_json(id, &e)),
                 }
             }
             // A page is newest first; the bot answers in the order people wrote.
@@ -302,13 +340,12 @@ impl Connector for MastodonClient {
                 break;
             }
         }
-        events.sort_by(|a, b| {
-            (a.id.as_str().len(), a.id.as_str()).cmp(&(b.id.as_str().len(), b.id.as_str()))
-        });
+        super::sort_as_written(&mut events);
         Ok(Batch {
             events,
             cursor: newest.filter(|n| Some(n.as_str()) != cursor),
             next_poll,
+            skipped,
         })
     }
 
@@ -360,7 +397,7 @@ impl Connector for MastodonClient {
         struct Created {
             id: String,
         }
-        let (c, _): (Created, _) = self.decode(r).await?;
+        let (c, _): (Created, _) = self.decode(r, true).await?;
         Ok(Sent { id: c.id })
     }
 

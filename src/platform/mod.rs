@@ -4,6 +4,7 @@
 //! Only the modules under `platform/` know a platform's JSON; what leaves
 //! them is an [`Event`] (inbound) or a [`Sent`] / [`ApiError`] (outbound).
 
+pub mod json;
 pub mod mastodon;
 pub mod sandbox;
 pub mod sse;
@@ -94,6 +95,94 @@ pub struct Batch {
     /// How long to wait before polling this stream again, from the
     /// platform's rate-limit headers, when it said.
     pub next_poll: Option<Duration>,
+    /// Items of the page that could not be decoded: recorded with the
+    /// events and passed over, so that one bad item never stops a stream.
+    pub skipped: Vec<Skipped>,
+}
+
+/// An item of a polled page that could not be decoded.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Skipped {
+    /// The platform's id of the item, when even that could not be read:
+    /// `unknown`.
+    pub id: String,
+    /// Where decoding failed (kind, line, column), never the item's text.
+    pub error: String,
+}
+
+impl Skipped {
+    /// A skipped item from a serde_json error. serde's message can quote
+    /// the offending value (a customer's words), so only its category and
+    /// position are kept.
+    pub fn from_json(id: Option<String>, e: &serde_json::Error) -> Skipped {
+        Skipped {
+            id: id.unwrap_or_else(|| "unknown".to_owned()),
+            error: json_error_position(e),
+        }
+    }
+}
+
+/// A serde_json error without any of the input's text: its category and
+/// where it happened.
+pub fn json_error_position(e: &serde_json::Error) -> String {
+    let kind = match e.classify() {
+        serde_json::error::Category::Io => "read error",
+        serde_json::error::Category::Syntax => "invalid JSON",
+        serde_json::error::Category::Data => "unexpected JSON shape",
+        serde_json::error::Category::Eof => "truncated JSON",
+    };
+    format!("{kind} at line {} column {}", e.line(), e.column())
+}
+
+/// An error with its causes, each said once (`error sending request:
+/// connection closed before message completed`), so a log line or a
+/// reason names the real cause.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    let mut next: Option<&dyn std::error::Error> = Some(e);
+    while let Some(err) = next {
+        let msg = err.to_string();
+        // Wrappers often repeat their source's message in their own.
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+        next = err.source();
+    }
+    parts.join(": ")
+}
+
+/// Decodes a 2xx answer. One that cannot be read is
+/// [`ApiError::Malformed`], or [`ApiError::InDoubt`] when the call may
+/// have acted (`acts`): the platform did something, we cannot tell what.
+/// Never quotes the body: it holds customers' messages.
+pub fn decode_success<T: serde::de::DeserializeOwned>(
+    body: &[u8],
+    acts: bool,
+) -> Result<T, ApiError> {
+    serde_json::from_slice(body).map_err(|e| {
+        let why = json_error_position(&e);
+        if acts {
+            ApiError::InDoubt(format!("a success answer that could not be read ({why})"))
+        } else {
+            ApiError::Malformed(why)
+        }
+    })
+}
+
+/// Sorts events into the order their authors wrote them: by time, then by
+/// id, since several messages often share one second. Ids that are decimal
+/// numbers (X's snowflakes, Mastodon's ids) compare as numbers.
+pub fn sort_as_written(events: &mut [Event]) {
+    fn id_key(id: &str) -> (bool, usize, &str) {
+        let numeric = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+        let digits = id.trim_start_matches('0');
+        if numeric {
+            (true, digits.len(), digits)
+        } else {
+            (false, 0, id)
+        }
+    }
+    events.sort_by(|a, b| (a.at, id_key(a.id.as_str())).cmp(&(b.at, id_key(b.id.as_str()))));
 }
 
 /// How a reply leaves.
@@ -142,6 +231,17 @@ pub struct Outgoing {
     pub idempotency_key: String,
 }
 
+/// What a look-up for a reply in doubt found.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Lookup {
+    /// The reply is on the platform, with this id.
+    Found(Sent),
+    /// The platform shows no such reply: it did not leave.
+    NotFound,
+    /// This platform (or this kind of reply) cannot be looked up.
+    Unsupported,
+}
+
 /// What the platform said after a successful send.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Sent {
@@ -164,9 +264,17 @@ pub enum ApiError {
     /// The token is wrong, expired or revoked.
     #[error("the platform refused the credentials (401): fix the access token, then restart")]
     Unauthorized,
-    /// 5xx, timeout, connection reset: worth retrying later.
+    /// 5xx, timeout, connection reset on a call that changes nothing (a
+    /// read) or that certainly did not reach the platform: worth retrying.
     #[error("temporary failure: {0}")]
     Transient(String),
+    /// A call that may have acted although its outcome is unknown: the
+    /// request was written and then the connection was cut, the answer
+    /// timed out or was unreadable, or a 5xx came from an endpoint that may
+    /// have posted first. It must be settled (looked up, or resent where
+    /// the platform refuses a second copy), never retried blindly.
+    #[error("outcome unknown: {0}")]
+    InDoubt(String),
     /// Any other refusal: retrying will not help.
     #[error("refused ({status}): {detail}")]
     Rejected {
@@ -202,10 +310,24 @@ pub trait Connector: Send + Sync {
     /// Sends one reply.
     async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError>;
 
+    /// Looks for `out` on the platform after a send whose outcome is
+    /// unknown ([`ApiError::InDoubt`], or a crash mid-send) that started at
+    /// `since` (Unix ms). [`Lookup::Unsupported`] when the platform offers
+    /// no way to look (the outbox then relies on
+    /// [`Connector::resend_is_safe_within`]).
+    async fn find_sent(&self, out: &Outgoing, since: Millis) -> Result<Lookup, ApiError> {
+        let _ = (out, since);
+        Ok(Lookup::Unsupported)
+    }
+
     /// How long resending exactly the same text is safe because the
     /// platform itself refuses or absorbs a second copy (X refuses
     /// duplicate posts for 24 h; Mastodon keeps idempotency keys for about
-    /// an hour). `None`: a resend could post twice.
+    /// an hour). `None`: a resend could post twice. The outbox relies on it
+    /// alone only where [`Connector::find_sent`] is unsupported, and then
+    /// as a guard keyed to the row (an idempotency key): a guard keyed to
+    /// the text, like X's, proves nothing when two rows share a text, so
+    /// such a platform must implement the look-up.
     fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration>;
 
     /// How long a post may be here; the rules' replies are checked against it.

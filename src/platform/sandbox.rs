@@ -163,6 +163,10 @@ pub enum Endpoint {
     PostTweet,
     /// `POST /2/dm_conversations/with/:id/messages`.
     PostDm,
+    /// `GET /2/users/:id/tweets` (the brand's own posts).
+    UserTweets,
+    /// `GET /2/dm_conversations/with/:id/dm_events`.
+    DmConversation,
 }
 
 /// How the sandbox behaves.
@@ -192,6 +196,8 @@ impl Default for SandboxConfig {
                 (Endpoint::Search, w(450, 900)),
                 (Endpoint::PostTweet, w(200, 900)),
                 (Endpoint::PostDm, w(200, 900)),
+                (Endpoint::UserTweets, w(900, 900)),
+                (Endpoint::DmConversation, w(300, 900)),
             ]),
         }
     }
@@ -540,6 +546,11 @@ fn router(shared: Shared) -> Router {
         .route("/2/users/{id}/mentions", get(mentions))
         .route("/2/tweets/search/recent", get(search))
         .route("/2/dm_events", get(dm_events))
+        .route("/2/users/{id}/tweets", get(user_tweets))
+        .route(
+            "/2/dm_conversations/with/{participant}/dm_events",
+            get(dm_conversation),
+        )
         .route("/2/tweets", post(create_tweet))
         .route(
             "/2/dm_conversations/with/{participant}/messages",
@@ -793,13 +804,140 @@ async fn dm_events(
             )
         }))
         .collect();
-    all.sort_by_key(|(t, _)| std::cmp::Reverse(*t));
+    newest_first(&mut all);
     let all: Vec<DmView> = all.into_iter().map(|(_, v)| v).collect();
-    let (items, next) = page(&all, &p, size);
+    dm_page(&g, h, &p, &all, size)
+}
+
+/// Newest first, as X lists DM events: by time, then by id (events in the
+/// same millisecond keep the order their ids give them).
+fn newest_first(all: &mut [(Millis, DmView)]) {
+    let key = |(t, v): &(Millis, DmView)| (*t, v.id.len(), v.id.clone());
+    all.sort_by_key(|e| std::cmp::Reverse(key(e)));
+}
+
+/// `GET /2/dm_conversations/with/:participant/dm_events`: the DMs between
+/// the brand and one customer, both ways, newest first.
+async fn dm_conversation(
+    State(s): State<Shared>,
+    UrlPath(participant): UrlPath<String>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    let (g, h, now) = match enter(&s, &headers, Endpoint::DmConversation) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let size = match max_results(&p, 100, 1, 100) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let conv = format!("{}-{}", participant, g.me.id);
+    let mut all: Vec<(Millis, DmView)> = g
+        .items
+        .iter()
+        .filter(|i| {
+            i.line.channel == Channel::Dm && i.visible_at <= now && i.author_id == participant
+        })
+        .map(|i| {
+            let v = DmView {
+                id: i.line.id.clone(),
+                text: i.line.text.clone(),
+                conversation: conv.clone(),
+                created_at: i.created_at,
+                sender: i.author_id.clone(),
+            };
+            (i.visible_at, v)
+        })
+        .chain(
+            g.posted
+                .iter()
+                .filter(|x| x.kind == "dm" && x.target == participant)
+                .map(|x| {
+                    let v = DmView {
+                        id: x.id.clone(),
+                        text: x.text.clone(),
+                        conversation: conv.clone(),
+                        created_at: x.at,
+                        sender: g.me.id.clone(),
+                    };
+                    (x.at, v)
+                }),
+        )
+        .collect();
+    newest_first(&mut all);
+    let all: Vec<DmView> = all.into_iter().map(|(_, v)| v).collect();
+    dm_page(&g, h, &p, &all, size)
+}
+
+/// `GET /2/users/:id/tweets`: the brand's own posts, newest first, from
+/// `start_time` when given.
+async fn user_tweets(
+    State(s): State<Shared>,
+    UrlPath(id): UrlPath<String>,
+    headers: HeaderMap,
+    Query(p): Query<Params>,
+) -> Response {
+    let (g, h, _) = match enter(&s, &headers, Endpoint::UserTweets) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    if id != g.me.id {
+        return bad_request("The sandbox serves the brand's own timeline only");
+    }
+    let size = match max_results(&p, 10, 5, 100) {
+        Ok(n) => n,
+        Err(r) => return r,
+    };
+    let from = p
+        .get("start_time")
+        .and_then(|t| crate::clock::parse_rfc3339(t))
+        .unwrap_or(0);
+    let mut mine: Vec<&Posted> = g
+        .posted
+        .iter()
+        .filter(|x| x.kind == "tweet" && x.at >= from)
+        .collect();
+    mine.reverse();
+    let (items, next) = page(&mine, &p, size);
     if items.is_empty() {
         return (h, Json(json!({"meta": {"result_count": 0}}))).into_response();
     }
-    let fields = csv(&p, "dm_event.fields");
+    let fields = csv(&p, "tweet.fields");
+    let data: Vec<Value> = items
+        .iter()
+        .map(|x| {
+            let mut t = json!({"id": x.id, "text": x.text, "edit_history_tweet_ids": [x.id]});
+            let o = t.as_object_mut().expect("object");
+            if fields.contains("created_at") {
+                o.insert("created_at".into(), json!(rfc3339(x.at)));
+            }
+            if fields.contains("referenced_tweets") && !x.target.is_empty() {
+                o.insert(
+                    "referenced_tweets".into(),
+                    json!([{"type": "replied_to", "id": x.target}]),
+                );
+            }
+            t
+        })
+        .collect();
+    let mut body = json!({
+        "data": data,
+        "meta": {"newest_id": items[0].id, "oldest_id": items[items.len() - 1].id, "result_count": items.len()}
+    });
+    if let Some(n) = next {
+        body["meta"]["next_token"] = json!(n);
+    }
+    (h, Json(body)).into_response()
+}
+
+/// One page of DM events as X renders them.
+fn dm_page(g: &Inner, h: HeaderMap, p: &Params, all: &[DmView], size: usize) -> Response {
+    let (items, next) = page(all, p, size);
+    if items.is_empty() {
+        return (h, Json(json!({"meta": {"result_count": 0}}))).into_response();
+    }
+    let fields = csv(p, "dm_event.fields");
     let data: Vec<Value> = items
         .iter()
         .map(|d| {
@@ -821,9 +959,8 @@ async fn dm_events(
     if let Some(n) = next {
         body["meta"]["next_token"] = json!(n);
     }
-    if csv(&p, "expansions").contains("sender_id") {
-        body["includes"] =
-            json!({"users": users_json(&g, items.iter().map(|d| d.sender.as_str()))});
+    if csv(p, "expansions").contains("sender_id") {
+        body["includes"] = json!({"users": users_json(g, items.iter().map(|d| d.sender.as_str()))});
     }
     (h, Json(body)).into_response()
 }

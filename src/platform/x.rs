@@ -13,10 +13,13 @@ use async_trait::async_trait;
 use reqwest::header::HeaderMap;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
+use serde_json::value::RawValue;
 
+use super::json::{decode_lenient, item_id};
 use super::x_auth::Credentials;
 use super::{
-    Account, ApiError, Author, Batch, Connector, Event, Outgoing, ReplyKind, Sent, Stream,
+    Account, ApiError, Author, Batch, Connector, Event, Lookup, Outgoing, ReplyKind, Sent, Skipped,
+    Stream,
 };
 use crate::clock::{Clock, Millis, parse_rfc3339};
 use crate::config::{Secret, XConfig};
@@ -130,9 +133,12 @@ impl XClient {
 
     /// Sends one request (built by `build` with the current token), counts
     /// it, and after a 401 tries once more if the credentials could renew.
+    /// `acts`: the call may change something on X (a post), so an unknown
+    /// outcome is [`ApiError::InDoubt`], not a plain retry.
     async fn call<T: DeserializeOwned>(
         &self,
         endpoint: &'static str,
+        acts: bool,
         build: impl Fn(&str) -> reqwest::RequestBuilder,
     ) -> Result<(T, HeaderMap), ApiError> {
         let mut retried = false;
@@ -140,8 +146,8 @@ impl XClient {
             let token = self.credentials.bearer(&self.http, &self.clock).await?;
             let resp = build(token.expose()).send().await;
             let result = match resp {
-                Ok(r) => self.decode(r).await,
-                Err(e) => Err(transport_error(e)),
+                Ok(r) => self.decode(r, acts).await,
+                Err(e) => Err(transport_error(e, acts)),
             };
             self.count(endpoint, &result);
             match result {
@@ -166,6 +172,7 @@ impl XClient {
             Err(ApiError::Unauthorized) => "401",
             Err(ApiError::Duplicate) => "403",
             Err(ApiError::Transient(_)) => "transient",
+            Err(ApiError::InDoubt(_)) => "in_doubt",
             Err(ApiError::Rejected { .. }) => "rejected",
             Err(ApiError::Malformed(_)) => "malformed",
         };
@@ -206,7 +213,7 @@ impl XClient {
         query: &[(&str, &str)],
     ) -> Result<(T, HeaderMap), ApiError> {
         let url = format!("{}{}", self.base, path);
-        self.call(endpoint, |token| {
+        self.call(endpoint, false, |token| {
             self.http.get(&url).bearer_auth(token).query(query)
         })
         .await
@@ -219,7 +226,7 @@ impl XClient {
         body: &serde_json::Value,
     ) -> Result<T, ApiError> {
         let url = format!("{}{}", self.base, path);
-        self.call(endpoint, |token| {
+        self.call(endpoint, true, |token| {
             self.http.post(&url).bearer_auth(token).json(body)
         })
         .await
@@ -229,21 +236,30 @@ impl XClient {
     async fn decode<T: DeserializeOwned>(
         &self,
         resp: reqwest::Response,
+        acts: bool,
     ) -> Result<(T, HeaderMap), ApiError> {
         let status = resp.status();
         let headers = resp.headers().clone();
-        let body = resp.bytes().await.map_err(transport_error)?;
+        let body = match resp.bytes().await {
+            Ok(b) => b,
+            // The answer was cut: whatever X did, it did.
+            Err(e) if acts => {
+                return Err(ApiError::InDoubt(format!(
+                    "HTTP {status}, then the answer was cut: {}",
+                    e.without_url()
+                )));
+            }
+            Err(e) => return Err(transport_error(e, false)),
+        };
         if status.is_success() {
-            return serde_json::from_slice(&body)
-                .map(|t| (t, headers))
-                .map_err(|e| ApiError::Malformed(format!("{e} in {}", excerpt(&body))));
+            // Never quote the body: it holds customers' messages.
+            return super::decode_success(&body, acts).map(|t| (t, headers));
         }
-        Err(error_from(
-            status.as_u16(),
-            &headers,
-            &body,
-            self.clock.now_ms(),
-        ))
+        match error_from(status.as_u16(), &headers, &body, self.clock.now_ms()) {
+            // A 5xx after a post may come after the post was made.
+            ApiError::Transient(why) if acts => Err(ApiError::InDoubt(why)),
+            e => Err(e),
+        }
     }
 
     /// The pause before the next poll, spreading what is left of the
@@ -273,6 +289,7 @@ impl XClient {
         since_id: Option<&str>,
     ) -> Result<Batch, ApiError> {
         let mut events = Vec::new();
+        let mut skipped = Vec::new();
         let mut cursor = None;
         let mut token: Option<String> = None;
         let mut next_poll = None;
@@ -297,14 +314,18 @@ impl XClient {
                 includes,
                 meta,
             } = page;
-            let users = index_users(includes.as_ref());
+            let users = decode_users(includes.as_ref());
+            let users = index_users(&users);
             if cursor.is_none() {
                 cursor = meta.as_ref().and_then(|m| m.newest_id.clone());
             }
             // The brand's own posts are kept: the pipeline records them and
             // never answers them.
-            for t in data.unwrap_or_default() {
-                events.push(t.into_event(channel, &users, &self.clock));
+            for raw in data.unwrap_or_default() {
+                match decode_lenient::<TweetJson>(raw.get()) {
+                    Ok(t) => events.push(t.into_event(channel, &users, &self.clock)),
+                    Err(e) => skipped.push(Skipped::from_json(item_id(&raw), &e)),
+                }
             }
             token = meta.and_then(|m| m.next_token);
             if token.is_none() {
@@ -312,17 +333,19 @@ impl XClient {
             }
         }
         // X lists newest first; the bot answers in the order people wrote.
-        events.reverse();
+        super::sort_as_written(&mut events);
         Ok(Batch {
             events,
             cursor,
             next_poll,
+            skipped,
         })
     }
 
     async fn poll_dms(&self, cursor: Option<&str>) -> Result<Batch, ApiError> {
         let me = self.me().await?.clone();
         let mut events = Vec::new();
+        let mut skipped = Vec::new();
         let mut newest = None;
         let mut token: Option<String> = None;
         let mut next_poll = None;
@@ -339,17 +362,38 @@ impl XClient {
             }
             let (page, headers): (DmPage, _) = self.get("dm_events", "/2/dm_events", &q).await?;
             next_poll = Some(self.pace(&headers));
-            let users = index_users(page.includes.as_ref());
-            for e in page.data.unwrap_or_default() {
+            let users = decode_users(page.includes.as_ref());
+            let users = index_users(&users);
+            for raw in page.data.unwrap_or_default() {
+                let decoded = decode_lenient::<DmJson>(raw.get());
+                let Some(id) = decoded
+                    .as_ref()
+                    .ok()
+                    .map(|e| e.id.clone())
+                    .or_else(|| item_id(&raw))
+                else {
+                    // Without an id it cannot even be placed against the cursor.
+                    if let Err(e) = &decoded {
+                        skipped.push(Skipped::from_json(None, e));
+                    }
+                    continue;
+                };
                 if newest.is_none() {
-                    newest = Some(e.id.clone());
+                    newest = Some(id.clone());
                 }
                 // dm_events has no since_id: stop at the last event seen.
                 if let Some(c) = cursor
-                    && !is_newer(&e.id, c)
+                    && !is_newer(&id, c)
                 {
                     break 'pages;
                 }
+                let e = match decoded {
+                    Ok(e) => e,
+                    Err(err) => {
+                        skipped.push(Skipped::from_json(Some(id), &err));
+                        continue;
+                    }
+                };
                 if e.event_type
                     .as_deref()
                     .is_some_and(|t| t != "MessageCreate")
@@ -364,13 +408,37 @@ impl XClient {
                 break;
             }
         }
-        events.reverse();
+        super::sort_as_written(&mut events);
         Ok(Batch {
             events,
             cursor: newest,
             next_poll,
+            skipped,
         })
     }
+}
+
+/// How far before the start of a send in doubt its look-up searches.
+const LOOKUP_SLACK_MS: Millis = 5 * 60 * 1000;
+
+/// Whether a post X shows is the text we sent: X escapes `&`, `<` and `>`
+/// in v2 texts and wraps links in t.co, so those are compared loosely.
+fn same_text(shown: &str, sent: &str) -> bool {
+    fn canonical(s: &str) -> Vec<String> {
+        s.replace("&lt;", "<")
+            .replace("&gt;", ">")
+            .replace("&amp;", "&")
+            .split_whitespace()
+            .map(|w| {
+                if w.starts_with("http://") || w.starts_with("https://") {
+                    "<link>".to_owned()
+                } else {
+                    w.to_owned()
+                }
+            })
+            .collect()
+    }
+    canonical(shown) == canonical(sent)
 }
 
 /// Whether `id` is newer than `cursor`. X's ids are snowflakes (time
@@ -466,6 +534,63 @@ impl Connector for XClient {
         }
     }
 
+    async fn find_sent(&self, out: &Outgoing, since: Millis) -> Result<Lookup, ApiError> {
+        // X's clock and ours may differ by a little; the text and the
+        // target make the match, the time only narrows the search.
+        let from = crate::clock::rfc3339(since - LOOKUP_SLACK_MS);
+        let me = self.me().await?.clone();
+        match out.kind {
+            ReplyKind::Public => {
+                let path = format!("/2/users/{}/tweets", me.id);
+                let q = [
+                    ("max_results", "100"),
+                    ("start_time", from.as_str()),
+                    ("tweet.fields", "referenced_tweets,created_at"),
+                ];
+                let (page, _): (TweetPage, _) = self.get("user_tweets", &path, &q).await?;
+                let found =
+                    page.data
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|raw| decode_lenient::<TweetJson>(raw.get()).ok())
+                        .find(|t| {
+                            let answers = t.referenced_tweets.iter().flatten().any(|r| {
+                                r.kind == "replied_to" && r.id == out.in_reply_to.as_str()
+                            });
+                            answers && same_text(&t.text, &out.text)
+                        });
+                Ok(found.map_or(Lookup::NotFound, |t| Lookup::Found(Sent { id: t.id })))
+            }
+            ReplyKind::Dm => {
+                let path = format!(
+                    "/2/dm_conversations/with/{}/dm_events",
+                    out.recipient.as_str()
+                );
+                let q = [
+                    ("max_results", "100"),
+                    ("event_types", "MessageCreate"),
+                    ("dm_event.fields", DM_FIELDS),
+                ];
+                let (page, _): (DmPage, _) = self.get("dm_conversation", &path, &q).await?;
+                let after = since - LOOKUP_SLACK_MS;
+                let found = page
+                    .data
+                    .unwrap_or_default()
+                    .iter()
+                    .filter_map(|raw| decode_lenient::<DmJson>(raw.get()).ok())
+                    .find(|e| {
+                        e.sender_id.as_deref() == Some(me.id.as_str())
+                            && same_text(&e.text, &out.text)
+                            && e.created_at
+                                .as_deref()
+                                .and_then(parse_rfc3339)
+                                .is_none_or(|at| at >= after)
+                    });
+                Ok(found.map_or(Lookup::NotFound, |e| Lookup::Found(Sent { id: e.id })))
+            }
+        }
+    }
+
     fn usage_line(&self) -> Option<String> {
         let u = self.usage();
         let mut line = String::from("X API requests since start:");
@@ -492,9 +617,17 @@ impl Connector for XClient {
     }
 }
 
-fn transport_error(e: reqwest::Error) -> ApiError {
-    // reqwest's Display includes the URL, never the Authorization header.
-    ApiError::Transient(e.without_url().to_string())
+/// A request that failed in transport. Only a failure to connect proves
+/// that X never saw it; after that, a call that acts is in doubt.
+fn transport_error(e: reqwest::Error, acts: bool) -> ApiError {
+    let connect = e.is_connect();
+    // Without the URL; the Authorization header is never in the message.
+    let why = super::error_chain(&e.without_url());
+    if acts && !connect {
+        ApiError::InDoubt(why)
+    } else {
+        ApiError::Transient(why)
+    }
 }
 
 fn header_u64(h: &HeaderMap, name: &str) -> Option<u64> {
@@ -547,18 +680,20 @@ fn problem_detail(body: &[u8]) -> String {
             .detail
             .or(p.title)
             .or_else(|| p.errors?.into_iter().find_map(|e| e.message))
-            .unwrap_or_else(|| excerpt(body)),
-        Err(_) => excerpt(body),
+            .unwrap_or_else(|| unreadable(body)),
+        Err(_) => unreadable(body),
     }
 }
 
-fn excerpt(body: &[u8]) -> String {
-    let s = String::from_utf8_lossy(body);
-    let mut e: String = s.chars().take(200).collect();
-    if s.chars().count() > 200 {
-        e.push('…');
-    }
-    e
+/// An error body that is not X's JSON, described without quoting it (an
+/// HTML page from a proxy, a truncated answer).
+fn unreadable(body: &[u8]) -> String {
+    let html = body.trim_ascii_start().starts_with(b"<");
+    format!(
+        "a {} answer of {} bytes",
+        if html { "HTML" } else { "non-JSON" },
+        body.len()
+    )
 }
 
 #[derive(Deserialize)]
@@ -587,7 +722,19 @@ struct CreatedDm {
 #[derive(Deserialize, Default)]
 struct Includes {
     #[serde(default)]
-    users: Vec<UserJson>,
+    users: Vec<Box<RawValue>>,
+}
+
+/// The users of a page that decode; a user that does not only loses their
+/// name and handle (the tweet keeps its author id).
+fn decode_users(inc: Option<&Includes>) -> Vec<UserJson> {
+    inc.map(|i| {
+        i.users
+            .iter()
+            .filter_map(|u| decode_lenient(u.get()).ok())
+            .collect()
+    })
+    .unwrap_or_default()
 }
 
 #[derive(Deserialize)]
@@ -598,14 +745,13 @@ struct Meta {
 
 #[derive(Deserialize)]
 struct TweetPage {
-    data: Option<Vec<TweetJson>>,
+    data: Option<Vec<Box<RawValue>>>,
     includes: Option<Includes>,
     meta: Option<Meta>,
 }
 
-fn index_users(inc: Option<&Includes>) -> HashMap<&str, &UserJson> {
-    inc.map(|i| i.users.iter().map(|u| (u.id.as_str(), u)).collect())
-        .unwrap_or_default()
+fn index_users(users: &[UserJson]) -> HashMap<&str, &UserJson> {
+    users.iter().map(|u| (u.id.as_str(), u)).collect()
 }
 
 #[derive(Deserialize)]
@@ -677,7 +823,7 @@ impl TweetJson {
 
 #[derive(Deserialize)]
 struct DmPage {
-    data: Option<Vec<DmJson>>,
+    data: Option<Vec<Box<RawValue>>>,
     includes: Option<Includes>,
     meta: Option<Meta>,
 }
@@ -739,13 +885,20 @@ mod tests {
         let meta = page.meta.as_ref().unwrap();
         assert_eq!(meta.newest_id.as_deref(), Some("1578516295611748353"));
         assert!(meta.next_token.is_some());
-        let users = index_users(page.includes.as_ref());
+        let users = decode_users(page.includes.as_ref());
+        let users = index_users(&users);
         let clock = Clock::new();
         let events: Vec<Event> = page
             .data
             .unwrap()
             .into_iter()
-            .map(|t| t.into_event(Channel::Mention, &users, &clock))
+            .map(|t| {
+                decode_lenient::<TweetJson>(t.get()).unwrap().into_event(
+                    Channel::Mention,
+                    &users,
+                    &clock,
+                )
+            })
             .collect();
         assert_eq!(events.len(), 10);
         // Default fields only: the conversation falls back to the tweet itself.
@@ -760,13 +913,13 @@ mod tests {
             return;
         };
         let page: TweetPage = serde_json::from_slice(&body).unwrap();
-        let users = index_users(page.includes.as_ref());
+        let users = decode_users(page.includes.as_ref());
+        let users = index_users(&users);
         let clock = Clock::new();
-        let e = page.data.unwrap().into_iter().next().unwrap().into_event(
-            Channel::Search,
-            &users,
-            &clock,
-        );
+        let first = page.data.unwrap().into_iter().next().unwrap();
+        let e = decode_lenient::<TweetJson>(first.get())
+            .unwrap()
+            .into_event(Channel::Search, &users, &clock);
         assert_eq!(e.author.handle.as_str(), "happycamper");
         assert_eq!(
             e.in_reply_to.as_ref().unwrap().as_str(),

@@ -5,6 +5,8 @@
 
 #![allow(dead_code)]
 
+pub mod fault_proxy;
+
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -35,6 +37,8 @@ pub struct App {
     pub config: Config,
     pub url: String,
     pub dir: tempfile::TempDir,
+    /// The fault proxy between the bot and the sandbox, when asked for.
+    pub proxy: Option<fault_proxy::FaultProxy>,
 }
 
 pub fn repo_rules() -> PathBuf {
@@ -116,6 +120,9 @@ pub struct Setup {
     pub config: Config,
     pub x: XConfig,
     pub sandbox: SandboxConfig,
+    /// Put a [`fault_proxy::FaultProxy`] (with this seed) between the bot
+    /// and the sandbox.
+    pub proxy_seed: Option<u64>,
 }
 
 impl Setup {
@@ -130,6 +137,7 @@ impl Setup {
                 ..XConfig::default()
             },
             sandbox: SandboxConfig::default(),
+            proxy_seed: None,
         }
     }
 }
@@ -152,8 +160,14 @@ pub async fn spawn_wrapped(setup: Setup, wrap: Wrap) -> Option<App> {
     let mut config = setup.config;
     config.database_url = url.clone();
     config.rules = setup.rules.unwrap_or_else(repo_rules);
+    let proxy = match setup.proxy_seed {
+        Some(seed) => Some(fault_proxy::FaultProxy::start(&sandbox.base_url(), seed).await),
+        None => None,
+    };
     config.x = Some(XConfig {
-        base_url: sandbox.base_url(),
+        base_url: proxy
+            .as_ref()
+            .map_or_else(|| sandbox.base_url(), |p| p.base_url()),
         ..setup.x
     });
     let bot = build_bot(&config, &sandbox, &clock, wrap).await;
@@ -166,6 +180,7 @@ pub async fn spawn_wrapped(setup: Setup, wrap: Wrap) -> Option<App> {
         config,
         url,
         dir,
+        proxy,
     })
 }
 
@@ -287,6 +302,13 @@ impl Connector for CrashAfterSend {
         c: Option<&str>,
     ) -> Result<helpdesk::platform::Batch, helpdesk::platform::ApiError> {
         self.0.poll(s, c).await
+    }
+    async fn find_sent(
+        &self,
+        out: &helpdesk::platform::Outgoing,
+        since: helpdesk::clock::Millis,
+    ) -> Result<helpdesk::platform::Lookup, helpdesk::platform::ApiError> {
+        self.0.find_sent(out, since).await
     }
     async fn send(
         &self,

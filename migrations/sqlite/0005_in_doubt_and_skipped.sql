@@ -1,0 +1,22 @@
+-- A send whose outcome is unknown (a cut connection, a 5xx from an endpoint
+-- that may have acted, a crash mid-send) is "in doubt": it is settled
+-- (looked up on the platform, or resent where the platform refuses a second
+-- copy) before anything is resent. The flag was first used for crashes only.
+ALTER TABLE outbox RENAME COLUMN recovering TO in_doubt;
+-- When the first attempt whose outcome is unknown started (Unix ms): the
+-- look-up searches from there, and a resend is safe only within the
+-- platform's own guard window from there.
+ALTER TABLE outbox ADD COLUMN doubt_since INTEGER;
+
+-- Items of a polled page that could not be decoded (a lone surrogate in a
+-- name, a field of the wrong type): skipped so that the rest of the page
+-- and the stream go on, and kept here so that nothing is skipped silently.
+-- The error says where decoding failed, never what the item said.
+CREATE TABLE skipped_items (
+    platform   TEXT    NOT NULL,
+    stream     TEXT    NOT NULL,
+    item_id    TEXT    NOT NULL,
+    error      TEXT    NOT NULL,
+    at         INTEGER NOT NULL,
+    PRIMARY KEY (platform, stream, item_id)
+);
