@@ -96,30 +96,95 @@ impl std::fmt::Debug for Credentials {
     }
 }
 
-/// Writes the token file, readable by its owner only.
+/// Writes the token file, readable by its owner only, so that a crash or a
+/// power cut leaves either the old file or the new one, never half of one
+/// and never a refresh token X has already consumed.
+///
+/// The bytes go to a fresh temporary file beside the target (random name,
+/// created exclusively with mode 0600), which is synced, renamed over the
+/// target, and then the directory is synced so the rename itself survives a
+/// power cut. A stale or planted temporary file from an earlier version
+/// (`x-token.tmp`) is never opened.
 pub fn write_token_file(path: &Path, tokens: &TokenSet) -> Result<(), AuthError> {
     let err = |message: String| AuthError::File {
         path: path.to_owned(),
         message,
     };
     let json = serde_json::to_vec_pretty(tokens).map_err(|e| err(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
-    {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| err("not a file name".into()))?
+        .to_string_lossy()
+        .into_owned();
+    let (tmp, mut file) = create_temp(&dir, &name).map_err(|e| err(e.to_string()))?;
+    let written = (|| {
         use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(|e| err(e.to_string()))?;
-        f.write_all(&json).map_err(|e| err(e.to_string()))?;
-        f.sync_all().map_err(|e| err(e.to_string()))?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        drop(file);
+        // Rename: a crash never leaves half a file, and the refresh token
+        // in it is always the newest one X accepted.
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e.to_string()));
     }
-    // Rename: a crash never leaves half a file, and the refresh token in
-    // it is always the newest one X accepted.
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    // The rename lives in the directory: until the directory is synced, a
+    // power cut can bring back the old file and its consumed refresh token.
+    sync_dir(&dir).map_err(|e| err(format!("saved, but syncing {}: {e}", dir.display())))
+}
+
+/// Creates `DIR/.NAME.RANDOM.tmp` for writing, mode 0600, refusing any
+/// existing path.
+///
+/// `create_new` is `O_CREAT | O_EXCL`, which fails on an existing path,
+/// a symlink included (dangling or not): POSIX says O_EXCL does not follow
+/// it. That is why there is no `O_NOFOLLOW` here: `libc` is only in
+/// Cargo.lock as a transitive dependency, and the flag would add nothing.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use rand::Rng;
+    let mut last = None;
+    // A clash of 64 random bits means someone is planting names; a few
+    // tries then give up rather than loop.
+    for _ in 0..4 {
+        let suffix: u64 = rand::rng().random();
+        let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
+        match create_private(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("the loop ran"))
+}
+
+/// Opens a new file at `path` with mode 0600; fails if anything (a file, a
+/// directory, a symlink) is already there.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    // Windows cannot open a directory as a file; its rename is the best there is.
+    Ok(())
 }
 
 /// Reads the token file.
@@ -385,5 +450,90 @@ mod tests {
         }
         assert_eq!(read_token_file(&p).unwrap().access_token, "AT-secret");
         assert!(!format!("{t:?}").contains("secret"));
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    fn tokens(at: &str) -> TokenSet {
+        TokenSet {
+            access_token: at.into(),
+            refresh_token: Some("RT".into()),
+            expires_at: None,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_stale_readable_temp_file_does_not_make_the_token_file_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x-token.json");
+        // What an older version could leave behind: x-token.tmp, mode 0644.
+        let stale = dir.path().join("x-token.tmp");
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // And an existing token file that is too open.
+        std::fs::write(&p, "{}").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_token_file(&p, &tokens("AT-1")).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(read_token_file(&p).unwrap().access_token, "AT-1");
+        assert_eq!(
+            std::fs::read_to_string(&stale).unwrap(),
+            "old",
+            "never opened"
+        );
+        // Nothing but the stale file and the token file: no temp file left.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["x-token.json", "x-token.tmp"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x-token.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // At the old fixed temp name: the writer no longer uses it.
+        std::os::unix::fs::symlink(&victim, dir.path().join("x-token.tmp")).unwrap();
+        write_token_file(&p, &tokens("AT-2")).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(mode(&p), 0o600);
+        // At a name the writer would pick: the exclusive create refuses
+        // it, whether the link points at a file or nowhere.
+        let planted = dir.path().join(".x-token.json.0123456789abcdef.tmp");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let e = create_private(&planted).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let dangling = dir.path().join(".x-token.json.fedcba9876543210.tmp");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        let e = create_private(&dangling).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(!dir.path().join("nowhere").exists());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory: the rename fails.
+        let p = dir.path().join("x-token.json");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("keep"), "").unwrap();
+        let e = write_token_file(&p, &tokens("AT-3")).unwrap_err();
+        assert!(e.to_string().contains("helpdesk x login"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the directory itself");
     }
 }
