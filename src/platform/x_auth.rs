@@ -4,7 +4,9 @@
 //! Tokens are [`Secret`]s from the moment they are read. The refreshing
 //! kind lives in a JSON file written with 0600 permissions (by `helpdesk x
 //! login`, then by each refresh), so a restart keeps the newest refresh
-//! token: X's refresh tokens are single-use.
+//! token: X's refresh tokens are single-use. Several instances share one
+//! login through the database instead ([`super::shared_tokens`]): sealed,
+//! and refreshed by one instance at a time under the row's lock.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::ApiError;
+use super::shared_tokens::{Refreshed, SharedTokens};
 use crate::clock::{Clock, Millis};
 use crate::config::Secret;
 
@@ -66,32 +69,81 @@ pub enum AuthError {
     /// The token endpoint could not be reached.
     #[error("cannot reach the X token endpoint: {0}")]
     Transport(String),
+    /// The key that seals the tokens in the database is missing or wrong.
+    #[error(
+        "the environment variable {var} {problem}: it must hold the base64 32-byte key that seals the X tokens in the database; make one with `openssl rand -base64 32` and give every instance (and `helpdesk x login`) the same value"
+    )]
+    Key {
+        /// The variable `[x] token_key_env` names.
+        var: String,
+        /// What is wrong with it (never its value).
+        problem: String,
+    },
+    /// The stored tokens were sealed with another key.
+    #[error(
+        "the X tokens in the database were sealed with a different key than the one in {var}: give this instance the key the other instances use, or run `helpdesk x login` again to store a new login under this key"
+    )]
+    WrongKey {
+        /// The variable `[x] token_key_env` names.
+        var: String,
+    },
+    /// The stored tokens do not open although the key is the right one.
+    #[error(
+        "the sealed X tokens in the database are damaged or were altered: run `helpdesk x login` again"
+    )]
+    Damaged,
+    /// There is no login in the database yet.
+    #[error(
+        "the database has no X login yet: run `helpdesk x login` with the same configuration (token_store = \"database\")"
+    )]
+    NoLogin,
+    /// The tokens could not be sealed.
+    #[error("cannot seal the X tokens: {0}; try again")]
+    Seal(String),
+    /// The database failed while reading or storing the tokens.
+    #[error(
+        "database error while reading or storing the X tokens: {0}; check database_url and that the server is up"
+    )]
+    Database(String),
 }
 
 /// Where the bearer token comes from.
 pub enum Credentials {
     /// A token from the environment; it never changes while running.
     Static(Secret),
-    /// OAuth 2.0 tokens in a file, refreshed before expiry and on a 401.
+    /// OAuth 2.0 tokens in a file or the database, refreshed before expiry
+    /// and on a 401.
     Refreshing(Refreshing),
 }
 
 /// OAuth 2.0 tokens that refresh themselves.
 pub struct Refreshing {
-    file: PathBuf,
+    home: Home,
     client_id: String,
     client_secret: Option<Secret>,
     token_url: String,
+    /// The set in use: a cache of the file or the row, read again near
+    /// expiry and after a 401.
     state: Mutex<TokenSet>,
+}
+
+/// Where the refreshing tokens are kept.
+enum Home {
+    /// A 0600 file, for one instance.
+    File(PathBuf),
+    /// The `oauth_tokens` row, shared by every instance on the database
+    /// (boxed: it is much larger than a path).
+    Database(Box<SharedTokens>),
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credentials::Static(_) => f.write_str("Credentials::Static([redacted])"),
-            Credentials::Refreshing(r) => {
-                write!(f, "Credentials::Refreshing({})", r.file.display())
-            }
+            Credentials::Refreshing(r) => match &r.home {
+                Home::File(file) => write!(f, "Credentials::Refreshing({})", file.display()),
+                Home::Database(_) => f.write_str("Credentials::Refreshing(database)"),
+            },
         }
     }
 }
@@ -267,7 +319,26 @@ impl Credentials {
     ) -> Result<Credentials, AuthError> {
         let state = read_token_file(&file)?;
         Ok(Credentials::Refreshing(Refreshing {
-            file,
+            home: Home::File(file),
+            client_id,
+            client_secret,
+            token_url,
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// Refreshing credentials shared through the database with every
+    /// instance that has the same key: fails at once (clearly) when there
+    /// is no login or it was sealed with another key.
+    pub async fn shared(
+        tokens: SharedTokens,
+        client_id: String,
+        client_secret: Option<Secret>,
+        token_url: String,
+    ) -> Result<Credentials, AuthError> {
+        let state = tokens.load().await?;
+        Ok(Credentials::Refreshing(Refreshing {
+            home: Home::Database(Box::new(tokens)),
             client_id,
             client_secret,
             token_url,
@@ -281,17 +352,17 @@ impl Credentials {
             Credentials::Static(s) => Ok(s.clone()),
             Credentials::Refreshing(r) => {
                 let mut st = r.state.lock().await;
-                let soon = clock.now_ms() + REFRESH_MARGIN.as_millis() as Millis;
-                if st.expires_at.is_some_and(|e| e <= soon) && st.refresh_token.is_some() {
-                    r.refresh(&mut st, http, clock).await?;
+                if expires_soon(&st, clock) && st.refresh_token.is_some() {
+                    r.refresh(&mut st, http, clock, false).await?;
                 }
                 Ok(Secret::new(st.access_token.clone()))
             }
         }
     }
 
-    /// After a 401: refresh (or re-read the file, which an operator may have
-    /// replaced). True when there is a new token worth one more try.
+    /// After a 401: refresh (or re-read the file or the row, which an
+    /// operator or another instance may have replaced). True when there is
+    /// a new token worth one more try.
     pub async fn recover(&self, http: &reqwest::Client, clock: &Clock, used: &Secret) -> bool {
         let Credentials::Refreshing(r) = self else {
             return false;
@@ -300,54 +371,105 @@ impl Credentials {
         if st.access_token != used.expose() {
             return true; // another task already refreshed
         }
-        if let Ok(on_disk) = read_token_file(&r.file)
-            && on_disk.access_token != st.access_token
+        let stored = match &r.home {
+            Home::File(file) => read_token_file(file).ok(),
+            Home::Database(db) => db.load().await.ok(),
+        };
+        if let Some(stored) = stored
+            && stored.access_token != st.access_token
+            && !expires_soon(&stored, clock)
         {
-            *st = on_disk;
+            *st = stored;
             return true;
         }
         if st.refresh_token.is_none() {
             return false;
         }
-        r.refresh(&mut st, http, clock).await.is_ok()
+        r.refresh(&mut st, http, clock, true).await.is_ok()
     }
 }
 
+/// Whether `t` expires within [`REFRESH_MARGIN`].
+fn expires_soon(t: &TokenSet, clock: &Clock) -> bool {
+    t.expires_at.is_some_and(|e| e <= refresh_horizon(clock))
+}
+
+/// A token expiring at or before this time is refreshed now.
+fn refresh_horizon(clock: &Clock) -> Millis {
+    clock.now_ms() + REFRESH_MARGIN.as_millis() as Millis
+}
+
 impl Refreshing {
+    /// Replaces `st` with a newer set: from X, or (database) from the
+    /// instance that refreshed first. `force` (after a 401) refreshes even
+    /// a stored set that is not near expiry, unless it is not `st`'s.
     async fn refresh(
         &self,
         st: &mut TokenSet,
         http: &reqwest::Client,
         clock: &Clock,
+        force: bool,
     ) -> Result<(), ApiError> {
-        let Some(rt) = st.refresh_token.clone() else {
-            return Err(ApiError::Unauthorized);
+        let call = |rt: String| async move {
+            token_request(
+                http,
+                &self.token_url,
+                &self.client_id,
+                self.client_secret.as_ref(),
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                clock.now_ms(),
+            )
+            .await
         };
-        let fresh = token_request(
-            http,
-            &self.token_url,
-            &self.client_id,
-            self.client_secret.as_ref(),
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            clock.now_ms(),
-        )
-        .await
-        .map_err(|e| {
+        let to_api = |e: AuthError| {
             tracing::error!(error = %e, "refreshing the X access token failed");
             match e {
                 AuthError::Transport(m) => ApiError::Transient(m),
+                AuthError::Database(m) => ApiError::Transient(m),
                 _ => ApiError::Unauthorized,
             }
-        })?;
-        let next = TokenSet {
-            refresh_token: fresh.refresh_token.or(Some(rt)),
-            ..fresh
         };
-        if let Err(e) = write_token_file(&self.file, &next) {
-            tracing::error!(error = %e, "the refreshed token could not be saved; a restart will need `helpdesk x login`");
+        match &self.home {
+            Home::File(file) => {
+                let Some(rt) = st.refresh_token.clone() else {
+                    return Err(ApiError::Unauthorized);
+                };
+                let fresh = call(rt.clone()).await.map_err(to_api)?;
+                let next = TokenSet {
+                    refresh_token: fresh.refresh_token.or(Some(rt)),
+                    ..fresh
+                };
+                if let Err(e) = write_token_file(file, &next) {
+                    tracing::error!(error = %e, "the refreshed token could not be saved; a restart will need `helpdesk x login`");
+                }
+                *st = next;
+                tracing::info!("X access token refreshed");
+            }
+            Home::Database(db) => {
+                let done = db
+                    .refresh(
+                        &st.access_token,
+                        force,
+                        refresh_horizon(clock),
+                        clock.now_ms(),
+                        call,
+                    )
+                    .await
+                    .map_err(to_api)?;
+                match done {
+                    Refreshed::Here(next) => {
+                        *st = next;
+                        tracing::info!("X access token refreshed and shared in the database");
+                    }
+                    Refreshed::Elsewhere(next) => {
+                        *st = next;
+                        tracing::info!(
+                            "X access token taken from the database (refreshed by another instance)"
+                        );
+                    }
+                }
+            }
         }
-        *st = next;
-        tracing::info!("X access token refreshed");
         Ok(())
     }
 }
