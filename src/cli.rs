@@ -112,9 +112,11 @@ pub enum ConfigCommand {
 #[derive(Debug, Subcommand)]
 pub enum XCommand {
     /// Authorise the bot on the brand's X account (OAuth 2.0 with PKCE) and
-    /// save the tokens to the `token_file` of `[x]`.
+    /// save the tokens to the `token_file` of `[x]`, or to the database
+    /// (sealed) with `token_store = "database"`.
     Login {
-        /// The configuration file: `[x]` gives base_url, client_id_env and token_file.
+        /// The configuration file: `[x]` gives base_url, client_id_env and
+        /// token_file (or token_store and token_key_env, with database_url).
         #[arg(long, default_value = "helpdesk.toml", env = "HELPDESK_CONFIG")]
         config: PathBuf,
         /// The callback URL registered for the app in the X developer portal.
@@ -468,8 +470,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
 }
 
 /// The PKCE login: print the consent URL, read back the redirect, exchange
-/// the code, save the tokens (0600).
+/// the code, save the tokens (a 0600 file, or sealed in the database).
 async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Result<()> {
+    use crate::config::TokenStore;
+    use crate::platform::shared_tokens::{SharedTokens, TokenKey};
     use crate::platform::x_auth;
     let cfg = crate::config::Config::load(config, true)?;
     let Some(x) = cfg.x else {
@@ -478,11 +482,24 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
             config.display()
         );
     };
-    let Some(token_file) = x.token_file.clone() else {
-        anyhow::bail!(
-            "[x] in {} has no token_file: add for example token_file = \"x-token.json\"",
+    // Where the tokens go is settled before the operator is sent to X, so
+    // a missing key or an unreachable database never wastes a consent.
+    enum Target {
+        File(PathBuf),
+        Database(SharedTokens),
+    }
+    let target = match (x.token_store, x.token_file.clone()) {
+        (TokenStore::Database, _) => {
+            let key = TokenKey::from_env(&x.token_key_env)?;
+            let store = crate::store::Store::open(&cfg.database_url).await?;
+            Target::Database(SharedTokens::x(store, key))
+        }
+        // Config::load already made a relative token_file relative to the config.
+        (TokenStore::File, Some(f)) => Target::File(f),
+        (TokenStore::File, None) => anyhow::bail!(
+            "[x] in {} has no token_file: add for example token_file = \"x-token.json\" (or token_store = \"database\" to share the login between instances)",
             config.display()
-        );
+        ),
     };
     let client_id = crate::config::Secret::from_env(&x.client_id_env)?;
     let client_secret = x
@@ -522,13 +539,24 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
         clock.now_ms(),
     )
     .await?;
-    // Config::load already made a relative token_file relative to the config.
-    let path = token_file;
-    x_auth::write_token_file(&path, &tokens)?;
-    writeln!(
-        err,
-        "Saved the tokens to {} (readable by you only). `helpdesk run` refreshes them from now on.",
-        path.display()
-    )?;
+    match target {
+        Target::File(path) => {
+            x_auth::write_token_file(&path, &tokens)?;
+            writeln!(
+                err,
+                "Saved the tokens to {} (readable by you only). `helpdesk run` refreshes them from now on.",
+                path.display()
+            )?;
+        }
+        Target::Database(shared) => {
+            shared.save(&tokens, clock.now_ms()).await?;
+            writeln!(
+                err,
+                "Saved the tokens in the database {}, sealed with the key in {}. Every instance with that key shares this login; one of them refreshes it at a time.",
+                crate::store::redact_url(&cfg.database_url),
+                x.token_key_env
+            )?;
+        }
+    }
     Ok(())
 }

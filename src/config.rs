@@ -177,12 +177,31 @@ pub struct XConfig {
     /// OAuth 2.0 tokens that refresh themselves, written by `helpdesk x
     /// login` (instead of `access_token_env`).
     pub token_file: Option<PathBuf>,
+    /// Where those tokens live: `file` (`token_file`, one instance) or
+    /// `database` (the `oauth_tokens` table, shared by every instance on
+    /// `database_url`, sealed with the key in `token_key_env`).
+    pub token_store: TokenStore,
+    /// The environment variable with the base64 32-byte key that seals the
+    /// tokens in the database (`openssl rand -base64 32`; the same on
+    /// every instance).
+    pub token_key_env: String,
     /// The environment variable with the OAuth 2.0 client id.
     pub client_id_env: String,
     /// The environment variable with the client secret (confidential clients only).
     pub client_secret_env: Option<String>,
     /// Account Activity webhooks, for accounts that have them.
     pub webhook: Option<WebhookConfig>,
+}
+
+/// Where OAuth 2.0 tokens that refresh themselves are kept.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenStore {
+    /// `token_file`, for a single instance.
+    #[default]
+    File,
+    /// The database, so several instances share one login.
+    Database,
 }
 
 /// `[mastodon]`: a Mastodon account.
@@ -259,6 +278,8 @@ impl Default for XConfig {
                 crate::platform::Stream::Search,
             ],
             token_file: None,
+            token_store: TokenStore::File,
+            token_key_env: "HELPDESK_X_TOKEN_KEY".into(),
             client_id_env: "HELPDESK_X_CLIENT_ID".into(),
             client_secret_env: None,
             webhook: None,
@@ -464,6 +485,15 @@ impl Config {
                 x.base_url
             )));
         }
+        if let Some(x) = &self.x
+            && x.token_store == TokenStore::Database
+            && x.token_file.is_some()
+        {
+            // Two homes for one single-use refresh token would drift apart.
+            return Err(invalid(
+                "x.token_store = \"database\" keeps the tokens in the database: remove x.token_file (and run `helpdesk x login` once to store the login there)".into(),
+            ));
+        }
         Ok(())
     }
 }
@@ -501,5 +531,24 @@ mod tests {
         let x = c.x.unwrap();
         assert_eq!(x.access_token_env, "HELPDESK_X_TOKEN");
         assert!(x.dms);
+        assert_eq!(x.token_store, TokenStore::File);
+    }
+
+    #[test]
+    fn the_database_token_store_excludes_a_token_file() {
+        let c = Config::parse(
+            "[x]\ntoken_store = \"database\"\ntoken_key_env = \"K\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.x.unwrap().token_store, TokenStore::Database);
+        let e = Config::parse(
+            "[x]\ntoken_store = \"database\"\ntoken_file = \"x-token.json\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap_err();
+        assert!(e.to_string().contains("remove x.token_file"), "{e}");
+        let e = Config::parse("[x]\ntoken_store = \"redis\"\n", Path::new("h.toml")).unwrap_err();
+        assert!(e.to_string().contains("database"), "{e}");
     }
 }

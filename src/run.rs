@@ -8,29 +8,46 @@ use tokio::sync::{mpsc, watch};
 
 use crate::bot::Bot;
 use crate::clock::Clock;
-use crate::config::{Config, Secret, WebhookConfig};
+use crate::config::{Config, Secret, TokenStore, WebhookConfig};
 use crate::platform::Connector;
+use crate::platform::shared_tokens::{SharedTokens, TokenKey};
 use crate::platform::x::XClient;
 use crate::platform::x_auth::Credentials;
 use crate::platform::x_webhook::{self, Delivery};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::store::{Store, redact_url};
 
-/// Builds the connectors the configuration asks for.
-pub fn connectors(config: &Config, clock: &Clock) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
+/// Builds the connectors the configuration asks for. `store` is where a
+/// login shared by several instances lives (`token_store = "database"`).
+pub async fn connectors(
+    config: &Config,
+    clock: &Clock,
+    store: &Store,
+) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
     let mut out: Vec<Arc<dyn Connector>> = Vec::new();
     if let Some(x) = &config.x {
-        let credentials = match &x.token_file {
-            Some(file) => Credentials::refreshing(
-                file.clone(),
+        let token_url = format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/'));
+        let client = || -> anyhow::Result<(String, Option<Secret>)> {
+            Ok((
                 Secret::from_env(&x.client_id_env)?.expose().to_owned(),
                 x.client_secret_env
                     .as_deref()
                     .map(Secret::from_env)
                     .transpose()?,
-                format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/')),
-            )?,
-            None => Credentials::Static(Secret::from_env(&x.access_token_env)?),
+            ))
+        };
+        let credentials = match (&x.token_store, &x.token_file) {
+            (TokenStore::Database, _) => {
+                let key = TokenKey::from_env(&x.token_key_env)?;
+                let (id, secret) = client()?;
+                Credentials::shared(SharedTokens::x(store.clone(), key), id, secret, token_url)
+                    .await?
+            }
+            (TokenStore::File, Some(file)) => {
+                let (id, secret) = client()?;
+                Credentials::refreshing(file.clone(), id, secret, token_url)?
+            }
+            (TokenStore::File, None) => Credentials::Static(Secret::from_env(&x.access_token_env)?),
         };
         out.push(Arc::new(XClient::with_credentials(
             x,
@@ -59,7 +76,10 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     let mut config = Config::load(config_path, true)?;
     config.answer_backlog |= answer_backlog;
     let clock = Clock::new();
-    let connectors = connectors(&config, &clock)?;
+    // The database first: a login shared by several instances lives there.
+    let store = Store::open(&config.database_url).await?;
+    tracing::info!(database = %redact_url(&config.database_url), "database ready");
+    let connectors = connectors(&config, &clock, &store).await?;
     // Replies are checked against the length each platform really allows
     // (a Mastodon instance says its own).
     let mut opts = LoadOptions::default();
@@ -70,8 +90,6 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     let rules =
         RuleSet::load_dir(&config.rules, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
-    let store = Store::open(&config.database_url).await?;
-    tracing::info!(database = %redact_url(&config.database_url), "database ready");
     let metrics = crate::admin::install_recorder();
     metrics::gauge!("helpdesk_rules_loaded").set(rules.rules().len() as f64);
     metrics::gauge!("helpdesk_rules_last_good_load_timestamp_seconds")

@@ -74,7 +74,15 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
     }
     if let Some(x) = &config.x {
         let mut vars = vec![];
-        if x.token_file.is_some() {
+        if x.token_store == crate::config::TokenStore::Database {
+            // Whether the login is there is only known with the database
+            // and the key: `helpdesk run` says so at start.
+            vars.push(&x.client_id_env);
+            if let Some(s) = &x.client_secret_env {
+                vars.push(s);
+            }
+            vars.push(&x.token_key_env);
+        } else if x.token_file.is_some() {
             vars.push(&x.client_id_env);
             if let Some(s) = &x.client_secret_env {
                 vars.push(s);

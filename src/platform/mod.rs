@@ -7,6 +7,7 @@
 pub mod json;
 pub mod mastodon;
 pub mod sandbox;
+pub mod shared_tokens;
 pub mod sse;
 pub mod x;
 pub mod x_auth;

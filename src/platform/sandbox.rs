@@ -169,6 +169,15 @@ pub enum Endpoint {
     DmConversation,
 }
 
+/// Refresh requests the token endpoint answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct TokenCounts {
+    /// Granted: a new token set was issued.
+    pub refreshed: u64,
+    /// Refused: the refresh token was not the current one (already used).
+    pub refused: u64,
+}
+
 /// How the sandbox behaves.
 #[derive(Debug, Clone)]
 pub struct SandboxConfig {
@@ -251,8 +260,11 @@ struct Inner {
     request_log: Vec<(Endpoint, Millis, u16)>,
     inject: HashMap<Endpoint, VecDeque<u16>>,
     next_id: u64,
-    /// Access tokens accepted now (the configured one, then refreshed ones).
-    valid_tokens: HashSet<String>,
+    /// Access tokens accepted now (the configured one, which never
+    /// expires, then issued ones with their expiry in Unix ms).
+    valid_tokens: HashMap<String, Option<Millis>>,
+    /// What the token endpoint did with refresh requests.
+    token_counts: TokenCounts,
     /// The refresh token that works now (single-use, as on X).
     refresh_token: String,
 }
@@ -291,10 +303,11 @@ impl Sandbox {
             request_log: Vec::new(),
             inject: HashMap::new(),
             next_id: 1_900_000_000_000_000_000,
-            valid_tokens: HashSet::new(),
+            valid_tokens: HashMap::new(),
+            token_counts: TokenCounts::default(),
             refresh_token: "sandbox-refresh-0".into(),
         };
-        inner.valid_tokens.insert(inner.config.token.clone());
+        inner.valid_tokens.insert(inner.config.token.clone(), None);
         inner.add(traffic, start);
         let shared: Shared = Arc::new((Mutex::new(inner), clock));
         let app = router(shared.clone());
@@ -338,6 +351,11 @@ impl Sandbox {
     /// Stops accepting `token` (it expired or was revoked).
     pub fn revoke(&self, token: &str) {
         self.lock().valid_tokens.remove(token);
+    }
+
+    /// What the token endpoint did with refresh requests so far.
+    pub fn token_counts(&self) -> TokenCounts {
+        self.lock().token_counts
     }
 
     /// The refresh token the sandbox accepts now.
@@ -561,13 +579,20 @@ fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-fn authorized(g: &Inner, headers: &HeaderMap) -> Result<(), Response> {
+fn authorized(g: &Inner, headers: &HeaderMap, now: Millis) -> Result<(), Response> {
     let given = headers
         .get("authorization")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(t) if g.valid_tokens.contains(t) => Ok(()),
+        // An issued token stops working when it expires, as on X.
+        Some(t)
+            if g.valid_tokens
+                .get(t)
+                .is_some_and(|e| e.is_none_or(|e| now < e)) =>
+        {
+            Ok(())
+        }
         _ => Err((
             StatusCode::UNAUTHORIZED,
             Json(problem(401, "Unauthorized", "Unauthorized")),
@@ -584,7 +609,7 @@ fn enter<'a>(
 ) -> Result<(std::sync::MutexGuard<'a, Inner>, HeaderMap, Millis), Response> {
     let now = shared.1.now_ms();
     let mut g = shared.0.lock().expect("sandbox state poisoned");
-    authorized(&g, headers)?;
+    authorized(&g, headers, now)?;
     let h = g.admit(e, now)?;
     Ok((g, h, now))
 }
@@ -1093,8 +1118,10 @@ async fn oauth_token(
         }
         Some("refresh_token") => {
             if form.get("refresh_token") != Some(&g.refresh_token) {
+                g.token_counts.refused += 1;
                 return refused("Value passed for the token was invalid.");
             }
+            g.token_counts.refreshed += 1;
         }
         _ => return refused("Invalid grant_type."),
     }
@@ -1102,7 +1129,9 @@ async fn oauth_token(
     g.next_id += 1;
     let access = format!("sandbox-token-{n}");
     g.refresh_token = format!("sandbox-refresh-{n}");
-    g.valid_tokens.insert(access.clone());
+    let now = s.1.now_ms();
+    g.valid_tokens
+        .insert(access.clone(), Some(now + 7200 * 1000));
     Json(json!({
         "token_type": "bearer",
         "expires_in": 7200,

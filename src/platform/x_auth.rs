@@ -4,7 +4,9 @@
 //! Tokens are [`Secret`]s from the moment they are read. The refreshing
 //! kind lives in a JSON file written with 0600 permissions (by `helpdesk x
 //! login`, then by each refresh), so a restart keeps the newest refresh
-//! token: X's refresh tokens are single-use.
+//! token: X's refresh tokens are single-use. Several instances share one
+//! login through the database instead ([`super::shared_tokens`]): sealed,
+//! and refreshed by one instance at a time under the row's lock.
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -13,6 +15,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use super::ApiError;
+use super::shared_tokens::{Refreshed, SharedTokens};
 use crate::clock::{Clock, Millis};
 use crate::config::Secret;
 
@@ -66,60 +69,174 @@ pub enum AuthError {
     /// The token endpoint could not be reached.
     #[error("cannot reach the X token endpoint: {0}")]
     Transport(String),
+    /// The key that seals the tokens in the database is missing or wrong.
+    #[error(
+        "the environment variable {var} {problem}: it must hold the base64 32-byte key that seals the X tokens in the database; make one with `openssl rand -base64 32` and give every instance (and `helpdesk x login`) the same value"
+    )]
+    Key {
+        /// The variable `[x] token_key_env` names.
+        var: String,
+        /// What is wrong with it (never its value).
+        problem: String,
+    },
+    /// The stored tokens were sealed with another key.
+    #[error(
+        "the X tokens in the database were sealed with a different key than the one in {var}: give this instance the key the other instances use, or run `helpdesk x login` again to store a new login under this key"
+    )]
+    WrongKey {
+        /// The variable `[x] token_key_env` names.
+        var: String,
+    },
+    /// The stored tokens do not open although the key is the right one.
+    #[error(
+        "the sealed X tokens in the database are damaged or were altered: run `helpdesk x login` again"
+    )]
+    Damaged,
+    /// There is no login in the database yet.
+    #[error(
+        "the database has no X login yet: run `helpdesk x login` with the same configuration (token_store = \"database\")"
+    )]
+    NoLogin,
+    /// The tokens could not be sealed.
+    #[error("cannot seal the X tokens: {0}; try again")]
+    Seal(String),
+    /// The database failed while reading or storing the tokens.
+    #[error(
+        "database error while reading or storing the X tokens: {0}; check database_url and that the server is up"
+    )]
+    Database(String),
 }
 
 /// Where the bearer token comes from.
 pub enum Credentials {
     /// A token from the environment; it never changes while running.
     Static(Secret),
-    /// OAuth 2.0 tokens in a file, refreshed before expiry and on a 401.
+    /// OAuth 2.0 tokens in a file or the database, refreshed before expiry
+    /// and on a 401.
     Refreshing(Refreshing),
 }
 
 /// OAuth 2.0 tokens that refresh themselves.
 pub struct Refreshing {
-    file: PathBuf,
+    home: Home,
     client_id: String,
     client_secret: Option<Secret>,
     token_url: String,
+    /// The set in use: a cache of the file or the row, read again near
+    /// expiry and after a 401.
     state: Mutex<TokenSet>,
+}
+
+/// Where the refreshing tokens are kept.
+enum Home {
+    /// A 0600 file, for one instance.
+    File(PathBuf),
+    /// The `oauth_tokens` row, shared by every instance on the database
+    /// (boxed: it is much larger than a path).
+    Database(Box<SharedTokens>),
 }
 
 impl std::fmt::Debug for Credentials {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
             Credentials::Static(_) => f.write_str("Credentials::Static([redacted])"),
-            Credentials::Refreshing(r) => {
-                write!(f, "Credentials::Refreshing({})", r.file.display())
-            }
+            Credentials::Refreshing(r) => match &r.home {
+                Home::File(file) => write!(f, "Credentials::Refreshing({})", file.display()),
+                Home::Database(_) => f.write_str("Credentials::Refreshing(database)"),
+            },
         }
     }
 }
 
-/// Writes the token file, readable by its owner only.
+/// Writes the token file, readable by its owner only, so that a crash or a
+/// power cut leaves either the old file or the new one, never half of one
+/// and never a refresh token X has already consumed.
+///
+/// The bytes go to a fresh temporary file beside the target (random name,
+/// created exclusively with mode 0600), which is synced, renamed over the
+/// target, and then the directory is synced so the rename itself survives a
+/// power cut. A stale or planted temporary file from an earlier version
+/// (`x-token.tmp`) is never opened.
 pub fn write_token_file(path: &Path, tokens: &TokenSet) -> Result<(), AuthError> {
     let err = |message: String| AuthError::File {
         path: path.to_owned(),
         message,
     };
     let json = serde_json::to_vec_pretty(tokens).map_err(|e| err(e.to_string()))?;
-    let tmp = path.with_extension("tmp");
-    {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_owned(),
+        _ => PathBuf::from("."),
+    };
+    let name = path
+        .file_name()
+        .ok_or_else(|| err("not a file name".into()))?
+        .to_string_lossy()
+        .into_owned();
+    let (tmp, mut file) = create_temp(&dir, &name).map_err(|e| err(e.to_string()))?;
+    let written = (|| {
         use std::io::Write;
-        let mut opts = std::fs::OpenOptions::new();
-        opts.write(true).create(true).truncate(true);
-        #[cfg(unix)]
-        {
-            use std::os::unix::fs::OpenOptionsExt;
-            opts.mode(0o600);
-        }
-        let mut f = opts.open(&tmp).map_err(|e| err(e.to_string()))?;
-        f.write_all(&json).map_err(|e| err(e.to_string()))?;
-        f.sync_all().map_err(|e| err(e.to_string()))?;
+        file.write_all(&json)?;
+        file.sync_all()?;
+        drop(file);
+        // Rename: a crash never leaves half a file, and the refresh token
+        // in it is always the newest one X accepted.
+        std::fs::rename(&tmp, path)
+    })();
+    if let Err(e) = written {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(err(e.to_string()));
     }
-    // Rename: a crash never leaves half a file, and the refresh token in
-    // it is always the newest one X accepted.
-    std::fs::rename(&tmp, path).map_err(|e| err(e.to_string()))
+    // The rename lives in the directory: until the directory is synced, a
+    // power cut can bring back the old file and its consumed refresh token.
+    sync_dir(&dir).map_err(|e| err(format!("saved, but syncing {}: {e}", dir.display())))
+}
+
+/// Creates `DIR/.NAME.RANDOM.tmp` for writing, mode 0600, refusing any
+/// existing path.
+///
+/// `create_new` is `O_CREAT | O_EXCL`, which fails on an existing path,
+/// a symlink included (dangling or not): POSIX says O_EXCL does not follow
+/// it. That is why there is no `O_NOFOLLOW` here: `libc` is only in
+/// Cargo.lock as a transitive dependency, and the flag would add nothing.
+fn create_temp(dir: &Path, name: &str) -> std::io::Result<(PathBuf, std::fs::File)> {
+    use rand::Rng;
+    let mut last = None;
+    // A clash of 64 random bits means someone is planting names; a few
+    // tries then give up rather than loop.
+    for _ in 0..4 {
+        let suffix: u64 = rand::rng().random();
+        let tmp = dir.join(format!(".{name}.{suffix:016x}.tmp"));
+        match create_private(&tmp) {
+            Ok(f) => return Ok((tmp, f)),
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    Err(last.expect("the loop ran"))
+}
+
+/// Opens a new file at `path` with mode 0600; fails if anything (a file, a
+/// directory, a symlink) is already there.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut opts = std::fs::OpenOptions::new();
+    opts.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        opts.mode(0o600);
+    }
+    opts.open(path)
+}
+
+#[cfg(unix)]
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    std::fs::File::open(dir)?.sync_all()
+}
+
+#[cfg(not(unix))]
+fn sync_dir(_dir: &Path) -> std::io::Result<()> {
+    // Windows cannot open a directory as a file; its rename is the best there is.
+    Ok(())
 }
 
 /// Reads the token file.
@@ -202,7 +319,26 @@ impl Credentials {
     ) -> Result<Credentials, AuthError> {
         let state = read_token_file(&file)?;
         Ok(Credentials::Refreshing(Refreshing {
-            file,
+            home: Home::File(file),
+            client_id,
+            client_secret,
+            token_url,
+            state: Mutex::new(state),
+        }))
+    }
+
+    /// Refreshing credentials shared through the database with every
+    /// instance that has the same key: fails at once (clearly) when there
+    /// is no login or it was sealed with another key.
+    pub async fn shared(
+        tokens: SharedTokens,
+        client_id: String,
+        client_secret: Option<Secret>,
+        token_url: String,
+    ) -> Result<Credentials, AuthError> {
+        let state = tokens.load().await?;
+        Ok(Credentials::Refreshing(Refreshing {
+            home: Home::Database(Box::new(tokens)),
             client_id,
             client_secret,
             token_url,
@@ -216,17 +352,17 @@ impl Credentials {
             Credentials::Static(s) => Ok(s.clone()),
             Credentials::Refreshing(r) => {
                 let mut st = r.state.lock().await;
-                let soon = clock.now_ms() + REFRESH_MARGIN.as_millis() as Millis;
-                if st.expires_at.is_some_and(|e| e <= soon) && st.refresh_token.is_some() {
-                    r.refresh(&mut st, http, clock).await?;
+                if expires_soon(&st, clock) && st.refresh_token.is_some() {
+                    r.refresh(&mut st, http, clock, false).await?;
                 }
                 Ok(Secret::new(st.access_token.clone()))
             }
         }
     }
 
-    /// After a 401: refresh (or re-read the file, which an operator may have
-    /// replaced). True when there is a new token worth one more try.
+    /// After a 401: refresh (or re-read the file or the row, which an
+    /// operator or another instance may have replaced). True when there is
+    /// a new token worth one more try.
     pub async fn recover(&self, http: &reqwest::Client, clock: &Clock, used: &Secret) -> bool {
         let Credentials::Refreshing(r) = self else {
             return false;
@@ -235,54 +371,105 @@ impl Credentials {
         if st.access_token != used.expose() {
             return true; // another task already refreshed
         }
-        if let Ok(on_disk) = read_token_file(&r.file)
-            && on_disk.access_token != st.access_token
+        let stored = match &r.home {
+            Home::File(file) => read_token_file(file).ok(),
+            Home::Database(db) => db.load().await.ok(),
+        };
+        if let Some(stored) = stored
+            && stored.access_token != st.access_token
+            && !expires_soon(&stored, clock)
         {
-            *st = on_disk;
+            *st = stored;
             return true;
         }
         if st.refresh_token.is_none() {
             return false;
         }
-        r.refresh(&mut st, http, clock).await.is_ok()
+        r.refresh(&mut st, http, clock, true).await.is_ok()
     }
 }
 
+/// Whether `t` expires within [`REFRESH_MARGIN`].
+fn expires_soon(t: &TokenSet, clock: &Clock) -> bool {
+    t.expires_at.is_some_and(|e| e <= refresh_horizon(clock))
+}
+
+/// A token expiring at or before this time is refreshed now.
+fn refresh_horizon(clock: &Clock) -> Millis {
+    clock.now_ms() + REFRESH_MARGIN.as_millis() as Millis
+}
+
 impl Refreshing {
+    /// Replaces `st` with a newer set: from X, or (database) from the
+    /// instance that refreshed first. `force` (after a 401) refreshes even
+    /// a stored set that is not near expiry, unless it is not `st`'s.
     async fn refresh(
         &self,
         st: &mut TokenSet,
         http: &reqwest::Client,
         clock: &Clock,
+        force: bool,
     ) -> Result<(), ApiError> {
-        let Some(rt) = st.refresh_token.clone() else {
-            return Err(ApiError::Unauthorized);
+        let call = |rt: String| async move {
+            token_request(
+                http,
+                &self.token_url,
+                &self.client_id,
+                self.client_secret.as_ref(),
+                &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
+                clock.now_ms(),
+            )
+            .await
         };
-        let fresh = token_request(
-            http,
-            &self.token_url,
-            &self.client_id,
-            self.client_secret.as_ref(),
-            &[("grant_type", "refresh_token"), ("refresh_token", &rt)],
-            clock.now_ms(),
-        )
-        .await
-        .map_err(|e| {
+        let to_api = |e: AuthError| {
             tracing::error!(error = %e, "refreshing the X access token failed");
             match e {
                 AuthError::Transport(m) => ApiError::Transient(m),
+                AuthError::Database(m) => ApiError::Transient(m),
                 _ => ApiError::Unauthorized,
             }
-        })?;
-        let next = TokenSet {
-            refresh_token: fresh.refresh_token.or(Some(rt)),
-            ..fresh
         };
-        if let Err(e) = write_token_file(&self.file, &next) {
-            tracing::error!(error = %e, "the refreshed token could not be saved; a restart will need `helpdesk x login`");
+        match &self.home {
+            Home::File(file) => {
+                let Some(rt) = st.refresh_token.clone() else {
+                    return Err(ApiError::Unauthorized);
+                };
+                let fresh = call(rt.clone()).await.map_err(to_api)?;
+                let next = TokenSet {
+                    refresh_token: fresh.refresh_token.or(Some(rt)),
+                    ..fresh
+                };
+                if let Err(e) = write_token_file(file, &next) {
+                    tracing::error!(error = %e, "the refreshed token could not be saved; a restart will need `helpdesk x login`");
+                }
+                *st = next;
+                tracing::info!("X access token refreshed");
+            }
+            Home::Database(db) => {
+                let done = db
+                    .refresh(
+                        &st.access_token,
+                        force,
+                        refresh_horizon(clock),
+                        clock.now_ms(),
+                        call,
+                    )
+                    .await
+                    .map_err(to_api)?;
+                match done {
+                    Refreshed::Here(next) => {
+                        *st = next;
+                        tracing::info!("X access token refreshed and shared in the database");
+                    }
+                    Refreshed::Elsewhere(next) => {
+                        *st = next;
+                        tracing::info!(
+                            "X access token taken from the database (refreshed by another instance)"
+                        );
+                    }
+                }
+            }
         }
-        *st = next;
-        tracing::info!("X access token refreshed");
         Ok(())
     }
 }
@@ -385,5 +572,90 @@ mod tests {
         }
         assert_eq!(read_token_file(&p).unwrap().access_token, "AT-secret");
         assert!(!format!("{t:?}").contains("secret"));
+    }
+
+    #[cfg(unix)]
+    fn mode(p: &Path) -> u32 {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+    }
+
+    #[cfg(unix)]
+    fn tokens(at: &str) -> TokenSet {
+        TokenSet {
+            access_token: at.into(),
+            refresh_token: Some("RT".into()),
+            expires_at: None,
+        }
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_stale_readable_temp_file_does_not_make_the_token_file_readable() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x-token.json");
+        // What an older version could leave behind: x-token.tmp, mode 0644.
+        let stale = dir.path().join("x-token.tmp");
+        std::fs::write(&stale, "old").unwrap();
+        std::fs::set_permissions(&stale, std::fs::Permissions::from_mode(0o644)).unwrap();
+        // And an existing token file that is too open.
+        std::fs::write(&p, "{}").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        write_token_file(&p, &tokens("AT-1")).unwrap();
+        assert_eq!(mode(&p), 0o600);
+        assert_eq!(read_token_file(&p).unwrap().access_token, "AT-1");
+        assert_eq!(
+            std::fs::read_to_string(&stale).unwrap(),
+            "old",
+            "never opened"
+        );
+        // Nothing but the stale file and the token file: no temp file left.
+        let mut names: Vec<_> = std::fs::read_dir(dir.path())
+            .unwrap()
+            .map(|e| e.unwrap().file_name().into_string().unwrap())
+            .collect();
+        names.sort();
+        assert_eq!(names, ["x-token.json", "x-token.tmp"]);
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn planted_symlinks_are_never_followed() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("x-token.json");
+        let victim = dir.path().join("victim");
+        std::fs::write(&victim, "untouched").unwrap();
+        // At the old fixed temp name: the writer no longer uses it.
+        std::os::unix::fs::symlink(&victim, dir.path().join("x-token.tmp")).unwrap();
+        write_token_file(&p, &tokens("AT-2")).unwrap();
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+        assert_eq!(mode(&p), 0o600);
+        // At a name the writer would pick: the exclusive create refuses
+        // it, whether the link points at a file or nowhere.
+        let planted = dir.path().join(".x-token.json.0123456789abcdef.tmp");
+        std::os::unix::fs::symlink(&victim, &planted).unwrap();
+        let e = create_private(&planted).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        let dangling = dir.path().join(".x-token.json.fedcba9876543210.tmp");
+        std::os::unix::fs::symlink(dir.path().join("nowhere"), &dangling).unwrap();
+        let e = create_private(&dangling).unwrap_err();
+        assert_eq!(e.kind(), std::io::ErrorKind::AlreadyExists);
+        assert!(!dir.path().join("nowhere").exists());
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "untouched");
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn a_failed_write_leaves_no_temp_file() {
+        let dir = tempfile::tempdir().unwrap();
+        // The target is a non-empty directory: the rename fails.
+        let p = dir.path().join("x-token.json");
+        std::fs::create_dir(&p).unwrap();
+        std::fs::write(p.join("keep"), "").unwrap();
+        let e = write_token_file(&p, &tokens("AT-3")).unwrap_err();
+        assert!(e.to_string().contains("helpdesk x login"), "{e}");
+        let left: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+        assert_eq!(left.len(), 1, "only the directory itself");
     }
 }
