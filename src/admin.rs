@@ -105,12 +105,14 @@ async fn ready(State(a): State<Admin>) -> Response {
         .is_ok();
     let auth = !a.bot.sender().auth_paused();
     let rules = !a.bot.rules().load().rules().is_empty();
+    let failing = a.bot.failing_streams();
     let body = serde_json::json!({
         "database": db,
         "platforms_authenticated": auth,
         "rules_loaded": rules,
+        "failing_streams": failing,
     });
-    let code = if db && auth && rules {
+    let code = if db && auth && rules && failing.is_empty() {
         StatusCode::OK
     } else {
         StatusCode::SERVICE_UNAVAILABLE

@@ -28,6 +28,42 @@ use crate::store::{Store, StoreError};
 use crate::tickets::{self, TicketPolicy};
 use arc_swap::ArcSwap;
 
+/// Identifies the account, waiting out what is only temporary (5xx,
+/// timeouts, refused connections, a 429, an unreadable answer) with
+/// backoff, so that a platform having a bad minute does not stop a bot
+/// that systemd would only restart into the same minute. A refusal (401,
+/// 403, any other 4xx) is definitive: the configuration must change.
+async fn whoami_at_start(c: &dyn Connector, clock: &Clock) -> Result<Account, ApiError> {
+    let mut wait = Duration::from_secs(1);
+    loop {
+        let why = match c.whoami().await {
+            Ok(me) => return Ok(me),
+            Err(e) if !temporary_at_start(&e) => return Err(e),
+            Err(ApiError::RateLimited { reset_ms }) => {
+                let until = (reset_ms - clock.now_ms()).max(1000) as u64;
+                wait = wait.max(Duration::from_millis(until.min(15 * 60 * 1000)));
+                "rate limited (429)".to_owned()
+            }
+            Err(e) => e.to_string(),
+        };
+        tracing::warn!(platform = %c.platform(), error = %why, retry_in_secs = wait.as_secs(),
+            "cannot identify the account yet; retrying (a temporary failure)");
+        tokio::time::sleep(wait).await;
+        wait = (wait * 2).min(Duration::from_secs(60));
+    }
+}
+
+/// Whether an error at start-up is worth waiting out.
+fn temporary_at_start(e: &ApiError) -> bool {
+    match e {
+        ApiError::Transient(_)
+        | ApiError::InDoubt(_)
+        | ApiError::Malformed(_)
+        | ApiError::RateLimited { .. } => true,
+        ApiError::Unauthorized | ApiError::Duplicate | ApiError::Rejected { .. } => false,
+    }
+}
+
 /// Why the bot cannot run.
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
@@ -59,6 +95,11 @@ pub struct Bot {
     tickets: TicketPolicy,
     bots: Vec<String>,
     ownership: Ownership,
+    /// Since when each stream's polls have been failing (Unix ms); a
+    /// stream that polled fine is absent.
+    failing: std::sync::Mutex<HashMap<(Platform, Stream), Millis>>,
+    /// How long a stream may fail before `/readyz` says so.
+    failing_after: Duration,
 }
 
 impl std::fmt::Debug for Bot {
@@ -80,10 +121,12 @@ impl Bot {
     ) -> Result<Bot, BotError> {
         let mut accounts = HashMap::new();
         for c in &connectors {
-            let me = c.whoami().await.map_err(|source| BotError::Whoami {
-                platform: c.platform(),
-                source,
-            })?;
+            let me = whoami_at_start(c.as_ref(), &clock)
+                .await
+                .map_err(|source| BotError::Whoami {
+                    platform: c.platform(),
+                    source,
+                })?;
             tracing::info!(platform = %c.platform(), handle = %me.handle, "signed in");
             accounts.insert(c.platform(), me);
         }
@@ -114,6 +157,8 @@ impl Bot {
             bots: config.protection.bots.clone(),
             ownership: Ownership::for_store(&store),
             store,
+            failing: std::sync::Mutex::new(HashMap::new()),
+            failing_after: Duration::from_secs(config.stream_failing_secs),
         })
     }
 
@@ -305,6 +350,7 @@ impl Bot {
                 Polled::Failed
             }
         };
+        self.note_health(c.platform(), s, &outcome);
         sched.record(s, outcome, self.clock.now_ms());
         if sched.cycle_done()
             && let Some(line) = c.usage_line()
@@ -312,6 +358,37 @@ impl Bot {
             tracing::info!(platform = %c.platform(), "{line}");
         }
         Some((s, fresh))
+    }
+
+    /// Remembers since when a stream has been failing. A 429 is the
+    /// platform pacing us, not a failure.
+    fn note_health(&self, p: Platform, s: Stream, outcome: &Polled) {
+        let mut failing = self.failing.lock().expect("poisoned");
+        match outcome {
+            Polled::Failed => {
+                failing.entry((p, s)).or_insert(self.clock.now_ms());
+            }
+            _ => {
+                failing.remove(&(p, s));
+            }
+        }
+    }
+
+    /// The streams that have kept failing for longer than
+    /// `stream_failing_secs`, as `platform:stream`, for `/readyz`.
+    pub fn failing_streams(&self) -> Vec<String> {
+        let now = self.clock.now_ms();
+        let after = self.failing_after.as_millis() as Millis;
+        let mut out: Vec<String> = self
+            .failing
+            .lock()
+            .expect("poisoned")
+            .iter()
+            .filter(|(_, since)| now - **since >= after)
+            .map(|((p, s), _)| format!("{p}:{}", s.as_str()))
+            .collect();
+        out.sort();
+        out
     }
 
     /// A schedule for `c`'s streams, all due now.

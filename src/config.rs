@@ -36,6 +36,9 @@ pub struct Config {
     pub admin_listen: String,
     /// On SIGTERM or Ctrl-C, how long work in flight may take to finish.
     pub shutdown_deadline_secs: u64,
+    /// A stream whose polls keep failing for this long makes `/readyz`
+    /// answer 503 and name it.
+    pub stream_failing_secs: u64,
 }
 
 impl Default for Config {
@@ -51,6 +54,7 @@ impl Default for Config {
             tickets: crate::tickets::TicketPolicy::default(),
             admin_listen: "127.0.0.1:9898".into(),
             shutdown_deadline_secs: 20,
+            stream_failing_secs: 300,
         }
     }
 }

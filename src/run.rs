@@ -77,7 +77,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     config.answer_backlog |= answer_backlog;
     let clock = Clock::new();
     // The database first: a login shared by several instances lives there.
-    let store = Store::open(&config.database_url).await?;
+    let store = Store::open_patiently(&config.database_url).await?;
     tracing::info!(database = %redact_url(&config.database_url), "database ready");
     let connectors = connectors(&config, &clock, &store).await?;
     // Replies are checked against the length each platform really allows

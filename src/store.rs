@@ -77,6 +77,26 @@ pub fn redact_url(url: &str) -> String {
 }
 
 impl Store {
+    /// [`Store::open`], waiting out a database server that is not up yet
+    /// (PostgreSQL refusing connections while it starts, a restart of the
+    /// server): retried with backoff, logged. A SQLite file that cannot be
+    /// opened, a bad URL or a failed migration is a configuration problem
+    /// and is returned at once.
+    pub async fn open_patiently(url: &str) -> Result<Store, StoreError> {
+        let mut wait = Duration::from_secs(1);
+        loop {
+            match Store::open(url).await {
+                Err(StoreError::Connect { url: shown, source }) if url.starts_with("postgres") => {
+                    tracing::warn!(database = %shown, error = %source, retry_in_secs = wait.as_secs(),
+                        "the database is not reachable yet; retrying");
+                    tokio::time::sleep(wait).await;
+                    wait = (wait * 2).min(Duration::from_secs(30));
+                }
+                other => return other,
+            }
+        }
+    }
+
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();

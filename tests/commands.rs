@@ -146,3 +146,45 @@ fn demo_json_prints_one_line_per_message_and_a_summary() {
         messages.iter().map(|m| m["id"].as_str().unwrap()).collect();
     assert_eq!(ids.len(), messages.len(), "each message once");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_waits_out_a_platform_that_fails_at_start() {
+    let clock = Clock::new();
+    let sandbox = Sandbox::start(
+        parse_traffic(&line("3101", "mention", "ana", "@lumio code wifi ?"), "t").unwrap(),
+        SandboxConfig::default(),
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    // X is having a bad minute: the first two "who am I" calls fail.
+    sandbox.fail_next(helpdesk::platform::sandbox::Endpoint::Me, &[503, 500]);
+    let dir = tempfile::tempdir().unwrap();
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\nrules = \"{}\"\nadmin_listen = \"\"\n\n[x]\nbase_url = \"{}\"\naccess_token_env = \"HD_TEST_X_TOKEN\"\nmin_poll_interval_ms = 100\n",
+            dir.path().join("bot.db").display(),
+            common::repo_rules().display(),
+            sandbox.base_url()
+        ),
+    )
+    .unwrap();
+    let log_path = dir.path().join("run.log");
+    let mut child = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("HD_TEST_X_TOKEN", sandbox.token())
+        .stderr(std::fs::File::create(&log_path).unwrap())
+        .spawn()
+        .unwrap();
+    wait_for("the reply after the retries", || {
+        sandbox.posted().len() == 1
+    })
+    .await;
+    common::terminate(&child);
+    assert!(child.wait().unwrap().success());
+    let logs = std::fs::read_to_string(&log_path).unwrap();
+    assert!(logs.contains("retrying (a temporary failure)"), "{logs}");
+}

@@ -18,6 +18,7 @@ on_both_databases!(
     a_failure_before_acting_is_resent_once,
     same_text_for_two_customers_in_doubt_both_answered_once,
     stop_then_a_question_in_the_same_second_is_not_answered,
+    a_poisoned_page_skips_the_bad_item_and_moves_on,
 );
 
 /// Polls, drains, and moves time past every backoff until the outbox is
@@ -228,4 +229,173 @@ async fn stop_then_a_question_in_the_same_second_is_not_answered(db: Db) {
         .collect();
     assert_eq!(reasons.len(), 2, "{reasons:?}");
     assert!(reasons[1].contains("opted out"), "{reasons:?}");
+}
+
+/// A mentions page as X sent one: a user whose name holds a lone UTF-16
+/// surrogate, a tweet whose text is not a string, and good tweets around
+/// them.
+const POISONED_PAGE: &str = r#"{
+  "data": [
+    {"id": "1900000000000005003", "text": "@lumio code wifi ?", "author_id": "21", "created_at": "2026-11-30T08:00:03.000Z"},
+    {"id": "1900000000000005002", "text": 12345, "author_id": "22", "created_at": "2026-11-30T08:00:02.000Z"},
+    {"id": "1900000000000005001", "text": "@lumio code wifi ?", "author_id": "23", "created_at": "2026-11-30T08:00:01.000Z"}
+  ],
+  "includes": {"users": [
+    {"id": "21", "username": "eve", "name": "Eve \ud83d"},
+    {"id": "22", "username": "mal", "name": "Mal"},
+    {"id": "23", "username": "ana", "name": "Ana"}
+  ]},
+  "meta": {"newest_id": "1900000000000005003", "oldest_id": "1900000000000005001", "result_count": 3}
+}"#;
+
+/// A fake X that serves [`POISONED_PAGE`] once, then nothing new; or, when
+/// `broken`, a mentions endpoint that always fails.
+async fn poisoned_x(broken: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
+    use axum::routing::get;
+    use std::sync::atomic::Ordering;
+    let app = axum::Router::new()
+        .route(
+            "/2/users/me",
+            get(|| async {
+                axum::Json(
+                    serde_json::json!({"data": {"id": "1", "username": "lumio", "name": "Lumio"}}),
+                )
+            }),
+        )
+        .route(
+            "/2/users/{id}/mentions",
+            get(
+                move |axum::extract::Query(q): axum::extract::Query<
+                    std::collections::HashMap<String, String>,
+                >| {
+                    let broken = broken.clone();
+                    async move {
+                        use axum::response::IntoResponse;
+                        if broken.load(Ordering::SeqCst) {
+                            return (axum::http::StatusCode::OK, "{\"data\": [").into_response();
+                        }
+                        let body = if q.contains_key("since_id") {
+                            r#"{"meta": {"result_count": 0}}"#.to_owned()
+                        } else {
+                            POISONED_PAGE.to_owned()
+                        };
+                        ([("content-type", "application/json")], body).into_response()
+                    }
+                },
+            ),
+        )
+        .route(
+            "/2/tweets",
+            axum::routing::post(|| async {
+                (
+                    axum::http::StatusCode::CREATED,
+                    axum::Json(
+                        serde_json::json!({"data": {"id": "1900000000000009999", "text": "ok"}}),
+                    ),
+                )
+            }),
+        );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    format!("http://{addr}")
+}
+
+async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
+    use helpdesk::platform::Connector;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = common::fresh_db(db, dir.path()).await else {
+        return;
+    };
+    let broken = Arc::new(AtomicBool::new(false));
+    let base = poisoned_x(broken.clone()).await;
+    let clock = helpdesk::clock::Clock::new();
+    let config = helpdesk::config::Config {
+        database_url: url,
+        rules: common::repo_rules(),
+        answer_backlog: true,
+        stream_failing_secs: 60,
+        ..Default::default()
+    };
+    let x = helpdesk::config::XConfig {
+        base_url: base,
+        dms: false,
+        search: false,
+        ..Default::default()
+    };
+    let client: Arc<dyn Connector> = Arc::new(helpdesk::platform::x::XClient::new(
+        &x,
+        helpdesk::config::Secret::new("t".to_owned()),
+        clock.clone(),
+    ));
+    let rules = helpdesk::rules::RuleSet::load_dir(&config.rules, &Default::default()).unwrap();
+    let store = helpdesk::store::Store::open(&config.database_url)
+        .await
+        .unwrap();
+    let bot = helpdesk::bot::Bot::new(
+        &config,
+        store,
+        Arc::new(rules),
+        vec![client.clone()],
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    let mut sched = bot.schedule_for(client.as_ref());
+    assert!(bot.poll_due(client.as_ref(), &mut sched).await);
+    let ids: Vec<String> =
+        sqlx::query("SELECT platform_message_id FROM messages ORDER BY platform_message_id")
+            .fetch_all(bot.store().pool())
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| r.try_get(0).unwrap())
+            .collect();
+    assert_eq!(
+        ids,
+        ["1900000000000005001", "1900000000000005003"],
+        "the good items, the surrogate's author included"
+    );
+    let skipped: (String, String) = {
+        let r = sqlx::query("SELECT item_id, error FROM skipped_items")
+            .fetch_one(bot.store().pool())
+            .await
+            .unwrap();
+        (r.try_get(0).unwrap(), r.try_get(1).unwrap())
+    };
+    assert_eq!(skipped.0, "1900000000000005002");
+    assert!(
+        !skipped.1.contains("12345"),
+        "no content in the error: {}",
+        skipped.1
+    );
+    assert_eq!(
+        bot.store()
+            .cursor(
+                helpdesk::domain::Platform::X,
+                helpdesk::platform::Stream::Mentions
+            )
+            .await
+            .unwrap()
+            .as_deref(),
+        Some("1900000000000005003"),
+        "the cursor moved past the page"
+    );
+    assert!(bot.failing_streams().is_empty());
+
+    // A stream that keeps failing is named by /readyz once it has failed
+    // for longer than stream_failing_secs, and forgotten once it recovers.
+    broken.store(true, Ordering::SeqCst);
+    for _ in 0..3 {
+        clock.advance(Duration::from_secs(40));
+        sched = bot.schedule_for(client.as_ref());
+        assert!(bot.poll_due(client.as_ref(), &mut sched).await);
+    }
+    assert_eq!(bot.failing_streams(), ["x:mentions"]);
+    broken.store(false, Ordering::SeqCst);
+    sched = bot.schedule_for(client.as_ref());
+    assert!(bot.poll_due(client.as_ref(), &mut sched).await);
+    assert!(bot.failing_streams().is_empty());
 }
