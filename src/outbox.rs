@@ -6,23 +6,34 @@
 //!            lease (CAS)           platform said 2xx
 //! queued ───────────────► sending ─────────────────► sent
 //!   ▲  │                     │
-//!   │  │ older than max age  ├─ 429, 5xx, timeout ──► queued (later)
-//!   │  └──────► expired      ├─ 403 duplicate ──────► queued with a varied text, once
+//!   │  │ older than max age  ├─ 429, 5xx of a call that did not act ──► queued (later)
+//!   │  └──────► expired      ├─ 403 duplicate, never in doubt ──► queued with a varied text, once
 //!   │                        ├─ other 4xx ──────────► failed (reason)
-//!   │                        └─ crash ──► lease runs out ──► recovery:
-//!   │                                       resend safe? ──► queued (recovering)
-//!   └───────────────────────────────────────────────┘       else ──► needs_review
+//!   │                        ├─ outcome unknown ────► queued, in doubt
+//!   │                        └─ crash: lease runs out ──► queued, in doubt
+//!   │
+//!   └─ in doubt: settle before sending
+//!        look-up found it (and no other row claims it) ──► sent
+//!        look-up did not find it ──► send; 403 duplicate ──► sent
+//!                                    (unless another reply of ours has the text: varied)
+//!        no look-up, platform guard still holds (idempotency key) ──► send
+//!        no look-up, no guard, or unknown after max_attempts ──► needs_review
 //! ```
 //!
 //! A row is leased (`sending`, with `lease_until`) by a compare-and-set
 //! update before the HTTP call and marked `sent` with the platform's id
-//! after it. If the bot dies between the two, nobody knows whether the
-//! reply left. Such a row is never resent blindly: it is resent only where
-//! the platform itself makes a second copy impossible (X refuses the same
-//! post text within 24 h; when it answers "duplicate", the first copy went
-//! out and the row is marked sent), and only if no other reply of ours with
-//! the same text could be the one X remembers. Otherwise the row becomes
-//! `needs_review` and its ticket (opened if needed) tells an agent.
+//! after it. A send whose outcome is unknown — the connection cut after
+//! the request was written, an unreadable success answer, a 5xx from the
+//! post endpoint, the bot dying between the two updates — may have posted.
+//! Such a row is *in doubt* and is never resent blindly: it is first looked
+//! up on the platform ([`Connector::find_sent`]: X's own timeline for a
+//! public reply, the DM conversation for a DM), and resent only if the
+//! look-up does not find it or, where the platform has no look-up, only
+//! while the platform itself absorbs a second copy (Mastodon's
+//! `Idempotency-Key`). X's 403 "duplicate content" for a row in doubt
+//! means its first copy went out, unless another reply of ours has the
+//! same text. A row nobody can settle becomes `needs_review` and its ticket
+//! (opened if needed) tells an agent.
 //!
 //! Budgets are governor quotas on the shared [`Clock`]: one global budget
 //! per platform and one per customer. A row held back by a budget stays
