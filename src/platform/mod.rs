@@ -170,20 +170,21 @@ pub fn decode_success<T: serde::de::DeserializeOwned>(
     })
 }
 
-/// Sorts events into the order their authors wrote them: by time, then by
-/// id, since several messages often share one second. Ids that are decimal
-/// numbers (X's snowflakes, Mastodon's ids) compare as numbers.
+/// Sorts events into the order their authors wrote them, since several
+/// messages often share one second. Where every id is a decimal number
+/// (X's snowflakes, Mastodon's ids: both grow with time, to the
+/// millisecond) the ids alone decide: a time the platform did not send is
+/// only our clock at reading. Other ids go by time, then id.
 pub fn sort_as_written(events: &mut [Event]) {
-    fn id_key(id: &str) -> (bool, usize, &str) {
-        let numeric = !id.is_empty() && id.bytes().all(|b| b.is_ascii_digit());
+    fn numeric(id: &str) -> Option<(usize, &str)> {
         let digits = id.trim_start_matches('0');
-        if numeric {
-            (true, digits.len(), digits)
-        } else {
-            (false, 0, id)
-        }
+        (!id.is_empty() && id.bytes().all(|b| b.is_ascii_digit())).then_some((digits.len(), digits))
     }
-    events.sort_by(|a, b| (a.at, id_key(a.id.as_str())).cmp(&(b.at, id_key(b.id.as_str()))));
+    if events.iter().all(|e| numeric(e.id.as_str()).is_some()) {
+        events.sort_by(|a, b| numeric(a.id.as_str()).cmp(&numeric(b.id.as_str())));
+    } else {
+        events.sort_by(|a, b| (a.at, a.id.as_str()).cmp(&(b.at, b.id.as_str())));
+    }
 }
 
 /// How a reply leaves.
