@@ -473,7 +473,17 @@ impl Sender {
                     report.needs_review += 1;
                     return Ok(());
                 }
-                // The look-up itself failed: the row stays in doubt.
+                // The look-up was refused for good (no access to the
+                // timeline, say): only an agent can tell now.
+                Err(e @ (ApiError::Rejected { .. } | ApiError::Duplicate)) => {
+                    let why = format!(
+                        "the reply's outcome is unknown and the platform refused the look-up ({e}): check the conversation, then resend or drop it"
+                    );
+                    self.review(&row, &why).await?;
+                    report.needs_review += 1;
+                    return Ok(());
+                }
+                // The look-up failed for now: the row stays in doubt.
                 Err(e) => return self.record(&row, Err(e), started, false, report).await,
             }
         }
