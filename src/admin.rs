@@ -99,10 +99,14 @@ async fn database_gauges(bot: &Bot) -> Result<(), sqlx::Error> {
 }
 
 async fn ready(State(a): State<Admin>) -> Response {
-    let db = sqlx::query("SELECT 1")
-        .execute(a.bot.store().pool())
-        .await
-        .is_ok();
+    // Reachable, and the bot's own writes work (a locked or full SQLite
+    // file still answers SELECT 1).
+    // A dead server must not hold /readyz for the pool's 10 s acquire timeout.
+    let probe = sqlx::query("SELECT 1").execute(a.bot.store().pool());
+    let db = matches!(
+        tokio::time::timeout(std::time::Duration::from_secs(2), probe).await,
+        Ok(Ok(_))
+    ) && a.bot.database_failing_since().is_none();
     let auth = !a.bot.sender().auth_paused();
     let rules = !a.bot.rules().load().rules().is_empty();
     let failing = a.bot.failing_streams();

@@ -100,6 +100,9 @@ pub struct Bot {
     failing: std::sync::Mutex<HashMap<(Platform, Stream), Millis>>,
     /// How long a stream may fail before `/readyz` says so.
     failing_after: Duration,
+    /// Since when the bot's database work (polls recorded, outbox rounds)
+    /// has been failing.
+    db_failing: std::sync::Mutex<Option<Millis>>,
 }
 
 impl std::fmt::Debug for Bot {
@@ -159,6 +162,7 @@ impl Bot {
             store,
             failing: std::sync::Mutex::new(HashMap::new()),
             failing_after: Duration::from_secs(config.stream_failing_secs),
+            db_failing: std::sync::Mutex::new(None),
         })
     }
 
@@ -346,10 +350,16 @@ impl Bot {
                 Polled::RateLimited(reset_ms)
             }
             Err(e) => {
+                if matches!(e, PollError::Store(_)) {
+                    self.note_database(false);
+                }
                 tracing::warn!(stream = s.as_str(), error = %e, "poll failed; nothing was lost, retrying with backoff");
                 Polled::Failed
             }
         };
+        if !matches!(outcome, Polled::Failed) {
+            self.note_database(true);
+        }
         self.note_health(c.platform(), s, &outcome);
         sched.record(s, outcome, self.clock.now_ms());
         if sched.cycle_done()
@@ -358,6 +368,23 @@ impl Bot {
             tracing::info!(platform = %c.platform(), "{line}");
         }
         Some((s, fresh))
+    }
+
+    /// Remembers whether the last write to the database worked: a database
+    /// that answers `SELECT 1` but refuses writes (a SQLite file locked by
+    /// another writer, a full disk) is not ready either.
+    fn note_database(&self, ok: bool) {
+        let mut t = self.db_failing.lock().expect("poisoned");
+        match (ok, *t) {
+            (true, _) => *t = None,
+            (false, None) => *t = Some(self.clock.now_ms()),
+            (false, Some(_)) => {}
+        }
+    }
+
+    /// Since when the bot's own database work has been failing, if it is.
+    pub fn database_failing_since(&self) -> Option<Millis> {
+        *self.db_failing.lock().expect("poisoned")
     }
 
     /// Remembers since when a stream has been failing. A 429 is the
@@ -524,6 +551,7 @@ impl Bot {
             }
             let wait = match self.sender.drain_once().await {
                 Ok(r) => {
+                    self.note_database(true);
                     log_round(&r);
                     match self.sender.next_due().await {
                         Ok(Some(t)) => (t - self.clock.now_ms()).clamp(50, 5_000),
@@ -531,6 +559,7 @@ impl Bot {
                     }
                 }
                 Err(e) => {
+                    self.note_database(false);
                     tracing::error!(error = %e, "outbox round failed; the rows stay queued");
                     5_000
                 }
