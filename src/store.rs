@@ -54,8 +54,29 @@ pub enum StoreError {
         source: sqlx::migrate::MigrateError,
     },
     /// A query failed (disk full, database gone, constraint violated…).
-    #[error("database error: {0}; the message stays unprocessed and will be retried")]
+    #[error("{}", describe_query_error(.0))]
     Query(#[from] sqlx::Error),
+}
+
+/// What a failed query means for the operator, and what to do. Nothing
+/// is lost by it: the work's transaction rolled back and is retried.
+fn describe_query_error(e: &sqlx::Error) -> String {
+    let full = match e {
+        sqlx::Error::Database(d) => {
+            // SQLITE_FULL (13, with its extended codes) and PostgreSQL's
+            // disk_full (53100).
+            let code = d.code().unwrap_or_default();
+            code == "13" || code == "53100" || d.message().contains("disk is full")
+        }
+        _ => false,
+    };
+    if full {
+        return format!(
+            "the disk holding the database is full ({e}): free some space or move the database; \
+             nothing already recorded is lost and the work is retried"
+        );
+    }
+    format!("database error: {e}; the work is retried once the database answers")
 }
 
 /// A connection pool plus what kind of database it is.
