@@ -8,8 +8,11 @@
 //! kills. Long version (ignored):
 //!
 //! ```text
-//! cargo test --release --test chaos -- --ignored --nocapture
+//! HELPDESK_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
+//!   cargo test --release --test chaos -- --ignored --nocapture --test-threads=1
 //! ```
+//!
+//! RELIABILITY.md says what is counted and the figures measured.
 //!
 //! Sizes and seed can be overridden: `CHAOS_MESSAGES`, `CHAOS_CUSTOMERS`,
 //! `CHAOS_KILLS`, `CHAOS_SECS` (arrival span), `CHAOS_RATE` (fault rate),
@@ -208,10 +211,15 @@ impl Report {
         let sample = |v: &[String]| v.iter().take(10).cloned().collect::<Vec<_>>().join("\n  ");
         assert!(
             !bad,
-            "{}\n{}\nexits on their own: {:?} (the bot log says why)\nreproduce: CHAOS_SEED={} CHAOS_MESSAGES={} CHAOS_CUSTOMERS={} CHAOS_KILLS={} CHAOS_SECS={} CHAOS_RATE={} cargo test --test chaos {} -- --include-ignored --nocapture (kill instants are wall-clock, so the interleaving differs from run to run)\nbot log: {}\nlost:\n  {}\ntwice:\n  {}\nqueued:\n  {}\nforeign mentions:\n  {}\nneeds_review:\n  {}\nfailed:\n  {}",
+            "{}\n{}\nexits on their own: {:?} (the bot log says why)\nreproduce: {}CHAOS_SEED={} CHAOS_MESSAGES={} CHAOS_CUSTOMERS={} CHAOS_KILLS={} CHAOS_SECS={} CHAOS_RATE={} cargo test --test chaos {} -- --include-ignored --nocapture (kill instants are wall-clock, so the interleaving differs from run to run)\nbot log: {}\nlost:\n  {}\ntwice:\n  {}\nqueued:\n  {}\nforeign mentions:\n  {}\nneeds_review:\n  {}\nfailed:\n  {}",
             self.line(),
             self.exit.as_deref().unwrap_or("clean exit on SIGTERM"),
             self.exits,
+            if self.db == Db::Postgres {
+                "HELPDESK_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test "
+            } else {
+                ""
+            },
             self.size.seed,
             self.size.messages,
             self.size.customers,
