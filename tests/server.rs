@@ -1,6 +1,7 @@
 //! Headless operation: hot reload, the admin endpoint and JSON logs, a
 //! SIGTERM in the middle of a burst, and three instances on one PostgreSQL
-//! with the owner killed mid-run.
+//! with the owner killed mid-run, with a static token and with one OAuth
+//! 2.0 login shared through the database.
 
 mod common;
 
@@ -113,8 +114,20 @@ fn write_config(dir: &Path, db_url: &str, sandbox: &Sandbox, extra: &str) -> Pat
 }
 
 fn start_bot(config: &Path, sandbox: &Sandbox, name: &str, admin: &str, json: bool) -> Bot {
+    start_bot_with(config, sandbox, name, admin, json, &[])
+}
+
+fn start_bot_with(
+    config: &Path,
+    sandbox: &Sandbox,
+    name: &str,
+    admin: &str,
+    json: bool,
+    env: &[(&str, String)],
+) -> Bot {
     let log = config.with_file_name(format!("{name}.log"));
     let mut cmd = Command::new(BIN);
+    cmd.envs(env.iter().map(|(k, v)| (*k, v.as_str())));
     cmd.args(["run", "--config"]).arg(config);
     if json {
         cmd.args(["--log-format", "json"]);
@@ -349,4 +362,145 @@ async fn three_instances_on_postgres_survive_the_owner_dying() {
         .unwrap();
     assert_eq!(r.try_get::<i64, _>(0).unwrap(), n as i64);
     assert_eq!(r.try_get::<i64, _>(1).unwrap(), n as i64);
+}
+
+/// Among the instances still running, the one holding the most roles,
+/// from their logs.
+fn owner(bots: &[Bot], alive: &[bool]) -> usize {
+    (0..bots.len())
+        .filter(|i| alive[*i])
+        .max_by_key(|i| {
+            std::fs::read_to_string(&bots[*i].log)
+                .unwrap_or_default()
+                .matches("now owns the role")
+                .count()
+        })
+        .expect("an instance still running")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_instances_share_one_x_login_while_owners_die_in_turn() {
+    use base64::Engine as _;
+    use helpdesk::platform::shared_tokens::{SharedTokens, TokenKey};
+    let dir = tempfile::tempdir().unwrap();
+    let Some(db) = common::fresh_db(Db::Postgres, dir.path()).await else {
+        return;
+    };
+    let clock = Clock::new();
+    // Tokens live 310 s and are refreshed 300 s before they expire: one
+    // expiry every 10 s of the run.
+    let lifetime = 310u64;
+    let cycle = Duration::from_secs(lifetime - 300);
+    let sandbox = Sandbox::start(
+        Vec::new(),
+        SandboxConfig {
+            token_lifetime: Duration::from_secs(lifetime),
+            ..SandboxConfig::default()
+        },
+        clock.clone(),
+    )
+    .await
+    .unwrap();
+    // The login, as `helpdesk x login` leaves it in the database.
+    let key = [9u8; 32];
+    let token_url = format!("{}/2/oauth2/token", sandbox.base_url());
+    let tokens = helpdesk::platform::x_auth::token_request(
+        &helpdesk::platform::x::http_client(),
+        &token_url,
+        "client-1",
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "sandbox-code"),
+            ("code_verifier", &"v".repeat(43)),
+        ],
+        clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    let store = helpdesk::store::Store::open(&db).await.unwrap();
+    SharedTokens::x(store.clone(), TokenKey::from_bytes("HD_TEST_KEY", &key))
+        .save(&tokens, clock.now_ms())
+        .await
+        .unwrap();
+    let config = write_config(
+        dir.path(),
+        &db,
+        &sandbox,
+        "[limits]\nglobal = { replies = 1000, per_secs = 60 }\nlease_secs = 2\n",
+    );
+    let text = std::fs::read_to_string(&config).unwrap().replace(
+        "access_token_env = \"HD_TEST_X_TOKEN\"",
+        "token_store = \"database\"\ntoken_key_env = \"HD_TEST_KEY\"\nclient_id_env = \"HD_TEST_CLIENT_ID\"",
+    );
+    std::fs::write(&config, text).unwrap();
+    let env = [
+        (
+            "HD_TEST_KEY",
+            base64::engine::general_purpose::STANDARD.encode(key),
+        ),
+        ("HD_TEST_CLIENT_ID", "client-1".to_owned()),
+    ];
+    let start = |name: &str| start_bot_with(&config, &sandbox, name, "127.0.0.1:0", false, &env);
+    let began = Instant::now();
+    let (per_wave, waves) = (30usize, 3usize);
+    let mut bots = vec![start("a"), start("b"), start("c")];
+    let mut alive = [true; 3];
+    let mut killed = 0;
+    for wave in 0..waves {
+        sandbox.push(parse_traffic(&faq_traffic(per_wave, 9600 + wave * per_wave), "t").unwrap());
+        let want = (wave + 1) * per_wave;
+        let t = Instant::now();
+        while sandbox.posted().len() < want && t.elapsed() < Duration::from_secs(60) {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        if sandbox.posted().len() < want {
+            for b in &bots {
+                let l = std::fs::read_to_string(&b.log).unwrap();
+                let tail: Vec<&str> = l.lines().rev().take(12).collect();
+                eprintln!("== {}\n{}", b.log.display(), tail.join("\n"));
+            }
+            panic!(
+                "wave {wave}: only {} of {want} replies",
+                sandbox.posted().len()
+            );
+        }
+        // Past at least one expiry before the owner dies.
+        tokio::time::sleep(cycle + Duration::from_secs(1)).await;
+        if wave + 1 < waves {
+            let o = owner(&bots, &alive);
+            common::signal(&bots[o].child, "-KILL");
+            let _ = bots[o].child.wait();
+            alive[o] = false;
+            killed += 1;
+        }
+    }
+    let elapsed = began.elapsed();
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    for (bot, _) in bots.iter_mut().zip(alive).filter(|(_, up)| *up) {
+        common::signal(&bot.child, "-TERM");
+        assert!(bot.child.wait().unwrap().success());
+    }
+    let posted = sandbox.posted();
+    let targets: HashSet<&str> = posted.iter().map(|p| p.target.as_str()).collect();
+    assert_eq!(targets.len(), per_wave * waves, "every message answered");
+    assert_eq!(posted.len(), per_wave * waves, "no reply twice");
+    let counts = sandbox.token_counts();
+    let expiries = (elapsed.as_secs_f64() / cycle.as_secs_f64()).ceil() as u64;
+    eprintln!(
+        "{killed} owners killed over {:.0} s: {} refreshes for {expiries} expiries, {} refused",
+        elapsed.as_secs_f64(),
+        counts.refreshed,
+        counts.refused
+    );
+    assert_eq!(counts.refused, 0, "no instance used a spent refresh token");
+    assert!(
+        counts.refreshed >= 1,
+        "the token did expire and was refreshed"
+    );
+    assert!(
+        counts.refreshed <= expiries + 1,
+        "refreshed once per expiry: {} refreshes for {expiries} expiries",
+        counts.refreshed
+    );
 }

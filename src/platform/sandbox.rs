@@ -187,6 +187,8 @@ pub struct SandboxConfig {
     pub token: String,
     /// Rate-limit windows (X's published ones by default).
     pub limits: HashMap<Endpoint, Window>,
+    /// How long an access token from the token endpoint lives (X: 2 h).
+    pub token_lifetime: Duration,
 }
 
 impl Default for SandboxConfig {
@@ -208,6 +210,7 @@ impl Default for SandboxConfig {
                 (Endpoint::UserTweets, w(900, 900)),
                 (Endpoint::DmConversation, w(300, 900)),
             ]),
+            token_lifetime: Duration::from_secs(7200),
         }
     }
 }
@@ -1130,11 +1133,12 @@ async fn oauth_token(
     let access = format!("sandbox-token-{n}");
     g.refresh_token = format!("sandbox-refresh-{n}");
     let now = s.1.now_ms();
+    let lifetime = g.config.token_lifetime.as_secs();
     g.valid_tokens
-        .insert(access.clone(), Some(now + 7200 * 1000));
+        .insert(access.clone(), Some(now + lifetime as Millis * 1000));
     Json(json!({
         "token_type": "bearer",
-        "expires_in": 7200,
+        "expires_in": lifetime,
         "access_token": access,
         "scope": crate::platform::x_auth::SCOPES,
         "refresh_token": g.refresh_token,
