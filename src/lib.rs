@@ -5,6 +5,7 @@
 //! - [`domain`]: the newtypes and enums every other module speaks in.
 //! - [`rules`]: rule files → a compiled rule set → a routing decision. Pure.
 //! - [`text`]: post length as X and Mastodon count it. Pure.
+//! - [`inert`]: customer text made inert in the brand's posts; the last check on mentions. Pure.
 //! - [`clock`]: the one time source, movable in tests.
 //! - [`config`]: `helpdesk.toml`, and secrets that never print.
 //! - [`platform`]: the `Connector` trait, the X client and the sandbox X API.
@@ -31,6 +32,7 @@ pub mod clock;
 pub mod config;
 pub mod demo;
 pub mod domain;
+pub mod inert;
 pub mod outbox;
 pub mod ownership;
 pub mod pipeline;

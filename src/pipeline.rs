@@ -272,7 +272,7 @@ impl Pipeline {
                 let reply_text = match decision.outcome() {
                     Outcome::Reply(t, _) => t.render(&Vars {
                         author: e.author.handle.as_str(),
-                        name: &e.author.name,
+                        name: &customer_name(e),
                         ticket: None,
                     }),
                     _ => String::new(),
@@ -376,9 +376,10 @@ impl Pipeline {
         let outcome = decision.outcome();
         let rule = decision.rule_id().map(|r| r.as_str().to_owned());
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
+        let name = customer_name(e);
         let vars = Vars {
             author: e.author.handle.as_str(),
-            name: &e.author.name,
+            name: &name,
             ticket: None,
         };
         let customer = e.author.id.as_str();
@@ -924,6 +925,13 @@ async fn record_rating(
         .await?;
     let r = rating.to_string();
     tickets::event(conn, t, "customer", "csat", None, Some(&r), None, now).await
+}
+
+/// The customer's display name as a reply may use it: inert, cut to the
+/// platform's own maximum (a 2 000-character name must not make a reply
+/// the platform refuses as too long).
+fn customer_name(e: &Event) -> String {
+    crate::inert::name(&e.author.name, crate::inert::name_max(e.platform))
 }
 
 #[cfg(test)]

@@ -148,17 +148,31 @@ impl Template {
         self.segments.contains(&Segment::Hole(placeholder))
     }
 
-    /// Renders the template.
+    /// Renders the template. What a customer controls is made inert here,
+    /// whoever calls ([`crate::inert`]): a handle follows an `@` only if it
+    /// is a plain handle, and a name is plain words; an empty name falls
+    /// back to the handle's words.
     pub fn render(&self, vars: &Vars<'_>) -> String {
         let mut out = String::with_capacity(self.source.len() + 32);
         for s in &self.segments {
             match s {
                 Segment::Text(t) => out.push_str(t),
                 Segment::Hole(Placeholder::Author) => {
-                    out.push('@');
-                    out.push_str(vars.author);
+                    if crate::inert::is_plain_handle(vars.author) {
+                        out.push('@');
+                        out.push_str(vars.author);
+                    } else {
+                        out.push_str(&crate::inert::inert(vars.author));
+                    }
                 }
-                Segment::Hole(Placeholder::Name) => out.push_str(vars.name),
+                Segment::Hole(Placeholder::Name) => {
+                    let name = crate::inert::inert(vars.name);
+                    if name.is_empty() {
+                        out.push_str(&crate::inert::inert(vars.author));
+                    } else {
+                        out.push_str(&name);
+                    }
+                }
                 Segment::Hole(Placeholder::Ticket) => out.push_str(vars.ticket.unwrap_or("")),
             }
         }
@@ -185,6 +199,23 @@ mod tests {
             ticket: Some("T-1"),
         };
         assert_eq!(t.render(&v), "Hi @bob (Bob) {x} T-1");
+    }
+
+    #[test]
+    fn customer_values_are_inert() {
+        let t = Template::parse("Hi {name}, thanks {author}!", false).unwrap();
+        let v = Vars {
+            author: "eve1",
+            name: "@elonmusk @POTUS https://evil.example/phish #scam",
+            ticket: None,
+        };
+        assert_eq!(t.render(&v), "Hi elonmusk POTUS scam, thanks @eve1!");
+        let odd = Vars {
+            author: "eve @ceo",
+            name: "\u{200B}",
+            ticket: None,
+        };
+        assert_eq!(t.render(&odd), "Hi eve ceo, thanks eve ceo!");
     }
 
     #[test]

@@ -1,0 +1,294 @@
+//! Text a customer controls, made inert before the brand's account says it.
+//!
+//! A display name (and anything else a customer chose) goes into replies
+//! through `{name}`. Said as received, a name like `Eve @AcmeFibre_CEO`
+//! makes the brand mention its own CEO, `#scam` tags a post, a URL becomes
+//! a link, and a right-to-left override turns text around. [`inert`] makes
+//! such text plain words:
+//!
+//! 1. NFKC folds look-alikes onto their plain forms (fullwidth `＠ ＃ ＄`,
+//!    small `﹫`, mathematical letters), so what follows catches them.
+//! 2. Control, format (zero-width, bidi overrides and isolates, tags) and
+//!    line-separator characters are removed; any white space becomes one
+//!    space.
+//! 3. The sigils `@`, `#` and `$` become spaces: no mention, hashtag or
+//!    cashtag can start in customer text.
+//! 4. Whatever X's own linker (twitter-text, which also links `acme.fr`
+//!    without a scheme) sees as a URL is removed, so is any word with a
+//!    scheme (`://`, which Mastodon links whatever the domain) or starting
+//!    with `www.`, and a `.` between two letters or digits that is left
+//!    gets a space after it (`Dr. Who`), so no linker can see a domain.
+//!
+//! [`foreign_mentions`] is the last line of defence, used by the outbox on
+//! the final text of every post: the only account a reply may mention is
+//! the customer it answers.
+
+use twitter_text::extractor::Extractor;
+use unicode_normalization::UnicodeNormalization;
+
+use crate::domain::Platform;
+
+/// The longest display name each platform allows, in characters: a name
+/// is cut to it before it is used.
+pub fn name_max(platform: Platform) -> usize {
+    match platform {
+        Platform::X => 50,
+        Platform::Mastodon => 30,
+    }
+}
+
+/// `text` as plain words that cannot mention, tag or link anything.
+pub fn inert(text: &str) -> String {
+    let folded: String = text
+        .nfkc()
+        // A sigil becomes a space, so `a@b` does not join into `ab`; line
+        // breaks and tabs are white space, not invisible characters.
+        .map(|c| {
+            if c.is_whitespace() || matches!(c, '@' | '#' | '$') {
+                ' '
+            } else {
+                c
+            }
+        })
+        .filter(|c| !is_invisible(*c))
+        .collect();
+    let mut out = folded;
+    // Removing one link can join what is left into another: a few rounds.
+    let extractor = Extractor::new();
+    for _ in 0..4 {
+        let urls = extractor.extract_urls(&out);
+        if urls.is_empty() {
+            break;
+        }
+        for u in urls {
+            out = out.replace(&u, " ");
+        }
+    }
+    // Mastodon links any scheme URL whatever its domain: drop those too.
+    let words: Vec<&str> = out
+        .split_whitespace()
+        .filter(|w| {
+            let w = w.to_ascii_lowercase();
+            !w.contains("://") && !w.starts_with("www.")
+        })
+        .collect();
+    let spaced = space_dots(&words.join(" "));
+    spaced.split_whitespace().collect::<Vec<_>>().join(" ")
+}
+
+/// A customer's display name for a reply: inert, cut to `max` characters.
+pub fn name(raw: &str, max: usize) -> String {
+    let clean = inert(raw);
+    let cut: String = clean.chars().take(max).collect();
+    cut.trim_end().to_owned()
+}
+
+/// Whether `handle` is a plain handle (`eve_1`, or `eve@example.social` on
+/// Mastodon) that can follow an `@` and mention exactly that account.
+pub fn is_plain_handle(handle: &str) -> bool {
+    let word = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_');
+    let domain = |s: &str| {
+        !s.is_empty()
+            && s.contains('.')
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '.' || c == '-')
+            && !s.starts_with(['.', '-'])
+            && !s.ends_with(['.', '-'])
+    };
+    match handle.split_once('@') {
+        None => word(handle),
+        Some((user, host)) => word(user) && domain(host),
+    }
+}
+
+/// Characters that change how text displays without showing themselves.
+fn is_invisible(c: char) -> bool {
+    c.is_control()
+        || matches!(c,
+            '\u{00AD}'
+            | '\u{034F}'
+            | '\u{061C}'
+            | '\u{115F}' | '\u{1160}'
+            | '\u{17B4}' | '\u{17B5}'
+            | '\u{180B}'..='\u{180F}'
+            | '\u{200B}'..='\u{200F}'
+            | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}'
+            | '\u{3164}'
+            | '\u{FEFF}'
+            | '\u{FFA0}'
+            | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{1BCA0}'..='\u{1BCA3}'
+            | '\u{1D173}'..='\u{1D17A}'
+            | '\u{E0000}'..='\u{E007F}')
+}
+
+/// A space after every `.` that sits between two letters or digits.
+fn space_dots(s: &str) -> String {
+    let chars: Vec<char> = s.chars().collect();
+    let mut out = String::with_capacity(s.len() + 8);
+    for (i, c) in chars.iter().enumerate() {
+        out.push(*c);
+        let between = *c == '.'
+            && i > 0
+            && chars[i - 1].is_alphanumeric()
+            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
+        if between {
+            out.push(' ');
+        }
+    }
+    out
+}
+
+/// The accounts `post` would mention, other than `customer`, as the
+/// platform would read them. Empty: the post may go out.
+pub fn foreign_mentions(post: &str, customer: &str, platform: Platform) -> Vec<String> {
+    let customer = customer.trim_start_matches('@').to_ascii_lowercase();
+    let found: Vec<String> = match platform {
+        Platform::X => Extractor::new()
+            .extract_mentioned_screennames(post)
+            .into_iter()
+            .map(|m| m.to_ascii_lowercase())
+            .collect(),
+        Platform::Mastodon => mastodon_mentions(post),
+    };
+    found
+        .into_iter()
+        .filter(|m| !same_account(m, &customer))
+        .collect()
+}
+
+/// Whether mention `m` names `customer` (both lower case, no `@`): the same
+/// acct, or the customer's local name when they are on the brand's
+/// instance (an acct without a domain).
+fn same_account(m: &str, customer: &str) -> bool {
+    m == customer
+        || (!customer.contains('@') && m.split('@').next() == Some(customer) && !m.contains('@'))
+}
+
+/// `@user` and `@user@domain` mentions as Mastodon links them: an `@` not
+/// preceded by a word character, `/` or `@`.
+fn mastodon_mentions(post: &str) -> Vec<String> {
+    let chars: Vec<char> = post.nfkc().collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < chars.len() {
+        let starts = chars[i] == '@'
+            && (i == 0
+                || !(chars[i - 1].is_alphanumeric() || matches!(chars[i - 1], '_' | '/' | '@')));
+        if !starts {
+            i += 1;
+            continue;
+        }
+        let mut j = i + 1;
+        while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+            j += 1;
+        }
+        if j == i + 1 {
+            i += 1;
+            continue;
+        }
+        let mut acct: String = chars[i + 1..j].iter().collect();
+        if chars.get(j) == Some(&'@') {
+            let mut k = j + 1;
+            while k < chars.len()
+                && (chars[k].is_ascii_alphanumeric() || matches!(chars[k], '.' | '-'))
+            {
+                k += 1;
+            }
+            let host: String = chars[j + 1..k].iter().collect();
+            let host = host.trim_end_matches(['.', '-']);
+            if host.contains('.') {
+                acct.push('@');
+                acct.push_str(host);
+                j += 1 + host.chars().count();
+            }
+        }
+        out.push(acct.to_ascii_lowercase());
+        i = j;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Hostile names and what must be left of them.
+    const HOSTILE: &[(&str, &str)] = &[
+        (
+            "@elonmusk @POTUS https://evil.example/phish #scam",
+            "elonmusk POTUS scam",
+        ),
+        ("Eve @AcmeFibre_CEO", "Eve AcmeFibre_CEO"),
+        (
+            "Eve ＠AcmeFibre_CEO ＃deal ＄TSLA",
+            "Eve AcmeFibre_CEO deal TSLA",
+        ),
+        ("Eve \u{FE6B}victim", "Eve victim"),
+        ("Eve @\u{200B}victim", "Eve victim"),
+        ("@victim@mastodon.social", "victim"),
+        ("visit acme-fibre.fr now", "visit now"),
+        ("www.evil.example", ""),
+        ("Eve \u{202E}moc.live\u{202C}", "Eve"),
+        ("Eve\nSupport\r\nTeam\t!", "Eve Support Team !"),
+        ("Dr.Who", "Dr. Who"),
+        ("Zoë Ångström 🙂", "Zoë Ångström 🙂"),
+        ("$ 5 off", "5 off"),
+    ];
+
+    #[test]
+    fn hostile_names_become_plain_words() {
+        for (raw, want) in HOSTILE {
+            assert_eq!(inert(raw), *want, "{raw:?}");
+            let out = inert(raw);
+            let x = Extractor::new();
+            assert!(x.extract_mentioned_screennames(&out).is_empty(), "{raw:?}");
+            assert!(x.extract_hashtags(&out).is_empty(), "{raw:?}");
+            assert!(x.extract_cashtags(&out).is_empty(), "{raw:?}");
+            assert!(x.extract_urls(&out).is_empty(), "{raw:?}");
+            assert!(mastodon_mentions(&out).is_empty(), "{raw:?}");
+        }
+    }
+
+    #[test]
+    fn names_are_cut_to_the_platform_maximum() {
+        let long = "A".repeat(2000);
+        assert_eq!(name(&long, name_max(Platform::X)).chars().count(), 50);
+        assert_eq!(
+            name(&long, name_max(Platform::Mastodon)).chars().count(),
+            30
+        );
+    }
+
+    #[test]
+    fn only_plain_handles_follow_an_at_sign() {
+        assert!(is_plain_handle("eve_1"));
+        assert!(is_plain_handle("eve@example.social"));
+        assert!(!is_plain_handle("eve@@x"));
+        assert!(!is_plain_handle("eve bob"));
+        assert!(!is_plain_handle("eve@x"));
+        assert!(!is_plain_handle(""));
+    }
+
+    #[test]
+    fn the_last_check_finds_any_account_but_the_customer() {
+        let x = Platform::X;
+        assert!(foreign_mentions("@eve thanks!", "eve", x).is_empty());
+        assert!(foreign_mentions("@EVE thanks!", "eve", x).is_empty());
+        assert_eq!(foreign_mentions("@eve ask @ceo", "eve", x), ["ceo"]);
+        assert_eq!(foreign_mentions("@eve ＠ceo", "eve", x), ["ceo"]);
+        let m = Platform::Mastodon;
+        assert!(foreign_mentions("@eve@a.social hi", "eve@a.social", m).is_empty());
+        assert!(foreign_mentions("@eve hi", "eve", m).is_empty());
+        assert_eq!(
+            foreign_mentions("@eve hi @victim@mastodon.social", "eve", m),
+            ["victim@mastodon.social"]
+        );
+        assert_eq!(
+            foreign_mentions("@eve@evil.social hi", "eve", m),
+            ["eve@evil.social"]
+        );
+        assert!(foreign_mentions("mail me: a@b.example", "eve", m).is_empty());
+    }
+}
