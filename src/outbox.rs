@@ -14,10 +14,12 @@
 //!   │
 //!   └─ in doubt: settle before sending
 //!        look-up found it (and no other row claims it) ──► sent
-//!        look-up did not find it ──► send; 403 duplicate ──► sent
-//!                                    (unless another reply of ours has the text: varied)
+//!        not found, latest attempt under 30 s old ──► look again later
+//!        not found ──► send; 403 duplicate ──► sent
+//!                          (another reply of ours has the text ──► needs_review)
 //!        no look-up, platform guard still holds (idempotency key) ──► send
-//!        no look-up, no guard, or unknown after max_attempts ──► needs_review
+//!        no look-up, no guard, unknown after max_attempts, or older
+//!        than reply_max_age ──► needs_review
 //! ```
 //!
 //! A row is leased (`sending`, with `lease_until`) by a compare-and-set
@@ -30,10 +32,14 @@
 //! public reply, the DM conversation for a DM), and resent only if the
 //! look-up does not find it or, where the platform has no look-up, only
 //! while the platform itself absorbs a second copy (Mastodon's
-//! `Idempotency-Key`). X's 403 "duplicate content" for a row in doubt
-//! means its first copy went out, unless another reply of ours has the
-//! same text. A row nobody can settle becomes `needs_review` and its ticket
-//! (opened if needed) tells an agent.
+//! `Idempotency-Key`). A look-up that does not find the post is believed
+//! only 30 s after the attempt (timelines lag). X's 403 "duplicate
+//! content" for a row in doubt means its first copy went out, unless
+//! another reply of ours has the same text: then nobody can tell, and a
+//! row in doubt is never varied. A row nobody can settle becomes
+//! `needs_review` and its ticket (opened if needed) tells an agent. Every
+//! update after a send is fenced on `status = 'sending'`: a send that
+//! outlived its lease leaves the row to the instance that recovered it.
 //!
 //! Budgets are governor quotas on the shared [`Clock`]: one global budget
 //! per platform and one per customer. A row held back by a budget stays
@@ -191,10 +197,12 @@ struct OutboxRow {
     in_doubt: bool,
     /// When the first attempt in doubt started.
     doubt_since: Option<Millis>,
+    /// When the latest attempt in doubt started.
+    doubt_last: Option<Millis>,
 }
 
 const ROW_COLUMNS: &str = "id, platform, kind, ticket_id, customer_id, customer_handle, \
-    conversation_id, in_reply_to, text, attempts, varied, in_doubt, doubt_since, created_at";
+    conversation_id, in_reply_to, text, attempts, varied, in_doubt, doubt_since, doubt_last, created_at";
 
 fn parse_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
     let platform: String = r.try_get(1)?;
@@ -218,6 +226,7 @@ fn parse_row(r: &sqlx::any::AnyRow) -> Result<OutboxRow, StoreError> {
         varied: r.try_get::<i64, _>(10)? != 0,
         in_doubt: r.try_get::<i64, _>(11)? != 0,
         doubt_since: r.try_get::<Option<i64>, _>(12)?,
+        doubt_last: r.try_get::<Option<i64>, _>(13)?,
     })
 }
 
@@ -456,6 +465,22 @@ impl Sender {
         if row.in_doubt {
             match self.settle(conn, &row, &out).await? {
                 Ok(Settle::Resend { twin }) => duplicate_is_ours = !twin,
+                Ok(Settle::LookAgain) => {
+                    // Not an attempt: the same look-up, once the platform
+                    // has had time to show the post.
+                    let last = row.doubt_last.or(row.doubt_since).unwrap_or(started);
+                    let at = (last + NOT_FOUND_BELIEVED_AFTER.as_millis() as Millis + 1000)
+                        .max(started + 1000);
+                    self.requeue(
+                        &row,
+                        at,
+                        "in doubt: the platform does not show it yet; looking again before any resend",
+                        true,
+                    )
+                    .await?;
+                    report.retried += 1;
+                    return Ok(());
+                }
                 Ok(Settle::Sent(id)) => {
                     self.mark_sent(
                         &row,
@@ -508,44 +533,48 @@ impl Sender {
             Err(e) => return Ok(Err(e)),
         };
         // A post found may be another row's (an agent's reply with the
-        // same text under the same message): it settles only this row if
-        // no other row already claims it.
-        let claimed = match &lookup {
-            Lookup::Found(s) => {
+        // same text under the same message): only one no other row claims
+        // settles this one.
+        let mut unclaimed = None;
+        if let Lookup::Found(posts) = &lookup {
+            for p in posts {
                 let n: i64 = sqlx::query(
                     "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND sent_id = $2 AND id <> $3",
                 )
                 .bind(row.platform.as_str())
-                .bind(&s.id)
+                .bind(&p.id)
                 .bind(row.id)
                 .fetch_one(self.store.pool())
                 .await?
                 .try_get(0)?;
-                n > 0
+                if n == 0 {
+                    unclaimed = Some(p.id.clone());
+                    break;
+                }
             }
-            _ => false,
-        };
+        }
         let guarded = conn
             .resend_is_safe_within(row.kind)
             .is_some_and(|w| now - since < w.as_millis() as Millis);
         // X's memory of a text is not ours alone: if another reply of ours
         // has this text, a "duplicate" answer would prove nothing.
-        let twin = !matches!(lookup, Lookup::Found(_)) && {
-            let n: i64 = sqlx::query(
-                "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND text = $2 AND id <> $3 \
-                 AND (status IN ('sent', 'sending') OR (status = 'queued' AND in_doubt = 1)) \
-                 AND updated_at > $4",
-            )
-            .bind(row.platform.as_str())
-            .bind(&row.text)
-            .bind(row.id)
-            .bind(now - 24 * 3600 * 1000)
-            .fetch_one(self.store.pool())
-            .await?
-            .try_get(0)?;
-            n > 0
-        };
-        Ok(Ok(settle(lookup, claimed, guarded, twin)))
+        let twin: i64 = sqlx::query(
+            "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND text = $2 AND id <> $3 \
+             AND (status IN ('sent', 'sending') OR (status = 'queued' AND in_doubt = 1)) \
+             AND updated_at > $4",
+        )
+        .bind(row.platform.as_str())
+        .bind(&row.text)
+        .bind(row.id)
+        .bind(now - 24 * 3600 * 1000)
+        .fetch_one(self.store.pool())
+        .await?
+        .try_get(0)?;
+        // A post can take a moment to show in the timeline or DM list:
+        // "not found" is believed only once the attempt is old enough.
+        let last = row.doubt_last.unwrap_or(since);
+        let young = now - last < NOT_FOUND_BELIEVED_AFTER.as_millis() as Millis;
+        Ok(Ok(settle(&lookup, unclaimed, guarded, twin > 0, young)))
     }
 
     /// Acts on what the platform answered to a send (or to a look-up).
@@ -594,12 +623,22 @@ impl Sender {
                     report.retried += 1;
                 }
             }
+            Err(ApiError::Duplicate) if row.in_doubt => {
+                // Another reply of ours has this text: X's refusal may be
+                // about that one. Varying could answer this customer twice.
+                self.review(
+                    &row,
+                    "an earlier attempt's outcome is unknown and X refuses the text as a duplicate, which another reply of ours also has: check the conversation, then resend or drop it",
+                )
+                .await?;
+                report.needs_review += 1;
+            }
             Err(ApiError::Duplicate) if !row.varied => match self.vary(&row).await? {
                 Some(text) => {
                     sqlx::query(
                         "UPDATE outbox SET status = 'queued', lease_until = NULL, text = $1, varied = 1, \
                          reason = 'varied after duplicate content', next_attempt_at = $2, updated_at = $2 \
-                         WHERE id = $3",
+                         WHERE id = $3 AND status = 'sending'",
                     )
                     .bind(text)
                     .bind(now)
@@ -709,9 +748,11 @@ impl Sender {
     ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
         let mut tx = self.store.begin().await?;
-        sqlx::query(
+        // Only while this instance holds the lease: a send that outlived
+        // it was taken over, and the new holder settles the row.
+        let done = sqlx::query(
             "UPDATE outbox SET status = 'sent', sent_id = $1, sent_at = $2, lease_until = NULL, \
-             reason = $3, in_doubt = 0, updated_at = $2 WHERE id = $4",
+             reason = $3, in_doubt = 0, updated_at = $2 WHERE id = $4 AND status = 'sending'",
         )
         .bind(sent_id)
         .bind(now)
@@ -719,6 +760,13 @@ impl Sender {
         .bind(row.id)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            tracing::warn!(
+                outbox = row.id,
+                "the send outlived its lease and the row was taken over; its new holder settles it (raise limits.lease_secs)"
+            );
+            return Ok(());
+        }
         if let Some(t) = row.ticket {
             tickets::append(
                 &mut tx,
@@ -752,12 +800,15 @@ impl Sender {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET status = 'queued', lease_until = NULL, in_doubt = 1, \
-             doubt_since = COALESCE(doubt_since, $1), next_attempt_at = $2, reason = $3, updated_at = $4 \
-             WHERE id = $5",
+             doubt_since = COALESCE(doubt_since, $1), doubt_last = $1, next_attempt_at = $2, \
+             reason = $3, updated_at = $4 \
+             WHERE id = $5 AND status = 'sending'",
         )
         .bind(started)
         .bind(at)
-        .bind(format!("outcome unknown, to be settled before any resend: {why}"))
+        .bind(format!(
+            "outcome unknown, to be settled before any resend: {why}"
+        ))
         .bind(self.clock.now_ms())
         .bind(row.id)
         .execute(self.store.pool())
@@ -774,7 +825,7 @@ impl Sender {
     ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE outbox SET status = 'queued', lease_until = NULL, next_attempt_at = $1, reason = $2, \
-             attempts = attempts - $3, updated_at = $4 WHERE id = $5",
+             attempts = attempts - $3, updated_at = $4 WHERE id = $5 AND status = 'sending'",
         )
         .bind(at)
         .bind(why)
@@ -786,19 +837,33 @@ impl Sender {
         Ok(())
     }
 
-    async fn end(&self, row: &OutboxRow, status: &str, why: &str) -> Result<(), StoreError> {
+    /// Ends a row that is in state `from` (`sending` under our lease, or
+    /// `queued` for expiry) with `status`; a row that moved on meanwhile
+    /// is left to whoever moved it.
+    async fn end(
+        &self,
+        row: &OutboxRow,
+        from: &str,
+        status: &str,
+        why: &str,
+    ) -> Result<(), StoreError> {
         let now = self.clock.now_ms();
-        metrics::counter!("helpdesk_replies_total", "status" => status.to_owned()).increment(1);
         let mut tx = self.store.begin().await?;
-        sqlx::query(
-            "UPDATE outbox SET status = $1, lease_until = NULL, reason = $2, updated_at = $3 WHERE id = $4",
+        let done = sqlx::query(
+            "UPDATE outbox SET status = $1, lease_until = NULL, reason = $2, updated_at = $3 \
+             WHERE id = $4 AND status = $5",
         )
         .bind(status)
         .bind(why)
         .bind(now)
         .bind(row.id)
+        .bind(from)
         .execute(&mut *tx)
         .await?;
+        if done.rows_affected() == 0 {
+            return Ok(());
+        }
+        metrics::counter!("helpdesk_replies_total", "status" => status.to_owned()).increment(1);
         let ticket = match (row.ticket, status) {
             (Some(t), _) => Some(t),
             // Nobody may be left wondering: a reply in doubt gets a ticket.
@@ -841,12 +906,12 @@ impl Sender {
 
     async fn fail(&self, row: &OutboxRow, why: &str) -> Result<(), StoreError> {
         tracing::warn!(outbox = row.id, reason = why, "reply failed");
-        self.end(row, "failed", why).await
+        self.end(row, "sending", "failed", why).await
     }
 
     async fn review(&self, row: &OutboxRow, why: &str) -> Result<(), StoreError> {
         tracing::warn!(outbox = row.id, reason = why, "reply handed to an agent");
-        self.end(row, "needs_review", why).await
+        self.end(row, "sending", "needs_review", why).await
     }
 
     /// Queued rows older than the maximum age become expired, and their
@@ -862,11 +927,22 @@ impl Sender {
         .await?;
         for r in rows {
             let row = parse_row(&r)?;
+            if row.in_doubt {
+                // It may have gone out: never "expired", which an agent
+                // could take for "never sent" and resend.
+                let why = format!(
+                    "still in doubt after {} s (limits.reply_max_age_secs): it may or may not have gone out; check the conversation",
+                    self.limits.reply_max_age_secs
+                );
+                self.end(&row, "queued", "needs_review", &why).await?;
+                report.needs_review += 1;
+                continue;
+            }
             let why = format!(
                 "still queued after {} s (limits.reply_max_age_secs): too old to be useful",
                 self.limits.reply_max_age_secs
             );
-            self.end(&row, "expired", &why).await?;
+            self.end(&row, "queued", "expired", &why).await?;
             report.expired += 1;
         }
         Ok(())
@@ -885,10 +961,10 @@ impl Sender {
         .await?;
         for r in rows {
             let row = parse_row(&r)?;
-            let leased_at: Millis = r.try_get(14)?;
+            let leased_at: Millis = r.try_get(15)?;
             let done = sqlx::query(
                 "UPDATE outbox SET status = 'queued', lease_until = NULL, in_doubt = 1, \
-                 doubt_since = COALESCE(doubt_since, $1), \
+                 doubt_since = COALESCE(doubt_since, $1), doubt_last = $1, \
                  reason = 'interrupted while sending: to be settled before any resend', \
                  next_attempt_at = $2, updated_at = $2 WHERE id = $3 AND status = 'sending'",
             )
@@ -906,6 +982,10 @@ impl Sender {
     }
 }
 
+/// How old an attempt in doubt must be before a look-up that does not
+/// find it is believed: the timeline and the DM list can lag the post.
+const NOT_FOUND_BELIEVED_AFTER: Duration = Duration::from_secs(30);
+
 /// What to do with a reply in doubt, once the platform was asked.
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Settle {
@@ -913,28 +993,37 @@ enum Settle {
     Sent(String),
     /// It did not go out, or the platform refuses a second copy: send.
     /// `twin`: another reply of ours has the same text, so a "duplicate"
-    /// answer to the resend would be about that one, not this row.
+    /// answer to the resend would not say whether this row went out.
     Resend {
         /// Another recent reply of ours has the same text.
         twin: bool,
     },
+    /// Not found yet, but too soon to believe it: look again later.
+    LookAgain,
     /// Nobody can tell: an agent decides.
     Review(&'static str),
 }
 
-/// The decision for a reply in doubt. `claimed`: the post found is already
-/// another row's. `guarded`: the platform refuses or absorbs a second copy
-/// for long enough (Mastodon's idempotency key).
-/// `twin`: another reply of ours has the same text, so X's "duplicate
-/// content" would prove nothing about this row.
-fn settle(lookup: Lookup, claimed: bool, guarded: bool, twin: bool) -> Settle {
-    match lookup {
-        Lookup::Found(s) if !claimed => Settle::Sent(s.id),
-        Lookup::Found(_) | Lookup::NotFound => Settle::Resend { twin },
+/// The decision for a reply in doubt. `unclaimed`: a post the look-up
+/// found that no other row claims. `guarded`: the platform refuses or
+/// absorbs a second copy for long enough (Mastodon's idempotency key).
+/// `twin`: another reply of ours has the same text. `young`: the attempt
+/// in doubt is too recent for "not found" to be believed.
+fn settle(
+    lookup: &Lookup,
+    unclaimed: Option<String>,
+    guarded: bool,
+    twin: bool,
+    young: bool,
+) -> Settle {
+    match (lookup, unclaimed) {
+        (_, Some(id)) => Settle::Sent(id),
+        (Lookup::Found(_) | Lookup::NotFound, None) if young => Settle::LookAgain,
+        (Lookup::Found(_) | Lookup::NotFound, None) => Settle::Resend { twin },
         // Platforms without a look-up guard a resend by the row's own
         // key (Mastodon's Idempotency-Key): another row's text is no matter.
-        Lookup::Unsupported if guarded => Settle::Resend { twin },
-        Lookup::Unsupported => Settle::Review(
+        (Lookup::Unsupported, None) if guarded => Settle::Resend { twin },
+        (Lookup::Unsupported, None) => Settle::Review(
             "the bot lost track of this reply while sending it; it may or may not have gone out and the platform cannot say: check the conversation, then resend or drop it",
         ),
     }
@@ -954,23 +1043,38 @@ mod tests {
 
     #[test]
     fn a_reply_in_doubt_is_settled_never_varied() {
-        let found = || Lookup::Found(crate::platform::Sent { id: "9".into() });
+        let sent = |id: &str| crate::platform::Sent { id: id.into() };
+        let found = Lookup::Found(vec![sent("9")]);
+        let resend = |twin| Settle::Resend { twin };
         assert_eq!(
-            settle(found(), false, false, false),
+            settle(&found, Some("9".into()), false, false, false),
             Settle::Sent("9".into())
         );
-        // Someone else's post with the same text proves nothing for this row.
-        let resend = |twin| Settle::Resend { twin };
-        assert_eq!(settle(found(), true, false, false), resend(false));
-        assert_eq!(settle(Lookup::NotFound, false, false, false), resend(false));
-        assert_eq!(settle(Lookup::NotFound, false, false, true), resend(true));
+        // Found, but every post is another row's: as if not found.
+        assert_eq!(settle(&found, None, false, false, false), resend(false));
         assert_eq!(
-            settle(Lookup::Unsupported, false, true, false),
+            settle(&Lookup::NotFound, None, false, false, false),
             resend(false)
         );
-        assert_eq!(settle(Lookup::Unsupported, false, true, true), resend(true));
+        assert_eq!(
+            settle(&Lookup::NotFound, None, false, true, false),
+            resend(true)
+        );
+        // Too soon to believe "not found".
+        assert_eq!(
+            settle(&Lookup::NotFound, None, false, false, true),
+            Settle::LookAgain
+        );
+        assert_eq!(
+            settle(&Lookup::Unsupported, None, true, false, true),
+            resend(false)
+        );
+        assert_eq!(
+            settle(&Lookup::Unsupported, None, true, true, false),
+            resend(true)
+        );
         assert!(matches!(
-            settle(Lookup::Unsupported, false, false, false),
+            settle(&Lookup::Unsupported, None, false, false, false),
             Settle::Review(_)
         ));
     }

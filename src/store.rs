@@ -97,6 +97,21 @@ pub fn redact_url(url: &str) -> String {
     url.to_owned()
 }
 
+/// Whether a connection error means the server is not there yet (refused,
+/// reset, timed out, starting up), as opposed to a configuration mistake
+/// (wrong password, unknown database, bad URL) that waiting cannot fix.
+fn server_not_up(e: &sqlx::Error) -> bool {
+    match e {
+        sqlx::Error::Io(_) | sqlx::Error::PoolTimedOut | sqlx::Error::Tls(_) => true,
+        // 57P03: the server is starting up or shutting down; 53300: too
+        // many connections; 08xxx: connection exceptions.
+        sqlx::Error::Database(d) => d
+            .code()
+            .is_some_and(|c| c == "57P03" || c == "53300" || c.starts_with("08")),
+        _ => false,
+    }
+}
+
 impl Store {
     /// [`Store::open`], waiting out a database server that is not up yet
     /// (PostgreSQL refusing connections while it starts, a restart of the
@@ -107,7 +122,9 @@ impl Store {
         let mut wait = Duration::from_secs(1);
         loop {
             match Store::open(url).await {
-                Err(StoreError::Connect { url: shown, source }) if url.starts_with("postgres") => {
+                Err(StoreError::Connect { url: shown, source })
+                    if url.starts_with("postgres") && server_not_up(&source) =>
+                {
                     tracing::warn!(database = %shown, error = %source, retry_in_secs = wait.as_secs(),
                         "the database is not reachable yet; retrying");
                     tokio::time::sleep(wait).await;
@@ -302,14 +319,20 @@ pub async fn record_skipped(
     skipped: &[crate::platform::Skipped],
     now: Millis,
 ) -> Result<(), StoreError> {
-    for item in skipped {
+    for (n, item) in skipped.iter().enumerate() {
+        // Items whose id could not be read stay apart from each other.
+        let id = if item.id == "unknown" {
+            format!("unknown-{now}-{n}")
+        } else {
+            item.id.clone()
+        };
         sqlx::query(
             "INSERT INTO skipped_items (platform, stream, item_id, error, at) VALUES ($1, $2, $3, $4, $5) \
              ON CONFLICT (platform, stream, item_id) DO NOTHING",
         )
         .bind(platform.as_str())
         .bind(stream.as_str())
-        .bind(&item.id)
+        .bind(&id)
         .bind(&item.error)
         .bind(now)
         .execute(&mut *conn)

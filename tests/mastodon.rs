@@ -985,3 +985,45 @@ via = "dm"
     assert!(!logs.contains("sekrit-mastodon-token"), "no token in logs");
     assert!(logs.contains("stream connected"), "{logs}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_status_whose_answer_is_lost_is_posted_once() {
+    use common::fault_proxy::{Fault, FaultProxy};
+    // The instance makes the status, then the answer is lost or spoilt on
+    // the way back: the resend carries the same Idempotency-Key, and
+    // Mastodon gives back the status it made.
+    for fault in [
+        Fault::CutBeforeHeaders,
+        Fault::CutMidBody,
+        Fault::BadGatewayAfterActing,
+        Fault::GarbageAfterActing,
+    ] {
+        let fake: Shared = Arc::default();
+        let Some(base) = serve(fake.clone()).await else {
+            return;
+        };
+        let proxy = FaultProxy::start(&base, 3).await;
+        proxy.script("POST", "/api/v1/statuses", &[fault]);
+        let clock = Clock::new();
+        let dir = tempfile::tempdir().unwrap();
+        let config = config_in(&dir, PING_RULE);
+        let b = bot(&config, vec![Arc::new(client(&proxy.base_url()))], &clock).await;
+        for _ in 0..4 {
+            settle(&b).await;
+            clock.advance(Duration::from_secs(60));
+        }
+        let g = fake.lock().unwrap();
+        assert_eq!(g.posts.len(), 2, "{fault:?}: sent, then resent once");
+        assert_eq!(g.posts[0].0, g.posts[1].0, "{fault:?}: with the same key");
+        assert_eq!(g.by_key.len(), 1, "{fault:?}: one status");
+        drop(g);
+        let status: String = sqlx::query("SELECT status FROM outbox")
+            .fetch_one(b.store().pool())
+            .await
+            .unwrap()
+            .try_get(0)
+            .unwrap();
+        assert_eq!(status, "sent", "{fault:?}");
+        assert_eq!(proxy.faults(), 1);
+    }
+}

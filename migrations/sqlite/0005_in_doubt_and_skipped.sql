@@ -7,6 +7,10 @@ ALTER TABLE outbox RENAME COLUMN recovering TO in_doubt;
 -- look-up searches from there, and a resend is safe only within the
 -- platform's own guard window from there.
 ALTER TABLE outbox ADD COLUMN doubt_since INTEGER;
+-- When the latest attempt whose outcome is unknown started: a look-up
+-- that does not find the post is believed only once that attempt is old
+-- enough for the platform to show what it did.
+ALTER TABLE outbox ADD COLUMN doubt_last INTEGER;
 
 -- Items of a polled page that could not be decoded (a lone surrogate in a
 -- name, a field of the wrong type): skipped so that the rest of the page

@@ -236,8 +236,9 @@ pub struct Outgoing {
 /// What a look-up for a reply in doubt found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Lookup {
-    /// The reply is on the platform, with this id.
-    Found(Sent),
+    /// Posts on the platform that match the reply (same target, same
+    /// text), newest first: the outbox takes one no other row claims.
+    Found(Vec<Sent>),
     /// The platform shows no such reply: it did not leave.
     NotFound,
     /// This platform (or this kind of reply) cannot be looked up.

@@ -420,23 +420,28 @@ impl XClient {
 
 /// How far before the start of a send in doubt its look-up searches.
 const LOOKUP_SLACK_MS: Millis = 5 * 60 * 1000;
+/// Pages of 100 a look-up reads at most before it says it cannot tell.
+const LOOKUP_PAGES: usize = 10;
 
-/// Whether a post X shows is the text we sent: X escapes `&`, `<` and `>`
-/// in v2 texts and wraps links in t.co, so those are compared loosely.
+/// Whether a post X shows is the text we sent. X escapes `&`, `<` and
+/// `>` in v2 texts, wraps every link in t.co (wherever it sits in a word),
+/// and may show a reply with the handles it answers in front.
 fn same_text(shown: &str, sent: &str) -> bool {
     fn canonical(s: &str) -> Vec<String> {
-        s.replace("&lt;", "<")
+        let s = s
+            .replace("&lt;", "<")
             .replace("&gt;", ">")
-            .replace("&amp;", "&")
+            .replace("&amp;", "&");
+        let mut words: Vec<String> = s
             .split_whitespace()
-            .map(|w| {
-                if w.starts_with("http://") || w.starts_with("https://") {
-                    "<link>".to_owned()
-                } else {
-                    w.to_owned()
-                }
+            .map(|w| match w.find("http://").or_else(|| w.find("https://")) {
+                Some(i) => format!("{}<link>", &w[..i]),
+                None => w.to_owned(),
             })
-            .collect()
+            .collect();
+        let leading = words.iter().take_while(|w| w.starts_with('@')).count();
+        words.drain(..leading);
+        words
     }
     canonical(shown) == canonical(sent)
 }
@@ -537,58 +542,101 @@ impl Connector for XClient {
     async fn find_sent(&self, out: &Outgoing, since: Millis) -> Result<Lookup, ApiError> {
         // X's clock and ours may differ by a little; the text and the
         // target make the match, the time only narrows the search.
-        let from = crate::clock::rfc3339(since - LOOKUP_SLACK_MS);
+        let after = since - LOOKUP_SLACK_MS;
+        let from = crate::clock::rfc3339(after);
         let me = self.me().await?.clone();
-        match out.kind {
-            ReplyKind::Public => {
-                let path = format!("/2/users/{}/tweets", me.id);
-                let q = [
-                    ("max_results", "100"),
-                    ("start_time", from.as_str()),
-                    ("tweet.fields", "referenced_tweets,created_at"),
-                ];
-                let (page, _): (TweetPage, _) = self.get("user_tweets", &path, &q).await?;
-                let found =
-                    page.data
+        let mut found = Vec::new();
+        let mut token: Option<String> = None;
+        // Newest first, back to the start of the doubt: every page, up to
+        // a bound; a search cut short proves nothing.
+        for _ in 0..LOOKUP_PAGES {
+            let (ids, next) = match out.kind {
+                ReplyKind::Public => {
+                    let path = format!("/2/users/{}/tweets", me.id);
+                    let mut q = vec![
+                        ("max_results", "100"),
+                        ("start_time", from.as_str()),
+                        ("tweet.fields", "referenced_tweets,created_at"),
+                    ];
+                    if let Some(t) = &token {
+                        q.push(("pagination_token", t));
+                    }
+                    let (page, _): (TweetPage, _) = self.get("user_tweets", &path, &q).await?;
+                    let ids: Vec<String> = page
+                        .data
                         .unwrap_or_default()
                         .iter()
                         .filter_map(|raw| decode_lenient::<TweetJson>(raw.get()).ok())
-                        .find(|t| {
+                        .filter(|t| {
                             let answers = t.referenced_tweets.iter().flatten().any(|r| {
                                 r.kind == "replied_to" && r.id == out.in_reply_to.as_str()
                             });
                             answers && same_text(&t.text, &out.text)
-                        });
-                Ok(found.map_or(Lookup::NotFound, |t| Lookup::Found(Sent { id: t.id })))
-            }
-            ReplyKind::Dm => {
-                let path = format!(
-                    "/2/dm_conversations/with/{}/dm_events",
-                    out.recipient.as_str()
-                );
-                let q = [
-                    ("max_results", "100"),
-                    ("event_types", "MessageCreate"),
-                    ("dm_event.fields", DM_FIELDS),
-                ];
-                let (page, _): (DmPage, _) = self.get("dm_conversation", &path, &q).await?;
-                let after = since - LOOKUP_SLACK_MS;
-                let found = page
-                    .data
-                    .unwrap_or_default()
-                    .iter()
-                    .filter_map(|raw| decode_lenient::<DmJson>(raw.get()).ok())
-                    .find(|e| {
-                        e.sender_id.as_deref() == Some(me.id.as_str())
-                            && same_text(&e.text, &out.text)
-                            && e.created_at
-                                .as_deref()
-                                .and_then(parse_rfc3339)
-                                .is_none_or(|at| at >= after)
+                        })
+                        .map(|t| t.id)
+                        .collect();
+                    (ids, page.meta.and_then(|m| m.next_token))
+                }
+                ReplyKind::Dm => {
+                    let path = format!(
+                        "/2/dm_conversations/with/{}/dm_events",
+                        out.recipient.as_str()
+                    );
+                    let mut q = vec![
+                        ("max_results", "100"),
+                        ("event_types", "MessageCreate"),
+                        ("dm_event.fields", DM_FIELDS),
+                    ];
+                    if let Some(t) = &token {
+                        q.push(("pagination_token", t));
+                    }
+                    let (page, _): (DmPage, _) = self.get("dm_conversation", &path, &q).await?;
+                    let events: Vec<DmJson> = page
+                        .data
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|raw| decode_lenient::<DmJson>(raw.get()).ok())
+                        .collect();
+                    // The list has no start_time: stop paging once older.
+                    let older = events.iter().any(|e| {
+                        e.created_at
+                            .as_deref()
+                            .and_then(parse_rfc3339)
+                            .is_some_and(|at| at < after)
                     });
-                Ok(found.map_or(Lookup::NotFound, |e| Lookup::Found(Sent { id: e.id })))
+                    let ids = events
+                        .into_iter()
+                        .filter(|e| {
+                            e.sender_id.as_deref() == Some(me.id.as_str())
+                                && same_text(&e.text, &out.text)
+                                && e.created_at
+                                    .as_deref()
+                                    .and_then(parse_rfc3339)
+                                    .is_none_or(|at| at >= after)
+                        })
+                        .map(|e| e.id)
+                        .collect();
+                    let next = page.meta.and_then(|m| m.next_token).filter(|_| !older);
+                    (ids, next)
+                }
+            };
+            found.extend(ids.into_iter().map(|id| Sent { id }));
+            token = next;
+            if token.is_none() {
+                return Ok(if found.is_empty() {
+                    Lookup::NotFound
+                } else {
+                    Lookup::Found(found)
+                });
             }
         }
+        // More posts since the doubt than the bound: found is found, but
+        // "not found" cannot be said.
+        Ok(if found.is_empty() {
+            Lookup::Unsupported
+        } else {
+            Lookup::Found(found)
+        })
     }
 
     fn usage_line(&self) -> Option<String> {
@@ -980,6 +1028,20 @@ mod tests {
                 detail: "bad id".into()
             }
         );
+    }
+
+    #[test]
+    fn the_look_up_sees_through_what_x_does_to_a_text() {
+        let sent =
+            "@ana Set up your wifi: https://help.lumio.example/wifi (see https://x.example) & more";
+        let shown = "@ana Set up your wifi: https://t.co/AbC123 (see https://t.co/z) &amp; more";
+        assert!(same_text(shown, sent));
+        assert!(
+            same_text(&format!("@lumio {shown}"), sent),
+            "handles added in front"
+        );
+        assert!(!same_text("@ana Set up your box", sent));
+        assert!(same_text("a &lt;b&gt;", "a <b>"));
     }
 
     #[test]
