@@ -1012,11 +1012,12 @@ async fn a_status_whose_answer_is_lost_is_posted_once() {
             settle(&b).await;
             clock.advance(Duration::from_secs(60));
         }
-        let g = fake.lock().unwrap();
-        assert_eq!(g.posts.len(), 2, "{fault:?}: sent, then resent once");
-        assert_eq!(g.posts[0].0, g.posts[1].0, "{fault:?}: with the same key");
-        assert_eq!(g.by_key.len(), 1, "{fault:?}: one status");
-        drop(g);
+        {
+            let g = fake.lock().unwrap();
+            assert_eq!(g.posts.len(), 2, "{fault:?}: sent, then resent once");
+            assert_eq!(g.posts[0].0, g.posts[1].0, "{fault:?}: with the same key");
+            assert_eq!(g.by_key.len(), 1, "{fault:?}: one status");
+        }
         let status: String = sqlx::query("SELECT status FROM outbox")
             .fetch_one(b.store().pool())
             .await
