@@ -458,6 +458,11 @@ impl Sender {
             recipient_handle: Handle::new(row.customer_handle.clone()),
             idempotency_key: format!("helpdesk-outbox-{}", row.id),
         };
+        if let Some(why) = self.unfit_to_post(&row).await? {
+            self.review(&row, &why).await?;
+            report.needs_review += 1;
+            return Ok(());
+        }
         let started = self.clock.now_ms();
         // Whether X's "duplicate content" for this send would prove that an
         // earlier attempt of this row went out.
@@ -724,6 +729,41 @@ impl Sender {
             }
         }
         Ok(())
+    }
+
+    /// The last line of defence, on the final text of every post: why it
+    /// must not go out, if it must not. The only account a reply may
+    /// mention is the customer it answers (a Mastodon `direct` post is
+    /// delivered to everyone it mentions), and it must fit the platform,
+    /// or the customer would silently never be answered.
+    async fn unfit_to_post(&self, row: &OutboxRow) -> Result<Option<String>, StoreError> {
+        let foreign = crate::inert::foreign_mentions(&row.text, &row.customer_handle, row.platform);
+        if !foreign.is_empty() {
+            let names: Vec<String> = foreign.iter().map(|m| format!("@{m}")).collect();
+            return Ok(Some(format!(
+                "not sent: it would mention {} besides the customer; fix the rule's reply or the agent's text, then resend",
+                names.join(", ")
+            )));
+        }
+        let mut conn = self.store.pool().acquire().await?;
+        let limit = crate::store::length_limit(&mut conn, row.platform).await?;
+        // Mastodon puts the customer's handle in front when the text does
+        // not start with it (see the connector's send).
+        let handle = format!("@{}", row.customer_handle);
+        let posted = match row.platform {
+            Platform::Mastodon if !row.text.starts_with(&handle) => {
+                format!("{handle} {}", row.text)
+            }
+            _ => row.text.clone(),
+        };
+        let n = limit.count(&posted);
+        if n > limit.max {
+            return Ok(Some(format!(
+                "not sent: {n} characters where {} allows {}; shorten the reply, then resend",
+                row.platform, limit.max
+            )));
+        }
+        Ok(None)
     }
 
     /// A varied text for a retry after "duplicate content": the ticket
