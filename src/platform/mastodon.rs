@@ -549,6 +549,25 @@ pub struct MMention {
     pub acct: String,
 }
 
+/// What `poll` makes of one answer body of `/api/v1/notifications`, item
+/// by item: for the fuzz tests (`tests/fuzz.rs`), not an API.
+#[doc(hidden)]
+pub fn decode_notifications(
+    body: &[u8],
+    clock: &Clock,
+) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
+    let raw_page: Vec<Box<RawValue>> = super::decode_success(body, false)?;
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for raw in &raw_page {
+        match decode_lenient::<Notification>(raw.get()) {
+            Ok(n) => events.extend(n.into_event(clock)),
+            Err(e) => skipped.push(Skipped::from_json(item_id(raw), &e)),
+        }
+    }
+    Ok((events, skipped))
+}
+
 impl Notification {
     fn into_event(self, clock: &Clock) -> Option<Event> {
         if self.kind != "mention" {

@@ -309,24 +309,12 @@ impl XClient {
             }
             let (page, headers): (TweetPage, _) = self.get(endpoint, path, &q).await?;
             next_poll = Some(self.pace(&headers));
-            let TweetPage {
-                data,
-                includes,
-                meta,
-            } = page;
-            let users = decode_users(includes.as_ref());
-            let users = index_users(&users);
+            let (page_events, page_skipped, meta) = tweet_page_events(page, channel, &self.clock);
             if cursor.is_none() {
                 cursor = meta.as_ref().and_then(|m| m.newest_id.clone());
             }
-            // The brand's own posts are kept: the pipeline records them and
-            // never answers them.
-            for raw in data.unwrap_or_default() {
-                match decode_lenient::<TweetJson>(raw.get()) {
-                    Ok(t) => events.push(t.into_event(channel, &users, &self.clock)),
-                    Err(e) => skipped.push(Skipped::from_json(item_id(&raw), &e)),
-                }
-            }
+            events.extend(page_events);
+            skipped.extend(page_skipped);
             token = meta.and_then(|m| m.next_token);
             if token.is_none() {
                 break;
@@ -796,6 +784,57 @@ struct TweetPage {
     data: Option<Vec<Box<RawValue>>>,
     includes: Option<Includes>,
     meta: Option<Meta>,
+}
+
+/// A page's tweets as events, item by item (the brand's own posts are
+/// kept: the pipeline records them and never answers them), the items that
+/// could not be decoded, and the page's paging data.
+fn tweet_page_events(
+    page: TweetPage,
+    channel: Channel,
+    clock: &Clock,
+) -> (Vec<Event>, Vec<Skipped>, Option<Meta>) {
+    let users = decode_users(page.includes.as_ref());
+    let users = index_users(&users);
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for raw in page.data.unwrap_or_default() {
+        match decode_lenient::<TweetJson>(raw.get()) {
+            Ok(t) => events.push(t.into_event(channel, &users, clock)),
+            Err(e) => skipped.push(Skipped::from_json(item_id(&raw), &e)),
+        }
+    }
+    (events, skipped, page.meta)
+}
+
+/// What `poll` makes of one answer body of the mentions or search
+/// endpoint: for the fuzz tests (`tests/fuzz.rs`), not an API.
+#[doc(hidden)]
+pub fn decode_tweet_page(
+    body: &[u8],
+    clock: &Clock,
+) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
+    let page: TweetPage = super::decode_success(body, false)?;
+    let (events, skipped, _) = tweet_page_events(page, Channel::Mention, clock);
+    Ok((events, skipped))
+}
+
+/// What `poll` makes of one answer body of the DM events endpoint: for
+/// the fuzz tests, not an API.
+#[doc(hidden)]
+pub fn decode_dm_page(body: &[u8], clock: &Clock) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
+    let page: DmPage = super::decode_success(body, false)?;
+    let users = decode_users(page.includes.as_ref());
+    let users = index_users(&users);
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for raw in page.data.unwrap_or_default() {
+        match decode_lenient::<DmJson>(raw.get()) {
+            Ok(e) => events.push(e.into_event(&users, clock)),
+            Err(e) => skipped.push(Skipped::from_json(item_id(&raw), &e)),
+        }
+    }
+    Ok((events, skipped))
 }
 
 fn index_users(users: &[UserJson]) -> HashMap<&str, &UserJson> {
