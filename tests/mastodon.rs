@@ -1028,3 +1028,86 @@ async fn a_status_whose_answer_is_lost_is_posted_once() {
         assert_eq!(proxy.faults(), 1);
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_display_names_never_steer_a_status() {
+    let Some(recorded) = recorded_stream() else {
+        return;
+    };
+    let me = recorded[0].1["account"].clone();
+    let (jeep, psst) = (recorded[1].1.clone(), recorded[3].1.clone());
+    let names = [
+        "@victim@mastodon.social",
+        "Eve @AcmeFibre_CEO https://evil.example/phish #scam",
+        "Eve ＠victim＠mastodon.social",
+        "Eve @\u{200B}victim",
+        "\u{202E}moc.live\u{202C} www.evil.example",
+        "x",
+    ];
+    let mut notes = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        // A public mention and a direct one from each hostile customer.
+        for (k, base) in [&jeep, &psst].into_iter().enumerate() {
+            let id = 10 + 2 * i as u32 + k as u32;
+            let mut n = another(base, id);
+            n["account"]["display_name"] = serde_json::json!(name);
+            n["status"]["account"] = n["account"].clone();
+            notes.push(n);
+        }
+    }
+    notes.last_mut().unwrap()["account"]["display_name"] = serde_json::json!("y".repeat(2000));
+    let live: LiveShared = Arc::new(Mutex::new(Live {
+        notes: notes.clone(),
+        ..Live::default()
+    }));
+    let base = serve_live(live.clone(), me).await;
+    let dir = tempfile::tempdir().unwrap();
+    let config = config_in(
+        &dir,
+        r#"
+[[rule]]
+id = "noted"
+keywords = ["jeep", "pssssst"]
+reply = "Hi {name}, noted {author}!"
+"#,
+    );
+    // The recorded direct mentions share one conversation: no cap here.
+    let mut config = config;
+    config.limits.per_conversation = 100;
+    let clock = Clock::new();
+    let b = bot(&config, vec![Arc::new(client(&base))], &clock).await;
+    settle(&b).await;
+    let posts = live.lock().unwrap().posts.clone();
+    let reasons: Vec<String> = sqlx::query(
+        "SELECT author_handle || ' ' || action || ' ' || auto_reply || ' ' || COALESCE(reason, '') FROM messages",
+    )
+    .fetch_all(b.store().pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| r.try_get(0).unwrap())
+    .collect();
+    assert_eq!(posts.len(), notes.len(), "everyone answered: {reasons:#?}");
+    for (p, n) in posts.iter().zip(&notes) {
+        let text = &p["status"];
+        let acct = n["account"]["acct"].as_str().unwrap();
+        assert!(
+            helpdesk::inert::foreign_mentions(text, acct, helpdesk::domain::Platform::Mastodon)
+                .is_empty(),
+            "{text}"
+        );
+        assert!(text.starts_with(&format!("@{acct} ")), "{text}");
+        assert!(!text.contains("://") && !text.contains('#'), "{text}");
+        assert!(
+            !text.contains('\u{202E}') && !text.contains('\u{200B}'),
+            "{text}"
+        );
+        assert!(text.chars().count() < 120, "the name is cut to 30: {text}");
+    }
+    let direct = posts.iter().filter(|p| p["visibility"] == "direct").count();
+    assert_eq!(
+        direct,
+        names.len(),
+        "each direct mention answered in private"
+    );
+}
