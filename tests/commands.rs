@@ -188,3 +188,33 @@ async fn run_waits_out_a_platform_that_fails_at_start() {
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.contains("retrying (a temporary failure)"), "{logs}");
 }
+
+#[test]
+fn no_database_password_is_printed_by_config_check_or_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    // `sslmode=bogus` makes the driver refuse the URL at once, so the error
+    // path is taken without waiting for a server.
+    for url in [
+        "postgres://helpdesk:p@ssHunter2@127.0.0.1:1/hd?sslmode=bogus",
+        "postgres://helpdesk@127.0.0.1:1/hd?password=Hunter2&sslmode=bogus",
+        "postgres://helpdesk:p%40ss:Hunter2@127.0.0.1:1/hd?sslpassword=Hunter2&sslmode=bogus",
+        "postgres:///hd?host=/nonexistent&pass=Hunter2&sslmode=bogus",
+        "postgres://helpdesk:Hunter2@[127.0.0.1/hd",
+    ] {
+        for args in [&["config", "check"][..], &["tickets", "list"][..]] {
+            let out = Command::new(BIN)
+                .args(args)
+                .current_dir(dir.path())
+                .env("HELPDESK_DATABASE_URL", url)
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!all.contains("Hunter2"), "{args:?} with {url}:\n{all}");
+            assert!(all.contains("[redacted]"), "{args:?} with {url}:\n{all}");
+        }
+    }
+}
