@@ -36,17 +36,27 @@ pub enum StoreError {
     )]
     Url(String),
     /// Connecting failed.
-    #[error(
-        "cannot open the database {url}: {source}; check database_url and that the server is up"
-    )]
+    #[error("cannot open the database {url}: {source}; {hint}")]
     Connect {
         /// The URL with any password removed.
         url: String,
         /// The driver's error.
         source: sqlx::Error,
+        /// What to check, for this kind of database.
+        hint: &'static str,
+    },
+    /// The SQLite file exists but is not a database (or is damaged).
+    #[error(
+        "{url} is not a SQLite database or is damaged ({source}); restore it from a backup, or point database_url at another file (a missing one is created)"
+    )]
+    NotADatabase {
+        /// The URL with any password removed.
+        url: String,
+        /// SQLite's error.
+        source: sqlx::Error,
     },
     /// Applying migrations failed.
-    #[error("cannot migrate the database {url}: {source}; was it created by a newer helpdesk?")]
+    #[error("cannot migrate the database {url}: {source}; {}", migrate_hint(.source))]
     Migrate {
         /// The URL with any password removed.
         url: String,
@@ -56,6 +66,26 @@ pub enum StoreError {
     /// A query failed (disk full, database gone, constraint violated…).
     #[error("{}", describe_query_error(.0))]
     Query(#[from] sqlx::Error),
+}
+
+/// What to do about a failed migration: only a migration this version does
+/// not know means the database is from a newer helpdesk.
+fn migrate_hint(e: &sqlx::migrate::MigrateError) -> &'static str {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::VersionMissing(_) => {
+            "it was migrated by a newer helpdesk: run that version, or restore a backup made before the upgrade"
+        }
+        M::VersionMismatch(_) | M::VersionNotPresent(_) => {
+            "its migration history differs from this helpdesk's: restore a backup, or start from a new database"
+        }
+        M::Dirty(_) => {
+            "a migration was interrupted: restore a backup taken before it, then start helpdesk again"
+        }
+        _ => {
+            "the database may be damaged, read-only or full: check its file or server, and restore a backup if needed"
+        }
+    }
 }
 
 /// What a failed query means for the operator, and what to do. Nothing
@@ -233,7 +263,9 @@ impl Store {
         let mut wait = Duration::from_secs(1);
         loop {
             match Store::open(url).await {
-                Err(StoreError::Connect { url: shown, source }) if url.starts_with("postgres") => {
+                Err(StoreError::Connect {
+                    url: shown, source, ..
+                }) if url.starts_with("postgres") => {
                     tracing::warn!(database = %shown, error = %source, retry_in_secs = wait.as_secs(),
                         "the database is not reachable yet; retrying");
                     tokio::time::sleep(wait).await;
@@ -262,13 +294,31 @@ impl Store {
         } else {
             return Err(StoreError::Url(shown));
         };
+        let hint = match backend {
+            Backend::Sqlite => {
+                "check database_url, and that its folder exists and this user may write there"
+            }
+            Backend::Postgres => "check database_url and that the server is up",
+        };
         let connect_err = |source| StoreError::Connect {
             url: shown.clone(),
             source,
+            hint,
         };
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(connect_err)?
             .disable_statement_logging();
+        if backend == Backend::Sqlite {
+            // One plain connection first: the pool would retry a file that
+            // is not a database for its whole acquire timeout and then say
+            // only "pool timed out".
+            use sqlx::{ConnectOptions as _, Connection as _};
+            let mut c = opts.connect().await.map_err(connect_err)?;
+            if let Err(source) = sqlx::query("PRAGMA schema_version").execute(&mut c).await {
+                return Err(StoreError::NotADatabase { url: shown, source });
+            }
+            let _ = c.close().await;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))
@@ -452,6 +502,19 @@ pub async fn record_skipped(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn only_an_unknown_migration_blames_a_newer_helpdesk() {
+        use sqlx::migrate::MigrateError as M;
+        assert!(migrate_hint(&M::VersionMissing(9)).contains("newer helpdesk"));
+        for e in [
+            M::Dirty(3),
+            M::VersionMismatch(2),
+            M::Execute(sqlx::Error::Protocol("file is not a database".into())),
+        ] {
+            assert!(!migrate_hint(&e).contains("newer"), "{e}");
+        }
+    }
 
     #[test]
     fn every_credential_is_redacted_and_the_rest_kept() {
