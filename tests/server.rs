@@ -715,3 +715,39 @@ async fn big_unsigned_or_forged_bodies_are_refused_without_filling_memory() {
     // Still serving.
     assert!(healthz(&e.admin).await < Duration::from_secs(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_the_connection_cap_a_connection_is_closed_at_once_and_slots_come_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let limits = helpdesk::config::HttpLimits {
+        max_connections: 10,
+        header_timeout_ms: 800,
+        ..Default::default()
+    };
+    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    helpdesk::serve::serve_until(listener, app, limits, "test", stop);
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The eleventh: accepted and closed at once, not left waiting.
+    let t = Instant::now();
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), extra.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    eprintln!("over the cap: closed after {} ms", t.elapsed().as_millis());
+    // The silent ones time out and free their slots.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(healthz(&addr).await < Duration::from_secs(1));
+    drop(held);
+}
