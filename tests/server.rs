@@ -750,4 +750,21 @@ async fn above_the_connection_cap_a_connection_is_closed_at_once_and_slots_come_
     tokio::time::sleep(Duration::from_millis(1200)).await;
     assert!(healthz(&addr).await < Duration::from_secs(1));
     drop(held);
+    // A keep-alive connection left idle after its answer is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 256];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let t = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(3), idle.read(&mut answer))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    eprintln!(
+        "idle keep-alive closed after {} ms",
+        t.elapsed().as_millis()
+    );
 }
