@@ -42,6 +42,7 @@ pub async fn serve(
     listen: &str,
     bot: Arc<Bot>,
     metrics: Option<PrometheusHandle>,
+    limits: crate::config::HttpLimits,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let app = Router::new()
@@ -51,7 +52,7 @@ pub async fn serve(
         .with_state(Admin { bot, metrics });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    crate::bot::serve_until(listener, app, stop);
+    crate::serve::serve_until(listener, app, limits, "admin", stop);
     Ok(addr)
 }
 

@@ -13,7 +13,7 @@ use clap::{Args, Subcommand};
 
 use crate::clock::{Clock, Millis, rfc3339};
 use crate::config::Config;
-use crate::domain::TicketRef;
+use crate::domain::{AgentName, TicketRef};
 use crate::report;
 use crate::store::Store;
 use crate::tickets::{self, Command, Filter, Status};
@@ -29,9 +29,9 @@ pub struct Common {
         env = "HELPDESK_CONFIG"
     )]
     pub config: PathBuf,
-    /// Who is acting.
+    /// Who is acting: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
     #[arg(long, global = true, env = "HELPDESK_AGENT")]
-    pub agent: Option<String>,
+    pub agent: Option<AgentName>,
 }
 
 /// `helpdesk tickets …`
@@ -72,8 +72,8 @@ pub enum TicketsCommand {
     Assign {
         /// The ticket.
         ticket: TicketRef,
-        /// The agent.
-        to: String,
+        /// The agent: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
+        to: AgentName,
     },
     /// An internal note (never sent).
     Note {
@@ -121,9 +121,9 @@ async fn open_store(common: &Common) -> Result<(Config, Store)> {
 }
 
 fn agent(common: &Common) -> Result<String> {
-    match common.agent.as_deref().map(str::trim) {
-        Some(a) if !a.is_empty() => Ok(a.to_owned()),
-        _ => bail!("who is acting? pass --agent NAME or set HELPDESK_AGENT"),
+    match &common.agent {
+        Some(a) => Ok(a.as_str().to_owned()),
+        None => bail!("who is acting? pass --agent NAME or set HELPDESK_AGENT"),
     }
 }
 
@@ -229,7 +229,7 @@ pub async fn tickets(common: Common, cmd: TicketsCommand, out: &mut dyn Write) -
             return Ok(0);
         }
         TicketsCommand::Claim { ticket } => (ticket, Command::Claim),
-        TicketsCommand::Assign { ticket, to } => (ticket, Command::Assign(to)),
+        TicketsCommand::Assign { ticket, to } => (ticket, Command::Assign(to.as_str().to_owned())),
         TicketsCommand::Note { ticket, text } => (ticket, Command::Note(text)),
         TicketsCommand::Reply { ticket, text, dm } => (ticket, Command::Reply { text, dm }),
         TicketsCommand::Pending { ticket } => (ticket, Command::Pending),

@@ -215,6 +215,12 @@ impl Bot {
         Ok((processed, batch.next_poll))
     }
 
+    /// The account the bot acts as on `platform` (from `whoami` at start),
+    /// if it serves that platform.
+    pub fn account(&self, platform: Platform) -> Option<&Account> {
+        self.accounts.get(&platform)
+    }
+
     /// Records events pushed by a platform (webhooks): the same pipeline and
     /// deduplication as polling, without a cursor.
     pub async fn ingest_events(
@@ -741,19 +747,4 @@ pub async fn stopped(mut stop: watch::Receiver<bool>) -> bool {
         }
     }
     true
-}
-
-/// Serves `app` on `listener` in the background until `stop` turns true.
-pub fn serve_until(
-    listener: tokio::net::TcpListener,
-    app: axum::Router,
-    stop: watch::Receiver<bool>,
-) {
-    tokio::spawn(async move {
-        let _ = axum::serve(listener, app)
-            .with_graceful_shutdown(async move {
-                stopped(stop).await;
-            })
-            .await;
-    });
 }

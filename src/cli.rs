@@ -200,7 +200,7 @@ impl clap::ValueEnum for Channel {
 /// Runs a `rules` command; returns the process exit code.
 pub fn rules_command(cmd: RulesCommand) -> Result<i32> {
     match cmd {
-        RulesCommand::Check { rules } => Ok(check(&rules)),
+        RulesCommand::Check { rules } => check(&rules),
         RulesCommand::Test {
             rules,
             channel,
@@ -225,10 +225,12 @@ pub fn rules_command(cmd: RulesCommand) -> Result<i32> {
                 bulk(&set, &vars)
             } else {
                 let d = set.route(&text, channel);
+                // Written, not printed: `println!` panics on a closed pipe.
+                let mut out = std::io::stdout().lock();
                 if json {
-                    println!("{}", decision_json(&d, &vars));
+                    writeln!(out, "{}", decision_json(&d, &vars))?;
                 } else {
-                    print!("{}", explain(&d, &text, channel, &vars));
+                    write!(out, "{}", explain(&d, &text, channel, &vars))?;
                 }
                 Ok(0)
             }
@@ -239,11 +241,12 @@ pub fn rules_command(cmd: RulesCommand) -> Result<i32> {
 /// The ticket reference shown in rendered acks when no ticket exists yet.
 const SAMPLE_TICKET: &str = "T-1000";
 
-fn check(dir: &Path) -> i32 {
-    match RuleSet::load_dir(dir, &LoadOptions::default()) {
+fn check(dir: &Path) -> Result<i32> {
+    Ok(match RuleSet::load_dir(dir, &LoadOptions::default()) {
         Ok(set) => {
             let s = set.stats();
-            println!(
+            writeln!(
+                std::io::stdout().lock(),
                 "ok: {} rules in {} files, {} keywords ({} distinct), {} examples passed{}",
                 s.rules,
                 s.files,
@@ -255,7 +258,7 @@ fn check(dir: &Path) -> i32 {
                 } else {
                     ""
                 }
-            );
+            )?;
             0
         }
         Err(e) => {
@@ -268,7 +271,7 @@ fn check(dir: &Path) -> i32 {
             );
             1
         }
-    }
+    })
 }
 
 /// The JSON result of one routing, as `rules test --json` prints it.
@@ -429,7 +432,11 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
-            clap_complete::generate(shell, &mut cmd, "helpdesk", &mut std::io::stdout());
+            // Into memory first: clap_complete panics when a write fails
+            // (a closed pipe); ours returns the error.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut cmd, "helpdesk", &mut script);
+            std::io::stdout().lock().write_all(&script)?;
             Ok(0)
         }
         Command::Tickets { common, cmd } => {
@@ -559,4 +566,63 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
         }
     }
     Ok(())
+}
+
+/// The error as one line: each cause of its chain once, outermost first.
+///
+/// Our errors often name their source in their own message (so a log line
+/// that shows only `{e}` still has the cause) and also return it as
+/// `source()`: printing the chain as is would repeat it two to four times.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        // Some drivers repeat a prefix inside one message
+        // ("error with configuration: error with configuration: …").
+        let mut segments: Vec<&str> = Vec::new();
+        let text = cause.to_string();
+        for seg in text.split(": ") {
+            if segments.last() != Some(&seg) {
+                segments.push(seg);
+            }
+        }
+        let msg = segments.join(": ");
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Whether the error is a closed standard output (the reader of a pipe went
+/// away, as with `| head`): the command then stops quietly with status 0,
+/// as other Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+#[cfg(test)]
+mod error_tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_is_printed_once_and_a_closed_pipe_is_recognised() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the database x: {0}; check it")]
+        struct Outer(#[source] std::io::Error);
+        let io = std::io::Error::other("cfg: cfg: bad value");
+        let e = anyhow::Error::new(Outer(io)).context("the bot could not start");
+        assert_eq!(
+            render_error(&e),
+            "the bot could not start: cannot open the database x: cfg: bad value; check it"
+        );
+        assert!(!is_broken_pipe(&e));
+        let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing the list");
+        assert!(is_broken_pipe(&pipe));
+    }
 }

@@ -39,6 +39,52 @@ pub struct Config {
     /// A stream whose polls keep failing for this long makes `/readyz`
     /// answer 503 and name it.
     pub stream_failing_secs: u64,
+    /// `[http]`: limits of the webhook and admin endpoints.
+    pub http: HttpLimits,
+}
+
+/// `[http]`: what one peer of the webhook or admin endpoint may hold.
+///
+/// Both endpoints face the network; without these, a few hundred silent
+/// connections or large unsigned bodies starve the process (file
+/// descriptors, memory) and with it polling and sending.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpLimits {
+    /// Connections served at once per endpoint; one more is closed at once.
+    /// Keep the two endpoints' sum well below the process's `LimitNOFILE`
+    /// so the HTTP client always has descriptors to poll and send.
+    pub max_connections: usize,
+    /// A request's headers must arrive within this; it also closes a
+    /// keep-alive connection that stays idle this long.
+    pub header_timeout_ms: u64,
+    /// A whole request (body read, handling, answer) must finish within this.
+    pub request_timeout_ms: u64,
+    /// The largest request body read; a larger one is refused with 413
+    /// while reading, before it is buffered.
+    pub body_limit_bytes: usize,
+}
+
+impl Default for HttpLimits {
+    fn default() -> Self {
+        HttpLimits {
+            max_connections: 512,
+            header_timeout_ms: 5_000,
+            request_timeout_ms: 20_000,
+            body_limit_bytes: 512 * 1024,
+        }
+    }
+}
+
+impl HttpLimits {
+    /// The header timeout as a `Duration`.
+    pub fn header_timeout(&self) -> Duration {
+        Duration::from_millis(self.header_timeout_ms.max(1))
+    }
+    /// The whole-request timeout as a `Duration`.
+    pub fn request_timeout(&self) -> Duration {
+        Duration::from_millis(self.request_timeout_ms.max(1))
+    }
 }
 
 impl Default for Config {
@@ -55,6 +101,7 @@ impl Default for Config {
             admin_listen: "127.0.0.1:9898".into(),
             shutdown_deadline_secs: 20,
             stream_failing_secs: 300,
+            http: HttpLimits::default(),
         }
     }
 }

@@ -362,3 +362,112 @@ mod tests {
         assert_eq!(ChannelSet::ALL.to_string(), "mention, dm, search");
     }
 }
+
+/// Why a string is not an [`AgentName`].
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "invalid agent name {shown}: {why}; use 1 to {max} letters, digits, `.`, `_`, `-` or `@` (such as carla or carla@acme.fr)",
+    max = AgentName::MAX_LEN
+)]
+pub struct AgentNameError {
+    /// The name as shown (escaped, and cut when long).
+    pub shown: String,
+    /// What is wrong with it.
+    pub why: &'static str,
+}
+
+/// Who acts on a ticket: an agent's name as the CLI (`--agent`, `assign`)
+/// and the `agent_actions` table give it.
+///
+/// 1 to [`AgentName::MAX_LEN`] characters, each an ASCII letter or digit,
+/// `.`, `_`, `-` or `@` (so an e-mail address fits). Names are printed in
+/// ticket histories, logs and terminals: a newline, a control character or
+/// a 100 000-character name would forge or flood them, so nothing else is
+/// taken. Surrounding spaces are trimmed.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+#[serde(transparent)]
+pub struct AgentName(String);
+
+impl AgentName {
+    /// The longest name taken, in characters.
+    pub const MAX_LEN: usize = 64;
+
+    /// Checks a name from outside.
+    pub fn parse(raw: &str) -> Result<AgentName, AgentNameError> {
+        let name = raw.trim();
+        let fail = |why| AgentNameError {
+            // Debug-escaped and cut: the message itself stays one short line.
+            shown: format!("{:?}", name.chars().take(40).collect::<String>())
+                + if name.chars().count() > 40 { "…" } else { "" },
+            why,
+        };
+        if name.is_empty() {
+            return Err(fail("it is empty"));
+        }
+        if name.chars().count() > Self::MAX_LEN {
+            return Err(fail("it is too long"));
+        }
+        if !name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'))
+        {
+            return Err(fail("it holds a character that is not allowed"));
+        }
+        Ok(AgentName(name.to_owned()))
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl FromStr for AgentName {
+    type Err = AgentNameError;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        AgentName::parse(s)
+    }
+}
+
+impl fmt::Display for AgentName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod agent_name_tests {
+    use super::*;
+
+    #[test]
+    fn agent_names_have_a_small_charset_and_length() {
+        for ok in [
+            "carla",
+            "carla@acme.fr",
+            "c.dupont_2-x",
+            &"a".repeat(64),
+            " bob ",
+        ] {
+            assert!(AgentName::parse(ok).is_ok(), "{ok:?}");
+        }
+        assert_eq!(AgentName::parse(" bob ").unwrap().as_str(), "bob");
+        for bad in [
+            "",
+            "  ",
+            "car\nla",
+            "carla\u{202e}",
+            "carla smith",
+            "élodie",
+            "a;b",
+            "<b>",
+        ] {
+            let e = AgentName::parse(bad).unwrap_err();
+            assert!(e.to_string().contains("1 to 64 letters"), "{e}");
+            assert!(!e.to_string().contains('\n'), "{e}");
+        }
+        let long = "x".repeat(100_000);
+        let e = AgentName::parse(&long).unwrap_err();
+        assert!(e.to_string().len() < 250, "{e}");
+        assert!(e.to_string().contains("too long"), "{e}");
+    }
+}

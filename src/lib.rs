@@ -18,6 +18,7 @@
 //! - [`bot`]: the event loop and its shutdown.
 //! - [`reload`]: hot reload of the rules (file watcher, SIGHUP).
 //! - [`admin`]: `/metrics`, `/healthz`, `/readyz`.
+//! - [`serve`]: the HTTP server of the webhook and admin endpoints, with its limits.
 //! - [`report`]: the support lead's figures.
 //! - [`setup`]: `init`, `config check`.
 //! - [`demo`], [`run`], [`agent_cli`], [`cli`]: the commands.
@@ -42,6 +43,7 @@ pub mod report;
 pub mod rules;
 pub mod run;
 pub mod schedule;
+pub mod serve;
 pub mod setup;
 pub mod store;
 pub mod text;

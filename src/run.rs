@@ -102,11 +102,25 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
 
     let (tx, rx) = watch::channel(false);
     let webhooks = match config.x.as_ref().and_then(|x| x.webhook.as_ref()) {
-        Some(w) => Some(serve_webhooks(w, rx.clone()).await?),
+        Some(w) => {
+            // Only events for the brand's own account are taken: others
+            // subscribed to the same X app must not be answered as the brand.
+            let me = bot
+                .account(crate::domain::Platform::X)
+                .map(|a| a.id.clone())
+                .context("the X account is not identified: webhooks cannot be checked")?;
+            Some(serve_webhooks(w, me, config.http.clone(), rx.clone()).await?)
+        }
         None => None,
     };
     if !config.admin_listen.is_empty() {
-        let addr = crate::admin::serve(&config.admin_listen, bot.clone(), metrics, rx.clone())
+        let addr = crate::admin::serve(
+            &config.admin_listen,
+            bot.clone(),
+            metrics,
+            config.http.clone(),
+            rx.clone(),
+        )
             .await
             .with_context(|| {
                 format!(
@@ -152,16 +166,18 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
 /// deliveries arrive.
 async fn serve_webhooks(
     w: &WebhookConfig,
+    me: crate::domain::UserId,
+    limits: crate::config::HttpLimits,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<mpsc::Receiver<Delivery>> {
     let secret = Secret::from_env(&w.consumer_secret_env)?;
     let (tx, rx) = mpsc::channel(64);
-    let app = x_webhook::router(&w.path, &secret, tx);
+    let app = x_webhook::router(&w.path, &secret, me, tx);
     let listener = tokio::net::TcpListener::bind(&w.listen)
         .await
         .with_context(|| format!("cannot listen on {} for X webhooks", w.listen))?;
     tracing::info!(listen = %w.listen, path = %w.path, "X webhook endpoint ready");
-    crate::bot::serve_until(listener, app, stop);
+    crate::serve::serve_until(listener, app, limits, "webhook", stop);
     Ok(rx)
 }
 

@@ -36,17 +36,27 @@ pub enum StoreError {
     )]
     Url(String),
     /// Connecting failed.
-    #[error(
-        "cannot open the database {url}: {source}; check database_url and that the server is up"
-    )]
+    #[error("cannot open the database {url}: {source}; {hint}")]
     Connect {
         /// The URL with any password removed.
         url: String,
         /// The driver's error.
         source: sqlx::Error,
+        /// What to check, for this kind of database.
+        hint: &'static str,
+    },
+    /// The SQLite file exists but is not a database (or is damaged).
+    #[error(
+        "{url} is not a SQLite database or is damaged ({source}); restore it from a backup, or point database_url at another file (a missing one is created)"
+    )]
+    NotADatabase {
+        /// The URL with any password removed.
+        url: String,
+        /// SQLite's error.
+        source: sqlx::Error,
     },
     /// Applying migrations failed.
-    #[error("cannot migrate the database {url}: {source}; was it created by a newer helpdesk?")]
+    #[error("cannot migrate the database {url}: {source}; {}", migrate_hint(.source))]
     Migrate {
         /// The URL with any password removed.
         url: String,
@@ -56,6 +66,26 @@ pub enum StoreError {
     /// A query failed (disk full, database gone, constraint violated…).
     #[error("{}", describe_query_error(.0))]
     Query(#[from] sqlx::Error),
+}
+
+/// What to do about a failed migration: only a migration this version does
+/// not know means the database is from a newer helpdesk.
+fn migrate_hint(e: &sqlx::migrate::MigrateError) -> &'static str {
+    use sqlx::migrate::MigrateError as M;
+    match e {
+        M::VersionMissing(_) => {
+            "it was migrated by a newer helpdesk: run that version, or restore a backup made before the upgrade"
+        }
+        M::VersionMismatch(_) | M::VersionNotPresent(_) => {
+            "its migration history differs from this helpdesk's: restore a backup, or start from a new database"
+        }
+        M::Dirty(_) => {
+            "a migration was interrupted: restore a backup taken before it, then start helpdesk again"
+        }
+        _ => {
+            "the database may be damaged, read-only or full: check its file or server, and restore a backup if needed"
+        }
+    }
 }
 
 /// What a failed query means for the operator, and what to do. Nothing
@@ -86,15 +116,141 @@ pub struct Store {
     backend: Backend,
 }
 
-/// Removes the password from a database URL, for logs and errors.
-pub fn redact_url(url: &str) -> String {
-    if let Some((scheme, rest)) = url.split_once("://")
-        && let Some((auth, host)) = rest.split_once('@')
-        && let Some((user, _)) = auth.split_once(':')
-    {
-        return format!("{scheme}://{user}:[redacted]@{host}");
+/// What replaces a credential in a printed URL.
+const REDACTED: &str = "[redacted]";
+
+/// A database URL with every credential removed, for logs and errors.
+///
+/// The URL is parsed (the `url` crate, as the drivers do), not cut at a
+/// character: the password in the authority is replaced whatever it holds
+/// (`@`, `:`, `%40`), and so is the value of every query parameter whose
+/// name looks secret (`password`, `pass`, `sslpassword`, `passfile`,
+/// anything with `secret`, `token`, `key`, `auth` or `pwd` in it). Other
+/// parameters, such as a unix-socket `host=/run/postgresql`, are kept: they
+/// help find the database. A URL that does not parse is shown as its scheme
+/// alone (`postgres:[redacted]`), since where its password ends is unknown;
+/// so is one without an authority (`//`), except `sqlite:`.
+pub fn redact_url(raw: &str) -> String {
+    // Without `//` a URL has no authority and anything may follow the
+    // scheme (`hd:Hunter2@db`); only SQLite's `sqlite::memory:` and
+    // `sqlite:FILE` are known to hold no secret there.
+    let parsed = url::Url::parse(raw)
+        .ok()
+        .filter(|u| !u.cannot_be_a_base() || u.scheme() == "sqlite");
+    let Some(u) = parsed else {
+        return match raw.split_once(':') {
+            Some((scheme, _))
+                if !scheme.is_empty()
+                    && scheme
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "+-.".contains(c)) =>
+            {
+                format!("{scheme}:{REDACTED}")
+            }
+            _ => REDACTED.to_owned(),
+        };
+    };
+    use url::Position;
+    let mut out = if u.password().is_some() {
+        // Everything up to the user name, then everything from the host:
+        // the password between them is never copied.
+        format!(
+            "{}:{REDACTED}@{}",
+            &u[..Position::AfterUsername],
+            &u[Position::BeforeHost..Position::AfterPath]
+        )
+    } else {
+        u[..Position::AfterPath].to_owned()
+    };
+    if let Some(q) = u.query() {
+        out.push('?');
+        let pairs: Vec<String> = q
+            .split('&')
+            .map(|pair| {
+                let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+                if secret_name(name) {
+                    format!("{name}={REDACTED}")
+                } else {
+                    pair.to_owned()
+                }
+            })
+            .collect();
+        out.push_str(&pairs.join("&"));
     }
-    url.to_owned()
+    if u.fragment().is_some() {
+        // No driver reads a fragment; whatever is there is not shown.
+        out.push('#');
+        out.push_str(REDACTED);
+    }
+    out
+}
+
+/// The query parameters the PostgreSQL driver reads; it ignores others,
+/// logging their values, so a secret-looking one it would ignore
+/// (`sslpassword`, `token`) is dropped before the driver sees it.
+const POSTGRES_PARAMETERS: &[&str] = &[
+    "sslmode",
+    "ssl-mode",
+    "sslrootcert",
+    "ssl-root-cert",
+    "ssl-ca",
+    "sslcert",
+    "ssl-cert",
+    "sslkey",
+    "ssl-key",
+    "statement-cache-capacity",
+    "host",
+    "hostaddr",
+    "port",
+    "dbname",
+    "user",
+    "password",
+    "application_name",
+    "options",
+];
+
+fn without_ignored_secrets(raw: &str) -> String {
+    let Ok(mut u) = url::Url::parse(raw) else {
+        return raw.to_owned(); // the driver refuses it, naming no part of it
+    };
+    if u.query().is_none() {
+        return raw.to_owned();
+    }
+    let (kept, dropped): (Vec<_>, Vec<_>) = u
+        .query_pairs()
+        .into_owned()
+        .partition(|(k, _)| POSTGRES_PARAMETERS.contains(&k.as_str()) || !secret_name(k));
+    if dropped.is_empty() {
+        return raw.to_owned();
+    }
+    for (k, _) in &dropped {
+        tracing::warn!(parameter = %k, "database_url parameter not used by the PostgreSQL driver: ignored");
+    }
+    if kept.is_empty() {
+        u.set_query(None);
+    } else {
+        u.query_pairs_mut().clear().extend_pairs(kept);
+    }
+    u.into()
+}
+
+/// Whether a query parameter's name (percent-encoded or not) names a secret.
+fn secret_name(raw: &str) -> bool {
+    let name: String = url::form_urlencoded::parse(raw.as_bytes())
+        .next()
+        .map(|(k, _)| k.to_ascii_lowercase())
+        .unwrap_or_default();
+    [
+        "pass",
+        "pwd",
+        "secret",
+        "token",
+        "key",
+        "auth",
+        "credential",
+    ]
+    .iter()
+    .any(|w| name.contains(w))
 }
 
 /// Whether a connection error means the server is not there yet (refused,
@@ -122,9 +278,9 @@ impl Store {
         let mut wait = Duration::from_secs(1);
         loop {
             match Store::open(url).await {
-                Err(StoreError::Connect { url: shown, source })
-                    if url.starts_with("postgres") && server_not_up(&source) =>
-                {
+                Err(StoreError::Connect {
+                    url: shown, source, ..
+                }) if url.starts_with("postgres") && server_not_up(&source) => {
                     tracing::warn!(database = %shown, error = %source, retry_in_secs = wait.as_secs(),
                         "the database is not reachable yet; retrying");
                     tokio::time::sleep(wait).await;
@@ -149,17 +305,35 @@ impl Store {
             };
             (Backend::Sqlite, u)
         } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            (Backend::Postgres, url.to_owned())
+            (Backend::Postgres, without_ignored_secrets(url))
         } else {
             return Err(StoreError::Url(shown));
+        };
+        let hint = match backend {
+            Backend::Sqlite => {
+                "check database_url, and that its folder exists and this user may write there"
+            }
+            Backend::Postgres => "check database_url and that the server is up",
         };
         let connect_err = |source| StoreError::Connect {
             url: shown.clone(),
             source,
+            hint,
         };
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(connect_err)?
             .disable_statement_logging();
+        if backend == Backend::Sqlite {
+            // One plain connection first: the pool would retry a file that
+            // is not a database for its whole acquire timeout and then say
+            // only "pool timed out".
+            use sqlx::{ConnectOptions as _, Connection as _};
+            let mut c = opts.connect().await.map_err(connect_err)?;
+            if let Err(source) = sqlx::query("PRAGMA schema_version").execute(&mut c).await {
+                return Err(StoreError::NotADatabase { url: shown, source });
+            }
+            let _ = c.close().await;
+        }
         let pool = AnyPoolOptions::new()
             .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
             .acquire_timeout(Duration::from_secs(10))
@@ -351,11 +525,87 @@ mod tests {
     use super::*;
 
     #[test]
-    fn passwords_are_redacted() {
-        assert_eq!(
-            redact_url("postgres://bot:s3cret@db:5432/helpdesk"),
-            "postgres://bot:[redacted]@db:5432/helpdesk"
-        );
-        assert_eq!(redact_url("sqlite://helpdesk.db"), "sqlite://helpdesk.db");
+    fn only_an_unknown_migration_blames_a_newer_helpdesk() {
+        use sqlx::migrate::MigrateError as M;
+        assert!(migrate_hint(&M::VersionMissing(9)).contains("newer helpdesk"));
+        for e in [
+            M::Dirty(3),
+            M::VersionMismatch(2),
+            M::Execute(sqlx::Error::Protocol("file is not a database".into())),
+        ] {
+            assert!(!migrate_hint(&e).contains("newer"), "{e}");
+        }
+    }
+
+    #[test]
+    fn every_credential_is_redacted_and_the_rest_kept() {
+        let r = REDACTED;
+        let table: &[(&str, String)] = &[
+            (
+                "postgres://bot:s3cret@db:5432/helpdesk",
+                format!("postgres://bot:{r}@db:5432/helpdesk"),
+            ),
+            // `@` in the password: the last `@` ends the authority.
+            (
+                "postgres://helpdesk:p@ssHunter2@db/hd",
+                format!("postgres://helpdesk:{r}@db/hd"),
+            ),
+            (
+                "postgres://helpdesk:p%40ss:Hunter2@db/hd",
+                format!("postgres://helpdesk:{r}@db/hd"),
+            ),
+            (
+                "postgresql://u:a:b:c@db:5433/hd?sslmode=require",
+                format!("postgresql://u:{r}@db:5433/hd?sslmode=require"),
+            ),
+            (
+                "postgres://helpdesk@db/hd?password=Hunter2&application_name=hd",
+                format!("postgres://helpdesk@db/hd?password={r}&application_name=hd"),
+            ),
+            (
+                "postgres://db/hd?user=hd&pass=Hunter2&sslpassword=Hunter3&sslmode=verify-full",
+                format!("postgres://db/hd?user=hd&pass={r}&sslpassword={r}&sslmode=verify-full"),
+            ),
+            (
+                "postgres://db/hd?api_token=Hunter2&client_secret=Hunter3&Pass%77ord=Hunter4",
+                format!("postgres://db/hd?api_token={r}&client_secret={r}&Pass%77ord={r}"),
+            ),
+            (
+                "postgres:///hd?host=/run/postgresql&password=Hunter2",
+                format!("postgres:///hd?host=/run/postgresql&password={r}"),
+            ),
+            (
+                "postgres://hd:Hunter2@%2Frun%2Fpostgresql/hd",
+                format!("postgres://hd:{r}@%2Frun%2Fpostgresql/hd"),
+            ),
+            (
+                "postgres://:Hunter2@db/hd",
+                format!("postgres://:{r}@db/hd"),
+            ),
+            (
+                "postgres://hd:Hunter2@db/hd#Hunter3",
+                format!("postgres://hd:{r}@db/hd#{r}"),
+            ),
+            // Does not parse (a bad port, an unclosed IPv6 host): the
+            // scheme alone, since where the password ends is unknown.
+            (
+                "postgres://hd:Hunter2@db:99999999/hd",
+                format!("postgres:{r}"),
+            ),
+            ("postgres://hd:Hunter2@[db/hd", format!("postgres:{r}")),
+            ("hd:Hunter2@db", format!("hd:{r}")),
+            ("Hunter2 no scheme", r.to_owned()),
+            ("sqlite://helpdesk.db", "sqlite://helpdesk.db".to_owned()),
+            (
+                "sqlite:///var/lib/helpdesk/helpdesk.db?mode=rwc",
+                "sqlite:///var/lib/helpdesk/helpdesk.db?mode=rwc".to_owned(),
+            ),
+            ("sqlite::memory:", "sqlite::memory:".to_owned()),
+        ];
+        for (url, want) in table {
+            let got = redact_url(url);
+            assert_eq!(&got, want, "for {url}");
+            assert!(!got.contains("Hunter") && !got.contains("s3cret"), "{got}");
+        }
     }
 }

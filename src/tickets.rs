@@ -797,7 +797,18 @@ pub async fn apply_agent_actions(
         let agent: String = r.try_get(2)?;
         let action: String = r.try_get(3)?;
         let argument: Option<String> = r.try_get(4)?;
-        let outcome = match Command::from_action(&action, argument.as_deref()) {
+        // The acting agent, and the one a ticket is assigned to, are names
+        // shown in histories and logs: checked like the CLI's.
+        let names = crate::domain::AgentName::parse(&agent).and_then(|_| match action.as_str() {
+            "assign" => {
+                crate::domain::AgentName::parse(argument.as_deref().unwrap_or("")).map(|_| ())
+            }
+            _ => Ok(()),
+        });
+        let outcome = match names
+            .map_err(|e| e.to_string())
+            .and_then(|()| Command::from_action(&action, argument.as_deref()))
+        {
             Ok(cmd) => apply(store, policy, protected_handles, ticket, &agent, &cmd, now)
                 .await
                 .map(|a| format!("{} {} → {}", a.ticket, a.from, a.to))
@@ -821,7 +832,7 @@ pub async fn apply_agent_actions(
         .bind(id)
         .execute(store.pool())
         .await?;
-        tracing::info!(action = %action, ticket = %ticket, agent = %agent, status, result = %result, "agent action applied");
+        tracing::info!(action = %action, ticket = %ticket, agent = ?agent.chars().take(64).collect::<String>(), status, result = %result, "agent action applied");
     }
     Ok(n)
 }

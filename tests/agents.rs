@@ -20,6 +20,7 @@ on_both_databases!(
     agent_actions_from_sql_tools_are_applied_by_the_bot,
     bad_external_writes_are_rejected_by_the_database,
     sla_overdue_and_too_long_replies,
+    the_documented_insert_works_in_the_database_shells_and_bad_agent_names_are_refused,
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
@@ -384,4 +385,112 @@ async fn sla_overdue_and_too_long_replies(db: Db) {
         err.contains("cannot close: the ticket is new; solve it first"),
         "{err}"
     );
+}
+
+/// The `agent_actions` INSERT exactly as docs/schema.md shows it, aimed at
+/// `ticket`.
+fn documented_insert(ticket: &str) -> String {
+    let doc =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/docs/schema.md")).unwrap();
+    let at = doc.find("## `agent_actions`").unwrap();
+    let block = &doc[at..];
+    let start = block.find("```sql\n").unwrap() + "```sql\n".len();
+    let end = start + block[start..].find("```").unwrap();
+    let sql = &block[start..end];
+    assert!(sql.contains("1042"), "{sql}");
+    sql.replace("1042", ticket)
+}
+
+async fn the_documented_insert_works_in_the_database_shells_and_bad_agent_names_are_refused(
+    db: Db,
+) {
+    let traffic = line("5501", "mention", "ana", "@lumio je veux être remboursé");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    // The shell agents use: Debian 12's sqlite3 is 3.40, without
+    // unixepoch('subsec').
+    let (shell, args): (&str, Vec<String>) = match db {
+        Db::Sqlite => (
+            "sqlite3",
+            vec![
+                app.url.trim_start_matches("sqlite://").to_owned(),
+                documented_insert("1001"),
+            ],
+        ),
+        Db::Postgres => (
+            "psql",
+            vec![
+                app.url.clone(),
+                "-v".into(),
+                "ON_ERROR_STOP=1".into(),
+                "-c".into(),
+                documented_insert("1001"),
+            ],
+        ),
+    };
+    match Process::new(shell).args(&args).output() {
+        Ok(out) => assert!(
+            out.status.success(),
+            "{shell}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        Err(e) => eprintln!("skip: {shell} is not installed ({e})"),
+    }
+    // Names that would forge or flood histories and logs.
+    let long = "x".repeat(100_000);
+    for agent in ["carla\nINFO forged line", long.as_str(), "carla\u{202e}"] {
+        sqlx::query(
+            "INSERT INTO agent_actions (ticket_id, agent, action, argument) VALUES (1001, $1, 'note', 'n')",
+        )
+        .bind(agent)
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    }
+    sqlx::query(
+        "INSERT INTO agent_actions (ticket_id, agent, action, argument) VALUES (1001, 'carla', 'assign', 'bob smith')",
+    )
+    .execute(app.store.pool())
+    .await
+    .unwrap();
+    app.bot.maintain_once(false).await.unwrap();
+    let rows: Vec<(String, String, i64)> = sqlx::query(
+        "SELECT status, COALESCE(result, ''), created_at FROM agent_actions ORDER BY id",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap()
+    .iter()
+    .map(|r| {
+        (
+            r.try_get(0).unwrap(),
+            r.try_get(1).unwrap(),
+            r.try_get(2).unwrap(),
+        )
+    })
+    .collect();
+    let shelled = usize::from(rows.len() == 5);
+    if shelled == 1 {
+        assert_eq!(rows[0].0, "done", "{rows:?}");
+        // created_at filled itself, in milliseconds of now.
+        let now = app.clock.now_ms();
+        assert!((now - rows[0].2).abs() < 600_000, "{} vs {now}", rows[0].2);
+    }
+    for (status, result, _) in &rows[shelled..] {
+        assert_eq!(status, "refused");
+        assert!(result.contains("invalid agent name"), "{result}");
+        assert!(result.len() < 300 && !result.contains('\n'), "{result}");
+    }
+    // The CLI refuses them too, before touching the database.
+    let out = Process::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["tickets", "claim", "T-1001", "--agent", "a\nb"])
+        .env("HELPDESK_DATABASE_URL", &app.url)
+        .env("HELPDESK_CONFIG", app.dir.path().join("none.toml"))
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(err.contains("invalid agent name"), "{err}");
 }

@@ -188,3 +188,100 @@ async fn run_waits_out_a_platform_that_fails_at_start() {
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(logs.contains("retrying (a temporary failure)"), "{logs}");
 }
+
+#[test]
+fn no_database_password_is_printed_by_config_check_or_tickets() {
+    let dir = tempfile::tempdir().unwrap();
+    // `sslmode=bogus` makes the driver refuse the URL at once, so the error
+    // path is taken without waiting for a server.
+    for url in [
+        "postgres://helpdesk:p@ssHunter2@127.0.0.1:1/hd?sslmode=bogus",
+        "postgres://helpdesk@127.0.0.1:1/hd?password=Hunter2&sslmode=bogus",
+        "postgres://helpdesk:p%40ss:Hunter2@127.0.0.1:1/hd?sslpassword=Hunter2&sslmode=bogus",
+        "postgres:///hd?host=/nonexistent&pass=Hunter2&sslmode=bogus",
+        "postgres://helpdesk:Hunter2@[127.0.0.1/hd",
+    ] {
+        for args in [&["config", "check"][..], &["tickets", "list"][..]] {
+            let out = Command::new(BIN)
+                .args(args)
+                .current_dir(dir.path())
+                .env("HELPDESK_DATABASE_URL", url)
+                .output()
+                .unwrap();
+            let all = format!(
+                "{}{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert!(!all.contains("Hunter2"), "{args:?} with {url}:\n{all}");
+            assert!(all.contains("[redacted]"), "{args:?} with {url}:\n{all}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_tickets_list_quietly() {
+    use std::io::{BufRead, BufReader};
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("big.db").display());
+    {
+        let store = helpdesk::store::Store::open(&url).await.unwrap();
+        sqlx::query(
+            "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
+             INSERT INTO tickets (queue, priority, platform, customer_id, customer_handle, conversation_id, created_at, updated_at) \
+             SELECT 'general', 'normal', 'x', i, 'cust' || i, 'c' || i, 0, 0 FROM n",
+        )
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    for json in [true, false] {
+        let mut args = vec!["tickets", "list"];
+        if json {
+            args.push("--json");
+        }
+        // `helpdesk tickets list --json | head -1`
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .current_dir(dir.path())
+            .env("HELPDESK_DATABASE_URL", &url)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut first = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut first)
+            .unwrap();
+        // The reader is gone.
+        let out = child.wait_with_output().unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!first.is_empty());
+        assert_eq!(out.status.code(), Some(0), "json {json}: {err}");
+        assert!(err.is_empty(), "json {json}: {err}");
+    }
+}
+
+#[test]
+fn a_file_that_is_not_a_database_is_named_as_such_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("notes.db");
+    std::fs::write(&file, "these are my notes, not a database\n".repeat(200)).unwrap();
+    let t = Instant::now();
+    let out = Command::new(BIN)
+        .args(["tickets", "list"])
+        .current_dir(dir.path())
+        .env(
+            "HELPDESK_DATABASE_URL",
+            format!("sqlite://{}", file.display()),
+        )
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(t.elapsed() < Duration::from_secs(5), "no pool timeout");
+    assert!(err.contains("is not a SQLite database"), "{err}");
+    assert!(!err.contains("newer helpdesk"), "{err}");
+    assert_eq!(err.matches("file is not a database").count(), 1, "{err}");
+    assert_eq!(err.lines().count(), 1, "{err}");
+}

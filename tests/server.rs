@@ -504,3 +504,267 @@ async fn three_instances_share_one_x_login_while_owners_die_in_turn() {
         counts.refreshed
     );
 }
+
+/// A bot with the admin endpoint and X webhooks on known ports, started
+/// with `ulimit -n 1024` so that a flood that took its descriptors would
+/// show as failed polls.
+struct Exposed {
+    bot: Bot,
+    admin: String,
+    webhook: String,
+    _dir: tempfile::TempDir,
+}
+
+fn start_exposed(sandbox: &Sandbox, http: &str) -> Exposed {
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("bot.db").display());
+    let config = write_config(dir.path(), &db, sandbox, http);
+    let (admin, webhook) = (
+        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", free_port()),
+    );
+    let mut text = std::fs::read_to_string(&config).unwrap();
+    text.push_str(&format!(
+        "\n[x.webhook]\nlisten = \"{webhook}\"\nconsumer_secret_env = \"HD_TEST_CONSUMER_SECRET\"\n"
+    ));
+    std::fs::write(&config, text).unwrap();
+    let log = config.with_file_name("exposed.log");
+    let child = Command::new("sh")
+        .args([
+            "-c",
+            "ulimit -n 1024 && exec \"$0\" \"$@\"",
+            BIN,
+            "run",
+            "--config",
+        ])
+        .arg(&config)
+        .env("HD_TEST_X_TOKEN", sandbox.token())
+        .env("HD_TEST_CONSUMER_SECRET", "test-consumer-secret")
+        .env("HELPDESK_ADMIN_LISTEN", &admin)
+        .env("RUST_LOG", "info")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::fs::File::create(&log).unwrap())
+        .spawn()
+        .unwrap();
+    Exposed {
+        bot: Bot { child, log },
+        admin,
+        webhook,
+        _dir: dir,
+    }
+}
+
+/// `GET /healthz` on a fresh connection; how long the answer took.
+async fn healthz(admin: &str) -> Duration {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let t = Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(5), async {
+        let mut s = tokio::net::TcpStream::connect(admin).await?;
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .await?;
+        let mut out = Vec::new();
+        s.read_to_end(&mut out).await?;
+        Ok::<_, std::io::Error>(out)
+    })
+    .await
+    .expect("/healthz answered within 5 s")
+    .unwrap();
+    assert!(answer.starts_with(b"HTTP/1.1 200"), "{answer:?}");
+    t.elapsed()
+}
+
+fn rss_kb(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_hundred_silent_connections_leave_healthz_and_polling_alone() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sandbox = Sandbox::start(
+        parse_traffic(&faq_traffic(3, 9000), "t").unwrap(),
+        SandboxConfig::default(),
+        Clock::new(),
+    )
+    .await
+    .unwrap();
+    let e = start_exposed(&sandbox, "[http]\nheader_timeout_ms = 3000\n");
+    wait_for("three replies", 20, || sandbox.posted().len() == 3).await;
+    let quiet = healthz(&e.admin).await;
+    // 300 on each endpoint: half say nothing, half send half a header.
+    let mut held = Vec::new();
+    for i in 0..600 {
+        let to = if i % 2 == 0 { &e.admin } else { &e.webhook };
+        let mut s = tokio::net::TcpStream::connect(to).await.unwrap();
+        if i % 4 < 2 {
+            s.write_all(b"POST /webhooks/x HTTP/1.1\r\nHost: x\r\nContent-Le")
+                .await
+                .unwrap();
+        }
+        held.push(s);
+    }
+    let mut worst = Duration::ZERO;
+    for _ in 0..5 {
+        worst = worst.max(healthz(&e.admin).await);
+    }
+    eprintln!(
+        "/healthz: {} ms alone, at worst {} ms beside 600 silent connections",
+        quiet.as_millis(),
+        worst.as_millis()
+    );
+    assert!(worst < Duration::from_secs(1), "{worst:?}");
+    // Polling and sending still have their descriptors.
+    sandbox.push(parse_traffic(&faq_traffic(3, 9100), "more").unwrap());
+    wait_for("three more replies beside the flood", 20, || {
+        sandbox.posted().len() == 6
+    })
+    .await;
+    // The header timeout closes them all (idle or half a header).
+    let t = Instant::now();
+    for s in held.iter_mut() {
+        let mut buf = [0u8; 256];
+        let n = tokio::time::timeout(Duration::from_secs(6), s.read(&mut buf)).await;
+        assert!(
+            matches!(n, Ok(Ok(_)) | Ok(Err(_))),
+            "a silent connection still open after {:?}",
+            t.elapsed()
+        );
+    }
+    eprintln!(
+        "all 600 closed by the server within {} ms",
+        t.elapsed().as_millis()
+    );
+    let logs = std::fs::read_to_string(&e.bot.log).unwrap();
+    assert!(!logs.contains("Too many open files"), "{logs}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn big_unsigned_or_forged_bodies_are_refused_without_filling_memory() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let sandbox = Sandbox::start(Vec::new(), SandboxConfig::default(), Clock::new())
+        .await
+        .unwrap();
+    let e = start_exposed(&sandbox, "");
+    wait_for("the endpoints", 20, || {
+        std::net::TcpStream::connect(&e.webhook).is_ok()
+            && std::net::TcpStream::connect(&e.admin).is_ok()
+    })
+    .await;
+    healthz(&e.admin).await;
+    let pid = e.bot.child.id();
+    let before = rss_kb(pid);
+    let body = vec![b'{'; 2 * 1024 * 1024];
+    let mut tasks = Vec::new();
+    for i in 0..150 {
+        let to = e.webhook.clone();
+        let body = body.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut s = tokio::net::TcpStream::connect(&to).await.unwrap();
+            // Unsigned with a length; unsigned chunked; forged and chunked.
+            let head = match i % 3 {
+                0 => format!(
+                    "POST /webhooks/x HTTP/1.1\r\nHost: x\r\nContent-Length: {}\r\n\r\n",
+                    body.len()
+                ),
+                1 => "POST /webhooks/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                    .to_owned(),
+                _ => "POST /webhooks/x HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nx-twitter-webhooks-signature: sha256=AAAA\r\n\r\n".to_owned(),
+            };
+            let _ = s.write_all(head.as_bytes()).await;
+            for part in body.chunks(64 * 1024) {
+                let sent = if i % 3 == 0 {
+                    s.write_all(part).await
+                } else {
+                    let mut c = format!("{:x}\r\n", part.len()).into_bytes();
+                    c.extend_from_slice(part);
+                    c.extend_from_slice(b"\r\n");
+                    s.write_all(&c).await
+                };
+                if sent.is_err() {
+                    break; // the server closed it: refused
+                }
+            }
+            let mut out = Vec::new();
+            let _ = tokio::time::timeout(Duration::from_secs(10), s.read_to_end(&mut out)).await;
+            String::from_utf8_lossy(&out).lines().next().unwrap_or("").to_owned()
+        }));
+    }
+    let mut statuses = std::collections::BTreeMap::new();
+    for t in tasks {
+        *statuses.entry(t.await.unwrap()).or_insert(0) += 1;
+    }
+    let after = rss_kb(pid);
+    eprintln!(
+        "RSS {before} kB before, {after} kB after 150 bodies of 2 MiB (+{} kB); answers: {statuses:?}",
+        after.saturating_sub(before)
+    );
+    assert!(
+        statuses
+            .keys()
+            .all(|s| s.is_empty() || s.contains(" 401 ") || s.contains(" 413 ")),
+        "{statuses:?}"
+    );
+    assert!(
+        after < before + 8 * 1024,
+        "RSS grew from {before} kB to {after} kB"
+    );
+    // Still serving.
+    assert!(healthz(&e.admin).await < Duration::from_secs(1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn above_the_connection_cap_a_connection_is_closed_at_once_and_slots_come_back() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap().to_string();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let limits = helpdesk::config::HttpLimits {
+        max_connections: 10,
+        header_timeout_ms: 800,
+        ..Default::default()
+    };
+    let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
+    helpdesk::serve::serve_until(listener, app, limits, "test", stop);
+    let mut held = Vec::new();
+    for _ in 0..10 {
+        held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());
+    }
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The eleventh: accepted and closed at once, not left waiting.
+    let t = Instant::now();
+    let mut extra = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let _ = extra
+        .write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await;
+    let mut buf = [0u8; 64];
+    let n = tokio::time::timeout(Duration::from_secs(1), extra.read(&mut buf))
+        .await
+        .expect("closed at once");
+    assert!(matches!(n, Ok(0) | Err(_)), "{n:?}");
+    eprintln!("over the cap: closed after {} ms", t.elapsed().as_millis());
+    // The silent ones time out and free their slots.
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert!(healthz(&addr).await < Duration::from_secs(1));
+    drop(held);
+    // A keep-alive connection left idle after its answer is closed too.
+    let mut idle = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut answer = [0u8; 256];
+    let n = idle.read(&mut answer).await.unwrap();
+    assert!(answer[..n].starts_with(b"HTTP/1.1 200"));
+    let t = Instant::now();
+    let end = tokio::time::timeout(Duration::from_secs(3), idle.read(&mut answer))
+        .await
+        .expect("an idle keep-alive connection is closed");
+    assert!(matches!(end, Ok(0) | Err(_)), "{end:?}");
+    eprintln!(
+        "idle keep-alive closed after {} ms",
+        t.elapsed().as_millis()
+    );
+}

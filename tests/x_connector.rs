@@ -415,7 +415,20 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
     let (tx, mut rx) = tokio::sync::mpsc::channel(8);
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!("http://{}/webhooks/x", listener.local_addr().unwrap());
-    tokio::spawn(async move { axum::serve(listener, router("/webhooks/x", &secret, tx)).await });
+    let me = app
+        .bot
+        .account(helpdesk::domain::Platform::X)
+        .unwrap()
+        .id
+        .clone();
+    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    helpdesk::serve::serve_until(
+        listener,
+        router("/webhooks/x", &secret, me, tx),
+        helpdesk::config::HttpLimits::default(),
+        "webhook",
+        stop,
+    );
     let app = Arc::new(app);
     {
         let app = app.clone();
@@ -465,11 +478,17 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
         401
     );
     assert_eq!(post(None, body.clone()).await.unwrap().status(), 401);
+    // Signed, but for another account subscribed to the same X app.
+    let other = body.replace("1000000000000000001", "1000000000000000777");
+    let signed = signature(&Secret::new("test-consumer-secret"), other.as_bytes());
+    assert_eq!(post(Some(signed), other).await.unwrap().status(), 403);
     assert_eq!(
         app.count("SELECT COUNT(*) FROM messages").await,
         0,
         "nothing stored"
     );
+    app.bot.drain_once().await.unwrap();
+    assert!(app.sandbox.posted().is_empty(), "nothing answered");
     let good = signature(&Secret::new("test-consumer-secret"), body.as_bytes());
     assert_eq!(
         post(Some(good.clone()), body.clone())

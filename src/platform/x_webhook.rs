@@ -7,18 +7,27 @@
 //! is stored. Accepted events go to the same pipeline as polled ones, and
 //! the endpoint answers 200 only once they are committed, so X's retry (or
 //! the next poll, deduplicated by id) covers a failure.
+//!
+//! A call without a well-formed signature header is refused before its
+//! body is read; bodies are read (up to `http.body_limit_bytes`, see
+//! [`crate::serve`]) a few at a time, so forged calls cannot fill memory.
+//! Events whose `for_user_id` is not the brand's account (another account
+//! subscribed to the same X app) are refused with 403 and counted in
+//! `helpdesk_webhook_refused_total{reason="other_account"}`.
 
 use std::collections::HashMap;
 
+use std::sync::Arc;
+
 use axum::Router;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use base64::Engine;
 use serde::Deserialize;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use super::{Author, Event};
 use crate::clock::Millis;
@@ -28,9 +37,15 @@ use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId
 /// Events from one webhook call, and where to say they are committed.
 pub type Delivery = (Vec<Event>, oneshot::Sender<Result<(), String>>);
 
+/// How many webhook bodies are read at once: memory for forged bodies is
+/// bounded by this times the body limit, whatever the number of peers.
+const BODIES_AT_ONCE: usize = 8;
+
 #[derive(Clone)]
 struct Hook {
     key: ring::hmac::Key,
+    me: UserId,
+    reading: Arc<Semaphore>,
     tx: mpsc::Sender<Delivery>,
 }
 
@@ -44,10 +59,14 @@ pub fn signature(secret: &Secret, message: &[u8]) -> String {
     )
 }
 
-/// The webhook routes at `path`; deliveries go to `tx`.
-pub fn router(path: &str, secret: &Secret, tx: mpsc::Sender<Delivery>) -> Router {
+/// The webhook routes at `path` for the brand's account `me`; deliveries
+/// go to `tx`. Serve it with [`crate::serve::serve_until`], which limits
+/// bodies and connections.
+pub fn router(path: &str, secret: &Secret, me: UserId, tx: mpsc::Sender<Delivery>) -> Router {
     let hook = Hook {
         key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes()),
+        me,
+        reading: Arc::new(Semaphore::new(BODIES_AT_ONCE)),
         tx,
     };
     Router::new()
@@ -67,17 +86,42 @@ async fn crc(State(h): State<Hook>, Query(q): Query<HashMap<String, String>>) ->
     axum::Json(serde_json::json!({ "response_token": response_token })).into_response()
 }
 
-async fn events(State(h): State<Hook>, headers: HeaderMap, body: Bytes) -> Response {
+fn refused(reason: &'static str) {
+    metrics::counter!("helpdesk_webhook_refused_total", "reason" => reason).increment(1);
+}
+
+async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Response {
     let given = headers
         .get("x-twitter-webhooks-signature")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("sha256="))
         .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
     let Some(given) = given else {
+        // Refused unread: an unsigned body costs no memory.
+        refused("unsigned");
         tracing::warn!("webhook call without a valid signature header: refused");
         return StatusCode::UNAUTHORIZED.into_response();
     };
+    let body = {
+        let Ok(_reading) = h.reading.acquire().await else {
+            return StatusCode::SERVICE_UNAVAILABLE.into_response();
+        };
+        match axum::body::to_bytes(body, usize::MAX).await {
+            Ok(b) => b,
+            Err(e) => {
+                // The server's limit (or a peer that went away).
+                refused("body");
+                tracing::warn!(error = %crate::platform::error_chain(&e), "webhook body not read: refused");
+                return (
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "the body is too large or was cut",
+                )
+                    .into_response();
+            }
+        }
+    };
     if ring::hmac::verify(&h.key, &body, &given).is_err() {
+        refused("forged");
         tracing::warn!("webhook call with a forged signature: refused");
         return StatusCode::UNAUTHORIZED.into_response();
     }
@@ -88,6 +132,18 @@ async fn events(State(h): State<Hook>, headers: HeaderMap, body: Bytes) -> Respo
             return (StatusCode::BAD_REQUEST, "not an Account Activity event").into_response();
         }
     };
+    if payload.for_user_id.as_deref() != Some(h.me.as_str()) {
+        refused("other_account");
+        tracing::warn!(
+            for_user_id = payload.for_user_id.as_deref().unwrap_or(""),
+            "webhook event for another account than the brand's: refused (check which accounts subscribe to this X app)"
+        );
+        return (
+            StatusCode::FORBIDDEN,
+            "for_user_id is not the account this bot serves",
+        )
+            .into_response();
+    }
     let evs = payload.into_events();
     if evs.is_empty() {
         return StatusCode::OK.into_response();
