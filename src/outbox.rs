@@ -14,6 +14,7 @@
 //!   │
 //!   └─ in doubt: settle before sending
 //!        look-up found it (and no other row claims it) ──► sent
+//!        look-up failed (5xx, cut, 429) ──► look again in ~5 s (not an attempt)
 //!        not found, latest attempt under 30 s old ──► look again later
 //!        not found ──► send; 403 duplicate ──► sent
 //!                          (another reply of ours has the text ──► needs_review)
@@ -691,16 +692,14 @@ impl Sender {
                 report.held += 1;
             }
             Err(ApiError::Transient(why)) | Err(ApiError::Malformed(why)) if row.in_doubt => {
-                // A look-up that failed: nothing is known yet, keep looking.
-                if row.attempts >= self.limits.max_attempts as i64 {
-                    self.review(&row, &format!("could not settle a reply whose outcome is unknown after {} attempts ({why}): check the conversation, then resend or drop it", row.attempts)).await?;
-                    report.needs_review += 1;
-                } else {
-                    let at = now + backoff(row.attempts as u32).as_millis() as Millis;
-                    self.requeue(&row, at, &format!("in doubt, look-up failed: {why}"), false)
-                        .await?;
-                    report.retried += 1;
-                }
+                // A look-up (a read) that failed, or a resend that never
+                // left: nothing is known yet and nothing was posted. Not an
+                // attempt: keep looking at a steady pace; a row still in
+                // doubt past reply_max_age goes to an agent.
+                let at = now + settle_retry().as_millis() as Millis;
+                self.requeue(&row, at, &format!("in doubt, look-up failed: {why}"), true)
+                    .await?;
+                report.retried += 1;
             }
             Err(ApiError::Transient(why)) => {
                 if row.attempts >= self.limits.max_attempts as i64 {
@@ -1067,6 +1066,13 @@ fn settle(
             "the bot lost track of this reply while sending it; it may or may not have gone out and the platform cannot say: check the conversation, then resend or drop it",
         ),
     }
+}
+
+/// When to look again after a look-up failed: 5 s, ±25 %. Reads are cheap
+/// and the row is waiting on them, so no exponential growth.
+fn settle_retry() -> Duration {
+    let jitter = rand::rng().random_range(0.75..1.25);
+    Duration::from_millis((5_000.0 * jitter) as u64)
 }
 
 /// Exponential backoff with jitter: 2 s, 4 s, 8 s… up to 15 min, ±25 %.
