@@ -91,22 +91,54 @@ fn migrate_hint(e: &sqlx::migrate::MigrateError) -> &'static str {
 /// What a failed query means for the operator, and what to do. Nothing
 /// is lost by it: the work's transaction rolled back and is retried.
 fn describe_query_error(e: &sqlx::Error) -> String {
-    let full = match e {
-        sqlx::Error::Database(d) => {
-            // SQLITE_FULL (13, with its extended codes) and PostgreSQL's
-            // disk_full (53100).
-            let code = d.code().unwrap_or_default();
-            code == "13" || code == "53100" || d.message().contains("disk is full")
-        }
-        _ => false,
+    let (code, message) = match e {
+        sqlx::Error::Database(d) => (
+            d.code().map(|c| c.into_owned()).unwrap_or_default(),
+            d.message().to_owned(),
+        ),
+        _ => (String::new(), String::new()),
     };
-    if full {
+    // SQLite's primary code is the low byte of its extended one.
+    let sqlite = code.parse::<u32>().ok().map(|c| c & 0xff);
+    // SQLITE_FULL (13) and PostgreSQL's disk_full (53100).
+    if sqlite == Some(13) || code == "53100" || message.contains("disk is full") {
         return format!(
             "the disk holding the database is full ({e}): free some space or move the database; \
              nothing already recorded is lost and the work is retried"
         );
     }
+    // SQLITE_READONLY (8) and PostgreSQL's read_only_sql_transaction (25006).
+    if sqlite == Some(8) || code == "25006" {
+        return format!(
+            "the database is read-only ({e}): give the bot's user write access to the database \
+             (for SQLite, the file and its folder) or point database_url at a writable one"
+        );
+    }
     format!("database error: {e}; the work is retried once the database answers")
+}
+
+#[cfg(test)]
+mod query_error_tests {
+    #[test]
+    fn a_read_only_file_says_what_to_do() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let dir = tempfile::tempdir().unwrap();
+            let path = dir.path().join("ro.db");
+            let url = format!("sqlite://{}", path.display());
+            super::Store::open(&url).await.unwrap();
+            let ro = super::Store::open(&format!("{url}?mode=ro")).await.unwrap();
+            let e = sqlx::query("INSERT INTO bot_state (key, value) VALUES ('k', 'v')")
+                .execute(ro.pool())
+                .await
+                .map_err(super::StoreError::from)
+                .unwrap_err();
+            assert!(e.to_string().contains("read-only"), "{e}");
+        });
+    }
 }
 
 /// A connection pool plus what kind of database it is.
