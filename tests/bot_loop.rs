@@ -315,12 +315,7 @@ async fn crash_during_a_dm_is_settled_by_the_dm_list(db: Db) {
         "sent",
         "the DM list shows the copy that left"
     );
-    let reason: String = sqlx::query("SELECT reason FROM outbox")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let reason = app.text("SELECT reason FROM outbox").await;
     assert!(reason.contains("found on the platform"), "{reason}");
 }
 
@@ -441,12 +436,7 @@ async fn held_reply_expires_and_its_ticket_says_so(db: Db) {
             .await,
         1
     );
-    let note: String = sqlx::query("SELECT note FROM tickets")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let note = app.text("SELECT note FROM tickets").await;
     assert!(note.contains("expired"), "{note}");
 }
 
@@ -533,12 +523,9 @@ async fn other_client_errors_fail_with_the_reason(db: Db) {
     };
     app.sandbox.fail_next(Endpoint::PostTweet, &[400]);
     app.settle().await;
-    let reason: String = sqlx::query("SELECT reason FROM outbox WHERE status = 'failed'")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let reason = app
+        .text("SELECT reason FROM outbox WHERE status = 'failed'")
+        .await;
     assert!(reason.contains("400"), "{reason}");
     app.clock.advance(Duration::from_secs(3600));
     app.settle().await;
@@ -567,11 +554,8 @@ async fn restart_continues_from_the_cursor(db: Db) {
     bot.drain_once().await.unwrap();
     assert_eq!(app.count("SELECT COUNT(*) FROM messages").await, 2);
     assert_eq!(app.sandbox.posted().len(), 2);
-    let cursor: String = sqlx::query("SELECT cursor FROM cursors WHERE stream = 'mentions'")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let cursor = app
+        .text("SELECT cursor FROM cursors WHERE stream = 'mentions'")
+        .await;
     assert_eq!(cursor, "2102");
 }

@@ -9,7 +9,6 @@ use common::{Db, Setup, rules_dir};
 use helpdesk::domain::Platform;
 use helpdesk::inert::foreign_mentions;
 use helpdesk::text::LengthLimit;
-use sqlx::Row;
 use twitter_text::extractor::Extractor;
 
 on_both_databases!(
@@ -135,12 +134,7 @@ reply = "{author} our manager @lumio_ceo will call you"
     app.settle().await;
     assert!(app.sandbox.posted().is_empty(), "never sent");
     assert_eq!(app.outbox().await[0].0, "needs_review");
-    let note: String = sqlx::query("SELECT note FROM tickets")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let note = app.text("SELECT note FROM tickets").await;
     assert!(note.contains("@lumio_ceo"), "the ticket says why: {note}");
 }
 
@@ -162,12 +156,7 @@ async fn a_reply_that_no_longer_fits_goes_to_an_agent(db: Db) {
     app.settle().await;
     assert!(app.sandbox.posted().is_empty());
     assert_eq!(app.outbox().await[0].0, "needs_review");
-    let reason: String = sqlx::query("SELECT reason FROM outbox")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let reason = app.text("SELECT reason FROM outbox").await;
     assert!(reason.contains("where x allows 20"), "{reason}");
     let tickets = app.count("SELECT COUNT(*) FROM tickets").await;
     assert_eq!(tickets, 1, "a ticket, not a silent failure");

@@ -188,12 +188,7 @@ reply = "We are open 9-18, Monday to Friday."
     let targets: Vec<&str> = posted.iter().map(|p| p.target.as_str()).collect();
     assert_eq!(targets, ["4301"], "nobody answered twice: {posted:?}");
     assert_eq!(statuses(&app).await, ["sent", "needs_review"]);
-    let note: String = sqlx::query("SELECT note FROM tickets")
-        .fetch_one(app.store.pool())
-        .await
-        .unwrap()
-        .try_get(0)
-        .unwrap();
+    let note = app.text("SELECT note FROM tickets").await;
     assert!(note.contains("duplicate"), "{note}");
 }
 

@@ -381,7 +381,6 @@ fn owner(bots: &[Bot], alive: &[bool]) -> usize {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn three_instances_share_one_x_login_while_owners_die_in_turn() {
     use base64::Engine as _;
-    use helpdesk::platform::shared_tokens::{SharedTokens, TokenKey};
     let dir = tempfile::tempdir().unwrap();
     let Some(db) = common::fresh_db(Db::Postgres, dir.path()).await else {
         return;
@@ -403,26 +402,7 @@ async fn three_instances_share_one_x_login_while_owners_die_in_turn() {
     .unwrap();
     // The login, as `helpdesk x login` leaves it in the database.
     let key = [9u8; 32];
-    let token_url = format!("{}/2/oauth2/token", sandbox.base_url());
-    let tokens = helpdesk::platform::x_auth::token_request(
-        &helpdesk::platform::x::http_client(),
-        &token_url,
-        "client-1",
-        None,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", "sandbox-code"),
-            ("code_verifier", &"v".repeat(43)),
-        ],
-        clock.now_ms(),
-    )
-    .await
-    .unwrap();
-    let store = helpdesk::store::Store::open(&db).await.unwrap();
-    SharedTokens::x(store.clone(), TokenKey::from_bytes("HD_TEST_KEY", &key))
-        .save(&tokens, clock.now_ms())
-        .await
-        .unwrap();
+    common::login_in_database(&sandbox, &db, "HD_TEST_KEY", &key, &clock).await;
     let config = write_config(
         dir.path(),
         &db,

@@ -17,8 +17,8 @@ use helpdesk::config::XConfig;
 use helpdesk::platform::Connector;
 use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, TokenCounts};
 use helpdesk::platform::shared_tokens::{SharedTokens, TokenKey};
-use helpdesk::platform::x::{XClient, http_client};
-use helpdesk::platform::x_auth::{AuthError, Credentials, token_request};
+use helpdesk::platform::x::XClient;
+use helpdesk::platform::x_auth::{AuthError, Credentials};
 use helpdesk::store::Store;
 use sqlx::Row;
 
@@ -42,25 +42,7 @@ async fn logged_in(db: Db) -> Option<Shared> {
         .await
         .unwrap();
     let token_url = format!("{}/2/oauth2/token", sandbox.base_url());
-    let tokens = token_request(
-        &http_client(),
-        &token_url,
-        "client-1",
-        None,
-        &[
-            ("grant_type", "authorization_code"),
-            ("code", "sandbox-code"),
-            ("code_verifier", &"v".repeat(43)),
-        ],
-        clock.now_ms(),
-    )
-    .await
-    .unwrap();
-    let store = Store::open(&url).await.unwrap();
-    SharedTokens::x(store, TokenKey::from_bytes("HD_TEST_KEY", &KEY))
-        .save(&tokens, clock.now_ms())
-        .await
-        .unwrap();
+    common::login_in_database(&sandbox, &url, "HD_TEST_KEY", &KEY, &clock).await;
     Some(Shared {
         sandbox,
         clock,

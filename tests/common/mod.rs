@@ -223,6 +223,16 @@ impl App {
         panic!("the bot did not settle");
     }
 
+    /// The first column of the first row of `sql`, as text.
+    pub async fn text(&self, sql: &'static str) -> String {
+        sqlx::query(sql)
+            .fetch_one(self.store.pool())
+            .await
+            .unwrap()
+            .try_get::<String, _>(0)
+            .unwrap()
+    }
+
     pub async fn count(&self, sql: &'static str) -> i64 {
         sqlx::query(sql)
             .fetch_one(self.store.pool())
@@ -340,4 +350,37 @@ pub fn signal(child: &std::process::Child, sig: &str) {
 /// Sends SIGTERM to a running `helpdesk`, as systemd would.
 pub fn terminate(child: &std::process::Child) {
     signal(child, "-TERM");
+}
+
+/// Logs in to the sandbox with OAuth 2.0 and stores the login in the
+/// database at `url`, sealed with `key` under the variable name `key_var`,
+/// as `helpdesk x login` with `token_store = "database"` leaves it.
+pub async fn login_in_database(
+    sandbox: &Sandbox,
+    url: &str,
+    key_var: &str,
+    key: &[u8; 32],
+    clock: &Clock,
+) {
+    use helpdesk::platform::shared_tokens::{SharedTokens, TokenKey};
+    let token_url = format!("{}/2/oauth2/token", sandbox.base_url());
+    let tokens = helpdesk::platform::x_auth::token_request(
+        &helpdesk::platform::x::http_client(),
+        &token_url,
+        "client-1",
+        None,
+        &[
+            ("grant_type", "authorization_code"),
+            ("code", "sandbox-code"),
+            ("code_verifier", &"v".repeat(43)),
+        ],
+        clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    let store = Store::open(url).await.unwrap();
+    SharedTokens::x(store, TokenKey::from_bytes(key_var, key))
+        .save(&tokens, clock.now_ms())
+        .await
+        .unwrap();
 }
