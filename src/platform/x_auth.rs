@@ -269,7 +269,11 @@ pub async fn token_request(
 ) -> Result<TokenSet, AuthError> {
     let mut fields: Vec<(&str, &str)> = form.to_vec();
     fields.push(("client_id", client_id));
-    let mut req = http.post(token_url).form(&fields);
+    // Short: on SQLite the shared login holds the write lock meanwhile.
+    let mut req = http
+        .post(token_url)
+        .form(&fields)
+        .timeout(Duration::from_secs(10));
     if let Some(s) = client_secret {
         // Confidential clients authenticate with Basic auth.
         req = req.basic_auth(client_id, Some(s.expose()));
@@ -277,12 +281,12 @@ pub async fn token_request(
     let resp = req
         .send()
         .await
-        .map_err(|e| AuthError::Transport(e.without_url().to_string()))?;
+        .map_err(|e| AuthError::Transport(super::error_chain(&e.without_url())))?;
     let status = resp.status();
     let body = resp
         .bytes()
         .await
-        .map_err(|e| AuthError::Transport(e.to_string()))?;
+        .map_err(|e| AuthError::Transport(super::error_chain(&e.without_url())))?;
     if !status.is_success() {
         #[derive(Deserialize)]
         struct Err {
@@ -300,7 +304,11 @@ pub async fn token_request(
     }
     let t: TokenResponse = serde_json::from_slice(&body).map_err(|e| AuthError::Refused {
         status: status.as_u16(),
-        detail: format!("unreadable token response ({e})"),
+        // serde's message could quote a token: only where it failed.
+        detail: format!(
+            "unreadable token response ({})",
+            super::json_error_position(&e)
+        ),
     })?;
     Ok(TokenSet {
         access_token: t.access_token,
