@@ -47,14 +47,6 @@ fn traffic(customers: usize, later: f64) -> String {
         .join("\n")
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 /// A sandbox whose limits are not what this test measures.
 fn roomy() -> SandboxConfig {
     let mut c = SandboxConfig::default();
@@ -220,7 +212,7 @@ async fn the_database_gone_for_30_s_loses_nothing_and_resumes(db: Db) {
     )
     .await
     .unwrap();
-    let admin = free_port();
+    let admin = common::free_port();
     let config = write_config(dir.path(), &url, &sandbox, admin);
     let log = dir.path().join("run.log");
     let mut child = start(&config, &sandbox, &log);
@@ -347,7 +339,7 @@ async fn sqlite_on_a_full_disk_loses_nothing_acknowledged() {
     )
     .await
     .unwrap();
-    let admin = free_port();
+    let admin = common::free_port();
     let config = write_config(dir.path(), &url, &sandbox, admin);
     let log = dir.path().join("run.log");
     let mut child = start(&config, &sandbox, &log);

@@ -28,14 +28,6 @@ async fn wait_for(what: &str, secs: u64, mut done: impl FnMut() -> bool) {
     }
 }
 
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
 const HOURS_RULE: &str = r#"
 [[rule]]
 id = "hours"
@@ -176,7 +168,7 @@ async fn metrics_health_readiness_and_json_logs() {
     let dir = tempfile::tempdir().unwrap();
     let db = format!("sqlite://{}", dir.path().join("bot.db").display());
     let config = write_config(dir.path(), &db, &sandbox, "");
-    let port = free_port();
+    let port = common::free_port();
     let mut bot = start_bot(&config, &sandbox, "obs", &format!("127.0.0.1:{port}"), true);
     wait_for("five replies", 20, || sandbox.posted().len() == 5).await;
     let base = format!("http://127.0.0.1:{port}");
@@ -500,8 +492,8 @@ fn start_exposed(sandbox: &Sandbox, http: &str) -> Exposed {
     let db = format!("sqlite://{}", dir.path().join("bot.db").display());
     let config = write_config(dir.path(), &db, sandbox, http);
     let (admin, webhook) = (
-        format!("127.0.0.1:{}", free_port()),
-        format!("127.0.0.1:{}", free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
+        format!("127.0.0.1:{}", common::free_port()),
     );
     let mut text = std::fs::read_to_string(&config).unwrap();
     text.push_str(&format!(

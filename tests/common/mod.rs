@@ -384,3 +384,12 @@ pub async fn login_in_database(
         .await
         .unwrap();
 }
+
+/// A port free on 127.0.0.1 right now, for a process the test starts.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
