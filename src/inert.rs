@@ -114,26 +114,34 @@ fn is_invisible(c: char) -> bool {
             | '\u{200B}'..='\u{200F}'
             | '\u{2028}'..='\u{202E}'
             | '\u{2060}'..='\u{206F}'
+            | '\u{2800}'
             | '\u{3164}'
+            | '\u{FE00}'..='\u{FE0F}'
             | '\u{FEFF}'
             | '\u{FFA0}'
             | '\u{FFF9}'..='\u{FFFB}'
+            | '\u{13430}'..='\u{1343F}'
             | '\u{1BCA0}'..='\u{1BCA3}'
             | '\u{1D173}'..='\u{1D17A}'
-            | '\u{E0000}'..='\u{E007F}')
+            | '\u{E0000}'..='\u{E007F}'
+            | '\u{E0100}'..='\u{E01EF}')
 }
 
-/// A space after every `.` that sits between two letters or digits.
+/// A space after every `.` that sits between two letters or digits, and
+/// after every `:` that something follows (`magnet:?xt=…`, `xmpp:a@b`:
+/// Mastodon links such schemes too).
 fn space_dots(s: &str) -> String {
     let chars: Vec<char> = s.chars().collect();
     let mut out = String::with_capacity(s.len() + 8);
     for (i, c) in chars.iter().enumerate() {
         out.push(*c);
-        let between = *c == '.'
+        let next = chars.get(i + 1);
+        let dot = *c == '.'
             && i > 0
             && chars[i - 1].is_alphanumeric()
-            && chars.get(i + 1).is_some_and(|n| n.is_alphanumeric());
-        if between {
+            && next.is_some_and(|n| n.is_alphanumeric());
+        let colon = *c == ':' && next.is_some_and(|n| !n.is_whitespace());
+        if dot || colon {
             out.push(' ');
         }
     }
@@ -166,46 +174,50 @@ fn same_account(m: &str, customer: &str) -> bool {
         || (!customer.contains('@') && m.split('@').next() == Some(customer) && !m.contains('@'))
 }
 
-/// `@user` and `@user@domain` mentions as Mastodon links them: an `@` not
-/// preceded by a word character, `/` or `@`.
+/// `@user` and `@user@domain` mentions as Mastodon links them (its
+/// `MENTION_RE`): an `@` not preceded by a word character or `/`, a user
+/// name of letters, digits, `_`, `.` and `-` (not at its ends), and a
+/// domain of anything but white space, `@` and `/`, with a dot.
 fn mastodon_mentions(post: &str) -> Vec<String> {
     let chars: Vec<char> = post.nfkc().collect();
+    let user_char = |c: char| c.is_alphanumeric() || matches!(c, '_' | '.' | '-');
     let mut out = Vec::new();
     let mut i = 0;
     while i < chars.len() {
         let starts = chars[i] == '@'
-            && (i == 0
-                || !(chars[i - 1].is_alphanumeric() || matches!(chars[i - 1], '_' | '/' | '@')));
+            && (i == 0 || !(chars[i - 1].is_alphanumeric() || matches!(chars[i - 1], '_' | '/')));
         if !starts {
             i += 1;
             continue;
         }
         let mut j = i + 1;
-        while j < chars.len() && (chars[j].is_ascii_alphanumeric() || chars[j] == '_') {
+        while j < chars.len() && user_char(chars[j]) {
             j += 1;
         }
-        if j == i + 1 {
+        let user: String = chars[i + 1..j].iter().collect();
+        let user = user.trim_end_matches(['.', '-']).to_owned();
+        if user.is_empty() {
             i += 1;
             continue;
         }
-        let mut acct: String = chars[i + 1..j].iter().collect();
-        if chars.get(j) == Some(&'@') {
-            let mut k = j + 1;
-            while k < chars.len()
-                && (chars[k].is_ascii_alphanumeric() || matches!(chars[k], '.' | '-'))
+        let mut acct = user.clone();
+        let mut end = i + 1 + user.chars().count();
+        if chars.get(end) == Some(&'@') {
+            let mut k = end + 1;
+            while k < chars.len() && !chars[k].is_whitespace() && chars[k] != '@' && chars[k] != '/'
             {
                 k += 1;
             }
-            let host: String = chars[j + 1..k].iter().collect();
-            let host = host.trim_end_matches(['.', '-']);
+            let host: String = chars[end + 1..k].iter().collect();
+            let host = host.trim_end_matches(|c: char| !c.is_alphanumeric());
             if host.contains('.') {
                 acct.push('@');
                 acct.push_str(host);
-                j += 1 + host.chars().count();
+                end += 1 + host.chars().count();
             }
         }
-        out.push(acct.to_ascii_lowercase());
-        i = j;
+        out.push(acct.to_lowercase());
+        i = end;
     }
     out
 }
@@ -235,6 +247,12 @@ mod tests {
         ("Dr.Who", "Dr. Who"),
         ("Zoë Ångström 🙂", "Zoë Ångström 🙂"),
         ("$ 5 off", "5 off"),
+        (
+            "magnet:?xt=urn:btih:c12fe1c06b",
+            "magnet: ?xt=urn: btih: c12fe1c06b",
+        ),
+        ("xmpp:a\u{1F642}.social", "xmpp: a\u{1F642}.social"),
+        ("Eve\u{E0100}\u{2800}\u{FE0F}", "Eve"),
     ];
 
     #[test]
@@ -290,5 +308,18 @@ mod tests {
             ["eve@evil.social"]
         );
         assert!(foreign_mentions("mail me: a@b.example", "eve", m).is_empty());
+        // Mastodon's own pattern: `@@`, dots in names, Unicode domains.
+        assert_eq!(
+            foreign_mentions("@eve @@victim@mastodon.social", "eve", m),
+            ["victim@mastodon.social"]
+        );
+        assert_eq!(
+            foreign_mentions("@eve.x@evil.social hi", "eve", m),
+            ["eve.x@evil.social"]
+        );
+        assert_eq!(
+            foreign_mentions("@eve@évil.social hi", "eve", m),
+            ["eve@évil.social"]
+        );
     }
 }

@@ -750,7 +750,9 @@ impl Sender {
         // not start with it (see the connector's send).
         let handle = format!("@{}", row.customer_handle);
         let posted = match row.platform {
-            Platform::Mastodon if !row.text.starts_with(&handle) => {
+            Platform::Mastodon
+                if !(row.text == handle || row.text.starts_with(&format!("{handle} "))) =>
+            {
                 format!("{handle} {}", row.text)
             }
             _ => row.text.clone(),

@@ -163,6 +163,18 @@ const REDACTED: &str = "[redacted]";
 /// alone (`postgres:[redacted]`), since where its password ends is unknown;
 /// so is one without an authority (`//`), except `sqlite:`.
 pub fn redact_url(raw: &str) -> String {
+    // A password with an unescaped `?`, `/` or `#` ends a URL parser's
+    // authority early (`postgres://hd:1?Hunter2@db/hd` parses as host `hd`,
+    // port 1, query `Hunter2@db/hd`). Whatever stands between `user:` and
+    // the last `@` is taken for a password, whatever a parser would say.
+    if let Some((scheme, rest)) = raw.split_once("://")
+        && let Some((userinfo, host)) = rest.rsplit_once('@')
+        && let Some((user, _)) = userinfo.split_once(':')
+        && !user.contains(['/', '?', '#'])
+        && userinfo.contains(['/', '?', '#'])
+    {
+        return redact_url(&format!("{scheme}://{user}:x@{host}"));
+    }
     // Without `//` a URL has no authority and anything may follow the
     // scheme (`hd:Hunter2@db`); only SQLite's `sqlite::memory:` and
     // `sqlite:FILE` are known to hold no secret there.
@@ -581,6 +593,19 @@ mod tests {
             (
                 "postgres://helpdesk:p@ssHunter2@db/hd",
                 format!("postgres://helpdesk:{r}@db/hd"),
+            ),
+            // `?`, `/` or `#` in the password would end a parser's authority.
+            (
+                "postgres://hd:1?Hunter2@db/hd",
+                format!("postgres://hd:{r}@db/hd"),
+            ),
+            (
+                "postgres://hd:8/Kq9x@db/hd",
+                format!("postgres://hd:{r}@db/hd"),
+            ),
+            (
+                "postgres://hd:12#Kq9x@db:5432/hd?sslmode=require",
+                format!("postgres://hd:{r}@db:5432/hd?sslmode=require"),
             ),
             (
                 "postgres://helpdesk:p%40ss:Hunter2@db/hd",

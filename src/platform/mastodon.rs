@@ -375,7 +375,9 @@ impl Connector for MastodonClient {
             }
         };
         // On Mastodon a reply reaches the customer only if it names them.
-        let text = if out.text.starts_with(&acct) {
+        // The handle as a whole word: `@eve.x@evil.social` does not name `eve`.
+        let named = out.text == acct || out.text.starts_with(&format!("{acct} "));
+        let text = if named {
             out.text.clone()
         } else {
             format!("{acct} {}", out.text)
