@@ -51,6 +51,7 @@ fn events(n: usize, offset: usize, now: i64) -> Vec<Event> {
             // 5 000 customers, each in their own thread: a realistic spread.
             let customer = (k * 7919) % 5000;
             Event {
+                mentioned: Vec::new(),
                 platform: Platform::X,
                 channel: Channel::Mention,
                 id: MessageId::new(format!("{}", 1_000_000 + k)),

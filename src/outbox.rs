@@ -458,6 +458,7 @@ impl Sender {
             recipient: UserId::new(row.customer_id.clone()),
             recipient_handle: Handle::new(row.customer_handle.clone()),
             idempotency_key: format!("helpdesk-outbox-{}", row.id),
+            exclude_from_thread: self.mentioned_by(&row).await?,
         };
         if let Some(why) = self.unfit_to_post(&row).await? {
             self.review(&row, &why).await?;
@@ -728,6 +729,29 @@ impl Sender {
             }
         }
         Ok(())
+    }
+
+    /// The accounts the message a public reply answers mentioned (the
+    /// `messages` row of `in_reply_to`), which its thread must leave out.
+    async fn mentioned_by(&self, row: &OutboxRow) -> Result<Vec<UserId>, StoreError> {
+        if row.kind != ReplyKind::Public {
+            return Ok(Vec::new());
+        }
+        let ids: Option<String> = sqlx::query(
+            "SELECT mentioned_ids FROM messages WHERE platform = $1 AND platform_message_id = $2",
+        )
+        .bind(row.platform.as_str())
+        .bind(&row.in_reply_to)
+        .fetch_optional(self.store.pool())
+        .await?
+        .map(|r| r.try_get::<Option<String>, _>(0))
+        .transpose()?
+        .flatten();
+        Ok(ids
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(UserId::new)
+            .collect())
     }
 
     /// The last line of defence, on the final text of every post: why it

@@ -590,6 +590,10 @@ impl Pipeline {
             auto_reply: reply.as_str(),
             reason: plan.reason.clone(),
             ticket: ticket.map(|t| t.0),
+            mentioned: (!e.mentioned.is_empty()).then(|| {
+                let ids: Vec<&str> = e.mentioned.iter().map(|u| u.as_str()).collect();
+                ids.join(" ")
+            }),
         });
 
         state.tickets.insert(customer.to_owned(), after);
@@ -676,6 +680,7 @@ struct MsgRow {
     auto_reply: &'static str,
     reason: Option<String>,
     ticket: Option<i64>,
+    mentioned: Option<String>,
 }
 
 /// `($1, …, $n), ($n+1, …)`: the VALUES of a multi-row statement whose
@@ -757,8 +762,8 @@ impl Pending {
             let sql = format!(
                 "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
                  author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
-                 action, auto_reply, reason, ticket_id) VALUES {}",
-                values_list(chunk.len(), 17, 0, anonymous, |p| format!(
+                 action, auto_reply, reason, ticket_id, mentioned_ids) VALUES {}",
+                values_list(chunk.len(), 18, 0, anonymous, |p| format!(
                     "({})",
                     p.join(", ")
                 ))
@@ -782,7 +787,8 @@ impl Pending {
                     .bind(m.action)
                     .bind(m.auto_reply)
                     .bind(m.reason.as_deref())
-                    .bind(m.ticket);
+                    .bind(m.ticket)
+                    .bind(m.mentioned.as_deref());
             }
             q.execute(&mut *conn).await?;
         }

@@ -15,6 +15,7 @@ on_both_databases!(
     hostile_names_never_steer_a_post,
     a_post_mentioning_someone_else_goes_to_an_agent,
     a_reply_that_no_longer_fits_goes_to_an_agent,
+    a_reply_leaves_whoever_the_customer_named_out_of_its_thread,
 );
 
 /// Names a customer can choose, each meant to make the brand's post
@@ -160,4 +161,32 @@ async fn a_reply_that_no_longer_fits_goes_to_an_agent(db: Db) {
     assert!(reason.contains("where x allows 20"), "{reason}");
     let tickets = app.count("SELECT COUNT(*) FROM tickets").await;
     assert_eq!(tickets, 1, "a ticket, not a silent failure");
+}
+
+async fn a_reply_leaves_whoever_the_customer_named_out_of_its_thread(db: Db) {
+    // X puts the accounts a tweet mentions in the thread of a reply to it:
+    // the brand's answer would notify the CEO and a stranger.
+    let dir = tempfile::tempdir().unwrap();
+    let mut setup = Setup::new(db, &traffic_line(7201, "mention", "ana", "Ana"));
+    setup.traffic = setup
+        .traffic
+        .replace("@lumio hello", "@lumio @acme_ceo @stranger hello");
+    setup.rules = Some(rules_dir(dir.path(), HELLO));
+    let Some(app) = common::spawn(setup).await else {
+        return;
+    };
+    app.settle().await;
+    let posted = app.sandbox.posted();
+    assert_eq!(posted.len(), 1);
+    let mut want = vec![
+        app.sandbox.user_id("acme_ceo").unwrap(),
+        app.sandbox.user_id("stranger").unwrap(),
+    ];
+    want.sort();
+    let mut got = posted[0].excluded.clone();
+    got.sort();
+    assert_eq!(
+        got, want,
+        "the customer and the brand stay, the others are left out"
+    );
 }

@@ -265,6 +265,7 @@ async fn replies_carry_the_key_the_visibility_and_the_customer() {
         recipient: UserId::new("109446733121874654"),
         recipient_handle: Handle::new("latencyobs@icosahedron.website"),
         idempotency_key: key.into(),
+        exclude_from_thread: Vec::new(),
     };
     let a = m
         .send(&out(ReplyKind::Dm, "helpdesk-outbox-7"))
@@ -330,6 +331,7 @@ async fn recorded_errors_become_clear_errors() {
             recipient: UserId::new("2"),
             recipient_handle: Handle::new("ana"),
             idempotency_key: "k".into(),
+            exclude_from_thread: Vec::new(),
         })
         .await
         .unwrap_err();

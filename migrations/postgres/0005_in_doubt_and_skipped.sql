@@ -12,6 +12,11 @@ ALTER TABLE outbox ADD COLUMN doubt_since BIGINT;
 -- enough for the platform to show what it did.
 ALTER TABLE outbox ADD COLUMN doubt_last BIGINT;
 
+-- The accounts a message mentions, by id, space-separated (X only): a public
+-- reply to it leaves them out of its thread, so that a customer cannot make
+-- the brand's reply notify whoever they named.
+ALTER TABLE messages ADD COLUMN mentioned_ids TEXT;
+
 -- Items of a polled page that could not be decoded (a lone surrogate in a
 -- name, a field of the wrong type): skipped so that the rest of the page
 -- and the stream go on, and kept here so that nothing is skipped silently.

@@ -582,6 +582,7 @@ impl Notification {
             Channel::Mention
         };
         Some(Event {
+            mentioned: Vec::new(),
             platform: Platform::Mastodon,
             channel,
             conversation: ConversationId::new(

@@ -41,6 +41,9 @@ pub struct Event {
     pub in_reply_to: Option<MessageId>,
     /// A retweet or boost: someone else's words, never answered.
     pub is_repost: bool,
+    /// The accounts the message mentions, by id, where the platform says
+    /// (X). X puts them in the thread of a reply unless told not to.
+    pub mentioned: Vec<UserId>,
 }
 
 /// The author of a message.
@@ -231,6 +234,9 @@ pub struct Outgoing {
     /// A key unique to this outbox row, for platforms that deduplicate
     /// retries (Mastodon's `Idempotency-Key`).
     pub idempotency_key: String,
+    /// Accounts a public reply must leave out of its thread: those the
+    /// customer's message mentioned (X adds them to a reply otherwise).
+    pub exclude_from_thread: Vec<UserId>,
 }
 
 /// What a look-up for a reply in doubt found.

@@ -228,6 +228,8 @@ pub struct Posted {
     pub target: String,
     /// When (Unix ms, sandbox clock).
     pub at: Millis,
+    /// The accounts a public reply asked X to leave out of its thread.
+    pub excluded: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -387,6 +389,14 @@ impl Sandbox {
             .collect()
     }
 
+    /// The id the sandbox gave the account `handle`, if it knows it.
+    pub fn user_id(&self, handle: &str) -> Option<String> {
+        self.lock()
+            .users
+            .get(&handle.to_ascii_lowercase())
+            .map(|u| u.id.clone())
+    }
+
     /// The next requests to `e` fail with these HTTP statuses, in order.
     pub fn fail_next(&self, e: Endpoint, statuses: &[u16]) {
         self.lock()
@@ -438,6 +448,10 @@ impl Inner {
     fn add(&mut self, traffic: Vec<TrafficLine>, now: Millis) {
         for line in traffic {
             let author_id = self.user(&line.author, line.name.as_deref());
+            // Whoever a tweet mentions is an account too.
+            for handle in mentioned_handles(&line.text) {
+                self.user(&handle, None);
+            }
             let (visible_at, created_at) = match &line.at {
                 None => (now, now),
                 Some(At::Offset(s)) => {
@@ -511,6 +525,22 @@ impl Inner {
         Ok(h)
     }
 
+    /// The `entities.mentions` of a text, as X gives them: each `@handle`
+    /// that names an account, with its id.
+    fn mention_entities(&self, text: &str) -> Vec<Value> {
+        mentioned_handles(text)
+            .into_iter()
+            .filter_map(|h| {
+                let u = if h.eq_ignore_ascii_case(&self.me.username) {
+                    &self.me
+                } else {
+                    self.users.get(&h.to_ascii_lowercase())?
+                };
+                Some(json!({"username": u.username, "id": u.id}))
+            })
+            .collect()
+    }
+
     fn tweet_json(&self, it: &Item, fields: &HashSet<String>) -> Value {
         let l = &it.line;
         let mut t = json!({
@@ -524,6 +554,12 @@ impl Inner {
         }
         if fields.contains("created_at") {
             o.insert("created_at".into(), json!(rfc3339(it.created_at)));
+        }
+        if fields.contains("entities") {
+            let mentions = self.mention_entities(&l.text);
+            if !mentions.is_empty() {
+                o.insert("entities".into(), json!({"mentions": mentions}));
+            }
         }
         if fields.contains("conversation_id") {
             let conv = l.conversation.clone().unwrap_or_else(|| {
@@ -555,6 +591,25 @@ impl Inner {
         }
         t
     }
+}
+
+/// The handles a text mentions (`@name`, X's 1–15 word characters).
+fn mentioned_handles(text: &str) -> Vec<String> {
+    let b = text.as_bytes();
+    let mut out = Vec::new();
+    for (i, _) in text.match_indices('@') {
+        if i > 0 && (b[i - 1].is_ascii_alphanumeric() || b[i - 1] == b'_') {
+            continue;
+        }
+        let h: String = text[i + 1..]
+            .chars()
+            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+            .collect();
+        if (1..=15).contains(&h.len()) {
+            out.push(h);
+        }
+    }
+    out
 }
 
 fn problem(status: u16, title: &str, detail: &str) -> Value {
@@ -1048,6 +1103,15 @@ async fn create_tweet(
         .and_then(Value::as_str)
         .unwrap_or("")
         .to_owned();
+    let excluded = body
+        .pointer("/reply/exclude_reply_user_ids")
+        .and_then(Value::as_array)
+        .map(|a| {
+            a.iter()
+                .filter_map(|v| v.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
     let id = g.fresh_id();
     g.posted.push(Posted {
         id: id.clone(),
@@ -1055,6 +1119,7 @@ async fn create_tweet(
         text: text.to_owned(),
         target,
         at: now,
+        excluded,
     });
     let body = json!({"data": {"edit_history_tweet_ids": [id], "id": id, "text": text}});
     (StatusCode::CREATED, h, Json(body)).into_response()
@@ -1089,6 +1154,7 @@ async fn create_dm(
         text,
         target: participant,
         at: now,
+        excluded: Vec::new(),
     });
     let body = json!({"data": {"dm_conversation_id": conv, "dm_event_id": id}});
     (StatusCode::CREATED, h, Json(body)).into_response()

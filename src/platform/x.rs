@@ -30,7 +30,7 @@ const MAX_PAGES: usize = 20;
 
 /// The fields the bot needs on every tweet.
 const TWEET_FIELDS: &str =
-    "created_at,conversation_id,in_reply_to_user_id,referenced_tweets,author_id";
+    "created_at,conversation_id,in_reply_to_user_id,referenced_tweets,author_id,entities";
 /// The fields the bot needs on every DM event.
 const DM_FIELDS: &str = "id,text,event_type,dm_conversation_id,created_at,sender_id";
 
@@ -503,10 +503,22 @@ impl Connector for XClient {
     async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError> {
         match out.kind {
             ReplyKind::Public => {
-                let body = serde_json::json!({
+                let mut body = serde_json::json!({
                     "text": out.text,
                     "reply": {"in_reply_to_tweet_id": out.in_reply_to.as_str()},
                 });
+                // X adds the accounts the customer's tweet mentioned to the
+                // reply's thread: the brand must not notify whoever they named.
+                let me = self.me().await?.id.clone();
+                let exclude: Vec<&str> = out
+                    .exclude_from_thread
+                    .iter()
+                    .filter(|u| **u != out.recipient && **u != me)
+                    .map(|u| u.as_str())
+                    .collect();
+                if !exclude.is_empty() {
+                    body["reply"]["exclude_reply_user_ids"] = serde_json::json!(exclude);
+                }
                 let created: Data<CreatedTweet> =
                     self.post("post_tweet", "/2/tweets", &body).await?;
                 Ok(Sent {
@@ -856,6 +868,17 @@ struct TweetJson {
     conversation_id: Option<String>,
     created_at: Option<String>,
     referenced_tweets: Option<Vec<Referenced>>,
+    entities: Option<Entities>,
+}
+
+#[derive(Deserialize)]
+struct Entities {
+    mentions: Option<Vec<MentionJson>>,
+}
+
+#[derive(Deserialize)]
+struct MentionJson {
+    id: Option<String>,
 }
 
 fn author(id: Option<&str>, users: &HashMap<&str, &UserJson>) -> Author {
@@ -888,7 +911,15 @@ impl TweetJson {
             .find(|r| r.kind == "replied_to")
             .map(|r| MessageId::new(r.id.clone()));
         let is_repost = refs.iter().any(|r| r.kind == "retweeted");
+        let mentioned = self
+            .entities
+            .and_then(|e| e.mentions)
+            .unwrap_or_default()
+            .into_iter()
+            .filter_map(|m| m.id.map(UserId::new))
+            .collect();
         Event {
+            mentioned,
             platform: Platform::X,
             channel,
             conversation: ConversationId::new(
@@ -929,6 +960,7 @@ struct DmJson {
 impl DmJson {
     fn into_event(self, users: &HashMap<&str, &UserJson>, clock: &Clock) -> Event {
         Event {
+            mentioned: Vec::new(),
             platform: Platform::X,
             channel: Channel::Dm,
             conversation: ConversationId::new(

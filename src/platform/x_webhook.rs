@@ -189,6 +189,18 @@ struct V1Tweet {
     in_reply_to_status_id_str: Option<String>,
     user: V1User,
     retweeted_status: Option<serde_json::Value>,
+    entities: Option<V1Entities>,
+}
+
+#[derive(Debug, Deserialize)]
+struct V1Entities {
+    #[serde(default)]
+    user_mentions: Vec<V1Mention>,
+}
+
+#[derive(Debug, Deserialize)]
+struct V1Mention {
+    id_str: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -250,7 +262,18 @@ impl Payload {
         for t in self.tweet_create_events {
             let text = t.extended_tweet.map(|e| e.full_text).unwrap_or(t.text);
             let author_id = t.user.id_str.clone().unwrap_or_default();
+            let mentioned = t
+                .entities
+                .as_ref()
+                .map(|e| {
+                    e.user_mentions
+                        .iter()
+                        .filter_map(|m| m.id_str.clone().map(UserId::new))
+                        .collect()
+                })
+                .unwrap_or_default();
             out.push(Event {
+                mentioned,
                 platform: Platform::X,
                 channel: Channel::Mention,
                 // v1.1 payloads carry no conversation id: the thread is
@@ -281,6 +304,7 @@ impl Payload {
             }
             let user = self.users.get(&mc.sender_id);
             out.push(Event {
+                mentioned: Vec::new(),
                 platform: Platform::X,
                 channel: Channel::Dm,
                 conversation: ConversationId::new(dm_pair(&mc.sender_id, &mc.target.recipient_id)),
