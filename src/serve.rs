@@ -58,8 +58,11 @@ async fn accept_loop(
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let limits = Arc::new(limits);
     let mut http = hyper::server::conn::http1::Builder::new();
+    // Headers are small: 64 KiB a connection (hyper's default is ~400 KiB)
+    // keeps the connection cap within the unit's MemoryMax.
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout())
+        .max_buf_size(64 * 1024)
         .keep_alive(true);
     let stopping = stopped(stop.clone());
     tokio::pin!(stopping);

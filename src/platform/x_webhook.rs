@@ -40,6 +40,8 @@ pub type Delivery = (Vec<Event>, oneshot::Sender<Result<(), String>>);
 /// How many webhook bodies are read at once: memory for forged bodies is
 /// bounded by this times the body limit, whatever the number of peers.
 const BODIES_AT_ONCE: usize = 8;
+/// How long a webhook body may take to arrive once its slot is taken.
+const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(Clone)]
 struct Hook {
@@ -95,7 +97,9 @@ async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Respon
         .get("x-twitter-webhooks-signature")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("sha256="))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        // An HMAC-SHA256 is 32 bytes: anything else is not worth a slot.
+        .filter(|d| d.len() == 32);
     let Some(given) = given else {
         // Refused unread: an unsigned body costs no memory.
         refused("unsigned");
@@ -106,9 +110,16 @@ async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Respon
         let Ok(_reading) = h.reading.acquire().await else {
             return StatusCode::SERVICE_UNAVAILABLE.into_response();
         };
-        match axum::body::to_bytes(body, usize::MAX).await {
-            Ok(b) => b,
-            Err(e) => {
+        // X sends a body at once: a peer trickling one holds a slot for
+        // seconds, not for the whole request timeout.
+        let read = tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, usize::MAX));
+        match read.await {
+            Err(_) => {
+                refused("slow");
+                return (StatusCode::REQUEST_TIMEOUT, "the body came too slowly").into_response();
+            }
+            Ok(Ok(b)) => b,
+            Ok(Err(e)) => {
                 // The server's limit (or a peer that went away).
                 refused("body");
                 tracing::warn!(error = %crate::platform::error_chain(&e), "webhook body not read: refused");
