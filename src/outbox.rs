@@ -564,8 +564,19 @@ impl Sender {
             .resend_is_safe_within(row.kind)
             .is_some_and(|w| now - since < w.as_millis() as Millis);
         // X's memory of a text is not ours alone: if another reply of ours
-        // has this text, a "duplicate" answer would prove nothing.
-        let twin: i64 = sqlx::query(
+        // has this text, a "duplicate" answer would prove nothing. (Not
+        // asked when the post was found: it settles the row by itself.)
+        let twin = unclaimed.is_none() && self.has_twin(row, now).await?;
+        // A post can take a moment to show in the timeline or DM list:
+        // "not found" is believed only once the attempt is old enough.
+        let last = row.doubt_last.unwrap_or(since);
+        let young = now - last < NOT_FOUND_BELIEVED_AFTER.as_millis() as Millis;
+        Ok(Ok(settle(&lookup, unclaimed, guarded, twin, young)))
+    }
+
+    /// Whether another recent reply of ours has `row`'s text.
+    async fn has_twin(&self, row: &OutboxRow, now: Millis) -> Result<bool, StoreError> {
+        let n: i64 = sqlx::query(
             "SELECT COUNT(*) FROM outbox WHERE platform = $1 AND text = $2 AND id <> $3 \
              AND (status IN ('sent', 'sending') OR (status = 'queued' AND in_doubt = 1)) \
              AND updated_at > $4",
@@ -577,11 +588,7 @@ impl Sender {
         .fetch_one(self.store.pool())
         .await?
         .try_get(0)?;
-        // A post can take a moment to show in the timeline or DM list:
-        // "not found" is believed only once the attempt is old enough.
-        let last = row.doubt_last.unwrap_or(since);
-        let young = now - last < NOT_FOUND_BELIEVED_AFTER.as_millis() as Millis;
-        Ok(Ok(settle(&lookup, unclaimed, guarded, twin > 0, young)))
+        Ok(n > 0)
     }
 
     /// Acts on what the platform answered to a send (or to a look-up).
@@ -731,6 +738,15 @@ impl Sender {
         Ok(())
     }
 
+    /// The platform's length limit as the bot last learnt it.
+    async fn length_limit(
+        &self,
+        platform: Platform,
+    ) -> Result<crate::text::LengthLimit, StoreError> {
+        let mut conn = self.store.pool().acquire().await?;
+        crate::store::length_limit(&mut conn, platform).await
+    }
+
     /// The accounts the message a public reply answers mentioned (the
     /// `messages` row of `in_reply_to`), which its thread must leave out.
     async fn mentioned_by(&self, row: &OutboxRow) -> Result<Vec<UserId>, StoreError> {
@@ -768,8 +784,7 @@ impl Sender {
                 names.join(", ")
             )));
         }
-        let mut conn = self.store.pool().acquire().await?;
-        let limit = crate::store::length_limit(&mut conn, row.platform).await?;
+        let limit = self.length_limit(row.platform).await?;
         // Mastodon puts the customer's handle in front when the text does
         // not start with it (see the connector's send).
         let handle = format!("@{}", row.customer_handle);
@@ -800,8 +815,7 @@ impl Sender {
             _ if !row.text.contains(&handle) => format!("{handle} {}", row.text),
             _ => format!("{} (#{})", row.text, row.id),
         };
-        let mut conn = self.store.pool().acquire().await?;
-        let limit = crate::store::length_limit(&mut conn, row.platform).await?;
+        let limit = self.length_limit(row.platform).await?;
         Ok((limit.count(&text) <= limit.max).then_some(text))
     }
 

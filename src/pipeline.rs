@@ -272,7 +272,7 @@ impl Pipeline {
                 let reply_text = match decision.outcome() {
                     Outcome::Reply(t, _) => t.render(&Vars {
                         author: e.author.handle.as_str(),
-                        name: &customer_name(e),
+                        name: &customer_name(e, t),
                         ticket: None,
                     }),
                     _ => String::new(),
@@ -376,12 +376,6 @@ impl Pipeline {
         let outcome = decision.outcome();
         let rule = decision.rule_id().map(|r| r.as_str().to_owned());
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
-        let name = customer_name(e);
-        let vars = Vars {
-            author: e.author.handle.as_str(),
-            name: &name,
-            ticket: None,
-        };
         let customer = e.author.id.as_str();
         // The database as prefetched, plus what this batch did since.
         if pre.existing || !state.seen.insert(e.id.as_str().to_owned()) {
@@ -556,9 +550,11 @@ impl Pipeline {
             (Some((text, via, _)), _) => Some((text.clone(), *via)),
             (None, Some((a, via))) => {
                 let r = ticket.map(|t| t.to_string());
+                let name = customer_name(e, a);
                 let v = Vars {
+                    author: e.author.handle.as_str(),
+                    name: &name,
                     ticket: r.as_deref(),
-                    ..vars
                 };
                 Some((a.render(&v), via))
             }
@@ -936,7 +932,12 @@ async fn record_rating(
 /// The customer's display name as a reply may use it: inert, cut to the
 /// platform's own maximum (a 2 000-character name must not make a reply
 /// the platform refuses as too long).
-fn customer_name(e: &Event) -> String {
+/// Made only for a template that uses `{name}`: the routing path of every
+/// message need not pay for it.
+fn customer_name(e: &Event, template: &Template) -> String {
+    if !template.uses(crate::rules::template::Placeholder::Name) {
+        return String::new();
+    }
     crate::inert::name(&e.author.name, crate::inert::name_max(e.platform))
 }
 
