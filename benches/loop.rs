@@ -12,13 +12,13 @@
 use std::sync::Arc;
 use std::time::Instant;
 
-use helpdesk::clock::Clock;
-use helpdesk::config::Config;
+use helpdesk::application::pipeline::{Context, Pipeline};
+use helpdesk::domain::clock::Clock;
 use helpdesk::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
-use helpdesk::pipeline::{Context, Pipeline};
-use helpdesk::platform::{Account, Author, Batch, Event, Stream};
+use helpdesk::platforms::{Account, Author, Batch, Event, Stream};
 use helpdesk::rules::{LoadOptions, RuleSet};
-use helpdesk::store::Store;
+use helpdesk::runtime::config::Config;
+use helpdesk::storage::Store;
 
 const TEXTS: &[&str] = &[
     "@lumio bonjour, je n'arrive plus à me connecter à mon espace client",

@@ -25,26 +25,10 @@
 //!
 //! `ARCHITECTURE.md` at the repository root has the bird's-eye view.
 
-pub mod admin;
-pub mod agent_cli;
-pub mod bot;
-pub mod cli;
-pub mod clock;
-pub mod config;
-pub mod demo;
+pub mod application;
+pub mod commands;
 pub mod domain;
-pub mod inert;
-pub mod outbox;
-pub mod ownership;
-pub mod pipeline;
-pub mod platform;
-pub mod reload;
-pub mod report;
+pub mod platforms;
 pub mod rules;
-pub mod run;
-pub mod schedule;
-pub mod serve;
-pub mod setup;
-pub mod store;
-pub mod text;
-pub mod tickets;
+pub mod runtime;
+pub mod storage;

@@ -8,9 +8,9 @@ use std::process::Command as Process;
 use std::time::Duration;
 
 use common::{App, Db, Setup, line, spawn};
+use helpdesk::application::tickets::{self, Command, Filter, TicketError};
 use helpdesk::domain::TicketRef;
-use helpdesk::platform::sandbox::parse_traffic;
-use helpdesk::tickets::{self, Command, Filter, TicketError};
+use helpdesk::platforms::x::fake::parse_traffic;
 use sqlx::Row;
 
 on_both_databases!(

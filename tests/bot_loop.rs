@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{App, CrashAfterSend, Db, Setup, line, rules_dir, spawn, spawn_wrapped};
-use helpdesk::config::Budget;
-use helpdesk::platform::sandbox::{Endpoint, Window};
+use helpdesk::platforms::x::fake::{Endpoint, Window};
+use helpdesk::runtime::config::Budget;
 use sqlx::Row;
 
 on_both_databases!(
@@ -543,7 +543,7 @@ async fn restart_continues_from_the_cursor(db: Db) {
     };
     app.settle().await;
     app.sandbox.push(
-        helpdesk::platform::sandbox::parse_traffic(
+        helpdesk::platforms::x::fake::parse_traffic(
             &line("2102", "mention", "bob", "@lumio vos horaires ?"),
             "t",
         )

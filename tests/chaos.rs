@@ -26,9 +26,9 @@ use std::time::{Duration, Instant};
 
 use common::Db;
 use common::fault_proxy::{Fault, FaultProxy};
-use helpdesk::clock::Clock;
-use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, Window, parse_traffic};
-use helpdesk::store::Store;
+use helpdesk::domain::clock::Clock;
+use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, Window, parse_traffic};
+use helpdesk::storage::Store;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
 

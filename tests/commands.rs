@@ -7,8 +7,8 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::line;
-use helpdesk::clock::Clock;
-use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, parse_traffic};
+use helpdesk::domain::clock::Clock;
+use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 
@@ -158,7 +158,7 @@ async fn run_waits_out_a_platform_that_fails_at_start() {
     .await
     .unwrap();
     // X is having a bad minute: the first two "who am I" calls fail.
-    sandbox.fail_next(helpdesk::platform::sandbox::Endpoint::Me, &[503, 500]);
+    sandbox.fail_next(helpdesk::platforms::x::fake::Endpoint::Me, &[503, 500]);
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("helpdesk.toml");
     std::fs::write(
@@ -225,7 +225,7 @@ async fn a_closed_pipe_ends_tickets_list_quietly() {
     let dir = tempfile::tempdir().unwrap();
     let url = format!("sqlite://{}", dir.path().join("big.db").display());
     {
-        let store = helpdesk::store::Store::open(&url).await.unwrap();
+        let store = helpdesk::storage::Store::open(&url).await.unwrap();
         sqlx::query(
             "WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 20000) \
              INSERT INTO tickets (queue, priority, platform, customer_id, customer_handle, conversation_id, created_at, updated_at) \

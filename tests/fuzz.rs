@@ -12,7 +12,7 @@
 
 use std::path::Path;
 
-use helpdesk::clock::Clock;
+use helpdesk::domain::clock::Clock;
 use proptest::prelude::*;
 
 const TWEETS: &str = r#"{"data":[{"id":"1900000000000000101","text":"@lumio code wifi ?","author_id":"21","conversation_id":"1900000000000000101","created_at":"2026-11-30T08:00:03.000Z","referenced_tweets":[{"type":"replied_to","id":"1900000000000000100"}]}],"includes":{"users":[{"id":"21","username":"eve","name":"Eve \ud83d"}]},"meta":{"newest_id":"1900000000000000101","next_token":"pg1","result_count":1}}"#;
@@ -156,7 +156,7 @@ fn clear(e: &str, input: &[u8]) {
 proptest! {
     #[test]
     fn x_mention_pages(b in input(&[TWEETS])) {
-        match helpdesk::platform::x::decode_tweet_page(&b, &Clock::new()) {
+        match helpdesk::platforms::x::decode_tweet_page(&b, &Clock::new()) {
             Ok((events, skipped)) => {
                 for s in skipped {
                     prop_assert!(!s.error.is_empty());
@@ -169,14 +169,14 @@ proptest! {
 
     #[test]
     fn x_dm_pages(b in input(&[DMS])) {
-        if let Err(e) = helpdesk::platform::x::decode_dm_page(&b, &Clock::new()) {
+        if let Err(e) = helpdesk::platforms::x::decode_dm_page(&b, &Clock::new()) {
             clear(&e.to_string(), &b);
         }
     }
 
     #[test]
     fn x_webhook_bodies(b in input(&[WEBHOOK])) {
-        match serde_json::from_slice::<helpdesk::platform::x_webhook::Payload>(&b) {
+        match serde_json::from_slice::<helpdesk::platforms::x::webhook::Payload>(&b) {
             Ok(p) => {
                 let _ = p.into_events();
             }
@@ -186,7 +186,7 @@ proptest! {
 
     #[test]
     fn mastodon_notification_pages(b in input(&[NOTIFICATIONS])) {
-        if let Err(e) = helpdesk::platform::mastodon::decode_notifications(&b, &Clock::new()) {
+        if let Err(e) = helpdesk::platforms::mastodon::decode_notifications(&b, &Clock::new()) {
             clear(&e.to_string(), &b);
         }
     }
@@ -194,12 +194,12 @@ proptest! {
     #[test]
     fn mastodon_status_html(b in input(&[HTML])) {
         let html = String::from_utf8_lossy(&b);
-        let _ = helpdesk::platform::mastodon::html_to_text(&html, &[]);
+        let _ = helpdesk::platforms::mastodon::html_to_text(&html, &[]);
     }
 
     #[test]
     fn sse_framing_in_any_chunks(b in input(&[SSE]), cuts in prop::collection::vec(any::<usize>(), 0..6)) {
-        let mut p = helpdesk::platform::sse::SseParser::default();
+        let mut p = helpdesk::platforms::sse::SseParser::default();
         let mut at = 0;
         let mut points: Vec<usize> = cuts.iter().map(|c| c % (b.len() + 1)).collect();
         points.sort_unstable();
@@ -223,7 +223,7 @@ proptest! {
     #[test]
     fn configuration_files(b in input(&[CONFIG])) {
         let src = String::from_utf8_lossy(&b);
-        if let Err(e) = helpdesk::config::Config::parse(&src, Path::new("helpdesk.toml")) {
+        if let Err(e) = helpdesk::runtime::config::Config::parse(&src, Path::new("helpdesk.toml")) {
             said(&e.to_string());
         }
     }
@@ -231,7 +231,7 @@ proptest! {
     #[test]
     fn traffic_files(b in input(&[TRAFFIC])) {
         let src = String::from_utf8_lossy(&b);
-        if let Err(e) = helpdesk::platform::sandbox::parse_traffic(&src, "fuzz.jsonl") {
+        if let Err(e) = helpdesk::platforms::x::fake::parse_traffic(&src, "fuzz.jsonl") {
             said(&e.to_string());
         }
     }

@@ -7,8 +7,8 @@ mod common;
 
 use common::{Db, Setup, rules_dir};
 use helpdesk::domain::Platform;
-use helpdesk::inert::foreign_mentions;
-use helpdesk::text::LengthLimit;
+use helpdesk::domain::inert::foreign_mentions;
+use helpdesk::domain::text::LengthLimit;
 use twitter_text::extractor::Extractor;
 
 on_both_databases!(
@@ -65,7 +65,7 @@ async fn hostile_names_never_steer_a_post(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(db, &lines.join("\n"));
     setup.rules = Some(rules_dir(dir.path(), HELLO));
-    setup.config.limits.global = helpdesk::config::Budget {
+    setup.config.limits.global = helpdesk::runtime::config::Budget {
         replies: 1000,
         per_secs: 60,
     };

@@ -293,7 +293,7 @@ async fn poisoned_x(broken: std::sync::Arc<std::sync::atomic::AtomicBool>) -> St
 }
 
 async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
-    use helpdesk::platform::Connector;
+    use helpdesk::platforms::Connector;
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
@@ -302,30 +302,30 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
     };
     let broken = Arc::new(AtomicBool::new(false));
     let base = poisoned_x(broken.clone()).await;
-    let clock = helpdesk::clock::Clock::new();
-    let config = helpdesk::config::Config {
+    let clock = helpdesk::domain::clock::Clock::new();
+    let config = helpdesk::runtime::config::Config {
         database_url: url,
         rules: common::repo_rules(),
         answer_backlog: true,
         stream_failing_secs: 60,
         ..Default::default()
     };
-    let x = helpdesk::config::XConfig {
+    let x = helpdesk::runtime::config::XConfig {
         base_url: base,
         dms: false,
         search: false,
         ..Default::default()
     };
-    let client: Arc<dyn Connector> = Arc::new(helpdesk::platform::x::XClient::new(
+    let client: Arc<dyn Connector> = Arc::new(helpdesk::platforms::x::XClient::new(
         &x,
-        helpdesk::config::Secret::new("t".to_owned()),
+        helpdesk::runtime::config::Secret::new("t".to_owned()),
         clock.clone(),
     ));
     let rules = helpdesk::rules::RuleSet::load_dir(&config.rules, &Default::default()).unwrap();
-    let store = helpdesk::store::Store::open(&config.database_url)
+    let store = helpdesk::storage::Store::open(&config.database_url)
         .await
         .unwrap();
-    let bot = helpdesk::bot::Bot::new(
+    let bot = helpdesk::runtime::bot::Bot::new(
         &config,
         store,
         Arc::new(rules),
@@ -366,7 +366,7 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
         bot.store()
             .cursor(
                 helpdesk::domain::Platform::X,
-                helpdesk::platform::Stream::Mentions
+                helpdesk::platforms::Stream::Mentions
             )
             .await
             .unwrap()

@@ -3,7 +3,7 @@
 
 use std::path::PathBuf;
 
-use helpdesk::text::mastodon_length;
+use helpdesk::domain::text::mastodon_length;
 
 fn fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/fixtures")
@@ -117,7 +117,7 @@ fn the_bots_counter_is_the_v3_default() {
     // What the rules loader uses must agree with the v3 suite.
     for c in section("WeightedTweetsWithDiscountedEmojiCounterTest") {
         assert_eq!(
-            helpdesk::text::x_weighted_length(&c.text) as i32,
+            helpdesk::domain::text::x_weighted_length(&c.text) as i32,
             c.expected.weighted_length,
             "{}",
             c.description

@@ -12,11 +12,11 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
-use helpdesk::clock::Clock;
-use helpdesk::config::{MastodonConfig, Secret};
+use helpdesk::domain::clock::Clock;
 use helpdesk::domain::{Channel, Handle, MessageId, UserId};
-use helpdesk::platform::mastodon::MastodonClient;
-use helpdesk::platform::{ApiError, Connector, Outgoing, ReplyKind, Stream};
+use helpdesk::platforms::mastodon::MastodonClient;
+use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind, Stream};
+use helpdesk::runtime::config::{MastodonConfig, Secret};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -346,12 +346,12 @@ async fn recorded_errors_become_clear_errors() {
 
 use std::time::Duration;
 
-use helpdesk::bot::Bot;
-use helpdesk::config::{Config, XConfig};
-use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, parse_traffic};
-use helpdesk::platform::x::XClient;
+use helpdesk::platforms::x::XClient;
+use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
 use helpdesk::rules::{LoadOptions, RuleSet};
-use helpdesk::store::Store;
+use helpdesk::runtime::bot::Bot;
+use helpdesk::runtime::config::{Config, XConfig};
+use helpdesk::storage::Store;
 use sqlx::Row;
 
 const PING_RULE: &str = r#"
@@ -423,7 +423,7 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
     let mut config = config_in(&dir, PING_RULE);
     // A global budget of 2 per platform: X's three customers wait for the
     // third, Mastodon's one is not held back by X's.
-    config.limits.global = helpdesk::config::Budget {
+    config.limits.global = helpdesk::runtime::config::Budget {
         replies: 2,
         per_secs: 3600,
     };
@@ -531,7 +531,7 @@ async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
 // ---------------------------------------------------------------------------
 // The streaming API, with polling taking over while it is down.
 
-use helpdesk::platform::sse::SseParser;
+use helpdesk::platforms::sse::SseParser;
 use tokio::sync::{mpsc, watch};
 
 /// A Mastodon server whose notifications and stream the test drives.
@@ -838,8 +838,8 @@ reply = "{author} noted, we are on it"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn agents_replies_are_checked_against_the_instance_limit() {
+    use helpdesk::application::tickets::{self, Command, TicketError};
     use helpdesk::domain::TicketRef;
-    use helpdesk::tickets::{self, Command, TicketError};
     let fake: Shared = Arc::default();
     let Some(base) = serve(fake.clone()).await else {
         return;
@@ -1094,8 +1094,12 @@ reply = "Hi {name}, noted {author}!"
         let text = &p["status"];
         let acct = n["account"]["acct"].as_str().unwrap();
         assert!(
-            helpdesk::inert::foreign_mentions(text, acct, helpdesk::domain::Platform::Mastodon)
-                .is_empty(),
+            helpdesk::domain::inert::foreign_mentions(
+                text,
+                acct,
+                helpdesk::domain::Platform::Mastodon
+            )
+            .is_empty(),
             "{text}"
         );
         assert!(text.starts_with(&format!("@{acct} ")), "{text}");

@@ -14,8 +14,8 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Db, line};
-use helpdesk::clock::Clock;
-use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, Window, parse_traffic};
+use helpdesk::domain::clock::Clock;
+use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, Window, parse_traffic};
 use sqlx::{Connection, Row};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
@@ -107,7 +107,7 @@ fn start(config: &std::path::Path, sandbox: &Sandbox, log: &std::path::Path) -> 
 }
 
 async fn ready(admin: u16) -> Option<bool> {
-    let r = helpdesk::platform::x::http_client()
+    let r = helpdesk::platforms::x::http_client()
         .get(format!("http://127.0.0.1:{admin}/readyz"))
         .timeout(Duration::from_secs(5))
         .send()
@@ -139,7 +139,7 @@ async fn assert_exactly_once(url: &str, sandbox: &Sandbox, customers: usize) {
         "nobody answered twice: {posted:?}"
     );
     assert_eq!((tweets, dms), (customers, customers), "everyone answered");
-    let store = helpdesk::store::Store::open(url).await.unwrap();
+    let store = helpdesk::storage::Store::open(url).await.unwrap();
     let r = sqlx::query(
         "SELECT (SELECT COUNT(*) FROM messages), \
          (SELECT COUNT(*) FROM outbox WHERE status <> 'sent')",
@@ -248,7 +248,7 @@ async fn the_database_gone_for_30_s_loses_nothing_and_resumes(db: Db) {
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if !all_sent().await {
-        let store = helpdesk::store::Store::open(&url).await.unwrap();
+        let store = helpdesk::storage::Store::open(&url).await.unwrap();
         let rows: Vec<String> = sqlx::query(
             "SELECT platform_message_id || ' ' || action || ' ' || auto_reply || ' ' || COALESCE(reason, '') FROM messages ORDER BY id",
         )

@@ -11,9 +11,9 @@ use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use common::{Db, Setup, line, rules_dir, spawn};
-use helpdesk::clock::Clock;
 use helpdesk::domain::Channel;
-use helpdesk::platform::sandbox::{Endpoint, Sandbox, SandboxConfig, parse_traffic};
+use helpdesk::domain::clock::Clock;
+use helpdesk::platforms::x::fake::{Endpoint, Sandbox, SandboxConfig, parse_traffic};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 
@@ -45,7 +45,7 @@ async fn an_edited_rule_routes_within_two_seconds_and_a_broken_one_is_not_taken(
         return;
     };
     let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(helpdesk::reload::watch_rules(
+    tokio::spawn(helpdesk::runtime::reload::watch_rules(
         app.bot.rules(),
         rules.clone(),
         helpdesk::rules::LoadOptions::default(),
@@ -172,7 +172,7 @@ async fn metrics_health_readiness_and_json_logs() {
     let mut bot = start_bot(&config, &sandbox, "obs", &format!("127.0.0.1:{port}"), true);
     wait_for("five replies", 20, || sandbox.posted().len() == 5).await;
     let base = format!("http://127.0.0.1:{port}");
-    let http = helpdesk::platform::x::http_client();
+    let http = helpdesk::platforms::x::http_client();
     let get = |p: &str| http.get(format!("{base}{p}")).send();
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();
@@ -247,7 +247,7 @@ async fn sigterm_mid_burst_then_restart_processes_everything_once() {
     );
     assert_eq!(posted.len(), n, "no reply twice");
     assert_eq!(targets.len(), n, "every message answered");
-    let store = helpdesk::store::Store::open(&db).await.unwrap();
+    let store = helpdesk::storage::Store::open(&db).await.unwrap();
     let (count, distinct): (i64, i64) = {
         use sqlx::Row;
         let r = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT platform_message_id) FROM messages")
@@ -346,7 +346,7 @@ async fn three_instances_on_postgres_survive_the_owner_dying() {
         .map(|x| std::fs::read_to_string(&x.log).unwrap())
         .collect();
     assert!(logs.contains("now owns the role"), "{logs}");
-    let store = helpdesk::store::Store::open(&db).await.unwrap();
+    let store = helpdesk::storage::Store::open(&db).await.unwrap();
     use sqlx::Row;
     let r = sqlx::query("SELECT COUNT(*), COUNT(DISTINCT platform_message_id) FROM messages")
         .fetch_one(store.pool())
@@ -694,13 +694,13 @@ async fn above_the_connection_cap_a_connection_is_closed_at_once_and_slots_come_
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    let limits = helpdesk::config::HttpLimits {
+    let limits = helpdesk::runtime::config::HttpLimits {
         max_connections: 10,
         header_timeout_ms: 800,
         ..Default::default()
     };
     let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
-    helpdesk::serve::serve_until(listener, app, limits, "test", stop);
+    helpdesk::runtime::serve::serve_until(listener, app, limits, "test", stop);
     let mut held = Vec::new();
     for _ in 0..10 {
         held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());

@@ -14,13 +14,13 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use common::{Db, Setup, line, spawn};
-use helpdesk::clock::Clock;
-use helpdesk::config::{Secret, XConfig};
+use helpdesk::domain::clock::Clock;
 use helpdesk::domain::{MessageId, UserId};
-use helpdesk::platform::sandbox::{Endpoint, Window, parse_traffic};
-use helpdesk::platform::x::XClient;
-use helpdesk::platform::x_auth::{Credentials, TokenSet, read_token_file, write_token_file};
-use helpdesk::platform::{ApiError, Connector, Outgoing, ReplyKind, Stream};
+use helpdesk::platforms::x::XClient;
+use helpdesk::platforms::x::auth::{Credentials, TokenSet, read_token_file, write_token_file};
+use helpdesk::platforms::x::fake::{Endpoint, Window, parse_traffic};
+use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind, Stream};
+use helpdesk::runtime::config::{Secret, XConfig};
 use sqlx::Row;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/x-api-v2");
@@ -408,7 +408,7 @@ async fn x_login_walks_the_pkce_flow_and_saves_a_private_token_file() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
-    use helpdesk::platform::x_webhook::{router, signature};
+    use helpdesk::platforms::x::webhook::{router, signature};
     let Some(app) = spawn(Setup::new(Db::Sqlite, "")).await else {
         return;
     };
@@ -423,10 +423,10 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
         .id
         .clone();
     let (_stop_tx, stop) = tokio::sync::watch::channel(false);
-    helpdesk::serve::serve_until(
+    helpdesk::runtime::serve::serve_until(
         listener,
         router("/webhooks/x", &secret, me, tx),
-        helpdesk::config::HttpLimits::default(),
+        helpdesk::runtime::config::HttpLimits::default(),
         "webhook",
         stop,
     );
@@ -443,7 +443,7 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
             }
         });
     }
-    let http = helpdesk::platform::x::http_client();
+    let http = helpdesk::platforms::x::http_client();
     // CRC: the expected value was computed with Python's hmac module.
     let crc: serde_json::Value = http
         .get(format!("{url}?crc_token=challenge-123"))

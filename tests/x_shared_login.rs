@@ -12,14 +12,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{Db, fresh_db};
-use helpdesk::clock::Clock;
-use helpdesk::config::XConfig;
-use helpdesk::platform::Connector;
-use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, TokenCounts};
-use helpdesk::platform::shared_tokens::{SharedTokens, TokenKey};
-use helpdesk::platform::x::XClient;
-use helpdesk::platform::x_auth::{AuthError, Credentials};
-use helpdesk::store::Store;
+use helpdesk::domain::clock::Clock;
+use helpdesk::platforms::Connector;
+use helpdesk::platforms::x::XClient;
+use helpdesk::platforms::x::auth::{AuthError, Credentials};
+use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, TokenCounts};
+use helpdesk::runtime::config::XConfig;
+use helpdesk::storage::Store;
+use helpdesk::storage::oauth_tokens::{SharedTokens, TokenKey};
 use sqlx::Row;
 
 const KEY: [u8; 32] = [7; 32];

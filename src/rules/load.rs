@@ -16,8 +16,8 @@ use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
 use super::template::{Placeholder, Template, TemplateError, Vars};
 use super::{Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Stats, Use, Via};
+use crate::domain::text::LengthLimit;
 use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId, TicketRef};
-use crate::text::LengthLimit;
 
 /// How to load: which platform limits replies must fit, whether to run examples.
 #[derive(Debug, Clone)]

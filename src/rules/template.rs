@@ -149,7 +149,7 @@ impl Template {
     }
 
     /// Renders the template. What a customer controls is made inert here,
-    /// whoever calls ([`crate::inert`]): a handle follows an `@` only if it
+    /// whoever calls ([`crate::domain::inert`]): a handle follows an `@` only if it
     /// is a plain handle, and a name is plain words; an empty name falls
     /// back to the handle's words.
     pub fn render(&self, vars: &Vars<'_>) -> String {
@@ -158,17 +158,17 @@ impl Template {
             match s {
                 Segment::Text(t) => out.push_str(t),
                 Segment::Hole(Placeholder::Author) => {
-                    if crate::inert::is_plain_handle(vars.author) {
+                    if crate::domain::inert::is_plain_handle(vars.author) {
                         out.push('@');
                         out.push_str(vars.author);
                     } else {
-                        out.push_str(&crate::inert::inert(vars.author));
+                        out.push_str(&crate::domain::inert::inert(vars.author));
                     }
                 }
                 Segment::Hole(Placeholder::Name) => {
-                    let name = crate::inert::inert(vars.name);
+                    let name = crate::domain::inert::inert(vars.name);
                     if name.is_empty() {
-                        out.push_str(&crate::inert::inert(vars.author));
+                        out.push_str(&crate::domain::inert::inert(vars.author));
                     } else {
                         out.push_str(&name);
                     }

@@ -11,14 +11,14 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use helpdesk::bot::Bot;
-use helpdesk::clock::Clock;
-use helpdesk::config::{Config, Secret, XConfig};
-use helpdesk::platform::Connector;
-use helpdesk::platform::sandbox::{Sandbox, SandboxConfig, parse_traffic};
-use helpdesk::platform::x::XClient;
+use helpdesk::domain::clock::Clock;
+use helpdesk::platforms::Connector;
+use helpdesk::platforms::x::XClient;
+use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
 use helpdesk::rules::{LoadOptions, RuleSet};
-use helpdesk::store::Store;
+use helpdesk::runtime::bot::Bot;
+use helpdesk::runtime::config::{Config, Secret, XConfig};
+use helpdesk::storage::Store;
 use sqlx::Row;
 
 /// Which database a test runs on.
@@ -300,30 +300,30 @@ impl Connector for CrashAfterSend {
     fn platform(&self) -> helpdesk::domain::Platform {
         self.0.platform()
     }
-    fn streams(&self) -> Vec<helpdesk::platform::Stream> {
+    fn streams(&self) -> Vec<helpdesk::platforms::Stream> {
         self.0.streams()
     }
-    async fn whoami(&self) -> Result<helpdesk::platform::Account, helpdesk::platform::ApiError> {
+    async fn whoami(&self) -> Result<helpdesk::platforms::Account, helpdesk::platforms::ApiError> {
         self.0.whoami().await
     }
     async fn poll(
         &self,
-        s: helpdesk::platform::Stream,
+        s: helpdesk::platforms::Stream,
         c: Option<&str>,
-    ) -> Result<helpdesk::platform::Batch, helpdesk::platform::ApiError> {
+    ) -> Result<helpdesk::platforms::Batch, helpdesk::platforms::ApiError> {
         self.0.poll(s, c).await
     }
     async fn find_sent(
         &self,
-        out: &helpdesk::platform::Outgoing,
-        since: helpdesk::clock::Millis,
-    ) -> Result<helpdesk::platform::Lookup, helpdesk::platform::ApiError> {
+        out: &helpdesk::platforms::Outgoing,
+        since: helpdesk::domain::clock::Millis,
+    ) -> Result<helpdesk::platforms::Lookup, helpdesk::platforms::ApiError> {
         self.0.find_sent(out, since).await
     }
     async fn send(
         &self,
-        out: &helpdesk::platform::Outgoing,
-    ) -> Result<helpdesk::platform::Sent, helpdesk::platform::ApiError> {
+        out: &helpdesk::platforms::Outgoing,
+    ) -> Result<helpdesk::platforms::Sent, helpdesk::platforms::ApiError> {
         if self.1 {
             let _ = self.0.send(out).await;
         }
@@ -331,7 +331,7 @@ impl Connector for CrashAfterSend {
     }
     fn resend_is_safe_within(
         &self,
-        kind: helpdesk::platform::ReplyKind,
+        kind: helpdesk::platforms::ReplyKind,
     ) -> Option<std::time::Duration> {
         self.0.resend_is_safe_within(kind)
     }
@@ -362,10 +362,10 @@ pub async fn login_in_database(
     key: &[u8; 32],
     clock: &Clock,
 ) {
-    use helpdesk::platform::shared_tokens::{SharedTokens, TokenKey};
+    use helpdesk::storage::oauth_tokens::{SharedTokens, TokenKey};
     let token_url = format!("{}/2/oauth2/token", sandbox.base_url());
-    let tokens = helpdesk::platform::x_auth::token_request(
-        &helpdesk::platform::x::http_client(),
+    let tokens = helpdesk::platforms::x::auth::token_request(
+        &helpdesk::platforms::x::http_client(),
         &token_url,
         "client-1",
         None,

@@ -11,12 +11,12 @@ use std::path::PathBuf;
 use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
-use crate::clock::{Clock, Millis, rfc3339};
-use crate::config::Config;
+use crate::application::report;
+use crate::application::tickets::{self, Command, Filter, Status};
+use crate::domain::clock::{Clock, Millis, rfc3339};
 use crate::domain::{AgentName, TicketRef};
-use crate::report;
-use crate::store::Store;
-use crate::tickets::{self, Command, Filter, Status};
+use crate::runtime::config::Config;
+use crate::storage::Store;
 
 /// Options every ticket command shares.
 #[derive(Debug, Clone, Args)]

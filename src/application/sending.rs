@@ -62,12 +62,12 @@ use governor::{Quota, RateLimiter};
 use rand::Rng;
 use sqlx::Row;
 
-use crate::clock::{Clock, Millis};
-use crate::config::{Budget, Limits};
+use crate::application::tickets::{self, Direction, NewTicket};
+use crate::domain::clock::{Clock, Millis};
 use crate::domain::{Handle, MessageId, Platform, Priority, Queue, TicketRef, UserId};
-use crate::platform::{ApiError, Connector, Lookup, Outgoing, ReplyKind};
-use crate::store::{Backend, Store, StoreError};
-use crate::tickets::{self, Direction, NewTicket};
+use crate::platforms::{ApiError, Connector, Lookup, Outgoing, ReplyKind};
+use crate::runtime::config::{Budget, Limits};
+use crate::storage::{Backend, Store, StoreError};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
 type Keyed = RateLimiter<
@@ -595,7 +595,7 @@ impl Sender {
     async fn record(
         &self,
         row: &OutboxRow,
-        result: Result<crate::platform::Sent, ApiError>,
+        result: Result<crate::platforms::Sent, ApiError>,
         started: Millis,
         duplicate_is_ours: bool,
         report: &mut DrainReport,
@@ -742,9 +742,9 @@ impl Sender {
     async fn length_limit(
         &self,
         platform: Platform,
-    ) -> Result<crate::text::LengthLimit, StoreError> {
+    ) -> Result<crate::domain::text::LengthLimit, StoreError> {
         let mut conn = self.store.pool().acquire().await?;
-        crate::store::length_limit(&mut conn, platform).await
+        crate::storage::length_limit(&mut conn, platform).await
     }
 
     /// The accounts the message a public reply answers mentioned (the
@@ -776,7 +776,8 @@ impl Sender {
     /// delivered to everyone it mentions), and it must fit the platform,
     /// or the customer would silently never be answered.
     async fn unfit_to_post(&self, row: &OutboxRow) -> Result<Option<String>, StoreError> {
-        let foreign = crate::inert::foreign_mentions(&row.text, &row.customer_handle, row.platform);
+        let foreign =
+            crate::domain::inert::foreign_mentions(&row.text, &row.customer_handle, row.platform);
         if !foreign.is_empty() {
             let names: Vec<String> = foreign.iter().map(|m| format!("@{m}")).collect();
             return Ok(Some(format!(
@@ -1129,7 +1130,7 @@ mod tests {
 
     #[test]
     fn a_reply_in_doubt_is_settled_never_varied() {
-        let sent = |id: &str| crate::platform::Sent { id: id.into() };
+        let sent = |id: &str| crate::platforms::Sent { id: id.into() };
         let found = Lookup::Found(vec![sent("9")]);
         let resend = |twin| Settle::Resend { twin };
         assert_eq!(

@@ -5,7 +5,7 @@
 //! kind lives in a JSON file written with 0600 permissions (by `helpdesk x
 //! login`, then by each refresh), so a restart keeps the newest refresh
 //! token: X's refresh tokens are single-use. Several instances share one
-//! login through the database instead ([`super::shared_tokens`]): sealed,
+//! login through the database instead ([`crate::storage::oauth_tokens`]): sealed,
 //! and refreshed by one instance at a time under the row's lock.
 
 use std::path::{Path, PathBuf};
@@ -14,10 +14,10 @@ use std::time::Duration;
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
-use super::ApiError;
-use super::shared_tokens::{Refreshed, SharedTokens};
-use crate::clock::{Clock, Millis};
-use crate::config::Secret;
+use crate::domain::clock::{Clock, Millis};
+use crate::platforms::ApiError;
+use crate::runtime::config::Secret;
+use crate::storage::oauth_tokens::{Refreshed, SharedTokens};
 
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -281,12 +281,12 @@ pub async fn token_request(
     let resp = req
         .send()
         .await
-        .map_err(|e| AuthError::Transport(super::error_chain(&e.without_url())))?;
+        .map_err(|e| AuthError::Transport(crate::platforms::error_chain(&e.without_url())))?;
     let status = resp.status();
     let body = resp
         .bytes()
         .await
-        .map_err(|e| AuthError::Transport(super::error_chain(&e.without_url())))?;
+        .map_err(|e| AuthError::Transport(crate::platforms::error_chain(&e.without_url())))?;
     if !status.is_success() {
         #[derive(Deserialize)]
         struct Err {
@@ -307,7 +307,7 @@ pub async fn token_request(
         // serde's message could quote a token: only where it failed.
         detail: format!(
             "unreadable token response ({})",
-            super::json_error_position(&e)
+            crate::platforms::json_error_position(&e)
         ),
     })?;
     Ok(TokenSet {

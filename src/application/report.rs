@@ -6,9 +6,9 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 use sqlx::Row;
 
-use crate::clock::Millis;
+use crate::domain::clock::Millis;
 use crate::rules::normalize::normalize;
-use crate::store::{Store, StoreError};
+use crate::storage::{Store, StoreError};
 
 /// Parses `7d`, `24h`, `30m` or `2w` into milliseconds.
 pub fn parse_since(s: &str) -> Result<Millis, String> {

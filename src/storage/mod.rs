@@ -8,15 +8,17 @@
 //! Each backend has its own migration folder because identity columns are
 //! spelled differently; the tables are the same.
 
+pub mod oauth_tokens;
+
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, Transaction};
 
-use crate::clock::Millis;
 use crate::domain::Platform;
-use crate::platform::Stream;
+use crate::domain::clock::Millis;
+use crate::platforms::Stream;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -455,7 +457,7 @@ impl Store {
     /// Records `limit` as its platform's length limit (see [`length_limit`]).
     pub async fn set_length_limit(
         &self,
-        limit: crate::text::LengthLimit,
+        limit: crate::domain::text::LengthLimit,
     ) -> Result<(), StoreError> {
         sqlx::query(
             "INSERT INTO bot_state (key, value) VALUES ($1, $2) \
@@ -489,7 +491,7 @@ impl Store {
 pub async fn length_limit(
     conn: &mut AnyConnection,
     platform: Platform,
-) -> Result<crate::text::LengthLimit, StoreError> {
+) -> Result<crate::domain::text::LengthLimit, StoreError> {
     let key = format!("length_limit:{platform}");
     let row = sqlx::query("SELECT value FROM bot_state WHERE key = $1")
         .bind(&key)
@@ -499,8 +501,8 @@ pub async fn length_limit(
         .map(|r| r.try_get::<String, _>(0))
         .transpose()?
         .and_then(|v| v.parse().ok());
-    let default = crate::text::LengthLimit::of(platform);
-    Ok(crate::text::LengthLimit {
+    let default = crate::domain::text::LengthLimit::of(platform);
+    Ok(crate::domain::text::LengthLimit {
         max: stated.unwrap_or(default.max),
         ..default
     })
@@ -534,7 +536,7 @@ pub async fn record_skipped(
     conn: &mut AnyConnection,
     platform: Platform,
     stream: Stream,
-    skipped: &[crate::platform::Skipped],
+    skipped: &[crate::platforms::Skipped],
     now: Millis,
 ) -> Result<(), StoreError> {
     for (n, item) in skipped.iter().enumerate() {

@@ -8,8 +8,8 @@
 
 use std::time::Duration;
 
-use crate::clock::Millis;
-use crate::platform::Stream;
+use crate::domain::clock::Millis;
+use crate::platforms::Stream;
 
 /// The pause that spreads `remaining` requests evenly until the window
 /// resets at `reset_ms`, so the budget lasts and new messages are seen as

@@ -19,9 +19,9 @@ use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
 use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::Row;
 
-use super::x_auth::{AuthError, TokenSet};
-use crate::clock::Millis;
-use crate::store::{Backend, Store};
+use crate::domain::clock::Millis;
+use crate::platforms::x::auth::{AuthError, TokenSet};
+use crate::storage::{Backend, Store};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 

@@ -13,19 +13,19 @@ use std::time::Duration;
 
 use tokio::sync::{Notify, mpsc, watch};
 
-use crate::clock::{Clock, Millis};
-use crate::config::Config;
+use crate::application::pipeline::{Context, Pipeline, Processed};
+use crate::application::sending::{DrainReport, Sender};
+use crate::application::tickets::{self, TicketPolicy};
 use crate::domain::Platform;
-use crate::outbox::{DrainReport, Sender};
-use crate::ownership::Ownership;
-use crate::pipeline::{Context, Pipeline, Processed};
-use crate::platform::x_webhook::Delivery;
-use crate::platform::{Account, ApiError, Batch, Connector, Event, Pushed, Stream};
-use crate::reload::SharedRules;
+use crate::domain::clock::{Clock, Millis};
+use crate::platforms::x::webhook::Delivery;
+use crate::platforms::{Account, ApiError, Batch, Connector, Event, Pushed, Stream};
 use crate::rules::RuleSet;
-use crate::schedule::{Polled, Schedule};
-use crate::store::{Store, StoreError};
-use crate::tickets::{self, TicketPolicy};
+use crate::runtime::config::Config;
+use crate::runtime::ownership::Ownership;
+use crate::runtime::reload::SharedRules;
+use crate::runtime::schedule::{Polled, Schedule};
+use crate::storage::{Store, StoreError};
 use arc_swap::ArcSwap;
 
 /// Identifies the account, waiting out what is only temporary (5xx,
@@ -235,7 +235,7 @@ impl Bot {
             platform,
         };
         let mut events = events;
-        crate::platform::sort_as_written(&mut events);
+        crate::platforms::sort_as_written(&mut events);
         let batch = Batch {
             events,
             cursor: None,

@@ -10,7 +10,7 @@
 //!
 //! A call without a well-formed signature header is refused before its
 //! body is read; bodies are read (up to `http.body_limit_bytes`, see
-//! [`crate::serve`]) a few at a time, so forged calls cannot fill memory.
+//! [`crate::runtime::serve`]) a few at a time, so forged calls cannot fill memory.
 //! Events whose `for_user_id` is not the brand's account (another account
 //! subscribed to the same X app) are refused with 403 and counted in
 //! `helpdesk_webhook_refused_total{reason="other_account"}`.
@@ -29,10 +29,10 @@ use base64::Engine;
 use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
-use super::{Author, Event};
-use crate::clock::Millis;
-use crate::config::Secret;
+use crate::domain::clock::Millis;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+use crate::platforms::{Author, Event};
+use crate::runtime::config::Secret;
 
 /// Events from one webhook call, and where to say they are committed.
 pub type Delivery = (Vec<Event>, oneshot::Sender<Result<(), String>>);
@@ -62,7 +62,7 @@ pub fn signature(secret: &Secret, message: &[u8]) -> String {
 }
 
 /// The webhook routes at `path` for the brand's account `me`; deliveries
-/// go to `tx`. Serve it with [`crate::serve::serve_until`], which limits
+/// go to `tx`. Serve it with [`crate::runtime::serve::serve_until`], which limits
 /// bodies and connections.
 pub fn router(path: &str, secret: &Secret, me: UserId, tx: mpsc::Sender<Delivery>) -> Router {
     let hook = Hook {
@@ -122,7 +122,7 @@ async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Respon
             Ok(Err(e)) => {
                 // The server's limit (or a peer that went away).
                 refused("body");
-                tracing::warn!(error = %crate::platform::error_chain(&e), "webhook body not read: refused");
+                tracing::warn!(error = %crate::platforms::error_chain(&e), "webhook body not read: refused");
                 return (
                     StatusCode::PAYLOAD_TOO_LARGE,
                     "the body is too large or was cut",
@@ -252,7 +252,7 @@ fn v1_time(s: &str) -> Option<Millis> {
     );
     time::OffsetDateTime::parse(s, &fmt)
         .ok()
-        .map(crate::clock::to_ms)
+        .map(crate::domain::clock::to_ms)
 }
 
 fn dm_pair(a: &str, b: &str) -> String {
@@ -268,7 +268,7 @@ impl Payload {
     /// The messages in this payload, as events (the account's own DMs left out).
     pub fn into_events(self) -> Vec<Event> {
         let me = self.for_user_id.unwrap_or_default();
-        let now = crate::clock::to_ms(time::OffsetDateTime::now_utc());
+        let now = crate::domain::clock::to_ms(time::OffsetDateTime::now_utc());
         let mut out = Vec::new();
         for t in self.tweet_create_events {
             let text = t.extended_tweet.map(|e| e.full_text).unwrap_or(t.text);

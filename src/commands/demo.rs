@@ -14,14 +14,14 @@ use std::time::Duration;
 use serde_json::json;
 use sqlx::Row;
 
-use crate::bot::Bot;
-use crate::clock::Clock;
-use crate::config::{Config, Secret, XConfig};
-use crate::platform::Connector;
-use crate::platform::sandbox::{Sandbox, SandboxConfig, read_traffic};
-use crate::platform::x::XClient;
+use crate::domain::clock::Clock;
+use crate::platforms::Connector;
+use crate::platforms::x::XClient;
+use crate::platforms::x::fake::{Sandbox, SandboxConfig, read_traffic};
 use crate::rules::{LoadOptions, RuleSet};
-use crate::store::Store;
+use crate::runtime::bot::Bot;
+use crate::runtime::config::{Config, Secret, XConfig};
+use crate::storage::Store;
 
 /// What `helpdesk demo` was asked for.
 #[derive(Debug, Clone)]

@@ -6,18 +6,14 @@
 
 pub mod json;
 pub mod mastodon;
-pub mod sandbox;
-pub mod shared_tokens;
 pub mod sse;
 pub mod x;
-pub mod x_auth;
-pub mod x_webhook;
 
 use std::time::Duration;
 
 use async_trait::async_trait;
 
-use crate::clock::Millis;
+use crate::domain::clock::Millis;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform as PlatformName, UserId};
 
 /// One inbound message, whatever platform it came from.
@@ -340,13 +336,13 @@ pub trait Connector: Send + Sync {
     fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration>;
 
     /// How long a post may be here; the rules' replies are checked against it.
-    async fn length_limit(&self) -> crate::text::LengthLimit {
-        crate::text::LengthLimit::of(self.platform())
+    async fn length_limit(&self) -> crate::domain::text::LengthLimit {
+        crate::domain::text::LengthLimit::of(self.platform())
     }
 
     /// The platform's own limit on posts, when it has one the bot should
     /// never reach (the sender uses it when it is slower than the global budget).
-    fn posting_budget(&self) -> Option<crate::config::Budget> {
+    fn posting_budget(&self) -> Option<crate::runtime::config::Budget> {
         None
     }
 

@@ -20,15 +20,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::json::{decode_lenient, item_id};
-use super::sse::SseParser;
-use super::{
+use crate::domain::clock::{Clock, Millis, parse_rfc3339};
+use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+use crate::platforms::json::{decode_lenient, item_id};
+use crate::platforms::sse::SseParser;
+use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Event, Outgoing, Pushed, ReplyKind, Sent, Skipped,
     Stream,
 };
-use crate::clock::{Clock, Millis, parse_rfc3339};
-use crate::config::{MastodonConfig, Secret};
-use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+use crate::runtime::config::{MastodonConfig, Secret};
 
 /// Pages per poll at most (40 notifications each).
 const MAX_PAGES: usize = 20;
@@ -88,7 +88,7 @@ impl MastodonClient {
     /// A client for `config` with `token`.
     pub fn new(config: &MastodonConfig, token: Secret, clock: Clock) -> MastodonClient {
         MastodonClient {
-            http: super::x::http_client(),
+            http: crate::platforms::x::http_client(),
             base: config.base_url.trim_end_matches('/').to_owned(),
             token,
             clock,
@@ -99,7 +99,7 @@ impl MastodonClient {
                 .then(|| Duration::from_millis(config.stream_poll_interval_ms)),
             streaming_url: config.streaming_url.clone(),
             stream_idle: Duration::from_millis(config.stream_idle_timeout_ms),
-            stream_http: super::x::streaming_http_client(),
+            stream_http: crate::platforms::x::streaming_http_client(),
             instance: tokio::sync::OnceCell::new(),
         }
     }
@@ -170,19 +170,21 @@ impl MastodonClient {
         let resp = match resp {
             Ok(r) => r,
             Err(e) if e.is_connect() => {
-                return Err(ApiError::Transient(super::error_chain(&e.without_url())));
+                return Err(ApiError::Transient(crate::platforms::error_chain(
+                    &e.without_url(),
+                )));
             }
-            Err(e) => return Err(doubt(super::error_chain(&e.without_url()))),
+            Err(e) => return Err(doubt(crate::platforms::error_chain(&e.without_url()))),
         };
         let status = resp.status().as_u16();
         let headers = resp.headers().clone();
         let body = resp
             .bytes()
             .await
-            .map_err(|e| doubt(super::error_chain(&e.without_url())))?;
+            .map_err(|e| doubt(crate::platforms::error_chain(&e.without_url())))?;
         if (200..300).contains(&status) {
             // Never quote the body: it holds customers' messages.
-            return super::decode_success(&body, acts).map(|t| (t, headers));
+            return crate::platforms::decode_success(&body, acts).map(|t| (t, headers));
         }
         match error_from(status, &headers, &body, self.clock.now_ms()) {
             ApiError::Transient(why) => Err(doubt(why)),
@@ -216,7 +218,7 @@ impl MastodonClient {
         let (Some(remaining), Some(reset)) = (remaining, reset) else {
             return self.default_poll;
         };
-        crate::schedule::spread(remaining, reset, self.clock.now_ms(), self.min_poll)
+        crate::runtime::schedule::spread(remaining, reset, self.clock.now_ms(), self.min_poll)
     }
 }
 
@@ -340,7 +342,7 @@ impl Connector for MastodonClient {
                 break;
             }
         }
-        super::sort_as_written(&mut events);
+        crate::platforms::sort_as_written(&mut events);
         Ok(Batch {
             events,
             cursor: newest.filter(|n| Some(n.as_str()) != cursor),
@@ -407,7 +409,7 @@ impl Connector for MastodonClient {
         Some(IDEMPOTENCY_WINDOW)
     }
 
-    async fn length_limit(&self) -> crate::text::LengthLimit {
+    async fn length_limit(&self) -> crate::domain::text::LengthLimit {
         let max = self
             .instance()
             .await
@@ -417,9 +419,9 @@ impl Connector for MastodonClient {
         if max.is_none() {
             tracing::info!("the instance states no status length; assuming 500 characters");
         }
-        crate::text::LengthLimit {
+        crate::domain::text::LengthLimit {
             platform: Platform::Mastodon,
-            max: max.unwrap_or(crate::text::LengthLimit::MASTODON.max),
+            max: max.unwrap_or(crate::domain::text::LengthLimit::MASTODON.max),
         }
     }
 
@@ -503,9 +505,9 @@ impl Connector for MastodonClient {
         }
     }
 
-    fn posting_budget(&self) -> Option<crate::config::Budget> {
+    fn posting_budget(&self) -> Option<crate::runtime::config::Budget> {
         // Mastodon's default: 300 statuses per account per 3 hours.
-        Some(crate::config::Budget {
+        Some(crate::runtime::config::Budget {
             replies: 300,
             per_secs: 3 * 3600,
         })
@@ -558,7 +560,7 @@ pub fn decode_notifications(
     body: &[u8],
     clock: &Clock,
 ) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
-    let raw_page: Vec<Box<RawValue>> = super::decode_success(body, false)?;
+    let raw_page: Vec<Box<RawValue>> = crate::platforms::decode_success(body, false)?;
     let mut events = Vec::new();
     let mut skipped = Vec::new();
     for raw in &raw_page {

@@ -16,14 +16,14 @@ use std::collections::HashSet;
 use sqlx::{AnyConnection, Row};
 use tracing::Instrument;
 
-use crate::clock::{Clock, Millis};
-use crate::config::{Config, Limits};
+use crate::application::tickets::{self, NewTicket, Status, TicketPolicy};
+use crate::domain::clock::{Clock, Millis};
 use crate::domain::{Channel, MessageId, Priority, Queue, TicketRef};
-use crate::platform::{Account, Batch, Event, ReplyKind, Stream};
+use crate::platforms::{Account, Batch, Event, ReplyKind, Stream};
 use crate::rules::normalize::normalize;
 use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
-use crate::store::{Store, StoreError, record_skipped, set_cursor};
-use crate::tickets::{self, NewTicket, Status, TicketPolicy};
+use crate::runtime::config::{Config, Limits};
+use crate::storage::{Store, StoreError, record_skipped, set_cursor};
 
 /// What the pipeline needs to know about the platform account.
 #[derive(Debug, Clone)]
@@ -750,9 +750,9 @@ impl Pending {
     async fn flush(
         &mut self,
         conn: &mut AnyConnection,
-        backend: crate::store::Backend,
+        backend: crate::storage::Backend,
     ) -> Result<(), StoreError> {
-        let anonymous = backend == crate::store::Backend::Sqlite;
+        let anonymous = backend == crate::storage::Backend::Sqlite;
         // 17 parameters a row; 50 rows stay far under every backend's limit.
         for chunk in self.messages.chunks(50) {
             let sql = format!(
@@ -938,7 +938,7 @@ fn customer_name(e: &Event, template: &Template) -> String {
     if !template.uses(crate::rules::template::Placeholder::Name) {
         return String::new();
     }
-    crate::inert::name(&e.author.name, crate::inert::name_max(e.platform))
+    crate::domain::inert::name(&e.author.name, crate::domain::inert::name_max(e.platform))
 }
 
 #[cfg(test)]

@@ -7,7 +7,7 @@
 //! empty), sends `x-rate-limit-*` headers, answers 429 with a reset time
 //! when a configured window is exhausted, and 403 "duplicate content" when
 //! the same text is posted twice within 24 hours, as X does. The bot talks
-//! to it through the real [`super::x::XClient`] over real HTTP.
+//! to it through the real [`crate::platforms::x::XClient`] over real HTTP.
 //!
 //! Time comes from the shared [`Clock`], so tests move windows forward
 //! without sleeping. The brand-keyword search returns every traffic line of
@@ -34,8 +34,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
 
-use crate::clock::{Clock, Millis, parse_rfc3339, rfc3339};
 use crate::domain::Channel;
+use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
 
 /// One line of a traffic file.
 #[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
@@ -974,7 +974,7 @@ async fn user_tweets(
     };
     let from = p
         .get("start_time")
-        .and_then(|t| crate::clock::parse_rfc3339(t))
+        .and_then(|t| crate::domain::clock::parse_rfc3339(t))
         .unwrap_or(0);
     let mut mine: Vec<&Posted> = g
         .posted
@@ -1071,7 +1071,7 @@ async fn create_tweet(
     let Some(text) = body.get("text").and_then(Value::as_str) else {
         return bad_request("The `text` field is required");
     };
-    if crate::text::LengthLimit::X.count(text) > 280 || text.trim().is_empty() {
+    if crate::domain::text::LengthLimit::X.count(text) > 280 || text.trim().is_empty() {
         return (
             StatusCode::FORBIDDEN,
             Json(problem(
@@ -1206,7 +1206,7 @@ async fn oauth_token(
         "token_type": "bearer",
         "expires_in": lifetime,
         "access_token": access,
-        "scope": crate::platform::x_auth::SCOPES,
+        "scope": crate::platforms::x::auth::SCOPES,
         "refresh_token": g.refresh_token,
     }))
     .into_response()

@@ -6,21 +6,21 @@ use std::path::Path;
 
 use anyhow::{Context, Result, bail};
 
-use crate::config::Config;
 use crate::rules::{LoadOptions, RuleSet};
-use crate::store::redact_url;
+use crate::runtime::config::Config;
+use crate::storage::redact_url;
 
 /// The commented configuration `init` writes.
-pub const EXAMPLE_CONFIG: &str = include_str!("../contrib/helpdesk.example.toml");
+pub const EXAMPLE_CONFIG: &str = include_str!("../../contrib/helpdesk.example.toml");
 
 /// The starter rules `init` writes: the demo company's, to adapt.
 pub const STARTER_RULES: &[(&str, &str)] = &[
-    ("10-faq.toml", include_str!("../rules/10-faq.toml")),
+    ("10-faq.toml", include_str!("../../rules/10-faq.toml")),
     (
         "20-escalations.toml",
-        include_str!("../rules/20-escalations.toml"),
+        include_str!("../../rules/20-escalations.toml"),
     ),
-    ("30-noise.toml", include_str!("../rules/30-noise.toml")),
+    ("30-noise.toml", include_str!("../../rules/30-noise.toml")),
 ];
 
 /// Writes `helpdesk.toml` and `rules/` into `dir`, never over existing files.
@@ -74,7 +74,7 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
     }
     if let Some(x) = &config.x {
         let mut vars = vec![];
-        if x.token_store == crate::config::TokenStore::Database {
+        if x.token_store == crate::runtime::config::TokenStore::Database {
             // Whether the login is there is only known with the database
             // and the key: `helpdesk run` says so at start.
             vars.push(&x.client_id_env);

@@ -4,6 +4,11 @@
 //! an exit code rather than calling `exit`, so `main` stays the only place
 //! that ends the process.
 
+pub mod demo;
+pub mod run;
+pub mod setup;
+pub mod tickets;
+
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
@@ -48,16 +53,16 @@ pub enum Command {
     Tickets {
         /// Where the database is, and who is acting.
         #[command(flatten)]
-        common: crate::agent_cli::Common,
+        common: crate::commands::tickets::Common,
         /// What to do.
         #[command(subcommand)]
-        cmd: crate::agent_cli::TicketsCommand,
+        cmd: crate::commands::tickets::TicketsCommand,
     },
     /// What reached the brand, what the bot did, how the agents did.
     Report {
         /// Where the database is.
         #[command(flatten)]
-        common: crate::agent_cli::Common,
+        common: crate::commands::tickets::Common,
         /// The period: 30m, 24h, 7d, 2w…
         #[arg(long, default_value = "7d")]
         since: String,
@@ -410,7 +415,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             json,
         } => {
             init_logging(LogFormat::Text, "warn");
-            let opts = crate::demo::DemoOptions {
+            let opts = crate::commands::demo::DemoOptions {
                 rules,
                 traffic,
                 db,
@@ -418,17 +423,17 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             };
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            runtime()?.block_on(crate::demo::run(&opts, &mut out))?;
+            runtime()?.block_on(crate::commands::demo::run(&opts, &mut out))?;
             Ok(0)
         }
         Command::Init { dir } => {
             let stdout = std::io::stdout();
-            crate::setup::init(&dir, &mut stdout.lock())?;
+            crate::commands::setup::init(&dir, &mut stdout.lock())?;
             Ok(0)
         }
         Command::Config(ConfigCommand::Check { config }) => {
             let stdout = std::io::stdout();
-            crate::setup::check(&config, &mut stdout.lock())
+            crate::commands::setup::check(&config, &mut stdout.lock())
         }
         Command::Completions { shell } => {
             let mut cmd = <Cli as clap::CommandFactory>::command();
@@ -443,7 +448,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             init_logging(LogFormat::Text, "warn");
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            runtime()?.block_on(crate::agent_cli::tickets(common, cmd, &mut out))
+            runtime()?.block_on(crate::commands::tickets::tickets(common, cmd, &mut out))
         }
         Command::Report {
             common,
@@ -453,7 +458,9 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             init_logging(LogFormat::Text, "warn");
             let stdout = std::io::stdout();
             let mut out = stdout.lock();
-            runtime()?.block_on(crate::agent_cli::report(common, &since, json, &mut out))
+            runtime()?.block_on(crate::commands::tickets::report(
+                common, &since, json, &mut out,
+            ))
         }
         Command::X(XCommand::Login {
             config,
@@ -470,7 +477,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
             log_format,
         } => {
             init_logging(log_format, "info");
-            runtime()?.block_on(crate::run::run(&config, answer_backlog))?;
+            runtime()?.block_on(crate::commands::run::run(&config, answer_backlog))?;
             Ok(0)
         }
     }
@@ -479,10 +486,10 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
 /// The PKCE login: print the consent URL, read back the redirect, exchange
 /// the code, save the tokens (a 0600 file, or sealed in the database).
 async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Result<()> {
-    use crate::config::TokenStore;
-    use crate::platform::shared_tokens::{SharedTokens, TokenKey};
-    use crate::platform::x_auth;
-    let cfg = crate::config::Config::load(config, true)?;
+    use crate::platforms::x::auth;
+    use crate::runtime::config::TokenStore;
+    use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
+    let cfg = crate::runtime::config::Config::load(config, true)?;
     let Some(x) = cfg.x else {
         anyhow::bail!(
             "{} has no [x] section: add one with base_url, client_id_env and token_file",
@@ -498,7 +505,7 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
     let target = match (x.token_store, x.token_file.clone()) {
         (TokenStore::Database, _) => {
             let key = TokenKey::from_env(&x.token_key_env)?;
-            let store = crate::store::Store::open(&cfg.database_url).await?;
+            let store = crate::storage::Store::open(&cfg.database_url).await?;
             Target::Database(SharedTokens::x(store, key))
         }
         // Config::load already made a relative token_file relative to the config.
@@ -508,15 +515,15 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
             config.display()
         ),
     };
-    let client_id = crate::config::Secret::from_env(&x.client_id_env)?;
+    let client_id = crate::runtime::config::Secret::from_env(&x.client_id_env)?;
     let client_secret = x
         .client_secret_env
         .as_deref()
-        .map(crate::config::Secret::from_env)
+        .map(crate::runtime::config::Secret::from_env)
         .transpose()?;
-    let (verifier, challenge) = x_auth::pkce_pair();
-    let state = x_auth::pkce_pair().0;
-    let url = x_auth::authorize_url(
+    let (verifier, challenge) = auth::pkce_pair();
+    let state = auth::pkce_pair().0;
+    let url = auth::authorize_url(
         authorize_base,
         client_id.expose(),
         redirect_uri,
@@ -530,10 +537,10 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
     )?;
     let mut line = String::new();
     std::io::stdin().lock().read_line(&mut line)?;
-    let code = x_auth::code_from_paste(&line, &state).map_err(|e| anyhow::anyhow!(e))?;
-    let clock = crate::clock::Clock::new();
-    let tokens = x_auth::token_request(
-        &crate::platform::x::http_client(),
+    let code = auth::code_from_paste(&line, &state).map_err(|e| anyhow::anyhow!(e))?;
+    let clock = crate::domain::clock::Clock::new();
+    let tokens = auth::token_request(
+        &crate::platforms::x::http_client(),
         &format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/')),
         client_id.expose(),
         client_secret.as_ref(),
@@ -548,7 +555,7 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
     .await?;
     match target {
         Target::File(path) => {
-            x_auth::write_token_file(&path, &tokens)?;
+            auth::write_token_file(&path, &tokens)?;
             writeln!(
                 err,
                 "Saved the tokens to {} (readable by you only). `helpdesk run` refreshes them from now on.",
@@ -560,7 +567,7 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
             writeln!(
                 err,
                 "Saved the tokens in the database {}, sealed with the key in {}. Every instance with that key shares this login; one of them refreshes it at a time.",
-                crate::store::redact_url(&cfg.database_url),
+                crate::storage::redact_url(&cfg.database_url),
                 x.token_key_env
             )?;
         }

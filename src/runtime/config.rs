@@ -31,7 +31,7 @@ pub struct Config {
     /// The Mastodon account, when the bot serves Mastodon.
     pub mastodon: Option<MastodonConfig>,
     /// Tickets: SLA, solved period, survey.
-    pub tickets: crate::tickets::TicketPolicy,
+    pub tickets: crate::application::tickets::TicketPolicy,
     /// Where `/metrics`, `/healthz` and `/readyz` listen; empty: nowhere.
     pub admin_listen: String,
     /// On SIGTERM or Ctrl-C, how long work in flight may take to finish.
@@ -97,7 +97,7 @@ impl Default for Config {
             protection: Protection::default(),
             x: None,
             mastodon: None,
-            tickets: crate::tickets::TicketPolicy::default(),
+            tickets: crate::application::tickets::TicketPolicy::default(),
             admin_listen: "127.0.0.1:9898".into(),
             shutdown_deadline_secs: 20,
             stream_failing_secs: 300,
@@ -224,7 +224,7 @@ pub struct XConfig {
     /// Poll direct messages.
     pub dms: bool,
     /// The order in which due streams are polled.
-    pub priority: Vec<crate::platform::Stream>,
+    pub priority: Vec<crate::platforms::Stream>,
     /// OAuth 2.0 tokens that refresh themselves, written by `helpdesk x
     /// login` (instead of `access_token_env`).
     pub token_file: Option<PathBuf>,
@@ -324,9 +324,9 @@ impl Default for XConfig {
             search_query: None,
             dms: true,
             priority: vec![
-                crate::platform::Stream::Dms,
-                crate::platform::Stream::Mentions,
-                crate::platform::Stream::Search,
+                crate::platforms::Stream::Dms,
+                crate::platforms::Stream::Mentions,
+                crate::platforms::Stream::Search,
             ],
             token_file: None,
             token_store: TokenStore::File,

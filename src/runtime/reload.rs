@@ -13,7 +13,7 @@ use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
 use tokio::sync::{mpsc, watch};
 
-use crate::clock::Clock;
+use crate::domain::clock::Clock;
 use crate::rules::{LoadOptions, RuleSet};
 
 /// Edits that arrive within this window are taken as one.

@@ -13,7 +13,7 @@ use std::collections::HashSet;
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Mutex;
 
-use crate::store::{Backend, Store, StoreError};
+use crate::storage::{Backend, Store, StoreError};
 
 /// The roles this instance holds, and the session that holds them.
 pub struct Ownership {

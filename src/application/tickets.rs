@@ -17,10 +17,10 @@ use std::str::FromStr;
 use serde::Deserialize;
 use sqlx::{AnyConnection, Row};
 
-use crate::clock::Millis;
+use crate::domain::clock::Millis;
+use crate::domain::text::LengthLimit;
 use crate::domain::{Platform, Priority, Queue, TicketRef};
-use crate::store::{Backend, Store, StoreError};
-use crate::text::LengthLimit;
+use crate::storage::{Backend, Store, StoreError};
 
 /// Where a ticket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
@@ -570,7 +570,7 @@ pub async fn apply(
             event(&mut tx, ticket, agent, "note", None, None, Some(text), now).await?;
         }
         Command::Reply { text, dm } => {
-            let limit: LengthLimit = crate::store::length_limit(&mut tx, platform).await?;
+            let limit: LengthLimit = crate::storage::length_limit(&mut tx, platform).await?;
             let count = limit.count(text);
             if count > limit.max {
                 return Err(TicketError::TooLong {

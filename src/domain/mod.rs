@@ -4,6 +4,10 @@
 //! a database row, a command-line flag) so the core never re-checks a raw
 //! string. Nothing in this module does IO.
 
+pub mod clock;
+pub mod inert;
+pub mod text;
+
 use std::fmt;
 use std::str::FromStr;
 

@@ -5,6 +5,10 @@
 //! `meta.next_token`, the `x-rate-limit-*` headers and the Problem bodies of
 //! its errors.
 
+pub mod auth;
+pub mod fake;
+pub mod webhook;
+
 use std::collections::{BTreeMap, HashMap};
 use std::sync::{Mutex, OnceLock};
 use std::time::Duration;
@@ -15,15 +19,15 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
-use super::json::{decode_lenient, item_id};
-use super::x_auth::Credentials;
-use super::{
+use crate::domain::clock::{Clock, Millis, parse_rfc3339};
+use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+use crate::platforms::json::{decode_lenient, item_id};
+use crate::platforms::x::auth::Credentials;
+use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Event, Lookup, Outgoing, ReplyKind, Sent, Skipped,
     Stream,
 };
-use crate::clock::{Clock, Millis, parse_rfc3339};
-use crate::config::{Secret, XConfig};
-use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
+use crate::runtime::config::{Secret, XConfig};
 
 /// Pages fetched per poll at most: X serves at most 800 mentions back anyway.
 const MAX_PAGES: usize = 20;
@@ -253,7 +257,7 @@ impl XClient {
         };
         if status.is_success() {
             // Never quote the body: it holds customers' messages.
-            return super::decode_success(&body, acts).map(|t| (t, headers));
+            return crate::platforms::decode_success(&body, acts).map(|t| (t, headers));
         }
         match error_from(status.as_u16(), &headers, &body, self.clock.now_ms()) {
             // A 5xx after a post may come after the post was made.
@@ -271,7 +275,7 @@ impl XClient {
         ) else {
             return self.default_poll;
         };
-        crate::schedule::spread(
+        crate::runtime::schedule::spread(
             remaining,
             reset as i64 * 1000,
             self.clock.now_ms(),
@@ -321,7 +325,7 @@ impl XClient {
             }
         }
         // X lists newest first; the bot answers in the order people wrote.
-        super::sort_as_written(&mut events);
+        crate::platforms::sort_as_written(&mut events);
         Ok(Batch {
             events,
             cursor,
@@ -396,7 +400,7 @@ impl XClient {
                 break;
             }
         }
-        super::sort_as_written(&mut events);
+        crate::platforms::sort_as_written(&mut events);
         Ok(Batch {
             events,
             cursor: newest,
@@ -543,7 +547,7 @@ impl Connector for XClient {
         // X's clock and ours may differ by a little; the text and the
         // target make the match, the time only narrows the search.
         let after = since - LOOKUP_SLACK_MS;
-        let from = crate::clock::rfc3339(after);
+        let from = crate::domain::clock::rfc3339(after);
         let me = self.me().await?.clone();
         let mut found = Vec::new();
         let mut token: Option<String> = None;
@@ -670,7 +674,7 @@ impl Connector for XClient {
 fn transport_error(e: reqwest::Error, acts: bool) -> ApiError {
     let connect = e.is_connect();
     // Without the URL; the Authorization header is never in the message.
-    let why = super::error_chain(&e.without_url());
+    let why = crate::platforms::error_chain(&e.without_url());
     if acts && !connect {
         ApiError::InDoubt(why)
     } else {
@@ -826,7 +830,7 @@ pub fn decode_tweet_page(
     body: &[u8],
     clock: &Clock,
 ) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
-    let page: TweetPage = super::decode_success(body, false)?;
+    let page: TweetPage = crate::platforms::decode_success(body, false)?;
     let (events, skipped, _) = tweet_page_events(page, Channel::Mention, clock);
     Ok((events, skipped))
 }
@@ -835,7 +839,7 @@ pub fn decode_tweet_page(
 /// the fuzz tests, not an API.
 #[doc(hidden)]
 pub fn decode_dm_page(body: &[u8], clock: &Clock) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
-    let page: DmPage = super::decode_success(body, false)?;
+    let page: DmPage = crate::platforms::decode_success(body, false)?;
     let users = decode_users(page.includes.as_ref());
     let users = index_users(&users);
     let mut events = Vec::new();

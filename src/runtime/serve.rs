@@ -30,8 +30,8 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::sync::{Semaphore, watch};
 use tower::ServiceExt as _;
 
-use crate::bot::stopped;
-use crate::config::HttpLimits;
+use crate::runtime::bot::stopped;
+use crate::runtime::config::HttpLimits;
 
 /// How long one connection may live, keep-alive or not.
 pub const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(120);

@@ -6,16 +6,16 @@ use std::sync::Arc;
 use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, watch};
 
-use crate::bot::Bot;
-use crate::clock::Clock;
-use crate::config::{Config, Secret, TokenStore, WebhookConfig};
-use crate::platform::Connector;
-use crate::platform::shared_tokens::{SharedTokens, TokenKey};
-use crate::platform::x::XClient;
-use crate::platform::x_auth::Credentials;
-use crate::platform::x_webhook::{self, Delivery};
+use crate::domain::clock::Clock;
+use crate::platforms::Connector;
+use crate::platforms::x::XClient;
+use crate::platforms::x::auth::Credentials;
+use crate::platforms::x::webhook::{self, Delivery};
 use crate::rules::{LoadOptions, RuleSet};
-use crate::store::{Store, redact_url};
+use crate::runtime::bot::Bot;
+use crate::runtime::config::{Config, Secret, TokenStore, WebhookConfig};
+use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
+use crate::storage::{Store, redact_url};
 
 /// Builds the connectors the configuration asks for. `store` is where a
 /// login shared by several instances lives (`token_store = "database"`).
@@ -57,7 +57,7 @@ pub async fn connectors(
     }
     if let Some(m) = &config.mastodon {
         let token = Secret::from_env(&m.access_token_env)?;
-        out.push(Arc::new(crate::platform::mastodon::MastodonClient::new(
+        out.push(Arc::new(crate::platforms::mastodon::MastodonClient::new(
             m,
             token,
             clock.clone(),
@@ -90,7 +90,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     let rules =
         RuleSet::load_dir(&config.rules, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
-    let metrics = crate::admin::install_recorder();
+    let metrics = crate::runtime::admin::install_recorder();
     metrics::gauge!("helpdesk_rules_loaded").set(rules.rules().len() as f64);
     metrics::gauge!("helpdesk_rules_last_good_load_timestamp_seconds")
         .set(clock.now_ms() as f64 / 1000.0);
@@ -114,7 +114,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
         None => None,
     };
     if !config.admin_listen.is_empty() {
-        let addr = crate::admin::serve(
+        let addr = crate::runtime::admin::serve(
             &config.admin_listen,
             bot.clone(),
             metrics,
@@ -130,7 +130,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
             })?;
         tracing::info!(%addr, "admin endpoint ready: /metrics /healthz /readyz");
     }
-    tokio::spawn(crate::reload::watch_rules(
+    tokio::spawn(crate::runtime::reload::watch_rules(
         bot.rules(),
         config.rules.clone(),
         opts,
@@ -148,7 +148,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     tokio::select! {
         r = bot.run(rx, webhooks) => r?,
         _ = async {
-            if !crate::bot::stopped(stopped_rx).await {
+            if !crate::runtime::bot::stopped(stopped_rx).await {
                 std::future::pending::<()>().await;
             }
             tokio::time::sleep(deadline).await;
@@ -167,17 +167,17 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
 async fn serve_webhooks(
     w: &WebhookConfig,
     me: crate::domain::UserId,
-    limits: crate::config::HttpLimits,
+    limits: crate::runtime::config::HttpLimits,
     stop: watch::Receiver<bool>,
 ) -> anyhow::Result<mpsc::Receiver<Delivery>> {
     let secret = Secret::from_env(&w.consumer_secret_env)?;
     let (tx, rx) = mpsc::channel(64);
-    let app = x_webhook::router(&w.path, &secret, me, tx);
+    let app = webhook::router(&w.path, &secret, me, tx);
     let listener = tokio::net::TcpListener::bind(&w.listen)
         .await
         .with_context(|| format!("cannot listen on {} for X webhooks", w.listen))?;
     tracing::info!(listen = %w.listen, path = %w.path, "X webhook endpoint ready");
-    crate::serve::serve_until(listener, app, limits, "webhook", stop);
+    crate::runtime::serve::serve_until(listener, app, limits, "webhook", stop);
     Ok(rx)
 }
 

@@ -18,7 +18,7 @@ use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::Row;
 use tokio::sync::watch;
 
-use crate::bot::Bot;
+use crate::runtime::bot::Bot;
 
 /// Installs the Prometheus recorder (once per process).
 pub fn install_recorder() -> Option<PrometheusHandle> {
@@ -42,7 +42,7 @@ pub async fn serve(
     listen: &str,
     bot: Arc<Bot>,
     metrics: Option<PrometheusHandle>,
-    limits: crate::config::HttpLimits,
+    limits: crate::runtime::config::HttpLimits,
     stop: watch::Receiver<bool>,
 ) -> std::io::Result<SocketAddr> {
     let app = Router::new()
@@ -52,7 +52,7 @@ pub async fn serve(
         .with_state(Admin { bot, metrics });
     let listener = tokio::net::TcpListener::bind(listen).await?;
     let addr = listener.local_addr()?;
-    crate::serve::serve_until(listener, app, limits, "admin", stop);
+    crate::runtime::serve::serve_until(listener, app, limits, "admin", stop);
     Ok(addr)
 }
 
