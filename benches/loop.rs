@@ -13,9 +13,10 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use helpdesk::application::pipeline::{Context, Pipeline};
+use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
 use helpdesk::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
-use helpdesk::platforms::{Account, Author, Batch, Event, Stream};
+use helpdesk::platforms::{Account, Author, Batch, Event};
 use helpdesk::rules::{LoadOptions, RuleSet};
 use helpdesk::runtime::config::Config;
 use helpdesk::storage::Store;
@@ -85,7 +86,14 @@ async fn run(n: usize, batch: usize, rules: &RuleSet) -> Run {
     .await
     .unwrap();
     let clock = Clock::new();
-    let pipeline = Pipeline::new(&Config::default(), clock.clone());
+    let config = Config::default();
+    let pipeline = Pipeline::new(
+        &config.limits,
+        &config.protection,
+        &config.tickets,
+        config.answer_backlog,
+        clock.clone(),
+    );
     let me = Account {
         id: UserId::new("1"),
         handle: Handle::new("lumio"),

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use common::{App, CrashAfterSend, Db, Setup, line, rules_dir, spawn, spawn_wrapped};
+use helpdesk::domain::limits::Budget;
 use helpdesk::platforms::x::fake::{Endpoint, Window};
-use helpdesk::runtime::config::Budget;
 use sqlx::Row;
 
 on_both_databases!(

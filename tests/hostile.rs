@@ -65,7 +65,7 @@ async fn hostile_names_never_steer_a_post(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let mut setup = Setup::new(db, &lines.join("\n"));
     setup.rules = Some(rules_dir(dir.path(), HELLO));
-    setup.config.limits.global = helpdesk::runtime::config::Budget {
+    setup.config.limits.global = helpdesk::domain::limits::Budget {
         replies: 1000,
         per_secs: 60,
     };

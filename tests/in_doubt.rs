@@ -310,7 +310,7 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
         stream_failing_secs: 60,
         ..Default::default()
     };
-    let x = helpdesk::runtime::config::XConfig {
+    let x = helpdesk::platforms::x::config::XConfig {
         base_url: base,
         dms: false,
         search: false,
@@ -318,7 +318,7 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
     };
     let client: Arc<dyn Connector> = Arc::new(helpdesk::platforms::x::XClient::new(
         &x,
-        helpdesk::runtime::config::Secret::new("t".to_owned()),
+        helpdesk::domain::secret::Secret::new("t".to_owned()),
         clock.clone(),
     ));
     let rules = helpdesk::rules::RuleSet::load_dir(&config.rules, &Default::default()).unwrap();
@@ -366,7 +366,7 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
         bot.store()
             .cursor(
                 helpdesk::domain::Platform::X,
-                helpdesk::platforms::Stream::Mentions
+                helpdesk::domain::Stream::Mentions
             )
             .await
             .unwrap()

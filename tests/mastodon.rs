@@ -12,11 +12,13 @@ use axum::extract::{Path, Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
+use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
+use helpdesk::domain::secret::Secret;
 use helpdesk::domain::{Channel, Handle, MessageId, UserId};
 use helpdesk::platforms::mastodon::MastodonClient;
-use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind, Stream};
-use helpdesk::runtime::config::{MastodonConfig, Secret};
+use helpdesk::platforms::mastodon::config::MastodonConfig;
+use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind};
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -347,10 +349,11 @@ async fn recorded_errors_become_clear_errors() {
 use std::time::Duration;
 
 use helpdesk::platforms::x::XClient;
+use helpdesk::platforms::x::config::XConfig;
 use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
 use helpdesk::rules::{LoadOptions, RuleSet};
 use helpdesk::runtime::bot::Bot;
-use helpdesk::runtime::config::{Config, XConfig};
+use helpdesk::runtime::config::Config;
 use helpdesk::storage::Store;
 use sqlx::Row;
 
@@ -423,7 +426,7 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
     let mut config = config_in(&dir, PING_RULE);
     // A global budget of 2 per platform: X's three customers wait for the
     // third, Mastodon's one is not held back by X's.
-    config.limits.global = helpdesk::runtime::config::Budget {
+    config.limits.global = helpdesk::domain::limits::Budget {
         replies: 2,
         per_secs: 3600,
     };

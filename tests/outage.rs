@@ -107,7 +107,7 @@ fn start(config: &std::path::Path, sandbox: &Sandbox, log: &std::path::Path) -> 
 }
 
 async fn ready(admin: u16) -> Option<bool> {
-    let r = helpdesk::platforms::x::http_client()
+    let r = helpdesk::platforms::http::http_client()
         .get(format!("http://127.0.0.1:{admin}/readyz"))
         .timeout(Duration::from_secs(5))
         .send()

@@ -172,7 +172,7 @@ async fn metrics_health_readiness_and_json_logs() {
     let mut bot = start_bot(&config, &sandbox, "obs", &format!("127.0.0.1:{port}"), true);
     wait_for("five replies", 20, || sandbox.posted().len() == 5).await;
     let base = format!("http://127.0.0.1:{port}");
-    let http = helpdesk::platforms::x::http_client();
+    let http = helpdesk::platforms::http::http_client();
     let get = |p: &str| http.get(format!("{base}{p}")).send();
     assert_eq!(get("/healthz").await.unwrap().status(), 200);
     let ready = get("/readyz").await.unwrap();

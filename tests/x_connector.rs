@@ -14,13 +14,15 @@ use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
 use common::{Db, Setup, line, spawn};
+use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
+use helpdesk::domain::secret::Secret;
 use helpdesk::domain::{MessageId, UserId};
 use helpdesk::platforms::x::XClient;
 use helpdesk::platforms::x::auth::{Credentials, TokenSet, read_token_file, write_token_file};
+use helpdesk::platforms::x::config::XConfig;
 use helpdesk::platforms::x::fake::{Endpoint, Window, parse_traffic};
-use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind, Stream};
-use helpdesk::runtime::config::{Secret, XConfig};
+use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind};
 use sqlx::Row;
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/x-api-v2");
@@ -443,7 +445,7 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
             }
         });
     }
-    let http = helpdesk::platforms::x::http_client();
+    let http = helpdesk::platforms::http::http_client();
     // CRC: the expected value was computed with Python's hmac module.
     let crc: serde_json::Value = http
         .get(format!("{url}?crc_token=challenge-123"))

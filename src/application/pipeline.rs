@@ -17,12 +17,13 @@ use sqlx::{AnyConnection, Row};
 use tracing::Instrument;
 
 use crate::application::tickets::{self, NewTicket, Status, TicketPolicy};
+use crate::domain::Stream;
 use crate::domain::clock::{Clock, Millis};
+use crate::domain::limits::{Limits, Protection};
 use crate::domain::{Channel, MessageId, Priority, Queue, TicketRef};
-use crate::platforms::{Account, Batch, Event, ReplyKind, Stream};
+use crate::platforms::{Account, Batch, Event, ReplyKind};
 use crate::rules::normalize::normalize;
 use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
-use crate::runtime::config::{Config, Limits};
 use crate::storage::{Store, StoreError, record_skipped, set_cursor};
 
 /// What the pipeline needs to know about the platform account.
@@ -100,12 +101,19 @@ fn stop_form(s: &str) -> String {
 }
 
 impl Pipeline {
-    /// Builds the policy.
-    pub fn new(config: &Config, clock: Clock) -> Self {
-        let (limits, protection) = (&config.limits, &config.protection);
+    /// Builds the policy from the `[limits]`, `[protection]` and
+    /// `[tickets]` settings; `answer_backlog` answers messages written
+    /// before the first start.
+    pub fn new(
+        limits: &Limits,
+        protection: &Protection,
+        tickets: &TicketPolicy,
+        answer_backlog: bool,
+        clock: Clock,
+    ) -> Self {
         Pipeline {
-            tickets: config.tickets.clone(),
-            solved_window_ms: config.tickets.solved_window_ms(),
+            tickets: tickets.clone(),
+            solved_window_ms: tickets.solved_window_ms(),
             bots: protection
                 .bots
                 .iter()
@@ -120,7 +128,7 @@ impl Pipeline {
             cap_queue: Queue::parse(&limits.conversation_cap_queue)
                 .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
             limits: limits.clone(),
-            answer_backlog: config.answer_backlog,
+            answer_backlog,
             backlog_grace_ms: protection.backlog_grace_secs as Millis * 1000,
             clock,
         }

@@ -64,9 +64,10 @@ use sqlx::Row;
 
 use crate::application::tickets::{self, Direction, NewTicket};
 use crate::domain::clock::{Clock, Millis};
+use crate::domain::limits::Budget;
+use crate::domain::limits::Limits;
 use crate::domain::{Handle, MessageId, Platform, Priority, Queue, TicketRef, UserId};
 use crate::platforms::{ApiError, Connector, Lookup, Outgoing, ReplyKind};
-use crate::runtime::config::{Budget, Limits};
 use crate::storage::{Backend, Store, StoreError};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;

@@ -15,12 +15,14 @@ use serde_json::json;
 use sqlx::Row;
 
 use crate::domain::clock::Clock;
+use crate::domain::secret::Secret;
 use crate::platforms::Connector;
 use crate::platforms::x::XClient;
+use crate::platforms::x::config::XConfig;
 use crate::platforms::x::fake::{Sandbox, SandboxConfig, read_traffic};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
-use crate::runtime::config::{Config, Secret, XConfig};
+use crate::runtime::config::Config;
 use crate::storage::Store;
 
 /// What `helpdesk demo` was asked for.

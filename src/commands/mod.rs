@@ -487,7 +487,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
 /// the code, save the tokens (a 0600 file, or sealed in the database).
 async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Result<()> {
     use crate::platforms::x::auth;
-    use crate::runtime::config::TokenStore;
+    use crate::platforms::x::config::TokenStore;
     use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
     let cfg = crate::runtime::config::Config::load(config, true)?;
     let Some(x) = cfg.x else {
@@ -515,11 +515,11 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
             config.display()
         ),
     };
-    let client_id = crate::runtime::config::Secret::from_env(&x.client_id_env)?;
+    let client_id = crate::domain::secret::Secret::from_env(&x.client_id_env)?;
     let client_secret = x
         .client_secret_env
         .as_deref()
-        .map(crate::runtime::config::Secret::from_env)
+        .map(crate::domain::secret::Secret::from_env)
         .transpose()?;
     let (verifier, challenge) = auth::pkce_pair();
     let state = auth::pkce_pair().0;
@@ -540,7 +540,7 @@ async fn x_login(config: &Path, redirect_uri: &str, authorize_base: &str) -> Res
     let code = auth::code_from_paste(&line, &state).map_err(|e| anyhow::anyhow!(e))?;
     let clock = crate::domain::clock::Clock::new();
     let tokens = auth::token_request(
-        &crate::platforms::x::http_client(),
+        &crate::platforms::http::http_client(),
         &format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/')),
         client_id.expose(),
         client_secret.as_ref(),

@@ -7,13 +7,16 @@ use anyhow::{Context as _, bail};
 use tokio::sync::{mpsc, watch};
 
 use crate::domain::clock::Clock;
+use crate::domain::secret::Secret;
 use crate::platforms::Connector;
 use crate::platforms::x::XClient;
 use crate::platforms::x::auth::Credentials;
+use crate::platforms::x::config::TokenStore;
+use crate::platforms::x::config::WebhookConfig;
 use crate::platforms::x::webhook::{self, Delivery};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
-use crate::runtime::config::{Config, Secret, TokenStore, WebhookConfig};
+use crate::runtime::config::Config;
 use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
 use crate::storage::{Store, redact_url};
 

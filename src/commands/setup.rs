@@ -74,7 +74,7 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
     }
     if let Some(x) = &config.x {
         let mut vars = vec![];
-        if x.token_store == crate::runtime::config::TokenStore::Database {
+        if x.token_store == crate::platforms::x::config::TokenStore::Database {
             // Whether the login is there is only known with the database
             // and the key: `helpdesk run` says so at start.
             vars.push(&x.client_id_env);

@@ -6,6 +6,8 @@
 
 pub mod clock;
 pub mod inert;
+pub mod limits;
+pub mod secret;
 pub mod text;
 
 use std::fmt;
@@ -473,5 +475,28 @@ mod agent_name_tests {
         let e = AgentName::parse(&long).unwrap_err();
         assert!(e.to_string().len() < 250, "{e}");
         assert!(e.to_string().contains("too long"), "{e}");
+    }
+}
+
+/// An inbound stream that is polled on its own schedule with its own cursor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    /// Posts that mention the account.
+    Mentions,
+    /// Direct messages.
+    Dms,
+    /// Brand-keyword search.
+    Search,
+}
+
+impl Stream {
+    /// The name used for cursors in the store and in logs.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Mentions => "mentions",
+            Stream::Dms => "dms",
+            Stream::Search => "search",
+        }
     }
 }

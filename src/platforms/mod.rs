@@ -4,6 +4,7 @@
 //! Only the modules under `platform/` know a platform's JSON; what leaves
 //! them is an [`Event`] (inbound) or a [`Sent`] / [`ApiError`] (outbound).
 
+pub mod http;
 pub mod json;
 pub mod mastodon;
 pub mod sse;
@@ -12,6 +13,8 @@ pub mod x;
 use std::time::Duration;
 
 use async_trait::async_trait;
+
+use crate::domain::Stream;
 
 use crate::domain::clock::Millis;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform as PlatformName, UserId};
@@ -62,27 +65,17 @@ pub struct Account {
     pub handle: Handle,
 }
 
-/// An inbound stream that is polled on its own schedule with its own cursor.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Deserialize, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Stream {
-    /// Posts that mention the account.
-    Mentions,
-    /// Direct messages.
-    Dms,
-    /// Brand-keyword search.
-    Search,
-}
-
-impl Stream {
-    /// The name used for cursors in the store and in logs.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Stream::Mentions => "mentions",
-            Stream::Dms => "dms",
-            Stream::Search => "search",
-        }
-    }
+/// The pause that spreads `remaining` requests evenly until the window
+/// resets at `reset_ms`, so the budget lasts and new messages are seen as
+/// soon as it allows; an exhausted window waits for its reset plus a
+/// second. Never below `min`.
+pub fn spread(remaining: u64, reset_ms: Millis, now: Millis, min: Duration) -> Duration {
+    let until_reset = (reset_ms - now).max(0) as u64;
+    let pause = match until_reset.checked_div(remaining) {
+        Some(share) => Duration::from_millis(share),
+        None => Duration::from_millis(until_reset + 1000),
+    };
+    pause.max(min)
 }
 
 /// The result of one poll of a stream.
@@ -342,7 +335,7 @@ pub trait Connector: Send + Sync {
 
     /// The platform's own limit on posts, when it has one the bot should
     /// never reach (the sender uses it when it is slower than the global budget).
-    fn posting_budget(&self) -> Option<crate::runtime::config::Budget> {
+    fn posting_budget(&self) -> Option<crate::domain::limits::Budget> {
         None
     }
 

@@ -17,9 +17,10 @@ use crate::application::pipeline::{Context, Pipeline, Processed};
 use crate::application::sending::{DrainReport, Sender};
 use crate::application::tickets::{self, TicketPolicy};
 use crate::domain::Platform;
+use crate::domain::Stream;
 use crate::domain::clock::{Clock, Millis};
 use crate::platforms::x::webhook::Delivery;
-use crate::platforms::{Account, ApiError, Batch, Connector, Event, Pushed, Stream};
+use crate::platforms::{Account, ApiError, Batch, Connector, Event, Pushed};
 use crate::rules::RuleSet;
 use crate::runtime::config::Config;
 use crate::runtime::ownership::Ownership;
@@ -139,7 +140,13 @@ impl Bot {
             store.set_length_limit(c.length_limit().await).await?;
         }
         let first_start = store.first_start(clock.now_ms()).await?;
-        let pipeline = Pipeline::new(config, clock.clone());
+        let pipeline = Pipeline::new(
+            &config.limits,
+            &config.protection,
+            &config.tickets,
+            config.answer_backlog,
+            clock.clone(),
+        );
         let sender = Arc::new(Sender::new(
             store.clone(),
             connectors.clone(),

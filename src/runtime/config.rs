@@ -5,11 +5,16 @@
 //! file: it names the environment variable that holds them, and the value is
 //! kept in a [`Secret`] whose `Debug` and `Display` print `[redacted]`.
 
-use std::fmt;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
+
+use crate::domain::limits::{Limits, Protection};
+use crate::domain::secret::MissingSecret;
+use crate::platforms::mastodon::config::MastodonConfig;
+use crate::platforms::x::config::TokenStore;
+use crate::platforms::x::config::XConfig;
 
 /// The whole configuration file.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -106,276 +111,6 @@ impl Default for Config {
     }
 }
 
-/// A number of replies per window of time.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct Budget {
-    /// How many replies…
-    pub replies: u32,
-    /// …per this many seconds.
-    pub per_secs: u64,
-}
-
-impl Budget {
-    /// The window as a duration.
-    pub fn window(&self) -> Duration {
-        Duration::from_secs(self.per_secs)
-    }
-}
-
-/// Reply budgets, in the spirit of Zammad's auto-response caps.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Limits {
-    /// All automatic and agent replies of this bot together, per platform.
-    pub global: Budget,
-    /// Replies to one customer.
-    pub per_customer: Budget,
-    /// Automatic replies in one conversation; the next message that would
-    /// get one is escalated to a human instead.
-    pub per_conversation: u32,
-    /// The queue such an escalation lands in.
-    pub conversation_cap_queue: String,
-    /// A reply still queued after this long is expired, not sent.
-    pub reply_max_age_secs: u64,
-    /// Attempts for a reply that keeps failing with 5xx or timeouts.
-    pub max_attempts: u32,
-    /// The same text to the same customer within this window is suppressed.
-    pub same_reply_window_secs: u64,
-    /// A reply `sending` for longer than this counts as interrupted (the
-    /// sender died) and is recovered. Longer than an HTTP call with its timeout.
-    pub lease_secs: u64,
-}
-
-impl Default for Limits {
-    fn default() -> Self {
-        Limits {
-            global: Budget {
-                replies: 60,
-                per_secs: 900,
-            },
-            per_customer: Budget {
-                replies: 3,
-                per_secs: 3600,
-            },
-            per_conversation: 3,
-            conversation_cap_queue: "general".into(),
-            reply_max_age_secs: 3600,
-            max_attempts: 8,
-            same_reply_window_secs: 24 * 3600,
-            lease_secs: 120,
-        }
-    }
-}
-
-/// Loop protection: who and what the bot never answers automatically.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct Protection {
-    /// Handles of other bots (without `@`), compared case-insensitively.
-    pub bots: Vec<String>,
-    /// A message that says only one of these (punctuation, handles and case
-    /// aside) opts its author out of automatic replies.
-    pub stop_words: Vec<String>,
-    /// Messages written up to this long before the first start still count as new.
-    pub backlog_grace_secs: u64,
-}
-
-impl Default for Protection {
-    fn default() -> Self {
-        Protection {
-            bots: Vec::new(),
-            stop_words: [
-                "stop",
-                "stop please",
-                "please stop",
-                "unsubscribe",
-                "arrête",
-                "arrêtez",
-                "stop svp",
-                "stop merci",
-                "désabonner",
-                "désinscription",
-            ]
-            .map(String::from)
-            .to_vec(),
-            backlog_grace_secs: 300,
-        }
-    }
-}
-
-/// `[x]`: the X API v2 account.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct XConfig {
-    /// The API root: the real API, or a sandbox in tests.
-    pub base_url: String,
-    /// The environment variable that holds the OAuth 2.0 user token.
-    pub access_token_env: String,
-    /// The shortest pause between two polls of one stream.
-    pub min_poll_interval_ms: u64,
-    /// The pause when the API sends no rate-limit headers.
-    pub poll_interval_ms: u64,
-    /// Brand monitoring: poll the recent search (channel `search`).
-    pub search: bool,
-    /// Its query; by default the account's handle, minus its own posts and
-    /// retweets (`lumio -from:lumio -is:retweet`).
-    pub search_query: Option<String>,
-    /// Poll direct messages.
-    pub dms: bool,
-    /// The order in which due streams are polled.
-    pub priority: Vec<crate::platforms::Stream>,
-    /// OAuth 2.0 tokens that refresh themselves, written by `helpdesk x
-    /// login` (instead of `access_token_env`).
-    pub token_file: Option<PathBuf>,
-    /// Where those tokens live: `file` (`token_file`, one instance) or
-    /// `database` (the `oauth_tokens` table, shared by every instance on
-    /// `database_url`, sealed with the key in `token_key_env`).
-    pub token_store: TokenStore,
-    /// The environment variable with the base64 32-byte key that seals the
-    /// tokens in the database (`openssl rand -base64 32`; the same on
-    /// every instance).
-    pub token_key_env: String,
-    /// The environment variable with the OAuth 2.0 client id.
-    pub client_id_env: String,
-    /// The environment variable with the client secret (confidential clients only).
-    pub client_secret_env: Option<String>,
-    /// Account Activity webhooks, for accounts that have them.
-    pub webhook: Option<WebhookConfig>,
-}
-
-/// Where OAuth 2.0 tokens that refresh themselves are kept.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum TokenStore {
-    /// `token_file`, for a single instance.
-    #[default]
-    File,
-    /// The database, so several instances share one login.
-    Database,
-}
-
-/// `[mastodon]`: a Mastodon account.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct MastodonConfig {
-    /// The instance, such as `https://mastodon.social`.
-    pub base_url: String,
-    /// The environment variable with the access token.
-    pub access_token_env: String,
-    /// The shortest pause between two polls.
-    pub min_poll_interval_ms: u64,
-    /// The pause when the server sends no rate-limit headers.
-    pub poll_interval_ms: u64,
-    /// Hold the streaming API open for new mentions as they happen
-    /// (polling takes over whenever the stream is down).
-    pub streaming: bool,
-    /// Where the streaming API lives; by default the instance says
-    /// (`configuration.urls.streaming`), else `base_url`.
-    pub streaming_url: Option<String>,
-    /// While the stream is up, the pause between the polls that keep the
-    /// cursor moving and catch anything the stream missed.
-    pub stream_poll_interval_ms: u64,
-    /// A stream silent this long (no event, no heartbeat) is dead: the
-    /// bot polls and reconnects. Mastodon sends a heartbeat every 15 s.
-    pub stream_idle_timeout_ms: u64,
-}
-
-impl Default for MastodonConfig {
-    fn default() -> Self {
-        MastodonConfig {
-            base_url: "https://mastodon.social".into(),
-            access_token_env: "HELPDESK_MASTODON_TOKEN".into(),
-            min_poll_interval_ms: 1000,
-            poll_interval_ms: 30_000,
-            streaming: true,
-            streaming_url: None,
-            stream_poll_interval_ms: 60_000,
-            stream_idle_timeout_ms: 45_000,
-        }
-    }
-}
-
-/// `[x.webhook]`: push ingest through X's Account Activity API.
-#[derive(Debug, Clone, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct WebhookConfig {
-    /// Address to listen on, such as `0.0.0.0:8443` (behind TLS termination).
-    pub listen: String,
-    /// The URL path X calls.
-    #[serde(default = "default_webhook_path")]
-    pub path: String,
-    /// The environment variable with the app's consumer secret.
-    pub consumer_secret_env: String,
-}
-
-fn default_webhook_path() -> String {
-    "/webhooks/x".into()
-}
-
-impl Default for XConfig {
-    fn default() -> Self {
-        XConfig {
-            base_url: "https://api.x.com".into(),
-            access_token_env: "HELPDESK_X_TOKEN".into(),
-            min_poll_interval_ms: 1000,
-            poll_interval_ms: 60_000,
-            search: true,
-            search_query: None,
-            dms: true,
-            priority: vec![
-                crate::platforms::Stream::Dms,
-                crate::platforms::Stream::Mentions,
-                crate::platforms::Stream::Search,
-            ],
-            token_file: None,
-            token_store: TokenStore::File,
-            token_key_env: "HELPDESK_X_TOKEN_KEY".into(),
-            client_id_env: "HELPDESK_X_CLIENT_ID".into(),
-            client_secret_env: None,
-            webhook: None,
-        }
-    }
-}
-
-/// A value that must never be printed: tokens, keys, passwords.
-#[derive(Clone, PartialEq, Eq)]
-pub struct Secret(String);
-
-impl Secret {
-    /// Wraps a secret value.
-    pub fn new(s: impl Into<String>) -> Secret {
-        Secret(s.into())
-    }
-
-    /// The value, for the one place that must send it.
-    pub fn expose(&self) -> &str {
-        &self.0
-    }
-
-    /// Reads a secret from the environment variable `name`.
-    pub fn from_env(name: &str) -> Result<Secret, ConfigError> {
-        match std::env::var(name) {
-            Ok(v) if !v.trim().is_empty() => Ok(Secret(v.trim().to_owned())),
-            _ => Err(ConfigError::MissingSecret {
-                var: name.to_owned(),
-            }),
-        }
-    }
-}
-
-impl fmt::Debug for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
-impl fmt::Display for Secret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("[redacted]")
-    }
-}
-
 /// Why the configuration cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
@@ -404,13 +139,8 @@ pub enum ConfigError {
         message: String,
     },
     /// A secret's environment variable is not set.
-    #[error(
-        "the environment variable {var} is not set: export it with the access token (the configuration names it in `access_token_env`)"
-    )]
-    MissingSecret {
-        /// The variable's name.
-        var: String,
-    },
+    #[error(transparent)]
+    MissingSecret(#[from] MissingSecret),
 }
 
 impl Config {
@@ -552,6 +282,8 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::domain::secret::Secret;
+    use crate::platforms::x::config::TokenStore;
 
     #[test]
     fn empty_file_is_the_defaults() {

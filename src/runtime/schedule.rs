@@ -8,21 +8,8 @@
 
 use std::time::Duration;
 
+use crate::domain::Stream;
 use crate::domain::clock::Millis;
-use crate::platforms::Stream;
-
-/// The pause that spreads `remaining` requests evenly until the window
-/// resets at `reset_ms`, so the budget lasts and new messages are seen as
-/// soon as it allows; an exhausted window waits for its reset plus a
-/// second. Never below `min`.
-pub fn spread(remaining: u64, reset_ms: Millis, now: Millis, min: Duration) -> Duration {
-    let until_reset = (reset_ms - now).max(0) as u64;
-    let pause = match until_reset.checked_div(remaining) {
-        Some(share) => Duration::from_millis(share),
-        None => Duration::from_millis(until_reset + 1000),
-    };
-    pause.max(min)
-}
 
 /// What a poll of one stream came to.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -128,6 +115,7 @@ impl Schedule {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::platforms::spread;
 
     #[test]
     fn the_budget_is_spread_until_the_reset() {

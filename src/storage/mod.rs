@@ -17,8 +17,8 @@ use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
 use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, Transaction};
 
 use crate::domain::Platform;
+use crate::domain::Stream;
 use crate::domain::clock::Millis;
-use crate::platforms::Stream;
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -20,7 +20,7 @@ use ring::rand::{SecureRandom, SystemRandom};
 use sqlx::Row;
 
 use crate::domain::clock::Millis;
-use crate::platforms::x::auth::{AuthError, TokenSet};
+use crate::platforms::x::auth::{AuthError, Exchange, Refreshed, SharedLogin, TokenSet};
 use crate::storage::{Backend, Store};
 
 const B64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
@@ -159,15 +159,6 @@ pub struct SharedTokens {
     instance: String,
 }
 
-/// What [`SharedTokens::refresh`] did.
-#[derive(Debug)]
-pub enum Refreshed {
-    /// This instance called the token endpoint and stored the new set.
-    Here(TokenSet),
-    /// Another instance had already refreshed: its set, X not called.
-    Elsewhere(TokenSet),
-}
-
 fn db_error(e: impl std::fmt::Display) -> AuthError {
     AuthError::Database(e.to_string())
 }
@@ -187,17 +178,6 @@ impl SharedTokens {
             platform: "x",
             instance: format!("{host}:{}", std::process::id()),
         }
-    }
-
-    /// The stored set, read without a lock (a committed refresh or nothing).
-    pub async fn load(&self) -> Result<TokenSet, AuthError> {
-        let row = sqlx::query("SELECT key_id, nonce, sealed FROM oauth_tokens WHERE platform = $1")
-            .bind(self.platform)
-            .fetch_optional(self.store.pool())
-            .await
-            .map_err(db_error)?;
-        let row = row.ok_or(AuthError::NoLogin)?;
-        self.key.open(self.platform, &sealed_of(&row)?)
     }
 
     /// Stores a new login (what `helpdesk x login` obtained), replacing any.
@@ -222,6 +202,20 @@ impl SharedTokens {
         .map_err(db_error)?;
         Ok(())
     }
+}
+
+#[async_trait::async_trait]
+impl SharedLogin for SharedTokens {
+    /// The stored set, read without a lock (a committed refresh or nothing).
+    async fn load(&self) -> Result<TokenSet, AuthError> {
+        let row = sqlx::query("SELECT key_id, nonce, sealed FROM oauth_tokens WHERE platform = $1")
+            .bind(self.platform)
+            .fetch_optional(self.store.pool())
+            .await
+            .map_err(db_error)?;
+        let row = row.ok_or(AuthError::NoLogin)?;
+        self.key.open(self.platform, &sealed_of(&row)?)
+    }
 
     /// Refreshes the login once across every instance.
     ///
@@ -236,18 +230,14 @@ impl SharedTokens {
     /// On SQLite the lock is the database's write lock, so other writers
     /// wait for the token call (one short HTTP request every two hours;
     /// they queue on `busy_timeout` and retry if it runs out).
-    pub async fn refresh<F, Fut>(
-        &self,
-        used: &str,
+    async fn refresh<'a>(
+        &'a self,
+        used: &'a str,
         force: bool,
         fresh_after: Millis,
         now: Millis,
-        call: F,
-    ) -> Result<Refreshed, AuthError>
-    where
-        F: FnOnce(String) -> Fut,
-        Fut: std::future::Future<Output = Result<TokenSet, AuthError>>,
-    {
+        call: Exchange<'a>,
+    ) -> Result<Refreshed, AuthError> {
         let mut tx = self.store.begin().await.map_err(db_error)?;
         let sql = match self.store.backend() {
             Backend::Postgres => {

@@ -12,12 +12,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
 use helpdesk::domain::clock::Clock;
+use helpdesk::domain::secret::Secret;
 use helpdesk::platforms::Connector;
 use helpdesk::platforms::x::XClient;
+use helpdesk::platforms::x::config::XConfig;
 use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
 use helpdesk::rules::{LoadOptions, RuleSet};
 use helpdesk::runtime::bot::Bot;
-use helpdesk::runtime::config::{Config, Secret, XConfig};
+use helpdesk::runtime::config::Config;
 use helpdesk::storage::Store;
 use sqlx::Row;
 
@@ -300,7 +302,7 @@ impl Connector for CrashAfterSend {
     fn platform(&self) -> helpdesk::domain::Platform {
         self.0.platform()
     }
-    fn streams(&self) -> Vec<helpdesk::platforms::Stream> {
+    fn streams(&self) -> Vec<helpdesk::domain::Stream> {
         self.0.streams()
     }
     async fn whoami(&self) -> Result<helpdesk::platforms::Account, helpdesk::platforms::ApiError> {
@@ -308,7 +310,7 @@ impl Connector for CrashAfterSend {
     }
     async fn poll(
         &self,
-        s: helpdesk::platforms::Stream,
+        s: helpdesk::domain::Stream,
         c: Option<&str>,
     ) -> Result<helpdesk::platforms::Batch, helpdesk::platforms::ApiError> {
         self.0.poll(s, c).await
@@ -365,7 +367,7 @@ pub async fn login_in_database(
     use helpdesk::storage::oauth_tokens::{SharedTokens, TokenKey};
     let token_url = format!("{}/2/oauth2/token", sandbox.base_url());
     let tokens = helpdesk::platforms::x::auth::token_request(
-        &helpdesk::platforms::x::http_client(),
+        &helpdesk::platforms::http::http_client(),
         &token_url,
         "client-1",
         None,

@@ -12,6 +12,8 @@
 //! is `direct` is a direct message; a notification whose status is null
 //! (the post was deleted) is skipped.
 
+pub mod config;
+
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -20,15 +22,16 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::domain::Stream;
 use crate::domain::clock::{Clock, Millis, parse_rfc3339};
+use crate::domain::secret::Secret;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
 use crate::platforms::json::{decode_lenient, item_id};
+use crate::platforms::mastodon::config::MastodonConfig;
 use crate::platforms::sse::SseParser;
 use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Event, Outgoing, Pushed, ReplyKind, Sent, Skipped,
-    Stream,
 };
-use crate::runtime::config::{MastodonConfig, Secret};
 
 /// Pages per poll at most (40 notifications each).
 const MAX_PAGES: usize = 20;
@@ -88,7 +91,7 @@ impl MastodonClient {
     /// A client for `config` with `token`.
     pub fn new(config: &MastodonConfig, token: Secret, clock: Clock) -> MastodonClient {
         MastodonClient {
-            http: crate::platforms::x::http_client(),
+            http: crate::platforms::http::http_client(),
             base: config.base_url.trim_end_matches('/').to_owned(),
             token,
             clock,
@@ -99,7 +102,7 @@ impl MastodonClient {
                 .then(|| Duration::from_millis(config.stream_poll_interval_ms)),
             streaming_url: config.streaming_url.clone(),
             stream_idle: Duration::from_millis(config.stream_idle_timeout_ms),
-            stream_http: crate::platforms::x::streaming_http_client(),
+            stream_http: crate::platforms::http::streaming_http_client(),
             instance: tokio::sync::OnceCell::new(),
         }
     }
@@ -218,7 +221,7 @@ impl MastodonClient {
         let (Some(remaining), Some(reset)) = (remaining, reset) else {
             return self.default_poll;
         };
-        crate::runtime::schedule::spread(remaining, reset, self.clock.now_ms(), self.min_poll)
+        crate::platforms::spread(remaining, reset, self.clock.now_ms(), self.min_poll)
     }
 }
 
@@ -505,9 +508,9 @@ impl Connector for MastodonClient {
         }
     }
 
-    fn posting_budget(&self) -> Option<crate::runtime::config::Budget> {
+    fn posting_budget(&self) -> Option<crate::domain::limits::Budget> {
         // Mastodon's default: 300 statuses per account per 3 hours.
-        Some(crate::runtime::config::Budget {
+        Some(crate::domain::limits::Budget {
             replies: 300,
             per_secs: 3 * 3600,
         })

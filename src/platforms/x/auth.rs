@@ -5,19 +5,20 @@
 //! kind lives in a JSON file written with 0600 permissions (by `helpdesk x
 //! login`, then by each refresh), so a restart keeps the newest refresh
 //! token: X's refresh tokens are single-use. Several instances share one
-//! login through the database instead ([`crate::storage::oauth_tokens`]): sealed,
+//! login through the database instead (a [`SharedLogin`], kept by the storage layer): sealed,
 //! and refreshed by one instance at a time under the row's lock.
 
+use std::future::Future;
 use std::path::{Path, PathBuf};
+use std::pin::Pin;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 use tokio::sync::Mutex;
 
 use crate::domain::clock::{Clock, Millis};
+use crate::domain::secret::Secret;
 use crate::platforms::ApiError;
-use crate::runtime::config::Secret;
-use crate::storage::oauth_tokens::{Refreshed, SharedTokens};
 
 /// Refresh this long before the access token expires.
 const REFRESH_MARGIN: Duration = Duration::from_secs(300);
@@ -127,13 +128,58 @@ pub struct Refreshing {
     state: Mutex<TokenSet>,
 }
 
+/// What [`SharedLogin::refresh`] did.
+#[derive(Debug)]
+pub enum Refreshed {
+    /// This instance called the token endpoint and stored the new set.
+    Here(TokenSet),
+    /// Another instance had already refreshed: its set, X not called.
+    Elsewhere(TokenSet),
+}
+
+/// The call that exchanges a refresh token for a new set at X's token
+/// endpoint, handed to [`SharedLogin::refresh`] to make under its lock.
+pub type Exchange<'a> = Box<
+    dyn FnOnce(String) -> Pin<Box<dyn Future<Output = Result<TokenSet, AuthError>> + Send + 'a>>
+        + Send
+        + 'a,
+>;
+
+/// A login shared by every instance on one database (`token_store =
+/// "database"`). The storage layer keeps it; this trait is what the
+/// connector needs of it, so that the platform does not reach up into
+/// storage.
+#[async_trait::async_trait]
+pub trait SharedLogin: Send + Sync {
+    /// The stored set, read without a lock (a committed refresh or nothing).
+    async fn load(&self) -> Result<TokenSet, AuthError>;
+
+    /// Refreshes the login once across every instance.
+    ///
+    /// `used` is the access token this instance has been using. Under the
+    /// row's lock the stored set is read again: if it is not the one this
+    /// instance used and is not about to expire (`fresh_after`), another
+    /// instance refreshed it first, and it is returned without calling X.
+    /// With `force` unset, a stored set that is not about to expire is
+    /// returned too. Otherwise `call` exchanges the stored refresh token
+    /// and the new set is stored before the lock is released.
+    async fn refresh<'a>(
+        &'a self,
+        used: &'a str,
+        force: bool,
+        fresh_after: Millis,
+        now: Millis,
+        call: Exchange<'a>,
+    ) -> Result<Refreshed, AuthError>;
+}
+
 /// Where the refreshing tokens are kept.
 enum Home {
     /// A 0600 file, for one instance.
     File(PathBuf),
     /// The `oauth_tokens` row, shared by every instance on the database
     /// (boxed: it is much larger than a path).
-    Database(Box<SharedTokens>),
+    Database(Box<dyn SharedLogin>),
 }
 
 impl std::fmt::Debug for Credentials {
@@ -339,7 +385,7 @@ impl Credentials {
     /// instance that has the same key: fails at once (clearly) when there
     /// is no login or it was sealed with another key.
     pub async fn shared(
-        tokens: SharedTokens,
+        tokens: impl SharedLogin + 'static,
         client_id: String,
         client_secret: Option<Secret>,
         token_url: String,
@@ -460,7 +506,7 @@ impl Refreshing {
                         force,
                         refresh_horizon(clock),
                         clock.now_ms(),
-                        call,
+                        Box::new(move |rt| Box::pin(call(rt))),
                     )
                     .await
                     .map_err(to_api)?;

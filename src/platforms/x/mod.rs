@@ -6,6 +6,7 @@
 //! its errors.
 
 pub mod auth;
+pub mod config;
 pub mod fake;
 pub mod webhook;
 
@@ -19,15 +20,16 @@ use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use serde_json::value::RawValue;
 
+use crate::domain::Stream;
 use crate::domain::clock::{Clock, Millis, parse_rfc3339};
+use crate::domain::secret::Secret;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
 use crate::platforms::json::{decode_lenient, item_id};
 use crate::platforms::x::auth::Credentials;
+use crate::platforms::x::config::XConfig;
 use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Event, Lookup, Outgoing, ReplyKind, Sent, Skipped,
-    Stream,
 };
-use crate::runtime::config::{Secret, XConfig};
 
 /// Pages fetched per poll at most: X serves at most 800 mentions back anyway.
 const MAX_PAGES: usize = 20;
@@ -74,30 +76,6 @@ impl std::fmt::Debug for XClient {
     }
 }
 
-/// Builds the HTTP client every connector uses: rustls with the ring provider.
-pub fn http_client() -> reqwest::Client {
-    client_builder()
-        .timeout(Duration::from_secs(30))
-        .build()
-        .expect("the TLS provider is installed in client_builder")
-}
-
-/// A client for long-lived streams: no overall timeout (the caller times
-/// out a silent stream itself), the same TLS and user agent.
-pub fn streaming_http_client() -> reqwest::Client {
-    client_builder()
-        .build()
-        .expect("the TLS provider is installed in client_builder")
-}
-
-fn client_builder() -> reqwest::ClientBuilder {
-    // One crypto provider for reqwest and sqlx; installing twice is harmless.
-    let _ = rustls::crypto::ring::default_provider().install_default();
-    reqwest::Client::builder()
-        .user_agent(concat!("helpdesk/", env!("CARGO_PKG_VERSION")))
-        .connect_timeout(Duration::from_secs(10))
-}
-
 impl XClient {
     /// A client for `config`, authenticating with a static token.
     pub fn new(config: &XConfig, token: Secret, clock: Clock) -> XClient {
@@ -107,7 +85,7 @@ impl XClient {
     /// A client for `config` with any kind of credentials.
     pub fn with_credentials(config: &XConfig, credentials: Credentials, clock: Clock) -> XClient {
         XClient {
-            http: http_client(),
+            http: crate::platforms::http::http_client(),
             base: config.base_url.trim_end_matches('/').to_owned(),
             credentials,
             clock,
@@ -275,7 +253,7 @@ impl XClient {
         ) else {
             return self.default_poll;
         };
-        crate::runtime::schedule::spread(
+        crate::platforms::spread(
             remaining,
             reset as i64 * 1000,
             self.clock.now_ms(),

@@ -30,9 +30,9 @@ use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::clock::Millis;
+use crate::domain::secret::Secret;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
 use crate::platforms::{Author, Event};
-use crate::runtime::config::Secret;
 
 /// Events from one webhook call, and where to say they are committed.
 pub type Delivery = (Vec<Event>, oneshot::Sender<Result<(), String>>);
