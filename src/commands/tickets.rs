@@ -12,8 +12,9 @@ use anyhow::{Context, Result, bail};
 use clap::{Args, Subcommand};
 
 use crate::application::report;
-use crate::application::tickets::{self, Command, Filter, Status};
+use crate::application::tickets::{self, Command, Filter};
 use crate::domain::clock::{Clock, Millis, rfc3339};
+use crate::domain::states::TicketStatus as Status;
 use crate::domain::{AgentName, TicketRef};
 use crate::runtime::config::Config;
 use crate::storage::Store;

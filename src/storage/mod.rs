@@ -8,7 +8,15 @@
 //! Each backend has its own migration folder because identity columns are
 //! spelled differently; the tables are the same.
 
+pub mod agent_actions;
+pub mod dialect;
+pub mod messages;
 pub mod oauth_tokens;
+pub mod opt_outs;
+pub mod outbox;
+pub mod ticket_events;
+pub mod ticket_messages;
+pub mod tickets;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -483,6 +491,18 @@ impl Store {
             .await?;
         Ok(row.map(|r| r.try_get(0)).transpose()?)
     }
+}
+
+/// Parses a name read from the database into its enum: a name the code
+/// does not know is a decode error (a newer version wrote it, or a tool
+/// bypassed the CHECK constraints), never a silent default.
+pub(crate) fn decode<T>(s: String) -> Result<T, StoreError>
+where
+    T: std::str::FromStr,
+    T::Err: std::error::Error + Send + Sync + 'static,
+{
+    s.parse()
+        .map_err(|e: T::Err| StoreError::Query(sqlx::Error::Decode(Box::new(e))))
 }
 
 /// The length limit of `platform` as the running bot last learnt it (a

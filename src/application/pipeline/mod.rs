@@ -1,0 +1,537 @@
+//! Inbound message → routing decision → one store transaction.
+//!
+//! For each event the pipeline records the message (once: the store's
+//! unique key makes replays harmless), the decision, the ticket change and
+//! the outbox row together. It never sends: only the outbox does.
+//!
+//! A polled batch is written in ONE transaction (group commit: SQLite
+//! commits ~9 k/s, so one commit per message would cap the bot there). Each
+//! message is still all-or-nothing; if the batch fails, it is retried one
+//! message per transaction so a single bad message cannot hold back the
+//! others, and the stream's cursor only moves once every message of the
+//! batch is committed.
+//!
+//! Per message: [`decide`](decide) (pure: protections, tickets, caps) then
+//! [`Pipeline::act`] (the writes the plan asks for).
+
+mod batch;
+mod decide;
+
+use std::collections::HashSet;
+
+use sqlx::AnyConnection;
+use tracing::Instrument;
+
+use self::batch::{BatchState, OutRow};
+use self::decide::{Plan, Policy, Seen, TicketStep, action_of, stop_form};
+use crate::application::tickets::TicketPolicy;
+use crate::domain::clock::{Clock, Millis};
+use crate::domain::limits::{Limits, Protection};
+use crate::domain::states::{Action, AutoReply, TicketStatus};
+use crate::domain::{Channel, MessageId, Platform, Queue, Stream, TicketRef};
+use crate::platforms::{Account, Batch, Event, ReplyKind};
+use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
+use crate::storage::messages::{self, Known, NewMessage, Probe};
+use crate::storage::opt_outs::OptOut;
+use crate::storage::tickets::{self, Latest, NewTicket};
+use crate::storage::{Store, StoreError, record_skipped, set_cursor};
+
+/// What the pipeline needs to know about the platform account.
+#[derive(Debug, Clone)]
+pub struct Context<'a> {
+    /// The brand's own account on the event's platform.
+    pub me: &'a Account,
+    /// When the bot first started (Unix ms).
+    pub first_start: Millis,
+    /// The platform the events come from.
+    pub platform: Platform,
+}
+
+/// What happened to the automatic reply of one message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply {
+    /// Queued in the outbox.
+    Queued,
+    /// The rules asked for one, the protections said no.
+    Suppressed(String),
+    /// The rules asked for none.
+    None,
+}
+
+impl Reply {
+    /// What `messages.auto_reply` records.
+    pub fn stored(&self) -> AutoReply {
+        match self {
+            Reply::Queued => AutoReply::Queued,
+            Reply::Suppressed(_) => AutoReply::Suppressed,
+            Reply::None => AutoReply::None,
+        }
+    }
+}
+
+/// The result of processing one event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Processed {
+    /// The platform message id.
+    pub id: MessageId,
+    /// Already recorded: nothing was done.
+    pub duplicate: bool,
+    /// The winning rule.
+    pub rule: Option<String>,
+    /// What was done (after protections).
+    pub action: Action,
+    /// The ticket opened or added to.
+    pub ticket: Option<TicketRef>,
+    /// The automatic reply.
+    pub reply: Reply,
+}
+
+/// The routing and protection policy, compiled from the configuration.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    policy: Policy,
+    tickets: TicketPolicy,
+    clock: Clock,
+}
+
+/// An event routed, with the reply the rules ask for rendered.
+struct Routed<'r> {
+    decision: crate::rules::Decision<'r>,
+    reply_text: String,
+}
+
+impl Pipeline {
+    /// Builds the policy from the `[limits]`, `[protection]` and
+    /// `[tickets]` settings; `answer_backlog` answers messages written
+    /// before the first start.
+    pub fn new(
+        limits: &Limits,
+        protection: &Protection,
+        tickets: &TicketPolicy,
+        answer_backlog: bool,
+        clock: Clock,
+    ) -> Self {
+        let policy = Policy {
+            bots: protection
+                .bots
+                .iter()
+                .map(|b| b.trim_start_matches('@').to_lowercase())
+                .collect(),
+            stop_words: protection
+                .stop_words
+                .iter()
+                .map(|w| stop_form(w))
+                .filter(|w| !w.is_empty())
+                .collect::<HashSet<_>>(),
+            cap_queue: Queue::parse(&limits.conversation_cap_queue)
+                .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+            limits: limits.clone(),
+            answer_backlog,
+            backlog_grace_ms: protection.backlog_grace_secs as Millis * 1000,
+            solved_window_ms: tickets.solved_window_ms(),
+        };
+        Pipeline {
+            policy,
+            tickets: tickets.clone(),
+            clock,
+        }
+    }
+
+    /// Records a polled batch and moves the stream's cursor, atomically.
+    pub async fn ingest(
+        &self,
+        store: &Store,
+        rules: &RuleSet,
+        ctx: &Context<'_>,
+        stream: Stream,
+        batch: &Batch,
+    ) -> Result<Vec<Processed>, StoreError> {
+        let whole = async {
+            let mut tx = store.begin().await?;
+            let out = self
+                .record(&mut tx, store, rules, ctx, &batch.events)
+                .await?;
+            self.close_page(&mut tx, ctx.platform, stream, batch)
+                .await?;
+            tx.commit().await?;
+            Ok::<_, StoreError>(out)
+        };
+        match whole.await {
+            Ok(out) => Ok(out),
+            Err(first) if batch.events.len() > 1 => {
+                tracing::warn!(error = %first, "batch failed; retrying one message per transaction");
+                let mut out = Vec::with_capacity(batch.events.len());
+                for e in &batch.events {
+                    let mut tx = store.begin().await?;
+                    let one = std::slice::from_ref(e);
+                    out.extend(self.record(&mut tx, store, rules, ctx, one).await?);
+                    tx.commit().await?;
+                }
+                let mut tx = store.begin().await?;
+                self.close_page(&mut tx, ctx.platform, stream, batch)
+                    .await?;
+                tx.commit().await?;
+                Ok(out)
+            }
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Routes, decides and writes `events` inside `tx`'s transaction.
+    async fn record(
+        &self,
+        tx: &mut AnyConnection,
+        store: &Store,
+        rules: &RuleSet,
+        ctx: &Context<'_>,
+        events: &[Event],
+    ) -> Result<Vec<Processed>, StoreError> {
+        let mut out = Vec::with_capacity(events.len());
+        let mut state = BatchState::default();
+        let routed = self.route_all(rules, events);
+        let known = self.prefetch(tx, ctx.platform, events, &routed).await?;
+        for ((e, r), k) in events.iter().zip(routed).zip(known) {
+            out.push(self.process_in_span(tx, ctx, e, r, k, &mut state).await?);
+        }
+        let now = self.clock.now_ms();
+        state.pending.flush(tx, store.backend(), now).await?;
+        Ok(out)
+    }
+
+    /// Records the page's undecodable items and moves the stream's cursor
+    /// past everything, in the transaction that recorded its events.
+    async fn close_page(
+        &self,
+        tx: &mut AnyConnection,
+        platform: Platform,
+        stream: Stream,
+        batch: &Batch,
+    ) -> Result<(), StoreError> {
+        let now = self.clock.now_ms();
+        record_skipped(tx, platform, stream, &batch.skipped, now).await?;
+        if let Some(c) = &batch.cursor {
+            set_cursor(tx, platform, stream, c, now).await?;
+        }
+        Ok(())
+    }
+
+    /// Processes one event inside its own tracing span (id, rule, action),
+    /// and counts it.
+    async fn process_in_span(
+        &self,
+        conn: &mut AnyConnection,
+        ctx: &Context<'_>,
+        e: &Event,
+        routed: Routed<'_>,
+        known: Known,
+        state: &mut BatchState,
+    ) -> Result<Processed, StoreError> {
+        let span = tracing::info_span!(
+            "message",
+            platform = %e.platform,
+            channel = %e.channel,
+            id = %e.id,
+            rule = tracing::field::Empty,
+            action = tracing::field::Empty,
+        );
+        let p = self
+            .process(conn, ctx, e, routed, known, state)
+            .instrument(span.clone())
+            .await?;
+        if !p.duplicate {
+            let rule = p.rule.clone().unwrap_or_else(|| "(default)".into());
+            span.record("rule", rule.as_str());
+            span.record("action", p.action.as_str());
+            span.in_scope(|| {
+                tracing::info!(
+                    ticket = ?p.ticket.map(|t| t.to_string()),
+                    reply = p.reply.stored().as_str(),
+                    "message routed"
+                )
+            });
+            metrics::counter!("helpdesk_inbound_total", "platform" => e.platform.as_str(), "channel" => e.channel.as_str()).increment(1);
+            metrics::counter!("helpdesk_routed_total", "rule" => rule, "action" => p.action.as_str())
+                .increment(1);
+        }
+        Ok(p)
+    }
+
+    /// Routes every event of a batch and renders the replies the rules ask
+    /// for (the same-reply check needs the text before anything is written).
+    fn route_all<'r>(&self, rules: &'r RuleSet, events: &[Event]) -> Vec<Routed<'r>> {
+        events
+            .iter()
+            .map(|e| {
+                let decision = rules.route(&e.text, e.channel);
+                let reply_text = match decision.outcome() {
+                    Outcome::Reply(t, _) => t.render(&Vars {
+                        author: e.author.handle.as_str(),
+                        name: &customer_name(e, t),
+                        ticket: None,
+                    }),
+                    _ => String::new(),
+                };
+                Routed {
+                    decision,
+                    reply_text,
+                }
+            })
+            .collect()
+    }
+
+    /// Everything the decisions of a batch need from the database, in one
+    /// round trip per 100 events (see [`messages::known`]). What earlier
+    /// messages of the same batch change is tracked in [`BatchState`].
+    async fn prefetch(
+        &self,
+        conn: &mut AnyConnection,
+        platform: Platform,
+        events: &[Event],
+        routed: &[Routed<'_>],
+    ) -> Result<Vec<Known>, StoreError> {
+        let window = self.policy.limits.same_reply_window_secs as Millis * 1000;
+        let since = self.clock.now_ms() - window;
+        let probes: Vec<Probe<'_>> = events
+            .iter()
+            .zip(routed)
+            .map(|(e, r)| Probe {
+                id: e.id.as_str(),
+                customer: e.author.id.as_str(),
+                conversation: e.conversation.as_str(),
+                reply_text: &r.reply_text,
+            })
+            .collect();
+        messages::known(conn, platform, since, &probes).await
+    }
+
+    /// What the database said, plus what this batch did since.
+    fn seen(&self, e: &Event, reply_text: &str, known: Known, state: &BatchState) -> Seen {
+        let customer = e.author.id.as_str();
+        let pending = &state.pending;
+        Seen {
+            opted_out: known.opted_out || state.stopped.contains(customer),
+            auto_replies: known.auto_replies
+                + pending
+                    .per_conversation
+                    .get(e.conversation.as_str())
+                    .copied()
+                    .unwrap_or(0),
+            same_text: known.same_text
+                || pending
+                    .texts
+                    .contains(&(customer.to_owned(), reply_text.to_owned())),
+            latest: match state.tickets.get(customer) {
+                Some(t) => t.clone(),
+                None => known.latest,
+            },
+        }
+    }
+
+    /// Processes one event inside `conn`'s transaction; its rows join the
+    /// batch's pending rows, written before the commit.
+    async fn process(
+        &self,
+        conn: &mut AnyConnection,
+        ctx: &Context<'_>,
+        e: &Event,
+        routed: Routed<'_>,
+        known: Known,
+        state: &mut BatchState,
+    ) -> Result<Processed, StoreError> {
+        let decision = &routed.decision;
+        let rule = decision.rule_id().map(|r| r.as_str().to_owned());
+        if known.existing || !state.seen.insert(e.id.as_str().to_owned()) {
+            return Ok(Processed {
+                id: e.id.clone(),
+                duplicate: true,
+                rule,
+                action: action_of(decision.outcome()),
+                ticket: None,
+                reply: Reply::None,
+            });
+        }
+        let now = self.clock.now_ms();
+        let seen = self.seen(e, &routed.reply_text, known, state);
+        let me = (ctx.me, ctx.first_start);
+        let plan = self
+            .policy
+            .decide(me, e, (decision, &routed.reply_text), &seen, now);
+        let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
+        self.act(conn, e, plan, seen.latest, (rule, keyword), state)
+            .await
+    }
+
+    /// Writes what `plan` asks for: the ticket step first (the message row
+    /// points at the ticket), then the message, its opt-out and its reply
+    /// as pending rows of the batch.
+    async fn act(
+        &self,
+        conn: &mut AnyConnection,
+        e: &Event,
+        plan: Plan<'_>,
+        latest: Option<Latest>,
+        (rule, keyword): (Option<String>, Option<String>),
+        state: &mut BatchState,
+    ) -> Result<Processed, StoreError> {
+        let now = self.clock.now_ms();
+        let customer = e.author.id.as_str();
+        // What later messages of this batch must see of this customer's ticket.
+        let mut after = latest;
+        if let Some((t, rating)) = plan.rating {
+            tickets::rate(conn, t, rating, now).await?;
+        }
+        if let Some(t) = plan.survey_answered {
+            tickets::survey_answered(conn, t, now).await?;
+            if let Some(a) = after.as_mut() {
+                a.survey_answered = true;
+            }
+        }
+        let (ticket, ack) = self
+            .ticket_step(conn, e, &plan, rule.as_deref(), &mut after)
+            .await?;
+        let to_send = match (&plan.reply, ack) {
+            (Some((text, via)), _) => Some((text.clone(), *via)),
+            (None, Some((a, via))) => Some((render_ack(e, a, ticket), via)),
+            (None, None) => None,
+        };
+        state.pending.messages.push(NewMessage {
+            platform: e.platform,
+            id: e.id.as_str().to_owned(),
+            channel: e.channel,
+            conversation: e.conversation.as_str().to_owned(),
+            author_id: customer.to_owned(),
+            handle: e.author.handle.as_str().to_owned(),
+            name: e.author.name.clone(),
+            text: e.text.clone(),
+            in_reply_to: e.in_reply_to.as_ref().map(|m| m.as_str().to_owned()),
+            written_at: e.at,
+            received_at: now,
+            rule: rule.clone(),
+            keyword,
+            action: plan.action,
+            auto_reply: plan.auto_reply.stored(),
+            reason: plan.reason.clone(),
+            ticket,
+            mentioned: (!e.mentioned.is_empty()).then(|| {
+                let ids: Vec<&str> = e.mentioned.iter().map(|u| u.as_str()).collect();
+                ids.join(" ")
+            }),
+        });
+        state.tickets.insert(customer.to_owned(), after);
+        if plan.stop {
+            state.stopped.insert(customer.to_owned());
+            state.pending.opt_outs.push(OptOut {
+                platform: e.platform,
+                customer_id: customer.to_owned(),
+                message_id: e.id.as_str().to_owned(),
+                at: now,
+            });
+        }
+        // The message joins its ticket's conversation by a trigger
+        // (migration 0003), whoever inserts it.
+        if let Some((text, via)) = to_send {
+            state.pending.push(reply_row(e, ticket, text, via));
+        }
+        Ok(Processed {
+            id: e.id.clone(),
+            duplicate: false,
+            rule,
+            action: plan.action,
+            ticket,
+            reply: plan.auto_reply,
+        })
+    }
+
+    /// Joins (and maybe reopens) or opens the message's ticket; the ticket
+    /// and the acknowledgement to send. `after` follows the change.
+    async fn ticket_step<'r>(
+        &self,
+        conn: &mut AnyConnection,
+        e: &Event,
+        plan: &Plan<'r>,
+        rule: Option<&str>,
+        after: &mut Option<Latest>,
+    ) -> Result<(Option<TicketRef>, Option<(&'r Template, Via)>), StoreError> {
+        let now = self.clock.now_ms();
+        match &plan.ticket {
+            TicketStep::None => Ok((None, None)),
+            TicketStep::Join { id, status, reopen } => {
+                if let Some(to) = reopen {
+                    tickets::set_status(conn, *id, "customer", (*status, *to), None, now).await?;
+                    if let Some(a) = after.as_mut() {
+                        a.status = *to;
+                        a.solved_at = None;
+                    }
+                }
+                Ok((Some(*id), None))
+            }
+            TicketStep::Open {
+                queue,
+                priority,
+                ack,
+            } => {
+                let new = NewTicket {
+                    queue,
+                    priority: *priority,
+                    platform: e.platform,
+                    customer_id: e.author.id.as_str(),
+                    customer_handle: e.author.handle.as_str(),
+                    conversation_id: e.conversation.as_str(),
+                    rule_id: rule,
+                    note: plan.reason.as_deref(),
+                    first_response_due: self.tickets.first_response_due(*priority, now),
+                };
+                let id = tickets::open(conn, &new, now).await?;
+                *after = Some(Latest {
+                    id,
+                    status: TicketStatus::New,
+                    solved_at: None,
+                    survey_sent: false,
+                    survey_answered: false,
+                });
+                Ok((Some(id), *ack))
+            }
+        }
+    }
+}
+
+/// The acknowledgement of a new ticket, with its reference.
+fn render_ack(e: &Event, ack: &Template, ticket: Option<TicketRef>) -> String {
+    let r = ticket.map(|t| t.to_string());
+    let name = customer_name(e, ack);
+    ack.render(&Vars {
+        author: e.author.handle.as_str(),
+        name: &name,
+        ticket: r.as_deref(),
+    })
+}
+
+/// The outbox row of an automatic reply to `e`.
+fn reply_row(e: &Event, ticket: Option<TicketRef>, text: String, via: Via) -> OutRow {
+    let kind = match (via, e.channel) {
+        (Via::Dm, _) | (Via::Same, Channel::Dm) => ReplyKind::Dm,
+        (Via::Same, _) => ReplyKind::Public,
+    };
+    OutRow {
+        platform: e.platform,
+        kind,
+        ticket,
+        customer_id: e.author.id.as_str().to_owned(),
+        handle: e.author.handle.as_str().to_owned(),
+        conversation: e.conversation.as_str().to_owned(),
+        in_reply_to: e.id.as_str().to_owned(),
+        text,
+    }
+}
+
+/// The customer's display name as a reply may use it: inert, cut to the
+/// platform's own maximum (a 2 000-character name must not make a reply
+/// the platform refuses as too long).
+/// Made only for a template that uses `{name}`: the routing path of every
+/// message need not pay for it.
+fn customer_name(e: &Event, template: &Template) -> String {
+    if !template.uses(crate::rules::template::Placeholder::Name) {
+        return String::new();
+    }
+    crate::domain::inert::name(&e.author.name, crate::domain::inert::name_max(e.platform))
+}

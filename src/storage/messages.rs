@@ -1,0 +1,221 @@
+//! The `messages` table: every inbound message with the decision taken on
+//! it, written once (its unique key makes a replayed poll harmless), and
+//! what the pipeline reads before a batch.
+
+use sqlx::{AnyConnection, Row};
+
+use super::tickets::Latest;
+use super::{Backend, Store, StoreError, dialect};
+use crate::domain::clock::Millis;
+use crate::domain::states::{Action, AutoReply, Origin, OutboxStatus, TicketStatus};
+use crate::domain::{Channel, Platform, TicketRef};
+
+/// One inbound message with its decision.
+#[derive(Debug, Clone)]
+pub struct NewMessage {
+    /// Where it came from.
+    pub platform: Platform,
+    /// The platform's id of it.
+    pub id: String,
+    /// Mention, DM or search.
+    pub channel: Channel,
+    /// The conversation replies go to.
+    pub conversation: String,
+    /// The author's platform user id.
+    pub author_id: String,
+    /// Their handle.
+    pub handle: String,
+    /// Their display name, as written.
+    pub name: String,
+    /// The text, as written.
+    pub text: String,
+    /// The message it answers, if any.
+    pub in_reply_to: Option<String>,
+    /// When the customer wrote it.
+    pub written_at: Millis,
+    /// When the bot recorded it.
+    pub received_at: Millis,
+    /// The winning rule.
+    pub rule: Option<String>,
+    /// The keyword that won, as written in the rule.
+    pub keyword: Option<String>,
+    /// What was done.
+    pub action: Action,
+    /// What happened to its automatic reply.
+    pub auto_reply: AutoReply,
+    /// Why, when a protection or a ticket decided.
+    pub reason: Option<String>,
+    /// The ticket it opened or joined.
+    pub ticket: Option<TicketRef>,
+    /// The ids of the accounts it mentions, space-separated.
+    pub mentioned: Option<String>,
+}
+
+/// Writes a batch's messages, 50 to a statement (18 parameters a row stay
+/// far under every backend's limit). Each joins its ticket's conversation
+/// by a trigger (migration 0003).
+pub async fn insert_batch(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    messages: &[NewMessage],
+) -> Result<(), StoreError> {
+    let anonymous = dialect::anonymous_parameters(backend);
+    for chunk in messages.chunks(50) {
+        let sql = format!(
+            "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
+             author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
+             action, auto_reply, reason, ticket_id, mentioned_ids) VALUES {}",
+            dialect::values_list(chunk.len(), 18, 0, anonymous, |p| format!(
+                "({})",
+                p.join(", ")
+            ))
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for m in chunk {
+            q = q
+                .bind(m.platform.as_str())
+                .bind(m.id.as_str())
+                .bind(m.channel.as_str())
+                .bind(m.conversation.as_str())
+                .bind(m.author_id.as_str())
+                .bind(m.handle.as_str())
+                .bind(m.name.as_str())
+                .bind(m.text.as_str())
+                .bind(m.in_reply_to.as_deref())
+                .bind(m.written_at)
+                .bind(m.received_at)
+                .bind(m.rule.as_deref())
+                .bind(m.keyword.as_deref())
+                .bind(m.action.as_str())
+                .bind(m.auto_reply.as_str())
+                .bind(m.reason.as_deref())
+                .bind(m.ticket.map(|t| t.0))
+                .bind(m.mentioned.as_deref());
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
+}
+
+/// The platform id of the customer's last message on `ticket`: what a
+/// reply threads under.
+pub async fn last_of_ticket(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT platform_message_id FROM messages WHERE ticket_id = $1 ORDER BY id DESC LIMIT 1",
+    )
+    .bind(ticket.0)
+    .fetch_optional(&mut *conn)
+    .await?;
+    Ok(row.map(|r| r.try_get(0)).transpose()?)
+}
+
+/// The ids of the accounts a recorded message mentioned, space-separated
+/// (a public reply's thread must leave them out).
+pub async fn mentioned_ids(
+    store: &Store,
+    platform: Platform,
+    message_id: &str,
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query(
+        "SELECT mentioned_ids FROM messages WHERE platform = $1 AND platform_message_id = $2",
+    )
+    .bind(platform.as_str())
+    .bind(message_id)
+    .fetch_optional(store.pool())
+    .await?;
+    Ok(row
+        .map(|r| r.try_get::<Option<String>, _>(0))
+        .transpose()?
+        .flatten())
+}
+
+/// An inbound message the pipeline is about to decide on.
+#[derive(Debug, Clone, Copy)]
+pub struct Probe<'a> {
+    /// The platform's id of it.
+    pub id: &'a str,
+    /// Its author's platform user id.
+    pub customer: &'a str,
+    /// Its conversation.
+    pub conversation: &'a str,
+    /// The automatic reply the rules would send (empty: none).
+    pub reply_text: &'a str,
+}
+
+/// What the database says about a [`Probe`] before its batch is written.
+#[derive(Debug, Clone)]
+pub struct Known {
+    /// Already recorded.
+    pub existing: bool,
+    /// Its author opted out of automatic replies.
+    pub opted_out: bool,
+    /// Automatic replies already in its conversation.
+    pub auto_replies: i64,
+    /// The same reply went to its author within the window.
+    pub same_text: bool,
+    /// Its author's most recent ticket that is not closed.
+    pub latest: Option<Latest>,
+}
+
+/// Everything the decisions of a batch need from the database, in one
+/// round trip per 100 messages: a duplicate, an opt-out, the
+/// conversation's automatic replies, the same reply sent since `since`,
+/// and the customer's latest ticket that is not closed.
+pub async fn known(
+    conn: &mut AnyConnection,
+    platform: Platform,
+    since: Millis,
+    probes: &[Probe<'_>],
+) -> Result<Vec<Known>, StoreError> {
+    let mut out = Vec::with_capacity(probes.len());
+    for chunk in probes.chunks(100) {
+        let values =
+            dialect::values_list(chunk.len(), 5, 2, false, |p| format!("({})", p.join(", ")));
+        let sql = format!(
+            "WITH ev (i, mid, cust, conv, txt) AS (VALUES {values}) \
+             SELECT q.i, q.dup, q.opted, q.autos, q.same, t.id, t.status, t.solved_at, \
+                    t.survey_sent_at, t.survey_answered_at \
+             FROM (SELECT ev.i, \
+               (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = ev.mid) AS dup, \
+               CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 \
+                    AND customer_id = ev.cust) THEN 1 ELSE 0 END AS BIGINT) AS opted, \
+               (SELECT COUNT(*) FROM outbox WHERE platform = $1 AND conversation_id = ev.conv \
+                    AND origin = '{auto}') AS autos, \
+               CAST(CASE WHEN ev.txt <> '' AND EXISTS (SELECT 1 FROM outbox WHERE platform = $1 \
+                    AND customer_id = ev.cust AND text = ev.txt AND created_at >= $2 \
+                    AND status IN ('{queued}', '{sending}', '{sent}')) THEN 1 ELSE 0 END AS BIGINT) AS same, \
+               (SELECT id FROM tickets WHERE platform = $1 AND customer_id = ev.cust \
+                    AND status <> '{closed}' ORDER BY id DESC LIMIT 1) AS tid \
+               FROM ev) AS q LEFT JOIN tickets t ON t.id = q.tid ORDER BY q.i",
+            auto = Origin::Auto,
+            queued = OutboxStatus::Queued,
+            sending = OutboxStatus::Sending,
+            sent = OutboxStatus::Sent,
+            closed = TicketStatus::Closed,
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
+            .bind(platform.as_str())
+            .bind(since);
+        for (i, p) in chunk.iter().enumerate() {
+            q = q
+                .bind(i as i64)
+                .bind(p.id)
+                .bind(p.customer)
+                .bind(p.conversation)
+                .bind(p.reply_text);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            out.push(Known {
+                existing: row.try_get::<Option<i64>, _>(1)?.is_some(),
+                opted_out: row.try_get::<i64, _>(2)? != 0,
+                auto_replies: row.try_get(3)?,
+                same_text: row.try_get::<i64, _>(4)? != 0,
+                latest: Latest::from_row(&row, 5)?,
+            });
+        }
+    }
+    Ok(out)
+}

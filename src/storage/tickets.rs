@@ -1,0 +1,428 @@
+//! The `tickets` table: every statement that writes it, and the reads of
+//! the agents' list.
+//!
+//! Status changes are written by [`set_status`] only, with the status the
+//! lifecycle (`application::tickets::lifecycle`) computed; a database
+//! trigger (migration 0002) also keeps closed tickets closed for every
+//! other tool. Each change goes with its line in `ticket_events`.
+
+use sqlx::{AnyConnection, Row as _};
+
+use super::ticket_events::{self, NewEvent};
+use super::{Backend, Store, StoreError, decode, dialect};
+use crate::domain::clock::Millis;
+use crate::domain::states::{EventKind, TicketStatus};
+use crate::domain::{Platform, Priority, Queue, TicketRef};
+
+/// What a new ticket is made of.
+#[derive(Debug, Clone)]
+pub struct NewTicket<'a> {
+    /// Its queue.
+    pub queue: &'a Queue,
+    /// Its priority.
+    pub priority: Priority,
+    /// Where the customer is.
+    pub platform: Platform,
+    /// Their platform user id.
+    pub customer_id: &'a str,
+    /// Their handle.
+    pub customer_handle: &'a str,
+    /// The conversation replies go to.
+    pub conversation_id: &'a str,
+    /// The rule that escalated, if a rule did.
+    pub rule_id: Option<&'a str>,
+    /// Why, when it is not the rule's own escalation.
+    pub note: Option<&'a str>,
+    /// When the first human response is due.
+    pub first_response_due: Millis,
+}
+
+/// Opens a ticket in status `new`. Its `created` event is written by a
+/// trigger (migration 0003), whoever inserts.
+pub async fn open(
+    conn: &mut AnyConnection,
+    t: &NewTicket<'_>,
+    now: Millis,
+) -> Result<TicketRef, StoreError> {
+    let id: i64 = sqlx::query(
+        "INSERT INTO tickets (queue, priority, status, platform, customer_id, customer_handle, \
+         conversation_id, rule_id, note, created_at, updated_at, first_response_due) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
+    )
+    .bind(t.queue.as_str())
+    .bind(t.priority.as_str())
+    .bind(TicketStatus::New.as_str())
+    .bind(t.platform.as_str())
+    .bind(t.customer_id)
+    .bind(t.customer_handle)
+    .bind(t.conversation_id)
+    .bind(t.rule_id)
+    .bind(t.note)
+    .bind(now)
+    .bind(t.first_response_due)
+    .fetch_one(&mut *conn)
+    .await?
+    .try_get(0)?;
+    Ok(TicketRef(id))
+}
+
+/// Marks the ticket as changed now (its conversation grew).
+pub async fn touch(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET updated_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Leaves a system note on a ticket (shown to agents), logged as an event.
+pub async fn note(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    note: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET note = $1, updated_at = $2 WHERE id = $3")
+        .bind(note)
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    let event = NewEvent::new(ticket, "bot", EventKind::System).body(note);
+    ticket_events::insert(conn, &event, now).await
+}
+
+/// Moves a ticket from `from` to `to` as `actor`, with its event; sets the
+/// times that go with solved and closed. Fenced on `from`: a ticket that
+/// moved meanwhile is left alone (false).
+pub async fn set_status(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    actor: &str,
+    (from, to): (TicketStatus, TicketStatus),
+    why: Option<&str>,
+    now: Millis,
+) -> Result<bool, StoreError> {
+    if from == to {
+        return Ok(true);
+    }
+    let done = sqlx::query(
+        "UPDATE tickets SET status = $1, updated_at = $2, \
+         solved_at = CASE WHEN $1 = 'solved' THEN $2 WHEN $1 = 'open' THEN NULL ELSE solved_at END, \
+         closed_at = CASE WHEN $1 = 'closed' THEN $2 ELSE closed_at END \
+         WHERE id = $3 AND status = $4",
+    )
+    .bind(to.as_str())
+    .bind(now)
+    .bind(ticket.0)
+    .bind(from.as_str())
+    .execute(&mut *conn)
+    .await?;
+    if done.rows_affected() == 0 {
+        return Ok(false);
+    }
+    let mut event =
+        NewEvent::new(ticket, actor, EventKind::Status).change(from.as_str(), to.as_str());
+    if let Some(why) = why {
+        event = event.body(why);
+    }
+    ticket_events::insert(conn, &event, now).await?;
+    Ok(true)
+}
+
+/// Gives the ticket to `who`, logged with the previous assignee.
+pub async fn assign(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    actor: &str,
+    (before, who): (Option<&str>, &str),
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET assignee = $1, updated_at = $2 WHERE id = $3")
+        .bind(who)
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    let mut event = NewEvent::new(ticket, actor, EventKind::Assign);
+    event.from = before;
+    event.to = Some(who);
+    ticket_events::insert(conn, &event, now).await
+}
+
+/// Records the platform id of the latest reply sent on the ticket.
+pub async fn last_sent(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    sent_id: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET last_sent_id = $1 WHERE id = $2")
+        .bind(sent_id)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records the first human response (kept if there was one already).
+pub async fn responded(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tickets SET first_response_at = COALESCE(first_response_at, $1), updated_at = $1 \
+         WHERE id = $2",
+    )
+    .bind(now)
+    .bind(ticket.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records that the satisfaction survey went out.
+pub async fn survey_sent(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET survey_sent_at = $1 WHERE id = $2")
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Records that the customer's next DM after the survey came (the survey
+/// asks about that one only).
+pub async fn survey_answered(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE tickets SET survey_answered_at = $1 WHERE id = $2 AND survey_answered_at IS NULL",
+    )
+    .bind(now)
+    .bind(ticket.0)
+    .execute(&mut *conn)
+    .await?;
+    Ok(())
+}
+
+/// Records the customer's rating, 1 to 5, with its event.
+pub async fn rate(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    rating: i64,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("UPDATE tickets SET csat = $1, updated_at = $2 WHERE id = $3")
+        .bind(rating)
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    let r = rating.to_string();
+    let mut event = NewEvent::new(ticket, "customer", EventKind::Csat);
+    event.to = Some(&r);
+    ticket_events::insert(conn, &event, now).await
+}
+
+/// A ticket as an agent's command needs it, read under the row's lock.
+#[derive(Debug, Clone)]
+pub struct Locked {
+    /// Its status.
+    pub status: TicketStatus,
+    /// Where the customer is.
+    pub platform: Platform,
+    /// Their platform user id.
+    pub customer_id: String,
+    /// Their handle.
+    pub customer_handle: String,
+    /// The conversation replies go to.
+    pub conversation_id: String,
+    /// The agent on it.
+    pub assignee: Option<String>,
+    /// Whether the survey went out.
+    pub survey_sent: bool,
+}
+
+/// Reads `ticket` and holds it until the transaction ends (`FOR UPDATE` on
+/// PostgreSQL; on SQLite the transaction already holds the write lock).
+pub async fn lock(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    ticket: TicketRef,
+) -> Result<Option<Locked>, StoreError> {
+    let sql = format!(
+        "SELECT status, platform, customer_id, customer_handle, conversation_id, assignee, \
+         survey_sent_at FROM tickets WHERE id = $1{}",
+        dialect::for_update(backend)
+    );
+    let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(ticket.0)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    Ok(Some(Locked {
+        status: decode(row.try_get::<String, _>(0)?)?,
+        platform: decode(row.try_get::<String, _>(1)?)?,
+        customer_id: row.try_get(2)?,
+        customer_handle: row.try_get(3)?,
+        conversation_id: row.try_get(4)?,
+        assignee: row.try_get(5)?,
+        survey_sent: row.try_get::<Option<i64>, _>(6)?.is_some(),
+    }))
+}
+
+/// Up to 500 tickets solved before `cutoff`, oldest first: those the
+/// solved period has run out for.
+pub async fn solved_before(store: &Store, cutoff: Millis) -> Result<Vec<TicketRef>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id FROM tickets WHERE status = $1 AND solved_at < $2 ORDER BY id LIMIT 500",
+    )
+    .bind(TicketStatus::Solved.as_str())
+    .bind(cutoff)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(|r| Ok(TicketRef(r.try_get(0)?))).collect()
+}
+
+/// One line of `helpdesk tickets list`, as stored.
+#[derive(Debug, Clone)]
+pub struct Row {
+    /// The ticket.
+    pub id: TicketRef,
+    /// Status.
+    pub status: TicketStatus,
+    /// Priority.
+    pub priority: Priority,
+    /// Queue.
+    pub queue: String,
+    /// Platform.
+    pub platform: Platform,
+    /// The customer's handle.
+    pub customer: String,
+    /// The agent on it.
+    pub assignee: Option<String>,
+    /// Opened (Unix ms).
+    pub created_at: Millis,
+    /// First response due (Unix ms).
+    pub first_response_due: Option<Millis>,
+    /// First human response (Unix ms).
+    pub first_response_at: Option<Millis>,
+    /// The customer's rating, 1 to 5.
+    pub csat: Option<i64>,
+}
+
+const ROW_COLUMNS: &str = "id, status, priority, queue, platform, customer_handle, assignee, \
+    created_at, first_response_due, first_response_at, csat";
+
+fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
+    Ok(Row {
+        id: TicketRef(r.try_get(0)?),
+        status: decode(r.try_get::<String, _>(1)?)?,
+        priority: decode(r.try_get::<String, _>(2)?)?,
+        queue: r.try_get(3)?,
+        platform: decode(r.try_get::<String, _>(4)?)?,
+        customer: r.try_get(5)?,
+        assignee: r.try_get(6)?,
+        created_at: r.try_get(7)?,
+        first_response_due: r.try_get(8)?,
+        first_response_at: r.try_get(9)?,
+        csat: r.try_get(10)?,
+    })
+}
+
+/// Which tickets a list shows; `None` is any.
+#[derive(Debug, Clone, Default)]
+pub struct Selection<'a> {
+    /// These statuses only (empty: the active ones).
+    pub status: Option<TicketStatus>,
+    /// This queue only.
+    pub queue: Option<&'a str>,
+    /// Assigned to this agent only.
+    pub assignee: Option<&'a str>,
+}
+
+/// The tickets `s` selects, most urgent first, then oldest.
+pub async fn list(store: &Store, s: &Selection<'_>) -> Result<Vec<Row>, StoreError> {
+    let statuses: Vec<TicketStatus> = match s.status {
+        Some(one) => vec![one],
+        None => TicketStatus::ACTIVE.to_vec(),
+    };
+    // At most three statuses: padded to three parameters, so one statement.
+    let pick = |i: usize| statuses.get(i).unwrap_or(&statuses[0]).as_str();
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLUMNS} FROM tickets \
+         WHERE status IN ($1, $2, $3) AND ($4 = '' OR queue = $4) AND ($5 = '' OR assignee = $5) \
+         ORDER BY CASE priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, id"
+    )))
+    .bind(pick(0))
+    .bind(pick(1))
+    .bind(pick(2))
+    .bind(s.queue.unwrap_or(""))
+    .bind(s.assignee.unwrap_or(""))
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter().map(row).collect()
+}
+
+/// One ticket's line, if it exists.
+pub async fn get(store: &Store, t: TicketRef) -> Result<Option<Row>, StoreError> {
+    let r = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {ROW_COLUMNS} FROM tickets WHERE id = $1"
+    )))
+    .bind(t.0)
+    .fetch_optional(store.pool())
+    .await?;
+    r.as_ref().map(row).transpose()
+}
+
+/// A customer's most recent ticket that is not closed, as the pipeline
+/// reads it before a batch.
+#[derive(Debug, Clone)]
+pub struct Latest {
+    /// The ticket.
+    pub id: TicketRef,
+    /// Its status.
+    pub status: TicketStatus,
+    /// When it was solved, if it is.
+    pub solved_at: Option<Millis>,
+    /// Whether the survey went out.
+    pub survey_sent: bool,
+    /// Whether the customer's next DM after the survey came.
+    pub survey_answered: bool,
+}
+
+impl Latest {
+    /// Solved, surveyed, and the survey not answered yet.
+    pub fn awaits_survey(&self) -> bool {
+        self.status == TicketStatus::Solved && self.survey_sent && !self.survey_answered
+    }
+
+    /// Reads the ticket columns starting at `at` (id, status, solved_at,
+    /// survey_sent_at, survey_answered_at); none when the id is NULL.
+    pub(crate) fn from_row(r: &sqlx::any::AnyRow, at: usize) -> Result<Option<Latest>, StoreError> {
+        let Some(id) = r.try_get::<Option<i64>, _>(at)? else {
+            return Ok(None);
+        };
+        Ok(Some(Latest {
+            id: TicketRef(id),
+            status: decode(r.try_get::<String, _>(at + 1)?)?,
+            solved_at: r.try_get(at + 2)?,
+            survey_sent: r.try_get::<Option<i64>, _>(at + 3)?.is_some(),
+            survey_answered: r.try_get::<Option<i64>, _>(at + 4)?.is_some(),
+        }))
+    }
+}
