@@ -1,5 +1,5 @@
-//! The database: connection, migrations, transactions, and the small
-//! tables no other module owns (bot state, stream cursors).
+//! The database: connection, migrations and transactions; one module per
+//! table below owns every statement that writes it.
 //!
 //! One code path serves SQLite and PostgreSQL: sqlx's `Any` driver with
 //! runtime-checked queries written in the SQL both understand (`$1`
@@ -9,24 +9,29 @@
 //! spelled differently; the tables are the same.
 
 pub mod agent_actions;
+pub mod bot_state;
+pub mod cursors;
 pub mod dialect;
 pub mod messages;
 pub mod oauth_tokens;
 pub mod opt_outs;
 pub mod outbox;
+pub mod skipped_items;
+#[cfg(test)]
+mod spellings;
 pub mod ticket_events;
 pub mod ticket_messages;
 pub mod tickets;
+
+pub use bot_state::length_limit;
+pub use cursors::set_cursor;
+pub use skipped_items::record_skipped;
 
 use std::str::FromStr;
 use std::time::Duration;
 
 use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
-use sqlx::{Any, AnyConnection, AnyPool, ConnectOptions, Executor, Row, Transaction};
-
-use crate::domain::Platform;
-use crate::domain::Stream;
-use crate::domain::clock::Millis;
+use sqlx::{Any, AnyPool, ConnectOptions, Executor, Transaction};
 
 /// Which database is behind the pool.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -349,20 +354,7 @@ impl Store {
     pub async fn open(url: &str) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let shown = redact_url(url);
-        let (backend, url) = if url.starts_with("sqlite:") {
-            // Create the file on first start.
-            let sep = if url.contains('?') { '&' } else { '?' };
-            let u = if url.contains("mode=") || url.contains(":memory:") {
-                url.to_owned()
-            } else {
-                format!("{url}{sep}mode=rwc")
-            };
-            (Backend::Sqlite, u)
-        } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
-            (Backend::Postgres, without_ignored_secrets(url))
-        } else {
-            return Err(StoreError::Url(shown));
-        };
+        let (backend, url) = driver_url(url).ok_or_else(|| StoreError::Url(shown.clone()))?;
         let hint = match backend {
             Backend::Sqlite => {
                 "check database_url, and that its folder exists and this user may write there"
@@ -388,31 +380,7 @@ impl Store {
             }
             let _ = c.close().await;
         }
-        let pool = AnyPoolOptions::new()
-            .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
-            .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if backend == Backend::Sqlite {
-                        // WAL lets readers work while the bot writes;
-                        // NORMAL keeps commits fast and durable across
-                        // process crashes (the outbox's promise).
-                        // A page cache and memory-mapped reads keep the
-                        // hot indexes out of read() system calls.
-                        conn.execute(
-                            "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
-                             PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
-                             PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; \
-                             PRAGMA temp_store = MEMORY;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(opts)
-            .await
-            .map_err(connect_err)?;
+        let pool = pool(backend, opts).await.map_err(connect_err)?;
         let migrator = match backend {
             Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
             Backend::Postgres => sqlx::migrate!("migrations/postgres"),
@@ -446,51 +414,53 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         })
     }
+}
 
-    /// The time of the bot's first start, recorded on the first call.
-    pub async fn first_start(&self, now: Millis) -> Result<Millis, StoreError> {
-        sqlx::query(
-            "INSERT INTO bot_state (key, value) VALUES ('first_start', $1) ON CONFLICT (key) DO NOTHING",
-        )
-        .bind(now.to_string())
-        .execute(&self.pool)
-        .await?;
-        let v: String = sqlx::query("SELECT value FROM bot_state WHERE key = 'first_start'")
-            .fetch_one(&self.pool)
-            .await?
-            .try_get(0)?;
-        Ok(v.parse().unwrap_or(now))
+/// The backend of `url` and the URL its driver gets: a SQLite file is
+/// created on first start; secrets PostgreSQL's driver would ignore (and
+/// log) are dropped. `None` for any other scheme.
+fn driver_url(url: &str) -> Option<(Backend, String)> {
+    if url.starts_with("sqlite:") {
+        let sep = if url.contains('?') { '&' } else { '?' };
+        let u = if url.contains("mode=") || url.contains(":memory:") {
+            url.to_owned()
+        } else {
+            format!("{url}{sep}mode=rwc")
+        };
+        Some((Backend::Sqlite, u))
+    } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
+        Some((Backend::Postgres, without_ignored_secrets(url)))
+    } else {
+        None
     }
+}
 
-    /// Records `limit` as its platform's length limit (see [`length_limit`]).
-    pub async fn set_length_limit(
-        &self,
-        limit: crate::domain::text::LengthLimit,
-    ) -> Result<(), StoreError> {
-        sqlx::query(
-            "INSERT INTO bot_state (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(format!("length_limit:{}", limit.platform))
-        .bind(limit.max.to_string())
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-
-    /// Where `stream` of `platform` stopped reading.
-    pub async fn cursor(
-        &self,
-        platform: Platform,
-        stream: Stream,
-    ) -> Result<Option<String>, StoreError> {
-        let row = sqlx::query("SELECT cursor FROM cursors WHERE platform = $1 AND stream = $2")
-            .bind(platform.as_str())
-            .bind(stream.as_str())
-            .fetch_optional(&self.pool)
-            .await?;
-        Ok(row.map(|r| r.try_get(0)).transpose()?)
-    }
+/// The connection pool, with SQLite's settings on every connection.
+async fn pool(backend: Backend, opts: AnyConnectOptions) -> Result<AnyPool, sqlx::Error> {
+    AnyPoolOptions::new()
+        .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
+        .acquire_timeout(Duration::from_secs(10))
+        .after_connect(move |conn, _| {
+            Box::pin(async move {
+                if backend == Backend::Sqlite {
+                    // WAL lets readers work while the bot writes; NORMAL
+                    // keeps commits fast and durable across process crashes
+                    // (the outbox's promise). A page cache and
+                    // memory-mapped reads keep the hot indexes out of
+                    // read() system calls.
+                    conn.execute(
+                        "PRAGMA journal_mode = WAL; PRAGMA synchronous = NORMAL; \
+                         PRAGMA busy_timeout = 10000; PRAGMA foreign_keys = ON; \
+                         PRAGMA cache_size = -32768; PRAGMA mmap_size = 268435456; \
+                         PRAGMA temp_store = MEMORY;",
+                    )
+                    .await?;
+                }
+                Ok(())
+            })
+        })
+        .connect_with(opts)
+        .await
 }
 
 /// Parses a name read from the database into its enum: a name the code
@@ -503,87 +473,6 @@ where
 {
     s.parse()
         .map_err(|e: T::Err| StoreError::Query(sqlx::Error::Decode(Box::new(e))))
-}
-
-/// The length limit of `platform` as the running bot last learnt it (a
-/// Mastodon instance states its own), so agents' replies written from the
-/// CLI or by SQL are checked against the same limit as the rules.
-pub async fn length_limit(
-    conn: &mut AnyConnection,
-    platform: Platform,
-) -> Result<crate::domain::text::LengthLimit, StoreError> {
-    let key = format!("length_limit:{platform}");
-    let row = sqlx::query("SELECT value FROM bot_state WHERE key = $1")
-        .bind(&key)
-        .fetch_optional(conn)
-        .await?;
-    let stated = row
-        .map(|r| r.try_get::<String, _>(0))
-        .transpose()?
-        .and_then(|v| v.parse().ok());
-    let default = crate::domain::text::LengthLimit::of(platform);
-    Ok(crate::domain::text::LengthLimit {
-        max: stated.unwrap_or(default.max),
-        ..default
-    })
-}
-
-/// Moves a stream's cursor, inside the transaction that records its events,
-/// so a restart continues exactly where the last commit stopped.
-pub async fn set_cursor(
-    conn: &mut AnyConnection,
-    platform: Platform,
-    stream: Stream,
-    cursor: &str,
-    now: Millis,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO cursors (platform, stream, cursor, updated_at) VALUES ($1, $2, $3, $4) \
-         ON CONFLICT (platform, stream) DO UPDATE SET cursor = excluded.cursor, updated_at = excluded.updated_at",
-    )
-    .bind(platform.as_str())
-    .bind(stream.as_str())
-    .bind(cursor)
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(())
-}
-
-/// Records the items of a page that could not be decoded, in the
-/// transaction that moves the cursor past them, and counts them.
-pub async fn record_skipped(
-    conn: &mut AnyConnection,
-    platform: Platform,
-    stream: Stream,
-    skipped: &[crate::platforms::Skipped],
-    now: Millis,
-) -> Result<(), StoreError> {
-    for (n, item) in skipped.iter().enumerate() {
-        // Items whose id could not be read stay apart from each other.
-        let id = if item.id == "unknown" {
-            format!("unknown-{now}-{n}")
-        } else {
-            item.id.clone()
-        };
-        sqlx::query(
-            "INSERT INTO skipped_items (platform, stream, item_id, error, at) VALUES ($1, $2, $3, $4, $5) \
-             ON CONFLICT (platform, stream, item_id) DO NOTHING",
-        )
-        .bind(platform.as_str())
-        .bind(stream.as_str())
-        .bind(&id)
-        .bind(&item.error)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-        metrics::counter!("helpdesk_items_skipped_total", "platform" => platform.as_str(), "stream" => stream.as_str())
-            .increment(1);
-        // The id and the position of the fault, never the item's text.
-        tracing::warn!(platform = %platform, stream = stream.as_str(), item = %item.id, error = %item.error,
-            "an item of the page could not be decoded: recorded in skipped_items and passed over");
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -603,10 +492,19 @@ mod tests {
         }
     }
 
+    /// Checks each (url, redacted) pair, and that no secret survives.
+    fn assert_redacted(table: &[(&str, String)]) {
+        for (url, want) in table {
+            let got = redact_url(url);
+            assert_eq!(&got, want, "for {url}");
+            assert!(!got.contains("Hunter") && !got.contains("s3cret"), "{got}");
+        }
+    }
+
     #[test]
-    fn every_credential_is_redacted_and_the_rest_kept() {
+    fn every_password_is_redacted_whatever_it_holds() {
         let r = REDACTED;
-        let table: &[(&str, String)] = &[
+        assert_redacted(&[
             (
                 "postgres://bot:s3cret@db:5432/helpdesk",
                 format!("postgres://bot:{r}@db:5432/helpdesk"),
@@ -637,6 +535,13 @@ mod tests {
                 "postgresql://u:a:b:c@db:5433/hd?sslmode=require",
                 format!("postgresql://u:{r}@db:5433/hd?sslmode=require"),
             ),
+        ]);
+    }
+
+    #[test]
+    fn secret_parameters_and_fragments_are_redacted_and_the_rest_kept() {
+        let r = REDACTED;
+        assert_redacted(&[
             (
                 "postgres://helpdesk@db/hd?password=Hunter2&application_name=hd",
                 format!("postgres://helpdesk@db/hd?password={r}&application_name=hd"),
@@ -665,6 +570,13 @@ mod tests {
                 "postgres://hd:Hunter2@db/hd#Hunter3",
                 format!("postgres://hd:{r}@db/hd#{r}"),
             ),
+        ]);
+    }
+
+    #[test]
+    fn an_unparsable_url_shows_its_scheme_alone_and_sqlite_urls_stay() {
+        let r = REDACTED;
+        assert_redacted(&[
             // Does not parse (a bad port, an unclosed IPv6 host): the
             // scheme alone, since where the password ends is unknown.
             (
@@ -680,11 +592,6 @@ mod tests {
                 "sqlite:///var/lib/helpdesk/helpdesk.db?mode=rwc".to_owned(),
             ),
             ("sqlite::memory:", "sqlite::memory:".to_owned()),
-        ];
-        for (url, want) in table {
-            let got = redact_url(url);
-            assert_eq!(&got, want, "for {url}");
-            assert!(!got.contains("Hunter") && !got.contains("s3cret"), "{got}");
-        }
+        ]);
     }
 }

@@ -427,6 +427,93 @@ fn is_newer(id: &str, cursor: &str) -> bool {
     id != cursor
 }
 
+/// One page of a look-up for a send in doubt: the matching posts' ids
+/// and the next page's token.
+type LookupPage = (Vec<String>, Option<String>);
+
+impl XClient {
+    /// A page of the brand's own timeline since `from`: the public replies
+    /// to `out.in_reply_to` with `out`'s text.
+    async fn replies_page(
+        &self,
+        out: &Outgoing,
+        me: &Account,
+        from: &str,
+        token: Option<&str>,
+    ) -> Result<LookupPage, ApiError> {
+        let path = format!("/2/users/{}/tweets", me.id);
+        let mut q = vec![
+            ("max_results", "100"),
+            ("start_time", from),
+            ("tweet.fields", "referenced_tweets,created_at"),
+        ];
+        if let Some(t) = token {
+            q.push(("pagination_token", t));
+        }
+        let (page, _): (TweetPage, _) = self.get("user_tweets", &path, &q).await?;
+        let ids: Vec<String> = page
+            .data
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|raw| decode_lenient::<TweetJson>(raw.get()).ok())
+            .filter(|t| {
+                let answers = t
+                    .referenced_tweets
+                    .iter()
+                    .flatten()
+                    .any(|r| r.kind == "replied_to" && r.id == out.in_reply_to.as_str());
+                answers && same_text(&t.text, &out.text)
+            })
+            .map(|t| t.id)
+            .collect();
+        Ok((ids, page.meta.and_then(|m| m.next_token)))
+    }
+
+    /// A page of the DM conversation with `out`'s recipient: the brand's
+    /// messages with `out`'s text sent since `after`. The list has no
+    /// start time, so paging stops at the first older page.
+    async fn dms_page(
+        &self,
+        out: &Outgoing,
+        me: &Account,
+        after: Millis,
+        token: Option<&str>,
+    ) -> Result<LookupPage, ApiError> {
+        let path = format!(
+            "/2/dm_conversations/with/{}/dm_events",
+            out.recipient.as_str()
+        );
+        let mut q = vec![
+            ("max_results", "100"),
+            ("event_types", "MessageCreate"),
+            ("dm_event.fields", DM_FIELDS),
+        ];
+        if let Some(t) = token {
+            q.push(("pagination_token", t));
+        }
+        let (page, _): (DmPage, _) = self.get("dm_conversation", &path, &q).await?;
+        let events: Vec<DmJson> = page
+            .data
+            .unwrap_or_default()
+            .iter()
+            .filter_map(|raw| decode_lenient::<DmJson>(raw.get()).ok())
+            .collect();
+        let at = |e: &DmJson| e.created_at.as_deref().and_then(parse_rfc3339);
+        let older = events.iter().any(|e| at(e).is_some_and(|t| t < after));
+        let ids = events
+            .iter()
+            .filter(|e| {
+                e.sender_id.as_deref() == Some(me.id.as_str())
+                    && same_text(&e.text, &out.text)
+                    && at(e).is_none_or(|t| t >= after)
+            })
+            .map(|e| e.id.clone())
+            .collect();
+        let next = page.meta.and_then(|m| m.next_token).filter(|_| !older);
+        Ok((ids, next))
+    }
+}
+
 #[async_trait]
 impl Connector for XClient {
     fn platform(&self) -> Platform {
@@ -532,75 +619,10 @@ impl Connector for XClient {
         // Newest first, back to the start of the doubt: every page, up to
         // a bound; a search cut short proves nothing.
         for _ in 0..LOOKUP_PAGES {
+            let page = token.as_deref();
             let (ids, next) = match out.kind {
-                ReplyKind::Public => {
-                    let path = format!("/2/users/{}/tweets", me.id);
-                    let mut q = vec![
-                        ("max_results", "100"),
-                        ("start_time", from.as_str()),
-                        ("tweet.fields", "referenced_tweets,created_at"),
-                    ];
-                    if let Some(t) = &token {
-                        q.push(("pagination_token", t));
-                    }
-                    let (page, _): (TweetPage, _) = self.get("user_tweets", &path, &q).await?;
-                    let ids: Vec<String> = page
-                        .data
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|raw| decode_lenient::<TweetJson>(raw.get()).ok())
-                        .filter(|t| {
-                            let answers = t.referenced_tweets.iter().flatten().any(|r| {
-                                r.kind == "replied_to" && r.id == out.in_reply_to.as_str()
-                            });
-                            answers && same_text(&t.text, &out.text)
-                        })
-                        .map(|t| t.id)
-                        .collect();
-                    (ids, page.meta.and_then(|m| m.next_token))
-                }
-                ReplyKind::Dm => {
-                    let path = format!(
-                        "/2/dm_conversations/with/{}/dm_events",
-                        out.recipient.as_str()
-                    );
-                    let mut q = vec![
-                        ("max_results", "100"),
-                        ("event_types", "MessageCreate"),
-                        ("dm_event.fields", DM_FIELDS),
-                    ];
-                    if let Some(t) = &token {
-                        q.push(("pagination_token", t));
-                    }
-                    let (page, _): (DmPage, _) = self.get("dm_conversation", &path, &q).await?;
-                    let events: Vec<DmJson> = page
-                        .data
-                        .unwrap_or_default()
-                        .iter()
-                        .filter_map(|raw| decode_lenient::<DmJson>(raw.get()).ok())
-                        .collect();
-                    // The list has no start_time: stop paging once older.
-                    let older = events.iter().any(|e| {
-                        e.created_at
-                            .as_deref()
-                            .and_then(parse_rfc3339)
-                            .is_some_and(|at| at < after)
-                    });
-                    let ids = events
-                        .into_iter()
-                        .filter(|e| {
-                            e.sender_id.as_deref() == Some(me.id.as_str())
-                                && same_text(&e.text, &out.text)
-                                && e.created_at
-                                    .as_deref()
-                                    .and_then(parse_rfc3339)
-                                    .is_none_or(|at| at >= after)
-                        })
-                        .map(|e| e.id)
-                        .collect();
-                    let next = page.meta.and_then(|m| m.next_token).filter(|_| !older);
-                    (ids, next)
-                }
+                ReplyKind::Public => self.replies_page(out, &me, &from, page).await?,
+                ReplyKind::Dm => self.dms_page(out, &me, after, page).await?,
             };
             found.extend(ids.into_iter().map(|id| Sent { id }));
             token = next;
