@@ -573,4 +573,109 @@ mod tests {
         assert_eq!(e[1].conversation.as_str(), "42-100");
         assert_eq!(e[1].at, 1_539_202_867_829);
     }
+
+    /// An X client that is only an account: the webhook's own behaviour
+    /// needs no API.
+    struct Account100;
+
+    #[async_trait]
+    impl Connector for Account100 {
+        fn platform(&self) -> Platform {
+            Platform::X
+        }
+        fn streams(&self) -> Vec<Stream> {
+            vec![Stream::Mentions]
+        }
+        async fn whoami(&self) -> Result<Account, ApiError> {
+            Ok(Account {
+                id: UserId::new("100"),
+                handle: Handle::new("lumio"),
+            })
+        }
+        async fn poll(&self, _: Stream, _: Option<&str>) -> Result<Batch, ApiError> {
+            Ok(Batch::default())
+        }
+        async fn send(&self, _: &Outgoing) -> Result<Sent, ApiError> {
+            Err(ApiError::Unauthorized)
+        }
+        fn resend_is_safe_within(&self, _: ReplyKind) -> Option<Duration> {
+            None
+        }
+    }
+
+    async fn call(routes: &Router, secret: &Secret, body: &str) -> StatusCode {
+        use tower::ServiceExt as _;
+        let req = axum::http::Request::post("/webhooks/x")
+            .header(
+                "x-twitter-webhooks-signature",
+                signature(secret, body.as_bytes()),
+            )
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        routes.clone().oneshot(req).await.unwrap().status()
+    }
+
+    #[tokio::test]
+    async fn deliveries_go_through_listen_and_are_answered_once_recorded() {
+        let secret = Secret::new("test-consumer-secret");
+        let config = WebhookConfig {
+            listen: "127.0.0.1:0".into(),
+            path: "/webhooks/x".into(),
+            consumer_secret_env: "UNUSED".into(),
+        };
+        let hook = Arc::new(WithWebhook::new(Arc::new(Account100), &config, &secret));
+        let Some(Listening::Endpoint(ep)) = hook.listening() else {
+            panic!("the webhook is X's listener");
+        };
+        let body = r#"{"for_user_id":"100","tweet_create_events":[{"id_str":"7","text":"@lumio help",
+            "user":{"id_str":"42","screen_name":"ana","name":"Ana"}}]}"#;
+        // The account is not known before whoami: nothing is taken.
+        assert_eq!(
+            call(&ep.routes, &secret, body).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        hook.whoami().await.unwrap();
+        // Nobody listening (the bot starting or stopped): 503 at once.
+        assert_eq!(
+            call(&ep.routes, &secret, body).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        let (tx, mut rx) = mpsc::channel(8);
+        let listening = {
+            let hook = hook.clone();
+            tokio::spawn(async move { hook.listen(&tx).await })
+        };
+        tokio::task::yield_now().await;
+        let answered = tokio::spawn({
+            let (routes, secret) = (ep.routes.clone(), secret.clone());
+            async move { call(&routes, &secret, body).await }
+        });
+        let Some(Pushed::Delivered { events, receipt }) = rx.recv().await else {
+            panic!("a delivery");
+        };
+        assert_eq!(events.len(), 1);
+        assert!(
+            !answered.is_finished(),
+            "no answer before the events are recorded"
+        );
+        receipt.send(Ok(())).unwrap();
+        assert_eq!(answered.await.unwrap(), StatusCode::OK);
+        // A failed recording is a 503, so that X delivers again.
+        let answered = tokio::spawn({
+            let (routes, secret) = (ep.routes.clone(), secret.clone());
+            async move { call(&routes, &secret, body).await }
+        });
+        let Some(Pushed::Delivered { receipt, .. }) = rx.recv().await else {
+            panic!("a delivery");
+        };
+        receipt.send(Err("database down".into())).unwrap();
+        assert_eq!(answered.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+        // The listener gone, the routes refuse again.
+        listening.abort();
+        let _ = listening.await;
+        assert_eq!(
+            call(&ep.routes, &secret, body).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
 }
