@@ -615,8 +615,10 @@ mod tests {
         routes.clone().oneshot(req).await.unwrap().status()
     }
 
-    #[tokio::test]
-    async fn deliveries_go_through_listen_and_are_answered_once_recorded() {
+    const BODY: &str = r#"{"for_user_id":"100","tweet_create_events":[{"id_str":"7","text":"@lumio help",
+        "user":{"id_str":"42","screen_name":"ana","name":"Ana"}}]}"#;
+
+    fn hook() -> (Arc<WithWebhook>, Router, Secret) {
         let secret = Secret::new("test-consumer-secret");
         let config = WebhookConfig {
             listen: "127.0.0.1:0".into(),
@@ -627,29 +629,39 @@ mod tests {
         let Some(Listening::Endpoint(ep)) = hook.listening() else {
             panic!("the webhook is X's listener");
         };
-        let body = r#"{"for_user_id":"100","tweet_create_events":[{"id_str":"7","text":"@lumio help",
-            "user":{"id_str":"42","screen_name":"ana","name":"Ana"}}]}"#;
-        // The account is not known before whoami: nothing is taken.
+        (hook, ep.routes, secret)
+    }
+
+    #[tokio::test]
+    async fn nothing_is_taken_before_the_account_is_known_or_without_a_listener() {
+        let (hook, routes, secret) = hook();
         assert_eq!(
-            call(&ep.routes, &secret, body).await,
+            call(&routes, &secret, BODY).await,
             StatusCode::SERVICE_UNAVAILABLE
         );
         hook.whoami().await.unwrap();
         // Nobody listening (the bot starting or stopped): 503 at once.
         assert_eq!(
-            call(&ep.routes, &secret, body).await,
+            call(&routes, &secret, BODY).await,
             StatusCode::SERVICE_UNAVAILABLE
         );
+    }
+
+    #[tokio::test]
+    async fn deliveries_go_through_listen_and_are_answered_once_recorded() {
+        let (hook, routes, secret) = hook();
+        hook.whoami().await.unwrap();
         let (tx, mut rx) = mpsc::channel(8);
         let listening = {
             let hook = hook.clone();
             tokio::spawn(async move { hook.listen(&tx).await })
         };
         tokio::task::yield_now().await;
-        let answered = tokio::spawn({
-            let (routes, secret) = (ep.routes.clone(), secret.clone());
-            async move { call(&routes, &secret, body).await }
-        });
+        let post = || {
+            let (routes, secret) = (routes.clone(), secret.clone());
+            tokio::spawn(async move { call(&routes, &secret, BODY).await })
+        };
+        let answered = post();
         let Some(Pushed::Delivered { events, receipt }) = rx.recv().await else {
             panic!("a delivery");
         };
@@ -661,10 +673,7 @@ mod tests {
         receipt.send(Ok(())).unwrap();
         assert_eq!(answered.await.unwrap(), StatusCode::OK);
         // A failed recording is a 503, so that X delivers again.
-        let answered = tokio::spawn({
-            let (routes, secret) = (ep.routes.clone(), secret.clone());
-            async move { call(&routes, &secret, body).await }
-        });
+        let answered = post();
         let Some(Pushed::Delivered { receipt, .. }) = rx.recv().await else {
             panic!("a delivery");
         };
@@ -674,7 +683,7 @@ mod tests {
         listening.abort();
         let _ = listening.await;
         assert_eq!(
-            call(&ep.routes, &secret, body).await,
+            call(&routes, &secret, BODY).await,
             StatusCode::SERVICE_UNAVAILABLE
         );
     }
