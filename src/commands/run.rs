@@ -3,20 +3,17 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use anyhow::{Context as _, bail};
-use tokio::sync::{mpsc, watch};
+use anyhow::Context as _;
 
 use crate::domain::clock::Clock;
-use crate::domain::secret::Secret;
 use crate::platforms::Connector;
-use crate::platforms::x::XClient;
-use crate::platforms::x::auth::Credentials;
-use crate::platforms::x::config::TokenStore;
-use crate::platforms::x::config::WebhookConfig;
-use crate::platforms::x::webhook::{self, Delivery};
+use crate::platforms::registry::{self, Sections};
+use crate::platforms::x::auth::{AuthError, SharedLogin};
+use crate::platforms::x::config::XConfig;
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
 use crate::runtime::config::Config;
+use crate::runtime::shutdown::Shutdown;
 use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
 use crate::storage::{Store, redact_url};
 
@@ -27,51 +24,15 @@ pub async fn connectors(
     clock: &Clock,
     store: &Store,
 ) -> anyhow::Result<Vec<Arc<dyn Connector>>> {
-    let mut out: Vec<Arc<dyn Connector>> = Vec::new();
-    if let Some(x) = &config.x {
-        let token_url = format!("{}/2/oauth2/token", x.base_url.trim_end_matches('/'));
-        let client = || -> anyhow::Result<(String, Option<Secret>)> {
-            Ok((
-                Secret::from_env(&x.client_id_env)?.expose().to_owned(),
-                x.client_secret_env
-                    .as_deref()
-                    .map(Secret::from_env)
-                    .transpose()?,
-            ))
-        };
-        let credentials = match (&x.token_store, &x.token_file) {
-            (TokenStore::Database, _) => {
-                let key = TokenKey::from_env(&x.token_key_env)?;
-                let (id, secret) = client()?;
-                Credentials::shared(SharedTokens::x(store.clone(), key), id, secret, token_url)
-                    .await?
-            }
-            (TokenStore::File, Some(file)) => {
-                let (id, secret) = client()?;
-                Credentials::refreshing(file.clone(), id, secret, token_url)?
-            }
-            (TokenStore::File, None) => Credentials::Static(Secret::from_env(&x.access_token_env)?),
-        };
-        out.push(Arc::new(XClient::with_credentials(
-            x,
-            credentials,
-            clock.clone(),
-        )));
-    }
-    if let Some(m) = &config.mastodon {
-        let token = Secret::from_env(&m.access_token_env)?;
-        out.push(Arc::new(crate::platforms::mastodon::MastodonClient::new(
-            m,
-            token,
-            clock.clone(),
-        )));
-    }
-    if out.is_empty() {
-        bail!(
-            "no platform is configured: add an [x] or a [mastodon] section with base_url and access_token_env to the configuration"
-        );
-    }
-    Ok(out)
+    let sections = Sections {
+        x: config.x.as_ref(),
+        mastodon: config.mastodon.as_ref(),
+    };
+    let shared_login = |x: &XConfig| -> Result<Arc<dyn SharedLogin>, AuthError> {
+        let key = TokenKey::from_env(&x.token_key_env)?;
+        Ok(Arc::new(SharedTokens::x(store.clone(), key)))
+    };
+    Ok(registry::connectors(sections, clock, &shared_login).await?)
 }
 
 /// Runs the bot until Ctrl-C or SIGTERM.
@@ -103,26 +64,14 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
             .context("the bot could not start")?,
     );
 
-    let (tx, rx) = watch::channel(false);
-    let webhooks = match config.x.as_ref().and_then(|x| x.webhook.as_ref()) {
-        Some(w) => {
-            // Only events for the brand's own account are taken: others
-            // subscribed to the same X app must not be answered as the brand.
-            let me = bot
-                .account(crate::domain::Platform::X)
-                .map(|a| a.id.clone())
-                .context("the X account is not identified: webhooks cannot be checked")?;
-            Some(serve_webhooks(w, me, config.http.clone(), rx.clone()).await?)
-        }
-        None => None,
-    };
+    let shutdown = Shutdown::new();
     if !config.admin_listen.is_empty() {
         let addr = crate::runtime::admin::serve(
             &config.admin_listen,
             bot.clone(),
             metrics,
             config.http.clone(),
-            rx.clone(),
+            &shutdown,
         )
             .await
             .with_context(|| {
@@ -133,55 +82,17 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
             })?;
         tracing::info!(%addr, "admin endpoint ready: /metrics /healthz /readyz");
     }
-    tokio::spawn(crate::runtime::reload::watch_rules(
+    shutdown.spawn(crate::runtime::reload::watch_rules(
         bot.rules(),
         config.rules.clone(),
         opts,
         clock,
-        rx.clone(),
+        shutdown.clone(),
     ));
-    let (stopped_tx, stopped_rx) = watch::channel(false);
-    tokio::spawn(async move {
-        shutdown_signal().await;
-        tracing::info!("stopping: no new polls; finishing what is in flight");
-        let _ = tx.send(true);
-        let _ = stopped_tx.send(true);
-    });
+    shutdown.stop_on(shutdown_signal());
     let deadline = std::time::Duration::from_secs(config.shutdown_deadline_secs);
-    tokio::select! {
-        r = bot.run(rx, webhooks) => r?,
-        _ = async {
-            if !crate::runtime::bot::stopped(stopped_rx).await {
-                std::future::pending::<()>().await;
-            }
-            tokio::time::sleep(deadline).await;
-        } => {
-            tracing::error!(
-                deadline_secs = config.shutdown_deadline_secs,
-                "work in flight did not finish before the shutdown deadline; a reply being sent is recovered at the next start"
-            );
-        }
-    }
+    bot.run(shutdown, Some(deadline)).await?;
     Ok(())
-}
-
-/// Starts the Account Activity webhook endpoint; returns where its
-/// deliveries arrive.
-async fn serve_webhooks(
-    w: &WebhookConfig,
-    me: crate::domain::UserId,
-    limits: crate::runtime::config::HttpLimits,
-    stop: watch::Receiver<bool>,
-) -> anyhow::Result<mpsc::Receiver<Delivery>> {
-    let secret = Secret::from_env(&w.consumer_secret_env)?;
-    let (tx, rx) = mpsc::channel(64);
-    let app = webhook::router(&w.path, &secret, me, tx);
-    let listener = tokio::net::TcpListener::bind(&w.listen)
-        .await
-        .with_context(|| format!("cannot listen on {} for X webhooks", w.listen))?;
-    tracing::info!(listen = %w.listen, path = %w.path, "X webhook endpoint ready");
-    crate::runtime::serve::serve_until(listener, app, limits, "webhook", stop);
-    Ok(rx)
 }
 
 /// Resolves on Ctrl-C or SIGTERM.

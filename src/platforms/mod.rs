@@ -1,12 +1,18 @@
 //! The one trait every social platform plugs in behind, and the domain
 //! types that cross it.
 //!
-//! Only the modules under `platform/` know a platform's JSON; what leaves
+//! Only the modules under `platforms/` know a platform's JSON; what leaves
 //! them is an [`Event`] (inbound) or a [`Sent`] / [`ApiError`] (outbound).
+//! A platform reaches the bot in two ways, both through [`Connector`]: the
+//! bot polls it, and, where the platform pushes, listens
+//! ([`Connector::listening`]: a stream the bot holds open, or an endpoint
+//! the platform calls). [`registry`] builds the connectors the
+//! configuration asks for.
 
 pub mod http;
 pub mod json;
 pub mod mastodon;
+pub mod registry;
 pub mod sse;
 pub mod x;
 
@@ -347,16 +353,26 @@ pub trait Connector: Send + Sync {
     /// When this platform has a push stream worth holding open
     /// ([`Connector::listen`]): how often to poll while it is up, as a
     /// safety net that also keeps the cursor moving. `None`: polling only.
+    /// The shorthand for [`Listening::Stream`].
     fn push_stream(&self) -> Option<Duration> {
         None
     }
 
-    /// Holds the platform's push stream open: sends [`Pushed::Connected`]
-    /// once it is established, then each event as it arrives. Returns
-    /// `Ok` when the server closed the stream, an error when it could not
-    /// be opened or went silent. A pushed event never moves a cursor:
-    /// polling stays the ledger, so a poll after every (re)connection and
-    /// every drop leaves no gap, and the store drops what both brought.
+    /// How this platform pushes events beside polling, which decides where
+    /// the bot runs [`Connector::listen`]. `None`: polling only.
+    fn listening(&self) -> Option<Listening> {
+        self.push_stream()
+            .map(|safety_poll| Listening::Stream { safety_poll })
+    }
+
+    /// Takes what the platform pushes and hands it to `tx`: for a stream,
+    /// sends [`Pushed::Connected`] once it is established, then each event
+    /// as it arrives; for an endpoint, each call's events as they are
+    /// delivered. Returns `Ok` when the server closed the stream (or `tx`
+    /// is closed), an error when it could not be opened or went silent. A
+    /// pushed event never moves a cursor: polling stays the ledger, so a
+    /// poll after every (re)connection and every drop leaves no gap, and the
+    /// store drops what both brought.
     async fn listen(&self, tx: &tokio::sync::mpsc::Sender<Pushed>) -> Result<(), ApiError> {
         let _ = tx;
         Err(ApiError::Rejected {
@@ -366,13 +382,60 @@ pub trait Connector: Send + Sync {
     }
 }
 
-/// What a platform's push stream tells the bot.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// How a platform pushes events, and so where its listener runs and what
+/// its connection means for polling.
+#[derive(Debug, Clone)]
+pub enum Listening {
+    /// A stream the bot opens and holds (Mastodon's streaming API). Only
+    /// the instance that polls the platform holds it (several would bring
+    /// the same events several times). While it is connected, polls slow
+    /// down to `safety_poll`: a safety net that also moves the cursor.
+    Stream {
+        /// The pause between polls while the stream is up.
+        safety_poll: Duration,
+    },
+    /// An endpoint the platform calls (X's Account Activity webhook). Every
+    /// instance serves it, since the platform may call any of them. It never
+    /// says [`Pushed::Connected`]: nothing tells whether the platform
+    /// delivers everything, so polling keeps its pace.
+    Endpoint(Endpoint),
+}
+
+/// An HTTP endpoint through which a platform pushes events. The runtime
+/// binds `listen` and serves `routes` behind its own connection, header,
+/// body and time limits for as long as the bot runs; the routes hand what
+/// they accept to [`Connector::listen`]. Only the runtime faces the
+/// network, so every listener gets the same hardening.
+#[derive(Debug, Clone)]
+pub struct Endpoint {
+    /// Names it in logs and metrics (`helpdesk_http_connections_refused_total{endpoint}`).
+    pub name: &'static str,
+    /// Where to listen, such as `127.0.0.1:8443`.
+    pub listen: String,
+    /// What a call does.
+    pub routes: axum::Router,
+}
+
+/// Where a listener learns whether the events it handed over are committed
+/// (`Err`: not recorded, and why), so that a platform that waits on its
+/// call (a webhook) hears success only then and its retry covers a failure.
+pub type Receipt = tokio::sync::oneshot::Sender<Result<(), String>>;
+
+/// What a platform's listener tells the bot.
+#[derive(Debug)]
 pub enum Pushed {
     /// The stream is open: new events arrive through it from now on.
     Connected,
     /// A new event.
     Event(Event),
+    /// Events one call of the platform delivered; `receipt` hears once they
+    /// are recorded (or not).
+    Delivered {
+        /// The events, in any order.
+        events: Vec<Event>,
+        /// Told the outcome.
+        receipt: Receipt,
+    },
     /// The stream ended, for this reason. The bot's listener says this
     /// when [`Connector::listen`] returns; connectors never send it.
     Lost(String),

@@ -16,9 +16,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
 use sqlx::Row;
-use tokio::sync::watch;
 
 use crate::runtime::bot::Bot;
+use crate::runtime::shutdown::Shutdown;
 
 /// Installs the Prometheus recorder (once per process).
 pub fn install_recorder() -> Option<PrometheusHandle> {
@@ -37,13 +37,14 @@ struct Admin {
     metrics: Option<PrometheusHandle>,
 }
 
-/// Serves the admin routes on `listen` until `stop`; returns the bound address.
+/// Serves the admin routes on `listen` until `stop` (its tasks are
+/// `stop`'s); returns the bound address.
 pub async fn serve(
     listen: &str,
     bot: Arc<Bot>,
     metrics: Option<PrometheusHandle>,
     limits: crate::runtime::config::HttpLimits,
-    stop: watch::Receiver<bool>,
+    stop: &Shutdown,
 ) -> std::io::Result<SocketAddr> {
     let app = Router::new()
         .route("/metrics", get(render))

@@ -9,11 +9,43 @@
 //! On SQLite there is one instance, which owns every role.
 
 use std::collections::HashSet;
+use std::time::Duration;
 
 use sqlx::{AnyConnection, Row};
 use tokio::sync::Mutex;
 
+use crate::runtime::shutdown::Shutdown;
 use crate::storage::{Backend, Store, StoreError};
+
+/// The roles of this instance, on the database the bot writes to: what the
+/// bot's tasks ask before each unit of work.
+#[derive(Debug)]
+pub struct Roles {
+    ownership: Ownership,
+    store: Store,
+}
+
+impl Roles {
+    /// Roles shared through `store` (PostgreSQL) or all ours (SQLite).
+    pub fn for_store(store: &Store) -> Roles {
+        Roles {
+            ownership: Ownership::for_store(store),
+            store: store.clone(),
+        }
+    }
+
+    /// Whether this instance holds `role`. When it does not, waits a second
+    /// first (less if the bot stops), so a hot spare asks once a second.
+    pub async fn wait_for(&self, role: &str, shutdown: &Shutdown) -> bool {
+        match self.ownership.owns(&self.store, role).await {
+            Ok(true) => return true,
+            Ok(false) => {}
+            Err(e) => tracing::warn!(role, error = %e, "cannot check who owns the role"),
+        }
+        shutdown.sleep(Duration::from_secs(1)).await;
+        false
+    }
+}
 
 /// The roles this instance holds, and the session that holds them.
 pub struct Ownership {

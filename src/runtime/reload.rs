@@ -11,10 +11,11 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 use notify::{RecursiveMode, Watcher};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
 use crate::domain::clock::Clock;
 use crate::rules::{LoadOptions, RuleSet};
+use crate::runtime::shutdown::Shutdown;
 
 /// Edits that arrive within this window are taken as one.
 const SETTLE: Duration = Duration::from_millis(150);
@@ -68,19 +69,39 @@ pub async fn watch_rules(
     dir: PathBuf,
     opts: LoadOptions,
     clock: Clock,
-    mut stop: watch::Receiver<bool>,
+    stop: impl Into<Shutdown>,
 ) {
+    let shutdown = stop.into();
     let (tx, mut rx) = mpsc::channel::<()>(16);
-    let fs_tx = tx.clone();
+    let _watcher = watch_folder(&dir, tx.clone());
+    #[cfg(unix)]
+    shutdown.spawn(forward_sighup(tx, shutdown.clone()));
+    loop {
+        tokio::select! {
+            got = rx.recv() => {
+                if got.is_none() { return; }
+                // Editors write in several steps: wait until they are done.
+                tokio::time::sleep(SETTLE).await;
+                while rx.try_recv().is_ok() {}
+                reload(&rules, &dir, &opts, &clock).await;
+            }
+            _ = shutdown.stopped() => return,
+        }
+    }
+}
+
+/// A watcher that says on `tx` when something in `dir` changes; `None`
+/// (logged) where the system offers none: SIGHUP still reloads.
+fn watch_folder(dir: &std::path::Path, tx: mpsc::Sender<()>) -> Option<notify::RecommendedWatcher> {
     let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
         if let Ok(ev) = ev
             && !ev.kind.is_access()
         {
-            let _ = fs_tx.try_send(());
+            let _ = tx.try_send(());
         }
     });
-    let _watcher = match watcher {
-        Ok(mut w) => match w.watch(&dir, RecursiveMode::NonRecursive) {
+    match watcher {
+        Ok(mut w) => match w.watch(dir, RecursiveMode::NonRecursive) {
             Ok(()) => Some(w),
             Err(e) => {
                 tracing::warn!(error = %e, folder = %dir.display(), "cannot watch the rules folder; SIGHUP still reloads");
@@ -91,36 +112,26 @@ pub async fn watch_rules(
             tracing::warn!(error = %e, "no file watcher on this system; SIGHUP still reloads");
             None
         }
+    }
+}
+
+/// Says on `tx` at each SIGHUP (`systemctl reload`), until the bot stops.
+#[cfg(unix)]
+async fn forward_sighup(tx: mpsc::Sender<()>, shutdown: Shutdown) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(mut hup) = signal(SignalKind::hangup()) else {
+        return;
     };
-    #[cfg(unix)]
-    {
-        let tx = tx.clone();
-        tokio::spawn(async move {
-            let Ok(mut hup) =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-            else {
-                return;
-            };
-            while hup.recv().await.is_some() {
+    loop {
+        tokio::select! {
+            got = hup.recv() => {
+                if got.is_none() { return; }
                 tracing::info!("SIGHUP: reloading the rules");
                 if tx.send(()).await.is_err() {
                     return;
                 }
             }
-        });
-    }
-    loop {
-        tokio::select! {
-            got = rx.recv() => {
-                if got.is_none() { return; }
-                // Editors write in several steps: wait until they are done.
-                tokio::time::sleep(SETTLE).await;
-                while rx.try_recv().is_ok() {}
-                reload(&rules, &dir, &opts, &clock).await;
-            }
-            _ = stop.changed() => {
-                if *stop.borrow() { return; }
-            }
+            _ = shutdown.stopped() => return,
         }
     }
 }

@@ -26,49 +26,50 @@ use std::time::Duration;
 use axum::body::Body;
 use axum::http::{Request, Response, StatusCode, header};
 use hyper::body::Incoming;
+use hyper::server::conn::http1;
 use hyper_util::rt::{TokioIo, TokioTimer};
-use tokio::sync::{Semaphore, watch};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tower::ServiceExt as _;
 
-use crate::runtime::bot::stopped;
 use crate::runtime::config::HttpLimits;
+use crate::runtime::shutdown::Shutdown;
 
 /// How long one connection may live, keep-alive or not.
 pub const MAX_CONNECTION_LIFE: Duration = Duration::from_secs(120);
 
+/// How long a request in flight may take to finish once the bot stops (or
+/// the connection's life is up) before its connection is dropped.
+const DRAIN: Duration = Duration::from_secs(5);
+
 /// Serves `app` on `listener` in the background, within `limits`, until
-/// `stop` turns true. `name` labels the metrics (`admin`, `webhook`).
+/// the stop signal; the accept loop and every connection are tasks of
+/// `stop`, so the bot's exit waits for requests in flight. `name` labels
+/// the metrics (`admin`, `webhook`).
 pub fn serve_until(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     app: axum::Router,
     limits: HttpLimits,
     name: &'static str,
-    stop: watch::Receiver<bool>,
+    stop: impl Into<Shutdown>,
 ) {
-    tokio::spawn(accept_loop(listener, app, limits, name, stop));
+    let shutdown = stop.into();
+    shutdown.spawn(accept_loop(listener, app, limits, name, shutdown.clone()));
 }
 
 async fn accept_loop(
-    listener: tokio::net::TcpListener,
+    listener: TcpListener,
     app: axum::Router,
     limits: HttpLimits,
     name: &'static str,
-    stop: watch::Receiver<bool>,
+    shutdown: Shutdown,
 ) {
     let permits = Arc::new(Semaphore::new(limits.max_connections.max(1)));
     let limits = Arc::new(limits);
-    let mut http = hyper::server::conn::http1::Builder::new();
-    // Headers are small: 64 KiB a connection (hyper's default is ~400 KiB)
-    // keeps the connection cap within the unit's MemoryMax.
-    http.timer(TokioTimer::new())
-        .header_read_timeout(limits.header_timeout())
-        .max_buf_size(64 * 1024)
-        .keep_alive(true);
-    let stopping = stopped(stop.clone());
-    tokio::pin!(stopping);
+    let http = http_builder(&limits);
     loop {
         let accepted = tokio::select! {
-            _ = &mut stopping => return,
+            _ = shutdown.stopped() => return,
             a = listener.accept() => a,
         };
         let stream = match accepted {
@@ -88,29 +89,55 @@ async fn accept_loop(
             continue;
         };
         let _ = stream.set_nodelay(true);
-        let app = app.clone();
-        let limits = limits.clone();
-        let http = http.clone();
-        let stop = stop.clone();
-        tokio::spawn(async move {
-            let _permit = permit;
-            let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
-                handle(app.clone(), limits.clone(), req)
-            });
-            let conn = http.serve_connection(TokioIo::new(stream), svc);
-            tokio::pin!(conn);
-            let ended = tokio::select! {
-                _ = conn.as_mut() => true,
-                _ = stopped(stop) => false,
-                _ = tokio::time::sleep(MAX_CONNECTION_LIFE) => false,
-            };
-            if !ended {
-                // Let a request in flight finish, then drop the connection
-                // whatever the peer does.
-                conn.as_mut().graceful_shutdown();
-                let _ = tokio::time::timeout(Duration::from_secs(5), conn).await;
-            }
+        let conn = Connection {
+            app: app.clone(),
+            limits: limits.clone(),
+            http: http.clone(),
+            _permit: permit,
+        };
+        shutdown.spawn(conn.serve(stream, shutdown.clone()));
+    }
+}
+
+/// hyper's HTTP/1 server with our header timeout and buffer size.
+fn http_builder(limits: &HttpLimits) -> http1::Builder {
+    let mut http = http1::Builder::new();
+    // Headers are small: 64 KiB a connection (hyper's default is ~400 KiB)
+    // keeps the connection cap within the unit's MemoryMax.
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.header_timeout())
+        .max_buf_size(64 * 1024)
+        .keep_alive(true);
+    http
+}
+
+/// One accepted connection, holding its slot under the cap until it ends.
+struct Connection {
+    app: axum::Router,
+    limits: Arc<HttpLimits>,
+    http: http1::Builder,
+    _permit: OwnedSemaphorePermit,
+}
+
+impl Connection {
+    async fn serve(self, stream: TcpStream, shutdown: Shutdown) {
+        let (app, limits) = (self.app.clone(), self.limits.clone());
+        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+            handle(app.clone(), limits.clone(), req)
         });
+        let conn = self.http.serve_connection(TokioIo::new(stream), svc);
+        tokio::pin!(conn);
+        let ended = tokio::select! {
+            _ = conn.as_mut() => true,
+            _ = shutdown.stopped() => false,
+            _ = tokio::time::sleep(MAX_CONNECTION_LIFE) => false,
+        };
+        if !ended {
+            // Let a request in flight finish, then drop the connection
+            // whatever the peer does.
+            conn.as_mut().graceful_shutdown();
+            let _ = tokio::time::timeout(DRAIN, conn).await;
+        }
     }
 }
 

@@ -1,26 +1,34 @@
-//! Push ingest through X's Account Activity API: an axum endpoint that
-//! answers the CRC challenge and accepts signed events.
+//! X's Account Activity webhook: the way X pushes events, beside polling.
 //!
-//! Events are checked against `x-twitter-webhooks-signature` (HMAC-SHA256
-//! of the raw body with the consumer secret, compared in constant time by
+//! [`WithWebhook`] is X's connector with the webhook as its listener
+//! ([`Listening::Endpoint`]): it polls and sends through the X client it
+//! wraps, hands the runtime the routes to serve, and passes what X
+//! delivers to the bot through [`Connector::listen`], as Mastodon passes
+//! its stream. The bot knows nothing of webhooks.
+//!
+//! The routes answer the CRC challenge and accept signed events. Events
+//! are checked against `x-twitter-webhooks-signature` (HMAC-SHA256 of the
+//! raw body with the consumer secret, compared in constant time by
 //! `ring::hmac::verify`); a forged or missing signature gets 401 and nothing
 //! is stored. Accepted events go to the same pipeline as polled ones, and
 //! the endpoint answers 200 only once they are committed, so X's retry (or
-//! the next poll, deduplicated by id) covers a failure.
+//! the next poll, deduplicated by id) covers a failure; with no listener
+//! attached (the bot starting or stopping) it answers 503 at once.
 //!
 //! A call without a well-formed signature header is refused before its
-//! body is read; bodies are read (up to `http.body_limit_bytes`, see
-//! [`crate::runtime::serve`]) a few at a time, so forged calls cannot fill memory.
-//! Events whose `for_user_id` is not the brand's account (another account
-//! subscribed to the same X app) are refused with 403 and counted in
-//! `helpdesk_webhook_refused_total{reason="other_account"}`.
+//! body is read; bodies are read (up to `http.body_limit_bytes`, which the
+//! runtime's server enforces) a few at a time, so forged calls cannot fill
+//! memory. Events whose `for_user_id` is not the brand's account (another
+//! account subscribed to the same X app) are refused with 403 and counted
+//! in `helpdesk_webhook_refused_total{reason="other_account"}`.
 
 use std::collections::HashMap;
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
 
-use std::sync::Arc;
-
+use async_trait::async_trait;
 use axum::Router;
-use axum::body::Body;
+use axum::body::{Body, Bytes};
 use axum::extract::{Query, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
@@ -30,25 +38,55 @@ use serde::Deserialize;
 use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::clock::Millis;
+use crate::domain::limits::Budget;
 use crate::domain::secret::Secret;
-use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
-use crate::platforms::{Author, Event};
+use crate::domain::text::LengthLimit;
+use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, Stream, UserId};
+use crate::platforms::x::config::WebhookConfig;
+use crate::platforms::{
+    Account, ApiError, Author, Batch, Connector, Endpoint, Event, Listening, Lookup, Outgoing,
+    Pushed, Receipt, ReplyKind, Sent,
+};
 
-/// Events from one webhook call, and where to say they are committed.
-pub type Delivery = (Vec<Event>, oneshot::Sender<Result<(), String>>);
+/// Events from one webhook call, and where to say whether they are committed.
+pub type Delivery = (Vec<Event>, Receipt);
 
 /// How many webhook bodies are read at once: memory for forged bodies is
 /// bounded by this times the body limit, whatever the number of peers.
 const BODIES_AT_ONCE: usize = 8;
 /// How long a webhook body may take to arrive once its slot is taken.
-const BODY_DEADLINE: std::time::Duration = std::time::Duration::from_secs(5);
+const BODY_DEADLINE: Duration = Duration::from_secs(5);
+/// Deliveries waiting for the bot; a call beyond that waits its turn.
+const DELIVERIES_QUEUED: usize = 64;
 
+/// Where the routes hand deliveries: the listener attached now, if any.
+type Sink = Arc<Mutex<Option<mpsc::Sender<Delivery>>>>;
+
+/// What the routes share.
 #[derive(Clone)]
 struct Hook {
     key: ring::hmac::Key,
-    me: UserId,
+    /// The brand's account, known once `whoami` answered.
+    me: Arc<OnceLock<UserId>>,
     reading: Arc<Semaphore>,
-    tx: mpsc::Sender<Delivery>,
+    sink: Sink,
+}
+
+impl Hook {
+    fn new(secret: &Secret) -> Hook {
+        Hook {
+            key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes()),
+            me: Arc::new(OnceLock::new()),
+            reading: Arc::new(Semaphore::new(BODIES_AT_ONCE)),
+            sink: Arc::new(Mutex::new(None)),
+        }
+    }
+
+    fn routes(&self, path: &str) -> Router {
+        Router::new()
+            .route(path, get(crc).post(events))
+            .with_state(self.clone())
+    }
 }
 
 /// `sha256=` + base64 of HMAC-SHA256(secret, message), as X signs.
@@ -61,19 +99,131 @@ pub fn signature(secret: &Secret, message: &[u8]) -> String {
     )
 }
 
-/// The webhook routes at `path` for the brand's account `me`; deliveries
-/// go to `tx`. Serve it with [`crate::runtime::serve::serve_until`], which limits
-/// bodies and connections.
+/// The webhook routes at `path` for the brand's account `me`, handing
+/// every delivery to `tx`, for a caller that wires them itself (tests).
+/// The bot uses [`WithWebhook`]. Serve them with
+/// `runtime::serve::serve_until`, which limits bodies and connections.
 pub fn router(path: &str, secret: &Secret, me: UserId, tx: mpsc::Sender<Delivery>) -> Router {
-    let hook = Hook {
-        key: ring::hmac::Key::new(ring::hmac::HMAC_SHA256, secret.expose().as_bytes()),
-        me,
-        reading: Arc::new(Semaphore::new(BODIES_AT_ONCE)),
-        tx,
-    };
-    Router::new()
-        .route(path, get(crc).post(events))
-        .with_state(hook)
+    let hook = Hook::new(secret);
+    let _ = hook.me.set(me);
+    *hook.sink.lock().expect("poisoned") = Some(tx);
+    hook.routes(path)
+}
+
+/// X's connector with the Account Activity webhook as its listener.
+///
+/// Every call but `whoami`, `listening` and `listen` goes to the wrapped
+/// client unchanged; a method added to [`Connector`] with a default must be
+/// forwarded here too, or X loses what the client does there.
+pub struct WithWebhook {
+    client: Arc<dyn Connector>,
+    hook: Hook,
+    endpoint: Endpoint,
+}
+
+impl WithWebhook {
+    /// `client` with the webhook of `config`, signed with `secret` (the
+    /// app's consumer secret).
+    pub fn new(client: Arc<dyn Connector>, config: &WebhookConfig, secret: &Secret) -> WithWebhook {
+        let hook = Hook::new(secret);
+        let endpoint = Endpoint {
+            name: "webhook",
+            listen: config.listen.clone(),
+            routes: hook.routes(&config.path),
+        };
+        WithWebhook {
+            client,
+            hook,
+            endpoint,
+        }
+    }
+}
+
+/// Detaches a listener from the routes when its `listen` ends, unless
+/// another one has taken its place.
+struct Attached<'a> {
+    sink: &'a Sink,
+    tx: mpsc::Sender<Delivery>,
+}
+
+impl<'a> Attached<'a> {
+    fn new(sink: &'a Sink, tx: mpsc::Sender<Delivery>) -> Attached<'a> {
+        *sink.lock().expect("poisoned") = Some(tx.clone());
+        Attached { sink, tx }
+    }
+}
+
+impl Drop for Attached<'_> {
+    fn drop(&mut self) {
+        let mut sink = self.sink.lock().expect("poisoned");
+        if sink.as_ref().is_some_and(|s| s.same_channel(&self.tx)) {
+            // Deliveries still queued drop their receipts: 503, X retries.
+            *sink = None;
+        }
+    }
+}
+
+#[async_trait]
+impl Connector for WithWebhook {
+    fn platform(&self) -> Platform {
+        self.client.platform()
+    }
+    fn streams(&self) -> Vec<Stream> {
+        self.client.streams()
+    }
+    async fn whoami(&self) -> Result<Account, ApiError> {
+        let me = self.client.whoami().await?;
+        // Only events for the brand's own account are taken: others
+        // subscribed to the same X app must not be answered as the brand.
+        let _ = self.hook.me.set(me.id.clone());
+        Ok(me)
+    }
+    async fn poll(&self, stream: Stream, cursor: Option<&str>) -> Result<Batch, ApiError> {
+        self.client.poll(stream, cursor).await
+    }
+    async fn send(&self, out: &Outgoing) -> Result<Sent, ApiError> {
+        self.client.send(out).await
+    }
+    async fn find_sent(&self, out: &Outgoing, since: Millis) -> Result<Lookup, ApiError> {
+        self.client.find_sent(out, since).await
+    }
+    fn resend_is_safe_within(&self, kind: ReplyKind) -> Option<Duration> {
+        self.client.resend_is_safe_within(kind)
+    }
+    async fn length_limit(&self) -> LengthLimit {
+        self.client.length_limit().await
+    }
+    fn posting_budget(&self) -> Option<Budget> {
+        self.client.posting_budget()
+    }
+    fn usage_line(&self) -> Option<String> {
+        self.client.usage_line()
+    }
+    fn listening(&self) -> Option<Listening> {
+        Some(Listening::Endpoint(self.endpoint.clone()))
+    }
+    /// Attaches `tx` to the routes until `tx` closes or this future is
+    /// dropped; each accepted call becomes one [`Pushed::Delivered`].
+    async fn listen(&self, tx: &mpsc::Sender<Pushed>) -> Result<(), ApiError> {
+        let (deliveries, mut delivered) = mpsc::channel(DELIVERIES_QUEUED);
+        let _attached = Attached::new(&self.hook.sink, deliveries);
+        loop {
+            let (events, receipt) = tokio::select! {
+                d = delivered.recv() => match d {
+                    Some(d) => d,
+                    None => return Ok(()),
+                },
+                _ = tx.closed() => return Ok(()),
+            };
+            if tx
+                .send(Pushed::Delivered { events, receipt })
+                .await
+                .is_err()
+            {
+                return Ok(());
+            }
+        }
+    }
 }
 
 async fn crc(State(h): State<Hook>, Query(q): Query<HashMap<String, String>>) -> Response {
@@ -93,49 +243,10 @@ fn refused(reason: &'static str) {
 }
 
 async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Response {
-    let given = headers
-        .get("x-twitter-webhooks-signature")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("sha256="))
-        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
-        // An HMAC-SHA256 is 32 bytes: anything else is not worth a slot.
-        .filter(|d| d.len() == 32);
-    let Some(given) = given else {
-        // Refused unread: an unsigned body costs no memory.
-        refused("unsigned");
-        tracing::warn!("webhook call without a valid signature header: refused");
-        return StatusCode::UNAUTHORIZED.into_response();
+    let body = match signed_body(&h, &headers, body).await {
+        Ok(b) => b,
+        Err(refusal) => return refusal,
     };
-    let body = {
-        let Ok(_reading) = h.reading.acquire().await else {
-            return StatusCode::SERVICE_UNAVAILABLE.into_response();
-        };
-        // X sends a body at once: a peer trickling one holds a slot for
-        // seconds, not for the whole request timeout.
-        let read = tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, usize::MAX));
-        match read.await {
-            Err(_) => {
-                refused("slow");
-                return (StatusCode::REQUEST_TIMEOUT, "the body came too slowly").into_response();
-            }
-            Ok(Ok(b)) => b,
-            Ok(Err(e)) => {
-                // The server's limit (or a peer that went away).
-                refused("body");
-                tracing::warn!(error = %crate::platforms::error_chain(&e), "webhook body not read: refused");
-                return (
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "the body is too large or was cut",
-                )
-                    .into_response();
-            }
-        }
-    };
-    if ring::hmac::verify(&h.key, &body, &given).is_err() {
-        refused("forged");
-        tracing::warn!("webhook call with a forged signature: refused");
-        return StatusCode::UNAUTHORIZED.into_response();
-    }
     let payload: Payload = match serde_json::from_slice(&body) {
         Ok(p) => p,
         Err(e) => {
@@ -143,7 +254,14 @@ async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Respon
             return (StatusCode::BAD_REQUEST, "not an Account Activity event").into_response();
         }
     };
-    if payload.for_user_id.as_deref() != Some(h.me.as_str()) {
+    let Some(me) = h.me.get() else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "the account is not identified yet",
+        )
+            .into_response();
+    };
+    if payload.for_user_id.as_deref() != Some(me.as_str()) {
         refused("other_account");
         tracing::warn!(
             for_user_id = payload.for_user_id.as_deref().unwrap_or(""),
@@ -155,15 +273,78 @@ async fn events(State(h): State<Hook>, headers: HeaderMap, body: Body) -> Respon
         )
             .into_response();
     }
-    let evs = payload.into_events();
+    deliver(&h, payload.into_events()).await
+}
+
+/// The body of a call whose signature verifies, or the answer refusing it.
+async fn signed_body(h: &Hook, headers: &HeaderMap, body: Body) -> Result<Bytes, Response> {
+    let given = headers
+        .get("x-twitter-webhooks-signature")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("sha256="))
+        .and_then(|b| base64::engine::general_purpose::STANDARD.decode(b).ok())
+        // An HMAC-SHA256 is 32 bytes: anything else is not worth a slot.
+        .filter(|d| d.len() == 32);
+    let Some(given) = given else {
+        // Refused unread: an unsigned body costs no memory.
+        refused("unsigned");
+        tracing::warn!("webhook call without a valid signature header: refused");
+        return Err(StatusCode::UNAUTHORIZED.into_response());
+    };
+    let body = read_body(h, body).await?;
+    if ring::hmac::verify(&h.key, &body, &given).is_err() {
+        refused("forged");
+        tracing::warn!("webhook call with a forged signature: refused");
+        return Err(StatusCode::UNAUTHORIZED.into_response());
+    }
+    Ok(body)
+}
+
+/// Reads a body in one of the few reading slots, within [`BODY_DEADLINE`].
+async fn read_body(h: &Hook, body: Body) -> Result<Bytes, Response> {
+    let Ok(_reading) = h.reading.acquire().await else {
+        return Err(StatusCode::SERVICE_UNAVAILABLE.into_response());
+    };
+    // X sends a body at once: a peer trickling one holds a slot for
+    // seconds, not for the whole request timeout.
+    let read = tokio::time::timeout(BODY_DEADLINE, axum::body::to_bytes(body, usize::MAX));
+    match read.await {
+        Err(_) => {
+            refused("slow");
+            Err((StatusCode::REQUEST_TIMEOUT, "the body came too slowly").into_response())
+        }
+        Ok(Ok(b)) => Ok(b),
+        Ok(Err(e)) => {
+            // The server's limit (or a peer that went away).
+            refused("body");
+            tracing::warn!(error = %crate::platforms::error_chain(&e), "webhook body not read: refused");
+            Err((
+                StatusCode::PAYLOAD_TOO_LARGE,
+                "the body is too large or was cut",
+            )
+                .into_response())
+        }
+    }
+}
+
+/// Hands `evs` to the attached listener; 200 once they are committed.
+async fn deliver(h: &Hook, evs: Vec<Event>) -> Response {
     if evs.is_empty() {
         return StatusCode::OK.into_response();
     }
-    let (ack, done) = oneshot::channel();
-    if h.tx.send((evs, ack)).await.is_err() {
+    let sink = h.sink.lock().expect("poisoned").clone();
+    let Some(tx) = sink else {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "not taking events right now",
+        )
+            .into_response();
+    };
+    let (receipt, recorded) = oneshot::channel();
+    if tx.send((evs, receipt)).await.is_err() {
         return StatusCode::SERVICE_UNAVAILABLE.into_response();
     }
-    match done.await {
+    match recorded.await {
         Ok(Ok(())) => StatusCode::OK.into_response(),
         _ => StatusCode::SERVICE_UNAVAILABLE.into_response(),
     }
@@ -269,75 +450,90 @@ impl Payload {
     pub fn into_events(self) -> Vec<Event> {
         let me = self.for_user_id.unwrap_or_default();
         let now = crate::domain::clock::to_ms(time::OffsetDateTime::now_utc());
-        let mut out = Vec::new();
-        for t in self.tweet_create_events {
-            let text = t.extended_tweet.map(|e| e.full_text).unwrap_or(t.text);
-            let author_id = t.user.id_str.clone().unwrap_or_default();
-            let mentioned = t
-                .entities
-                .as_ref()
-                .map(|e| {
-                    e.user_mentions
-                        .iter()
-                        .filter_map(|m| m.id_str.clone().map(UserId::new))
-                        .collect()
-                })
-                .unwrap_or_default();
-            out.push(Event {
-                mentioned,
-                platform: Platform::X,
-                channel: Channel::Mention,
-                // v1.1 payloads carry no conversation id: the thread is
-                // named by what the tweet answers.
-                conversation: ConversationId::new(
-                    t.in_reply_to_status_id_str
-                        .clone()
-                        .unwrap_or_else(|| t.id_str.clone()),
+        let users = self.users;
+        let tweets = self.tweet_create_events.into_iter().map(|t| t.event(now));
+        let dms = self
+            .direct_message_events
+            .into_iter()
+            .filter_map(|d| d.event(&me, &users, now));
+        tweets.chain(dms).collect()
+    }
+}
+
+impl V1Tweet {
+    fn event(self, now: Millis) -> Event {
+        let text = self
+            .extended_tweet
+            .map(|e| e.full_text)
+            .unwrap_or(self.text);
+        let author_id = self.user.id_str.clone().unwrap_or_default();
+        let mentioned = self
+            .entities
+            .as_ref()
+            .map(|e| {
+                e.user_mentions
+                    .iter()
+                    .filter_map(|m| m.id_str.clone().map(UserId::new))
+                    .collect()
+            })
+            .unwrap_or_default();
+        Event {
+            mentioned,
+            platform: Platform::X,
+            channel: Channel::Mention,
+            // v1.1 payloads carry no conversation id: the thread is
+            // named by what the tweet answers.
+            conversation: ConversationId::new(
+                self.in_reply_to_status_id_str
+                    .clone()
+                    .unwrap_or_else(|| self.id_str.clone()),
+            ),
+            author: Author {
+                id: UserId::new(author_id),
+                handle: Handle::new(self.user.screen_name),
+                name: self.user.name,
+            },
+            at: self.created_at.as_deref().and_then(v1_time).unwrap_or(now),
+            id: MessageId::new(self.id_str),
+            text,
+            in_reply_to: self.in_reply_to_status_id_str.map(MessageId::new),
+            is_repost: self.retweeted_status.is_some(),
+        }
+    }
+}
+
+impl V1Dm {
+    /// The DM as an event, unless it is not a message or is the account's own.
+    fn event(self, me: &str, users: &HashMap<String, V1User>, now: Millis) -> Option<Event> {
+        let mc = self
+            .message_create
+            .filter(|_| self.kind == "message_create")?;
+        if mc.sender_id == me {
+            return None; // the bot's own DMs come back as events too
+        }
+        let user = users.get(&mc.sender_id);
+        Some(Event {
+            mentioned: Vec::new(),
+            platform: Platform::X,
+            channel: Channel::Dm,
+            conversation: ConversationId::new(dm_pair(&mc.sender_id, &mc.target.recipient_id)),
+            author: Author {
+                id: UserId::new(mc.sender_id.clone()),
+                handle: Handle::new(
+                    user.map(|u| u.screen_name.clone())
+                        .unwrap_or_else(|| mc.sender_id.clone()),
                 ),
-                author: Author {
-                    id: UserId::new(author_id),
-                    handle: Handle::new(t.user.screen_name),
-                    name: t.user.name,
-                },
-                at: t.created_at.as_deref().and_then(v1_time).unwrap_or(now),
-                id: MessageId::new(t.id_str),
-                text,
-                in_reply_to: t.in_reply_to_status_id_str.map(MessageId::new),
-                is_repost: t.retweeted_status.is_some(),
-            });
-        }
-        for d in self.direct_message_events {
-            let Some(mc) = d.message_create.filter(|_| d.kind == "message_create") else {
-                continue;
-            };
-            if mc.sender_id == me {
-                continue; // the bot's own DMs come back as events too
-            }
-            let user = self.users.get(&mc.sender_id);
-            out.push(Event {
-                mentioned: Vec::new(),
-                platform: Platform::X,
-                channel: Channel::Dm,
-                conversation: ConversationId::new(dm_pair(&mc.sender_id, &mc.target.recipient_id)),
-                author: Author {
-                    id: UserId::new(mc.sender_id.clone()),
-                    handle: Handle::new(
-                        user.map(|u| u.screen_name.clone())
-                            .unwrap_or_else(|| mc.sender_id.clone()),
-                    ),
-                    name: user.map(|u| u.name.clone()).unwrap_or_default(),
-                },
-                at: d
-                    .created_timestamp
-                    .and_then(|t| t.parse().ok())
-                    .unwrap_or(now),
-                id: MessageId::new(d.id),
-                text: mc.message_data.text,
-                in_reply_to: None,
-                is_repost: false,
-            });
-        }
-        out
+                name: user.map(|u| u.name.clone()).unwrap_or_default(),
+            },
+            at: self
+                .created_timestamp
+                .and_then(|t| t.parse().ok())
+                .unwrap_or(now),
+            id: MessageId::new(self.id),
+            text: mc.message_data.text,
+            in_reply_to: None,
+            is_repost: false,
+        })
     }
 }
 
@@ -376,5 +572,119 @@ mod tests {
         assert_eq!(e[1].channel, Channel::Dm);
         assert_eq!(e[1].conversation.as_str(), "42-100");
         assert_eq!(e[1].at, 1_539_202_867_829);
+    }
+
+    /// An X client that is only an account: the webhook's own behaviour
+    /// needs no API.
+    struct Account100;
+
+    #[async_trait]
+    impl Connector for Account100 {
+        fn platform(&self) -> Platform {
+            Platform::X
+        }
+        fn streams(&self) -> Vec<Stream> {
+            vec![Stream::Mentions]
+        }
+        async fn whoami(&self) -> Result<Account, ApiError> {
+            Ok(Account {
+                id: UserId::new("100"),
+                handle: Handle::new("lumio"),
+            })
+        }
+        async fn poll(&self, _: Stream, _: Option<&str>) -> Result<Batch, ApiError> {
+            Ok(Batch::default())
+        }
+        async fn send(&self, _: &Outgoing) -> Result<Sent, ApiError> {
+            Err(ApiError::Unauthorized)
+        }
+        fn resend_is_safe_within(&self, _: ReplyKind) -> Option<Duration> {
+            None
+        }
+    }
+
+    async fn call(routes: &Router, secret: &Secret, body: &str) -> StatusCode {
+        use tower::ServiceExt as _;
+        let req = axum::http::Request::post("/webhooks/x")
+            .header(
+                "x-twitter-webhooks-signature",
+                signature(secret, body.as_bytes()),
+            )
+            .body(Body::from(body.to_owned()))
+            .unwrap();
+        routes.clone().oneshot(req).await.unwrap().status()
+    }
+
+    const BODY: &str = r#"{"for_user_id":"100","tweet_create_events":[{"id_str":"7","text":"@lumio help",
+        "user":{"id_str":"42","screen_name":"ana","name":"Ana"}}]}"#;
+
+    fn hook() -> (Arc<WithWebhook>, Router, Secret) {
+        let secret = Secret::new("test-consumer-secret");
+        let config = WebhookConfig {
+            listen: "127.0.0.1:0".into(),
+            path: "/webhooks/x".into(),
+            consumer_secret_env: "UNUSED".into(),
+        };
+        let hook = Arc::new(WithWebhook::new(Arc::new(Account100), &config, &secret));
+        let Some(Listening::Endpoint(ep)) = hook.listening() else {
+            panic!("the webhook is X's listener");
+        };
+        (hook, ep.routes, secret)
+    }
+
+    #[tokio::test]
+    async fn nothing_is_taken_before_the_account_is_known_or_without_a_listener() {
+        let (hook, routes, secret) = hook();
+        assert_eq!(
+            call(&routes, &secret, BODY).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+        hook.whoami().await.unwrap();
+        // Nobody listening (the bot starting or stopped): 503 at once.
+        assert_eq!(
+            call(&routes, &secret, BODY).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
+    }
+
+    #[tokio::test]
+    async fn deliveries_go_through_listen_and_are_answered_once_recorded() {
+        let (hook, routes, secret) = hook();
+        hook.whoami().await.unwrap();
+        let (tx, mut rx) = mpsc::channel(8);
+        let listening = {
+            let hook = hook.clone();
+            tokio::spawn(async move { hook.listen(&tx).await })
+        };
+        tokio::task::yield_now().await;
+        let post = || {
+            let (routes, secret) = (routes.clone(), secret.clone());
+            tokio::spawn(async move { call(&routes, &secret, BODY).await })
+        };
+        let answered = post();
+        let Some(Pushed::Delivered { events, receipt }) = rx.recv().await else {
+            panic!("a delivery");
+        };
+        assert_eq!(events.len(), 1);
+        assert!(
+            !answered.is_finished(),
+            "no answer before the events are recorded"
+        );
+        receipt.send(Ok(())).unwrap();
+        assert_eq!(answered.await.unwrap(), StatusCode::OK);
+        // A failed recording is a 503, so that X delivers again.
+        let answered = post();
+        let Some(Pushed::Delivered { receipt, .. }) = rx.recv().await else {
+            panic!("a delivery");
+        };
+        receipt.send(Err("database down".into())).unwrap();
+        assert_eq!(answered.await.unwrap(), StatusCode::SERVICE_UNAVAILABLE);
+        // The listener gone, the routes refuse again.
+        listening.abort();
+        let _ = listening.await;
+        assert_eq!(
+            call(&routes, &secret, BODY).await,
+            StatusCode::SERVICE_UNAVAILABLE
+        );
     }
 }
