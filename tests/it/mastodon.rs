@@ -2,8 +2,6 @@
 //! Mastodon.py recordings (a 4.6.4 server and mastodon.social), and the
 //! idempotency key reused after a crash.
 
-mod common;
-
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
@@ -19,6 +17,8 @@ use helpdesk::domain::{Channel, Handle, MessageId, UserId};
 use helpdesk::platforms::mastodon::MastodonClient;
 use helpdesk::platforms::mastodon::config::MastodonConfig;
 use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind};
+
+use crate::common;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -993,7 +993,7 @@ via = "dm"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_whose_answer_is_lost_is_posted_once() {
-    use common::fault_proxy::{Fault, FaultProxy};
+    use crate::common::fault_proxy::{Fault, FaultProxy};
     // The instance makes the status, then the answer is lost or spoilt on
     // the way back: the resend carries the same Idempotency-Key, and
     // Mastodon gives back the status it made.

@@ -4,13 +4,12 @@
 //! Also: a page with an item that cannot be decoded does not stop its
 //! stream, and messages of one customer are handled in the order written.
 
-mod common;
-
 use std::time::Duration;
 
-use common::fault_proxy::Fault;
-use common::{App, Db, Setup, line};
 use sqlx::Row;
+
+use crate::common::fault_proxy::Fault;
+use crate::common::{self, App, Db, Setup, line};
 
 on_both_databases!(
     a_public_reply_in_doubt_is_settled_not_resent,

@@ -269,15 +269,15 @@ pub fn rules_dir(dir: &Path, toml: &str) -> PathBuf {
     d
 }
 
-/// Declares one test per database for an `async fn(Db)` scenario.
-#[macro_export]
+/// Declares one test per database for an `async fn(Db)` scenario, as
+/// `MODULE::sqlite::NAME` and `MODULE::postgres::NAME`.
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::common::Db::Sqlite).await;
+                    super::$name($crate::common::Db::Sqlite).await;
                 }
             )*
         }
@@ -285,7 +285,7 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::common::Db::Postgres).await;
+                    super::$name($crate::common::Db::Postgres).await;
                 }
             )*
         }

@@ -2,8 +2,6 @@
 //! budget-aware polling over a simulated day, OAuth 2.0 refresh and login,
 //! webhooks, and a chaos run against the sandbox.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
@@ -13,7 +11,6 @@ use std::time::Duration;
 use axum::Router;
 use axum::extract::{Query, State};
 use axum::routing::{get, post};
-use common::{Db, Setup, line, spawn};
 use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
 use helpdesk::domain::secret::Secret;
@@ -24,6 +21,8 @@ use helpdesk::platforms::x::config::XConfig;
 use helpdesk::platforms::x::fake::{Endpoint, Window, parse_traffic};
 use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind};
 use sqlx::Row;
+
+use crate::common::{self, Db, Setup, line, spawn};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/x-api-v2");
 
