@@ -82,11 +82,12 @@ pub async fn fresh_db(db: Db, dir: &Path) -> Option<String> {
 }
 
 /// Drops the test databases of earlier test processes (once per process),
-/// so repeated runs do not pile them up.
+/// so repeated runs do not pile them up. A database whose process still
+/// runs (this one, or a `cargo test` of another work tree on the same
+/// server) is left alone: dropping it would fail that process's tests.
 async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        let mine = format!("helpdesk_t_{}_", std::process::id());
         let names: Vec<String> =
             sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'helpdesk_t_%'")
                 .fetch_all(&mut *conn)
@@ -94,7 +95,7 @@ async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|r| r.try_get::<String, _>(0).ok())
-                .filter(|n| !n.starts_with(&mine))
+                .filter(|n| !created_by_a_running_process(n))
                 .collect();
         for n in names {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -105,6 +106,20 @@ async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
         }
     })
     .await;
+}
+
+/// Whether the process whose id a test database's name carries
+/// (`helpdesk_t_PID_N_SUFFIX`) is still running on this machine.
+fn created_by_a_running_process(name: &str) -> bool {
+    let pid = name
+        .strip_prefix("helpdesk_t_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) if pid == std::process::id() => true,
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
 }
 
 fn rand_suffix() -> u32 {
