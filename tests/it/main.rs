@@ -1,5 +1,6 @@
-//! The integration tests, in one binary: one module per subject, and the
-//! helpers they share in `common`.
+//! The integration tests, in one binary: one module per subject, the
+//! helpers they share in `common`, and the fake platforms (the X sandbox,
+//! the fake Mastodon) in the library under `helpdesk::platforms::*::fake`.
 //!
 //! One binary links the crate once instead of once per file. Run a subject
 //! with a filter on its module, e.g. `cargo test --test it -- chaos::`;

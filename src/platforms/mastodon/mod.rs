@@ -13,6 +13,7 @@
 //! (the post was deleted) is skipped.
 
 pub mod config;
+pub mod fake;
 
 use std::time::Duration;
 
