@@ -558,7 +558,7 @@ pub struct MMention {
 }
 
 /// What `poll` makes of one answer body of `/api/v1/notifications`, item
-/// by item: for the fuzz tests (`tests/fuzz.rs`), not an API.
+/// by item: for the fuzz tests (`tests/it/fuzz.rs`), not an API.
 #[doc(hidden)]
 pub fn decode_notifications(
     body: &[u8],
