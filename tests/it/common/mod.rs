@@ -3,8 +3,6 @@
 //! (a SQLite file, or a new PostgreSQL database when
 //! `HELPDESK_TEST_POSTGRES_URL` is set).
 
-#![allow(dead_code)]
-
 pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};
