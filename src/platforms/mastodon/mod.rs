@@ -13,6 +13,7 @@
 //! (the post was deleted) is skipped.
 
 pub mod config;
+pub mod fake;
 
 use std::time::Duration;
 
@@ -557,7 +558,7 @@ pub struct MMention {
 }
 
 /// What `poll` makes of one answer body of `/api/v1/notifications`, item
-/// by item: for the fuzz tests (`tests/fuzz.rs`), not an API.
+/// by item: for the fuzz tests (`tests/it/fuzz.rs`), not an API.
 #[doc(hidden)]
 pub fn decode_notifications(
     body: &[u8],

@@ -13,6 +13,14 @@
 //! without sleeping. The brand-keyword search returns every traffic line of
 //! channel `search`, whatever the query: the traffic file already says what
 //! the search found.
+//!
+//! It is the one fake of X, for the demo and the tests. A test can also
+//! make it replay a recorded answer of X for an endpoint ([`Sandbox::replay`]:
+//! the recordings of `../shared/fixtures/x-api-v2/`, a page X might send
+//! one day, garbage) and read the queries the client sent
+//! ([`Sandbox::queries`]); tokens, rate-limit windows and injected failures
+//! still apply to a replayed endpoint. The fake Mastodon is
+//! [`crate::platforms::mastodon::fake`].
 
 // Handlers return early with a ready `Response`, axum's idiom; the size of
 // the error variant does not matter for a test server.
@@ -26,10 +34,11 @@ use std::time::Duration;
 
 use axum::Json;
 use axum::Router;
-use axum::extract::{Path as UrlPath, Query, State};
+use axum::extract::{Path as UrlPath, Query, Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode};
+use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
+use axum::routing::{MethodRouter, get, post};
 use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 use tokio::sync::oneshot;
@@ -215,6 +224,41 @@ impl Default for SandboxConfig {
     }
 }
 
+/// A recorded answer the sandbox gives for one endpoint instead of its own
+/// (see [`Sandbox::replay`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Replay {
+    /// The HTTP status.
+    pub status: u16,
+    /// The body, as X sent it (served as `application/json`, whatever it is).
+    pub body: String,
+    /// Only a first read gets it: a request for a following page
+    /// (`pagination_token`) or for what came after a cursor (`since_id`)
+    /// gets X's empty page, `{"meta":{"result_count":0}}`.
+    pub first_page_only: bool,
+}
+
+impl Replay {
+    /// `body` with `status` for every request.
+    pub fn every(status: u16, body: impl Into<String>) -> Replay {
+        Replay {
+            status,
+            body: body.into(),
+            first_page_only: false,
+        }
+    }
+
+    /// A timeline page: `body` (status 200) for a first read, then nothing
+    /// new.
+    pub fn first_page(body: impl Into<String>) -> Replay {
+        Replay {
+            status: 200,
+            body: body.into(),
+            first_page_only: true,
+        }
+    }
+}
+
 /// Something the bot posted, as the sandbox recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Posted {
@@ -264,6 +308,11 @@ struct Inner {
     requests: HashMap<Endpoint, u64>,
     request_log: Vec<(Endpoint, Millis, u16)>,
     inject: HashMap<Endpoint, VecDeque<u16>>,
+    /// Recorded answers given instead of the sandbox's own.
+    replays: HashMap<Endpoint, Replay>,
+    /// The query of every request: its decoded `key=value` pairs, sorted,
+    /// joined by `&`.
+    queries: Vec<(Endpoint, String)>,
     next_id: u64,
     /// Access tokens accepted now (the configured one, which never
     /// expires, then issued ones with their expiry in Unix ms).
@@ -307,6 +356,8 @@ impl Sandbox {
             requests: HashMap::new(),
             request_log: Vec::new(),
             inject: HashMap::new(),
+            replays: HashMap::new(),
+            queries: Vec::new(),
             next_id: 1_900_000_000_000_000_000,
             valid_tokens: HashMap::new(),
             token_counts: TokenCounts::default(),
@@ -404,6 +455,25 @@ impl Sandbox {
             .entry(e)
             .or_default()
             .extend(statuses.iter().copied());
+    }
+
+    /// From now on, requests to `e` are answered with `replay` instead of
+    /// the sandbox's own answer, once the token, the rate-limit window and
+    /// any injected failure have been checked as for any request. A later
+    /// call replaces it.
+    pub fn replay(&self, e: Endpoint, replay: Replay) {
+        self.lock().replays.insert(e, replay);
+    }
+
+    /// The queries of the requests to `e` so far, in order: each as its
+    /// decoded `key=value` pairs, sorted and joined by `&`.
+    pub fn queries(&self, e: Endpoint) -> Vec<String> {
+        self.lock()
+            .queries
+            .iter()
+            .filter(|(x, _)| *x == e)
+            .map(|(_, q)| q.clone())
+            .collect()
     }
 
     /// Replaces the rate-limit window of `e` (resets its count).
@@ -617,24 +687,71 @@ fn problem(status: u16, title: &str, detail: &str) -> Value {
 }
 
 fn router(shared: Shared) -> Router {
+    // Each endpoint notes its queries and may replay a recorded answer.
+    let x = |e: Endpoint, m: MethodRouter<Shared>| {
+        m.layer(axum::middleware::from_fn_with_state(
+            (shared.clone(), e),
+            noted_or_replayed,
+        ))
+    };
     Router::new()
-        .route("/2/users/me", get(users_me))
-        .route("/2/users/{id}/mentions", get(mentions))
-        .route("/2/tweets/search/recent", get(search))
-        .route("/2/dm_events", get(dm_events))
-        .route("/2/users/{id}/tweets", get(user_tweets))
+        .route("/2/users/me", x(Endpoint::Me, get(users_me)))
+        .route(
+            "/2/users/{id}/mentions",
+            x(Endpoint::Mentions, get(mentions)),
+        )
+        .route("/2/tweets/search/recent", x(Endpoint::Search, get(search)))
+        .route("/2/dm_events", x(Endpoint::DmEvents, get(dm_events)))
+        .route(
+            "/2/users/{id}/tweets",
+            x(Endpoint::UserTweets, get(user_tweets)),
+        )
         .route(
             "/2/dm_conversations/with/{participant}/dm_events",
-            get(dm_conversation),
+            x(Endpoint::DmConversation, get(dm_conversation)),
         )
-        .route("/2/tweets", post(create_tweet))
+        .route("/2/tweets", x(Endpoint::PostTweet, post(create_tweet)))
         .route(
             "/2/dm_conversations/with/{participant}/messages",
-            post(create_dm),
+            x(Endpoint::PostDm, post(create_dm)),
         )
         .route("/2/oauth2/token", post(oauth_token))
         .route("/sandbox/posted", get(posted))
         .with_state(shared)
+}
+
+/// Notes the query of a request to `e`, then answers it with the replay
+/// set for `e`, if any, else passes it on to the sandbox's own handler.
+async fn noted_or_replayed(
+    State((s, e)): State<(Shared, Endpoint)>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let pairs: Vec<(String, String)> =
+        serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
+    let replay = {
+        let mut g = s.0.lock().expect("sandbox state poisoned");
+        let mut query: Vec<String> = pairs.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        query.sort();
+        g.queries.push((e, query.join("&")));
+        g.replays.get(&e).cloned()
+    };
+    let Some(replay) = replay else {
+        return next.run(req).await;
+    };
+    let (_g, mut h, _) = match enter(&s, req.headers(), e) {
+        Ok(x) => x,
+        Err(r) => return r,
+    };
+    let later = pairs
+        .iter()
+        .any(|(k, _)| k == "pagination_token" || k == "since_id");
+    if replay.first_page_only && later {
+        return (h, Json(json!({"meta": {"result_count": 0}}))).into_response();
+    }
+    h.insert("content-type", HeaderValue::from_static("application/json"));
+    let status = StatusCode::from_u16(replay.status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    (status, h, replay.body).into_response()
 }
 
 fn authorized(g: &Inner, headers: &HeaderMap, now: Millis) -> Result<(), Response> {

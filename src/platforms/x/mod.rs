@@ -824,7 +824,7 @@ fn tweet_page_events(
 }
 
 /// What `poll` makes of one answer body of the mentions or search
-/// endpoint: for the fuzz tests (`tests/fuzz.rs`), not an API.
+/// endpoint: for the fuzz tests (`tests/it/fuzz.rs`), not an API.
 #[doc(hidden)]
 pub fn decode_tweet_page(
     body: &[u8],

@@ -1,57 +1,30 @@
-//! The Mastodon connector against a fake server that answers with the real
+//! The Mastodon connector against the fake instance
+//! (`helpdesk::platforms::mastodon::fake`) answering with the real
 //! Mastodon.py recordings (a 4.6.4 server and mastodon.social), and the
 //! idempotency key reused after a crash.
 
-mod common;
+use std::sync::Arc;
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-
-use axum::Router;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
 use helpdesk::domain::secret::Secret;
 use helpdesk::domain::{Channel, Handle, MessageId, UserId};
 use helpdesk::platforms::mastodon::MastodonClient;
 use helpdesk::platforms::mastodon::config::MastodonConfig;
+use helpdesk::platforms::mastodon::fake::{Answer, FakeMastodon, Setup};
 use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind};
+
+use crate::common;
 
 const FIXTURES: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
     "/../shared/fixtures/mastodon/cassettes"
 );
 
-/// One recorded answer: status, headers, body.
-#[derive(Clone)]
-struct Recorded {
-    status: u16,
-    headers: Vec<(String, String)>,
-    body: String,
-}
-
-impl IntoResponse for Recorded {
-    fn into_response(self) -> Response {
-        let mut r = (StatusCode::from_u16(self.status).unwrap(), self.body).into_response();
-        r.headers_mut()
-            .insert("content-type", "application/json".parse().unwrap());
-        for (k, v) in self.headers {
-            if let (Ok(k), Ok(v)) = (
-                axum::http::HeaderName::from_bytes(k.as_bytes()),
-                v.parse::<axum::http::HeaderValue>(),
-            ) {
-                r.headers_mut().insert(k, v);
-            }
-        }
-        r
-    }
-}
-
-/// The interactions of a cassette whose request method and path match.
-fn recorded(file: &str, method: &str, path: &str) -> Option<Recorded> {
+/// The interaction of a cassette whose request method and path match, as
+/// the fake instance gives it back (only the `link` and `x-ratelimit-*`
+/// headers kept).
+fn recorded(file: &str, method: &str, path: &str) -> Option<Answer> {
     let text = std::fs::read_to_string(format!("{FIXTURES}/{file}")).ok()?;
     let doc: serde_json::Value = serde_yaml_ng::from_str(&text).unwrap();
     for i in doc["interactions"].as_array()? {
@@ -70,7 +43,7 @@ fn recorded(file: &str, method: &str, path: &str) -> Option<Recorded> {
                         .collect()
                 })
                 .unwrap_or_default();
-            return Some(Recorded {
+            return Some(Answer {
                 status: r["status"]["code"].as_u64()? as u16,
                 headers,
                 body: r["body"]["string"].as_str()?.to_owned(),
@@ -80,16 +53,16 @@ fn recorded(file: &str, method: &str, path: &str) -> Option<Recorded> {
     None
 }
 
-#[derive(Default)]
-struct Fake {
-    /// Statuses created, by idempotency key, as Mastodon remembers them.
-    by_key: HashMap<String, String>,
-    posts: Vec<(String, HashMap<String, String>)>,
+/// A recorded JSON body, parsed.
+fn json_of(a: &Answer) -> serde_json::Value {
+    serde_json::from_str(&a.body).unwrap()
 }
 
-type Shared = Arc<Mutex<Fake>>;
-
-async fn serve(fake: Shared) -> Option<String> {
+/// The fake instance answering with the recordings: the account of a
+/// 4.6.4 test server, mastodon.social's 40 notifications (39 of deleted
+/// posts), a recorded status for every post, the recorded 404 for every
+/// lookup. `None` (the test skips) without the fixtures.
+async fn serve() -> Option<FakeMastodon> {
     let me = recorded(
         "local-test-server/test_status_reply.yaml",
         "GET",
@@ -117,66 +90,26 @@ async fn serve(fake: Shared) -> Option<String> {
         "GET",
         "/api/v2/instance",
     )?;
-    let mut instance: serde_json::Value = serde_json::from_str(&instance.body).unwrap();
+    let mut instance = json_of(&instance);
     instance["configuration"]["statuses"]["max_characters"] = serde_json::json!(1000);
-    let app = Router::new()
-        .route(
-            "/api/v1/accounts/verify_credentials",
-            get(move || async move { me }),
-        )
-        .route(
-            "/api/v2/instance",
-            get(move || async move { axum::Json(instance) }),
-        )
-        .route(
-            "/api/v1/notifications",
-            get(move |Query(q): Query<HashMap<String, String>>| async move {
-                if q.contains_key("min_id") {
-                    Recorded {
-                        status: 200,
-                        headers: vec![],
-                        body: "[]".into(),
-                    }
-                } else {
-                    notes
-                }
-            }),
-        )
-        .route(
-            "/api/v1/statuses/{id}",
-            get(move |Path(_id): Path<String>| async move { missing }),
-        )
-        .route(
-            "/api/v1/statuses",
-            post(
-                move |State(f): State<Shared>,
-                      headers: HeaderMap,
-                      axum::Form(form): axum::Form<HashMap<String, String>>| async move {
-                    let key = headers
-                        .get("idempotency-key")
-                        .and_then(|v| v.to_str().ok())
-                        .unwrap_or("")
-                        .to_owned();
-                    let mut g = f.lock().unwrap();
-                    g.posts.push((key.clone(), form));
-                    // A key seen before gives back the same status, as Mastodon does.
-                    let n = g.by_key.len();
-                    let id = g
-                        .by_key
-                        .entry(key)
-                        .or_insert_with(|| format!("11702058587705{n:04}"))
-                        .clone();
-                    let mut body: serde_json::Value = serde_json::from_str(&created.body).unwrap();
-                    body["id"] = serde_json::json!(id);
-                    (StatusCode::OK, axum::Json(body)).into_response()
-                },
-            ),
-        )
-        .with_state(fake);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Some(format!("http://{addr}"))
+    // Recorded newest first, as Mastodon pages them; the fake holds them
+    // oldest first.
+    let serde_json::Value::Array(mut notifications) = json_of(&notes) else {
+        panic!("the recorded notifications are a list");
+    };
+    notifications.reverse();
+    let fake = FakeMastodon::start(Setup {
+        me,
+        instance: Some(instance),
+        notifications,
+        page_headers: notes.headers,
+        created: json_of(&created),
+        lookup: missing,
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    Some(fake)
 }
 
 fn client(base: &str) -> MastodonClient {
@@ -189,12 +122,11 @@ fn client(base: &str) -> MastodonClient {
 
 #[tokio::test]
 async fn recorded_notifications_skip_deleted_posts_and_see_the_direct_one() {
-    let fake: Shared = Arc::default();
-    let Some(base) = serve(fake).await else {
+    let Some(fake) = serve().await else {
         eprintln!("skip: Mastodon fixtures not found at {FIXTURES}");
         return;
     };
-    let m = client(&base);
+    let m = client(&fake.base_url());
     let me = m.whoami().await.unwrap();
     assert_eq!(
         (me.id.as_str(), me.handle.as_str()),
@@ -229,37 +161,26 @@ async fn recorded_notifications_skip_deleted_posts_and_see_the_direct_one() {
 
 #[tokio::test]
 async fn the_instance_sets_the_length_limit_and_500_is_the_fallback() {
-    let app = Router::new().route(
-        "/api/v2/instance",
-        get(|| async {
-            axum::Json(serde_json::json!({"configuration": {"statuses": {"max_characters": 1000}}}))
-        }),
-    );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    assert_eq!(
-        client(&format!("http://{addr}")).length_limit().await.max,
-        1000
-    );
+    let fake = FakeMastodon::start(Setup {
+        instance: Some(
+            serde_json::json!({"configuration": {"statuses": {"max_characters": 1000}}}),
+        ),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    assert_eq!(client(&fake.base_url()).length_limit().await.max, 1000);
     // No such endpoint (an old server): Mastodon's default.
-    let app = Router::new();
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    assert_eq!(
-        client(&format!("http://{addr}")).length_limit().await.max,
-        500
-    );
+    let fake = FakeMastodon::start(Setup::default()).await.unwrap();
+    assert_eq!(client(&fake.base_url()).length_limit().await.max, 500);
 }
 
 #[tokio::test]
 async fn replies_carry_the_key_the_visibility_and_the_customer() {
-    let fake: Shared = Arc::default();
-    let Some(base) = serve(fake.clone()).await else {
+    let Some(fake) = serve().await else {
         return;
     };
-    let m = client(&base);
+    let m = client(&fake.base_url());
     let out = |kind, key: &str| Outgoing {
         kind,
         text: "On regarde ça.".into(),
@@ -284,9 +205,9 @@ async fn replies_carry_the_key_the_visibility_and_the_customer() {
         .await
         .unwrap();
     assert_ne!(a, c);
-    let g = fake.lock().unwrap();
-    assert_eq!(g.by_key.len(), 2, "two statuses for three calls");
-    let (key, form) = &g.posts[0];
+    assert_eq!(fake.statuses(), 2, "two statuses for three calls");
+    let posts = fake.posts();
+    let (key, form) = (&posts[0].key, &posts[0].form);
     assert_eq!(key, "helpdesk-outbox-7");
     assert_eq!(form["visibility"], "direct");
     assert_eq!(
@@ -295,7 +216,7 @@ async fn replies_carry_the_key_the_visibility_and_the_customer() {
     );
     assert_eq!(form["in_reply_to_id"], "116275331587890092");
     // The original could not be read (404): a public reply falls back to unlisted.
-    assert_eq!(g.posts[2].1["visibility"], "unlisted");
+    assert_eq!(posts[2].form["visibility"], "unlisted");
 }
 
 #[tokio::test]
@@ -314,16 +235,14 @@ async fn recorded_errors_become_clear_errors() {
     let (Some(unauth), Some(empty)) = (unauth, empty) else {
         return;
     };
-    let app = Router::new()
-        .route(
-            "/api/v1/accounts/verify_credentials",
-            get(move || async move { unauth }),
-        )
-        .route("/api/v1/statuses", post(move || async move { empty }));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    let m = client(&format!("http://{addr}"));
+    let fake = FakeMastodon::start(Setup {
+        me: unauth,
+        refuse_statuses: Some(empty),
+        ..Setup::default()
+    })
+    .await
+    .unwrap();
+    let m = client(&fake.base_url());
     assert_eq!(m.whoami().await.unwrap_err(), ApiError::Unauthorized);
     let err = m
         .send(&Outgoing {
@@ -401,8 +320,7 @@ async fn settle(b: &Bot) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
-    let fake: Shared = Arc::default();
-    let Some(base) = serve(fake.clone()).await else {
+    let Some(fake) = serve().await else {
         return;
     };
     let clock = Clock::new();
@@ -442,12 +360,12 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
             Secret::new(sandbox.token()),
             clock.clone(),
         )),
-        Arc::new(client(&base)),
+        Arc::new(client(&fake.base_url())),
     ];
     let b = bot(&config, connectors, &clock).await;
     settle(&b).await;
     assert_eq!(sandbox.posted().len(), 2, "X: its own budget of 2");
-    assert_eq!(fake.lock().unwrap().by_key.len(), 1, "Mastodon: answered");
+    assert_eq!(fake.statuses(), 1, "Mastodon: answered");
     let platforms: Vec<String> =
         sqlx::query("SELECT DISTINCT platform FROM messages ORDER BY platform")
             .fetch_all(b.store().pool())
@@ -461,10 +379,10 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
 
 /// Runs a bot that dies while sending its one reply, moves time by
 /// `down_for`, and restarts it on the same database. Returns the fake
-/// server's record and the restarted bot, settled; `None` without fixtures.
-async fn crash_and_restart(down_for: Duration) -> Option<(Shared, Bot, tempfile::TempDir)> {
-    let fake: Shared = Arc::default();
-    let base = serve(fake.clone()).await?;
+/// instance and the restarted bot, settled; `None` without fixtures.
+async fn crash_and_restart(down_for: Duration) -> Option<(FakeMastodon, Bot, tempfile::TempDir)> {
+    let fake = serve().await?;
+    let base = fake.base_url();
     let clock = Clock::new();
     let dir = tempfile::tempdir().unwrap();
     let mut config = config_in(&dir, PING_RULE);
@@ -497,12 +415,10 @@ async fn a_crash_between_sending_and_recording_reuses_the_key() {
     let Some((fake, second, _dir)) = crash_and_restart(Duration::from_secs(180)).await else {
         return;
     };
-    {
-        let g = fake.lock().unwrap();
-        assert_eq!(g.posts.len(), 2, "sent before the crash, resent after");
-        assert_eq!(g.posts[0].0, g.posts[1].0, "with the same Idempotency-Key");
-        assert_eq!(g.by_key.len(), 1, "so Mastodon made one status");
-    }
+    let posts = fake.posts();
+    assert_eq!(posts.len(), 2, "sent before the crash, resent after");
+    assert_eq!(posts[0].key, posts[1].key, "with the same Idempotency-Key");
+    assert_eq!(fake.statuses(), 1, "so Mastodon made one status");
     let status: String = sqlx::query("SELECT status FROM outbox")
         .fetch_one(second.store().pool())
         .await
@@ -519,7 +435,7 @@ async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
     let Some((fake, second, _dir)) = crash_and_restart(Duration::from_secs(2 * 3600)).await else {
         return;
     };
-    assert_eq!(fake.lock().unwrap().posts.len(), 1, "never resent blindly");
+    assert_eq!(fake.posts().len(), 1, "never resent blindly");
     let (status, note): (String, String) = {
         let r = sqlx::query("SELECT (SELECT status FROM outbox), (SELECT note FROM tickets)")
             .fetch_one(second.store().pool())
@@ -535,25 +451,7 @@ async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
 // The streaming API, with polling taking over while it is down.
 
 use helpdesk::platforms::sse::SseParser;
-use tokio::sync::{mpsc, watch};
-
-/// A Mastodon server whose notifications and stream the test drives.
-#[derive(Default)]
-struct Live {
-    /// Notifications as the server holds them, oldest first.
-    notes: Vec<serde_json::Value>,
-    polls: usize,
-    connections: usize,
-    /// Whether the streaming endpoint accepts connections (else 503).
-    accept: bool,
-    /// Whether the open stream sends its heartbeat.
-    heartbeat: bool,
-    /// The open stream, if any.
-    stream: Option<mpsc::UnboundedSender<String>>,
-    posts: Vec<HashMap<String, String>>,
-}
-
-type LiveShared = Arc<Mutex<Live>>;
+use tokio::sync::watch;
 
 /// The events of the recorded `/api/v1/streaming/user` body (a 4.6.4
 /// server's streaming API), as `(event, data)`.
@@ -587,115 +485,45 @@ fn another(n: &serde_json::Value, id: u32) -> serde_json::Value {
     n
 }
 
-async fn serve_live(live: LiveShared, me: serde_json::Value) -> String {
+/// The fake instance as the test drives it: the account `me`, the
+/// `notifications` there at start (oldest first), a recorded status for
+/// every post, statuses that cannot be read (404), a stream that accepts
+/// connections when `streaming`.
+async fn serve_live(
+    me: serde_json::Value,
+    notifications: Vec<serde_json::Value>,
+    streaming: bool,
+) -> FakeMastodon {
     let created = recorded(
         "local-test-server/test_status_post[None-direct].yaml",
         "POST",
         "/api/v1/statuses",
     )
     .unwrap();
-    let app = Router::new()
-        .route(
-            "/api/v1/accounts/verify_credentials",
-            get(move || async move { axum::Json(me) }),
-        )
-        .route(
-            "/api/v1/notifications",
-            get(
-                |State(l): State<LiveShared>, Query(q): Query<HashMap<String, String>>| async move {
-                    let mut g = l.lock().unwrap();
-                    g.polls += 1;
-                    let after: u64 = q.get("min_id").and_then(|v| v.parse().ok()).unwrap_or(0);
-                    let page: Vec<_> = g
-                        .notes
-                        .iter()
-                        .rev()
-                        .filter(|n| n["id"].as_str().unwrap().parse::<u64>().unwrap() > after)
-                        .take(40)
-                        .cloned()
-                        .collect();
-                    axum::Json(page)
-                },
-            ),
-        )
-        .route(
-            "/api/v1/statuses/{id}",
-            get(|| async { (StatusCode::NOT_FOUND, "{\"error\":\"Record not found\"}") }),
-        )
-        .route(
-            "/api/v1/statuses",
-            post(
-                move |State(l): State<LiveShared>,
-                      axum::Form(form): axum::Form<HashMap<String, String>>| async move {
-                    let mut g = l.lock().unwrap();
-                    g.posts.push(form);
-                    let mut body: serde_json::Value = serde_json::from_str(&created.body).unwrap();
-                    body["id"] = serde_json::json!(format!("1170300000000000{:02}", g.posts.len()));
-                    axum::Json(body)
-                },
-            ),
-        )
-        .route(
-            "/api/v1/streaming/user/notification",
-            get(|State(l): State<LiveShared>| async move {
-                let (tx, rx) = mpsc::unbounded_channel::<String>();
-                {
-                    let mut g = l.lock().unwrap();
-                    if !g.accept {
-                        return (StatusCode::SERVICE_UNAVAILABLE, "streaming is down")
-                            .into_response();
-                    }
-                    g.connections += 1;
-                    g.heartbeat = true;
-                    g.stream = Some(tx.clone());
-                }
-                // Mastodon's first bytes, then a heartbeat comment while healthy.
-                let _ = tx.send(":)\n".into());
-                let beat = l.clone();
-                tokio::spawn(async move {
-                    loop {
-                        tokio::time::sleep(Duration::from_millis(200)).await;
-                        if beat.lock().unwrap().heartbeat && tx.send(":thump\n".into()).is_err() {
-                            return;
-                        }
-                        if tx.is_closed() {
-                            return;
-                        }
-                    }
-                });
-                let body = futures_util::stream::unfold(rx, |mut rx| async move {
-                    rx.recv()
-                        .await
-                        .map(|s| (Ok::<_, std::convert::Infallible>(s), rx))
-                });
-                (
-                    [("content-type", "text/event-stream")],
-                    axum::body::Body::from_stream(body),
-                )
-                    .into_response()
-            }),
-        )
-        .with_state(live);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+    FakeMastodon::start(Setup {
+        me: Answer::json(&me),
+        notifications,
+        created: json_of(&created),
+        streaming,
+        ..Setup::default()
+    })
+    .await
+    .unwrap()
 }
 
-/// Waits up to 15 s for `cond` on the fake server's state.
-async fn until(live: &LiveShared, what: &str, cond: impl Fn(&Live) -> bool) {
+/// Waits up to 15 s for `cond` on the fake instance.
+async fn until(fake: &FakeMastodon, what: &str, cond: impl Fn(&FakeMastodon) -> bool) {
     for _ in 0..300 {
-        if cond(&live.lock().unwrap()) {
+        if cond(fake) {
             return;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
-    let g = live.lock().unwrap();
     panic!(
         "timed out waiting for {what}: {} polls, {} connections, {} posts",
-        g.polls,
-        g.connections,
-        g.posts.len()
+        fake.polls(),
+        fake.connections(),
+        fake.posts().len()
     );
 }
 
@@ -725,11 +553,8 @@ async fn the_stream_brings_mentions_and_polling_covers_its_outages() {
     let psst = recorded[3].1.clone();
     assert_eq!(psst["status"]["visibility"], "direct");
 
-    let live: LiveShared = Arc::new(Mutex::new(Live {
-        accept: true,
-        ..Live::default()
-    }));
-    let base = serve_live(live.clone(), me).await;
+    let live = serve_live(me, Vec::new(), true).await;
+    let base = live.base_url();
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(
         &dir,
@@ -755,23 +580,21 @@ reply = "{author} noted, we are on it"
     let bot = Arc::new(bot(&config, vec![Arc::new(client)], &clock).await);
     let (stop_tx, stop_rx) = watch::channel(false);
     let running = tokio::spawn(bot.clone().run(stop_rx, None));
-    let push = |n: &serde_json::Value| {
-        let g = live.lock().unwrap();
-        let tx = g.stream.as_ref().expect("a stream is open");
-        tx.send(format!("event: notification\ndata: {n}\n\n"))
-            .unwrap();
-    };
+    let push = |n: &serde_json::Value| assert!(live.stream(n), "a stream is open");
 
     // 1. Live: a mention pushed on the stream is answered at once.
-    until(&live, "the stream", |l| l.connections == 1).await;
-    until(&live, "the poll covering the connection", |l| l.polls >= 2).await;
-    live.lock().unwrap().notes.push(jeep.clone());
-    push(&jeep);
-    until(&live, "the streamed mention's reply", |l| {
-        l.posts.len() == 1
+    until(&live, "the stream", |l| l.connections() == 1).await;
+    until(&live, "the poll covering the connection", |l| {
+        l.polls() >= 2
     })
     .await;
-    let polls_while_live = live.lock().unwrap().polls;
+    live.push(jeep.clone());
+    push(&jeep);
+    until(&live, "the streamed mention's reply", |l| {
+        l.posts().len() == 1
+    })
+    .await;
+    let polls_while_live = live.polls();
     assert!(
         polls_while_live <= 3,
         "{polls_while_live} polls: the stream did the work"
@@ -779,49 +602,41 @@ reply = "{author} noted, we are on it"
 
     // 2. The stream goes silent (no heartbeat) and the server refuses to
     // reconnect; a DM written meanwhile comes by polling.
+    live.set_streaming(false);
+    live.set_heartbeat(false);
+    live.push(psst.clone());
+    until(&live, "the DM found by polling", |l| l.posts().len() == 2).await;
     {
-        let mut g = live.lock().unwrap();
-        g.heartbeat = false;
-        g.accept = false;
-        g.notes.push(psst.clone());
-    }
-    until(&live, "the DM found by polling", |l| l.posts.len() == 2).await;
-    {
-        let g = live.lock().unwrap();
-        assert_eq!(g.posts[1]["visibility"], "direct");
-        assert!(g.posts[1]["status"].starts_with("@mastodonpy_test_2 "));
+        let posts = live.posts();
+        assert_eq!(posts[1].form["visibility"], "direct");
+        assert!(posts[1].form["status"].starts_with("@mastodonpy_test_2 "));
     }
 
     // 3. A mention written while the stream is down, then the stream is
     // back: the poll covering the reconnection finds it.
     let third = another(&jeep, 18);
-    {
-        let mut g = live.lock().unwrap();
-        g.notes.push(third.clone());
-        g.accept = true;
-    }
-    until(&live, "the reconnection", |l| l.connections == 2).await;
+    live.push(third.clone());
+    live.set_streaming(true);
+    until(&live, "the reconnection", |l| l.connections() == 2).await;
     until(&live, "the mention written during the outage", |l| {
-        l.posts.len() == 3
+        l.posts().len() == 3
     })
     .await;
 
     // 4. Live again; the stream also redelivers the first mention.
     let fourth = another(&psst, 20);
-    live.lock().unwrap().notes.push(fourth.clone());
+    live.push(fourth.clone());
     push(&jeep);
     push(&fourth);
-    until(&live, "the fourth reply", |l| l.posts.len() == 4).await;
+    until(&live, "the fourth reply", |l| l.posts().len() == 4).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
     stop_tx.send(true).unwrap();
     running.await.unwrap().unwrap();
     let mut answered: Vec<String> = live
-        .lock()
-        .unwrap()
-        .posts
+        .posts()
         .iter()
-        .map(|p| p["in_reply_to_id"].clone())
+        .map(|p| p.form["in_reply_to_id"].clone())
         .collect();
     answered.sort();
     let mut expected: Vec<&str> = [&jeep, &psst, &third, &fourth]
@@ -843,8 +658,7 @@ reply = "{author} noted, we are on it"
 async fn agents_replies_are_checked_against_the_instance_limit() {
     use helpdesk::application::tickets::{self, Command, TicketError};
     use helpdesk::domain::TicketRef;
-    let fake: Shared = Arc::default();
-    let Some(base) = serve(fake.clone()).await else {
+    let Some(fake) = serve().await else {
         return;
     };
     let clock = Clock::new();
@@ -858,7 +672,7 @@ keywords = ["latencyping"]
 escalate = { queue = "tech" }
 "#,
     );
-    let b = bot(&config, vec![Arc::new(client(&base))], &clock).await;
+    let b = bot(&config, vec![Arc::new(client(&fake.base_url()))], &clock).await;
     settle(&b).await;
     let reply = |n: usize| Command::Reply {
         text: "é".repeat(n),
@@ -912,12 +726,13 @@ async fn helpdesk_run_serves_a_mastodon_account_as_a_process() {
     // mastodon.social's 40 notifications (39 of deleted posts) are there
     // before the bot starts; a mention comes live once it runs.
     let notes: Vec<serde_json::Value> = serde_json::from_str(&social.body).unwrap();
-    let live: LiveShared = Arc::new(Mutex::new(Live {
-        accept: true,
-        notes: notes.into_iter().rev().collect(),
-        ..Live::default()
-    }));
-    let base = serve_live(live.clone(), stream[0].1["account"].clone()).await;
+    let live = serve_live(
+        stream[0].1["account"].clone(),
+        notes.into_iter().rev().collect(),
+        true,
+    )
+    .await;
+    let base = live.base_url();
     let dir = tempfile::tempdir().unwrap();
     let rules = common::rules_dir(
         dir.path(),
@@ -955,36 +770,35 @@ via = "dm"
         .spawn()
         .unwrap();
     until(&live, "the reply to the one live status", |l| {
-        l.posts.len() == 1
+        l.posts().len() == 1
     })
     .await;
     // The instance names no streaming URL here: the stream is on base_url.
-    until(&live, "the stream", |l| l.connections == 1).await;
+    until(&live, "the stream", |l| l.connections() == 1).await;
     let jeep = another(&stream[1].1, 550622700);
-    live.lock().unwrap().notes.push(jeep.clone());
-    {
-        let g = live.lock().unwrap();
-        g.stream
-            .as_ref()
-            .unwrap()
-            .send(format!("event: notification\ndata: {jeep}\n\n"))
-            .unwrap();
-    }
-    until(&live, "the reply by DM", |l| l.posts.len() == 2).await;
+    live.push(jeep.clone());
+    assert!(live.stream(&jeep), "a stream is open");
+    until(&live, "the reply by DM", |l| l.posts().len() == 2).await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     common::terminate(&child);
     assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
 
-    let g = live.lock().unwrap();
-    assert_eq!(g.posts.len(), 2, "every mention answered once");
-    assert_eq!(g.posts[0]["in_reply_to_id"], "116275331587890092");
-    assert_eq!(g.posts[0]["visibility"], "direct", "a DM is answered by DM");
-    assert_eq!(g.posts[0]["status"], "@latencyobs@icosahedron.website pong");
-    assert_eq!(g.posts[1]["visibility"], "direct", "the rule says dm");
+    let posts = live.posts();
+    assert_eq!(posts.len(), 2, "every mention answered once");
+    assert_eq!(posts[0].form["in_reply_to_id"], "116275331587890092");
+    assert_eq!(
+        posts[0].form["visibility"], "direct",
+        "a DM is answered by DM"
+    );
+    assert_eq!(
+        posts[0].form["status"],
+        "@latencyobs@icosahedron.website pong"
+    );
+    assert_eq!(posts[1].form["visibility"], "direct", "the rule says dm");
     assert!(
-        g.posts[1]["status"].starts_with("@customer550622700 "),
+        posts[1].form["status"].starts_with("@customer550622700 "),
         "{}",
-        g.posts[1]["status"]
+        posts[1].form["status"]
     );
     let logs = std::fs::read_to_string(&log_path).unwrap();
     assert!(!logs.contains("sekrit-mastodon-token"), "no token in logs");
@@ -993,7 +807,7 @@ via = "dm"
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_status_whose_answer_is_lost_is_posted_once() {
-    use common::fault_proxy::{Fault, FaultProxy};
+    use crate::common::fault_proxy::{Fault, FaultProxy};
     // The instance makes the status, then the answer is lost or spoilt on
     // the way back: the resend carries the same Idempotency-Key, and
     // Mastodon gives back the status it made.
@@ -1003,11 +817,10 @@ async fn a_status_whose_answer_is_lost_is_posted_once() {
         Fault::BadGatewayAfterActing,
         Fault::GarbageAfterActing,
     ] {
-        let fake: Shared = Arc::default();
-        let Some(base) = serve(fake.clone()).await else {
+        let Some(fake) = serve().await else {
             return;
         };
-        let proxy = FaultProxy::start(&base, 3).await;
+        let proxy = FaultProxy::start(&fake.base_url(), 3).await;
         proxy.script("POST", "/api/v1/statuses", &[fault]);
         let clock = Clock::new();
         let dir = tempfile::tempdir().unwrap();
@@ -1017,12 +830,10 @@ async fn a_status_whose_answer_is_lost_is_posted_once() {
             settle(&b).await;
             clock.advance(Duration::from_secs(60));
         }
-        {
-            let g = fake.lock().unwrap();
-            assert_eq!(g.posts.len(), 2, "{fault:?}: sent, then resent once");
-            assert_eq!(g.posts[0].0, g.posts[1].0, "{fault:?}: with the same key");
-            assert_eq!(g.by_key.len(), 1, "{fault:?}: one status");
-        }
+        let posts = fake.posts();
+        assert_eq!(posts.len(), 2, "{fault:?}: sent, then resent once");
+        assert_eq!(posts[0].key, posts[1].key, "{fault:?}: with the same key");
+        assert_eq!(fake.statuses(), 1, "{fault:?}: one status");
         let status: String = sqlx::query("SELECT status FROM outbox")
             .fetch_one(b.store().pool())
             .await
@@ -1061,11 +872,8 @@ async fn hostile_display_names_never_steer_a_status() {
         }
     }
     notes.last_mut().unwrap()["account"]["display_name"] = serde_json::json!("y".repeat(2000));
-    let live: LiveShared = Arc::new(Mutex::new(Live {
-        notes: notes.clone(),
-        ..Live::default()
-    }));
-    let base = serve_live(live.clone(), me).await;
+    let live = serve_live(me, notes.clone(), false).await;
+    let base = live.base_url();
     let dir = tempfile::tempdir().unwrap();
     let config = config_in(
         &dir,
@@ -1082,7 +890,7 @@ reply = "Hi {name}, noted {author}!"
     let clock = Clock::new();
     let b = bot(&config, vec![Arc::new(client(&base))], &clock).await;
     settle(&b).await;
-    let posts = live.lock().unwrap().posts.clone();
+    let posts: Vec<_> = live.posts().into_iter().map(|p| p.form).collect();
     let reasons: Vec<String> = sqlx::query(
         "SELECT author_handle || ' ' || action || ' ' || auto_reply || ' ' || COALESCE(reason, '') FROM messages",
     )

@@ -3,15 +3,14 @@
 //! SQLite and on PostgreSQL. Time moves with `Clock::advance`; no test
 //! sleeps to wait for a limit.
 
-mod common;
-
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{App, CrashAfterSend, Db, Setup, line, rules_dir, spawn, spawn_wrapped};
 use helpdesk::domain::limits::Budget;
 use helpdesk::platforms::x::fake::{Endpoint, Window};
 use sqlx::Row;
+
+use crate::common::{self, App, CrashAfterSend, Db, Setup, line, rules_dir, spawn, spawn_wrapped};
 
 on_both_databases!(
     faq_reply_goes_out_once_in_the_thread,

@@ -3,17 +3,16 @@
 //! with the owner killed mid-run, with a static token and with one OAuth
 //! 2.0 login shared through the database.
 
-mod common;
-
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Db, Setup, line, rules_dir, spawn};
 use helpdesk::domain::Channel;
 use helpdesk::domain::clock::Clock;
 use helpdesk::platforms::x::fake::{Endpoint, Sandbox, SandboxConfig, parse_traffic};
+
+use crate::common::{self, Db, Setup, line, rules_dir, spawn};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 

@@ -4,13 +4,13 @@
 //! Also: a page with an item that cannot be decoded does not stop its
 //! stream, and messages of one customer are handled in the order written.
 
-mod common;
-
 use std::time::Duration;
 
-use common::fault_proxy::Fault;
-use common::{App, Db, Setup, line};
+use helpdesk::platforms::x::fake::{Endpoint, Replay, Sandbox, SandboxConfig};
 use sqlx::Row;
+
+use crate::common::fault_proxy::Fault;
+use crate::common::{self, App, Db, Setup, line};
 
 on_both_databases!(
     a_public_reply_in_doubt_is_settled_not_resent,
@@ -239,70 +239,46 @@ const POISONED_PAGE: &str = r#"{
   "meta": {"newest_id": "1900000000000005003", "oldest_id": "1900000000000005001", "result_count": 3}
 }"#;
 
-/// A fake X that serves [`POISONED_PAGE`] once, then nothing new; or, when
-/// `broken`, a mentions endpoint that always fails.
-async fn poisoned_x(broken: std::sync::Arc<std::sync::atomic::AtomicBool>) -> String {
-    use axum::routing::get;
-    use std::sync::atomic::Ordering;
-    let app = axum::Router::new()
-        .route(
-            "/2/users/me",
-            get(|| async {
-                axum::Json(
-                    serde_json::json!({"data": {"id": "1", "username": "lumio", "name": "Lumio"}}),
-                )
-            }),
-        )
-        .route(
-            "/2/users/{id}/mentions",
-            get(
-                move |axum::extract::Query(q): axum::extract::Query<
-                    std::collections::HashMap<String, String>,
-                >| {
-                    let broken = broken.clone();
-                    async move {
-                        use axum::response::IntoResponse;
-                        if broken.load(Ordering::SeqCst) {
-                            return (axum::http::StatusCode::OK, "{\"data\": [").into_response();
-                        }
-                        let body = if q.contains_key("since_id") {
-                            r#"{"meta": {"result_count": 0}}"#.to_owned()
-                        } else {
-                            POISONED_PAGE.to_owned()
-                        };
-                        ([("content-type", "application/json")], body).into_response()
-                    }
-                },
-            ),
-        )
-        .route(
-            "/2/tweets",
-            axum::routing::post(|| async {
-                (
-                    axum::http::StatusCode::CREATED,
-                    axum::Json(
-                        serde_json::json!({"data": {"id": "1900000000000009999", "text": "ok"}}),
-                    ),
-                )
-            }),
-        );
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    format!("http://{addr}")
+/// The sandbox replaying [`POISONED_PAGE`] once, then nothing new; or,
+/// when `broken`, a mentions endpoint that always answers a cut page.
+fn poison(sandbox: &Sandbox, broken: bool) {
+    sandbox.replay(
+        Endpoint::Mentions,
+        if broken {
+            Replay::every(200, "{\"data\": [")
+        } else {
+            Replay::first_page(POISONED_PAGE)
+        },
+    );
 }
 
 async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
     use helpdesk::platforms::Connector;
     use std::sync::Arc;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let dir = tempfile::tempdir().unwrap();
     let Some(url) = common::fresh_db(db, dir.path()).await else {
         return;
     };
-    let broken = Arc::new(AtomicBool::new(false));
-    let base = poisoned_x(broken.clone()).await;
     let clock = helpdesk::domain::clock::Clock::new();
+    let sandbox = Sandbox::start(Vec::new(), SandboxConfig::default(), clock.clone())
+        .await
+        .unwrap();
+    // The account and the post as X answers them.
+    sandbox.replay(
+        Endpoint::Me,
+        Replay::every(
+            200,
+            r#"{"data": {"id": "1", "username": "lumio", "name": "Lumio"}}"#,
+        ),
+    );
+    sandbox.replay(
+        Endpoint::PostTweet,
+        Replay::every(
+            201,
+            r#"{"data": {"id": "1900000000000009999", "text": "ok"}}"#,
+        ),
+    );
+    poison(&sandbox, false);
     let config = helpdesk::runtime::config::Config {
         database_url: url,
         rules: common::repo_rules(),
@@ -311,14 +287,14 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
         ..Default::default()
     };
     let x = helpdesk::platforms::x::config::XConfig {
-        base_url: base,
+        base_url: sandbox.base_url(),
         dms: false,
         search: false,
         ..Default::default()
     };
     let client: Arc<dyn Connector> = Arc::new(helpdesk::platforms::x::XClient::new(
         &x,
-        helpdesk::domain::secret::Secret::new("t".to_owned()),
+        helpdesk::domain::secret::Secret::new(sandbox.token()),
         clock.clone(),
     ));
     let rules = helpdesk::rules::RuleSet::load_dir(&config.rules, &Default::default()).unwrap();
@@ -378,14 +354,14 @@ async fn a_poisoned_page_skips_the_bad_item_and_moves_on(db: Db) {
 
     // A stream that keeps failing is named by /readyz once it has failed
     // for longer than stream_failing_secs, and forgotten once it recovers.
-    broken.store(true, Ordering::SeqCst);
+    poison(&sandbox, true);
     for _ in 0..3 {
         clock.advance(Duration::from_secs(40));
         sched = bot.schedule_for(client.as_ref());
         assert!(bot.poll_due(client.as_ref(), &mut sched).await);
     }
     assert_eq!(bot.failing_streams(), ["x:mentions"]);
-    broken.store(false, Ordering::SeqCst);
+    poison(&sandbox, false);
     sched = bot.schedule_for(client.as_ref());
     assert!(bot.poll_due(client.as_ref(), &mut sched).await);
     assert!(bot.failing_streams().is_empty());

@@ -1,19 +1,13 @@
-//! The X connector: the real recorded payloads served by a fake X server,
+//! The X connector: the real recorded payloads replayed by the sandbox,
 //! budget-aware polling over a simulated day, OAuth 2.0 refresh and login,
 //! webhooks, and a chaos run against the sandbox.
-
-mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::io::Write;
 use std::process::{Command, Stdio};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
-use axum::Router;
-use axum::extract::{Query, State};
-use axum::routing::{get, post};
-use common::{Db, Setup, line, spawn};
 use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
 use helpdesk::domain::secret::Secret;
@@ -21,9 +15,13 @@ use helpdesk::domain::{MessageId, UserId};
 use helpdesk::platforms::x::XClient;
 use helpdesk::platforms::x::auth::{Credentials, TokenSet, read_token_file, write_token_file};
 use helpdesk::platforms::x::config::XConfig;
-use helpdesk::platforms::x::fake::{Endpoint, Window, parse_traffic};
+use helpdesk::platforms::x::fake::{
+    Endpoint, Replay, Sandbox, SandboxConfig, Window, parse_traffic,
+};
 use helpdesk::platforms::{ApiError, Connector, Outgoing, ReplyKind};
 use sqlx::Row;
+
+use crate::common::{self, Db, Setup, line, spawn};
 
 const FIXTURES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/../shared/fixtures/x-api-v2");
 
@@ -31,10 +29,10 @@ fn fixture(rel: &str) -> Option<String> {
     std::fs::read_to_string(format!("{FIXTURES}/{rel}")).ok()
 }
 
-type Seen = Arc<Mutex<Vec<String>>>;
-
-/// A fake X that answers with the recorded files, and notes every query.
-async fn recorded_x(seen: Seen) -> Option<String> {
+/// The sandbox answering with the recorded files of X (the account, a
+/// page of mentions, of search results, of DM events, a posted tweet and
+/// DM), noting every query. `None` (the test skips) without the fixtures.
+async fn recorded_x() -> Option<Sandbox> {
     let me = fixture("cassettes/tweepy-decoded/test_client_get_me.01.GET.users_me.200.json")?;
     let mentions = fixture(
         "cassettes/tweepy-decoded/test_client_get_users_mentions.01.GET.users_783214_mentions.200.json",
@@ -48,51 +46,36 @@ async fn recorded_x(seen: Seen) -> Option<String> {
     let dm = fixture(
         "cassettes/tweepy-decoded/test_manage_and_lookup_direct_messages.01.POST.dm_conversations_with_750362064426721281_messages.201.json",
     )?;
-    let empty = r#"{"meta":{"result_count":0}}"#.to_owned();
-    type Q = Query<HashMap<String, String>>;
-    let page = |first: String, empty: String| {
-        move |State(seen): State<Seen>, Query(q): Q| async move {
-            let mut keys: Vec<_> = q.iter().map(|(k, v)| format!("{k}={v}")).collect();
-            keys.sort();
-            seen.lock().unwrap().push(keys.join("&"));
-            if q.contains_key("pagination_token") || q.contains_key("since_id") {
-                empty
-            } else {
-                first
-            }
-        }
-    };
-    let json = |s: String| move || async move { ([("content-type", "application/json")], s) };
-    let app = Router::new()
-        .route("/2/users/me", get(json(me)))
-        .route("/2/users/{id}/mentions", get(page(mentions, empty.clone())))
-        .route("/2/tweets/search/recent", get(page(search, empty.clone())))
-        .route("/2/dm_events", get(page(dms, empty)))
-        .route("/2/tweets", post(json(tweet)))
-        .route("/2/dm_conversations/with/{id}/messages", post(json(dm)))
-        .with_state(seen);
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    Some(format!("http://{addr}"))
+    let sandbox = Sandbox::start(Vec::new(), SandboxConfig::default(), Clock::new())
+        .await
+        .unwrap();
+    sandbox.replay(Endpoint::Me, Replay::every(200, me));
+    // A first read gets the recorded page; a following page or a read
+    // after the cursor, nothing new.
+    sandbox.replay(Endpoint::Mentions, Replay::first_page(mentions));
+    sandbox.replay(Endpoint::Search, Replay::first_page(search));
+    sandbox.replay(Endpoint::DmEvents, Replay::first_page(dms));
+    sandbox.replay(Endpoint::PostTweet, Replay::every(201, tweet));
+    sandbox.replay(Endpoint::PostDm, Replay::every(201, dm));
+    Some(sandbox)
 }
 
-fn client(base: &str) -> XClient {
+/// An X client of the sandbox, with its token.
+fn client(sandbox: &Sandbox) -> XClient {
     let cfg = XConfig {
-        base_url: base.to_owned(),
+        base_url: sandbox.base_url(),
         ..XConfig::default()
     };
-    XClient::new(&cfg, Secret::new("t"), Clock::new())
+    XClient::new(&cfg, Secret::new(sandbox.token()), Clock::new())
 }
 
 #[tokio::test]
 async fn recorded_payloads_become_exact_events_and_cursors() {
-    let seen: Seen = Arc::default();
-    let Some(base) = recorded_x(seen.clone()).await else {
+    let Some(sandbox) = recorded_x().await else {
         eprintln!("skip: fixtures not found at {FIXTURES}");
         return;
     };
-    let x = client(&base);
+    let x = client(&sandbox);
     let me = x.whoami().await.unwrap();
     assert_eq!(
         (me.id.as_str(), me.handle.as_str()),
@@ -110,7 +93,7 @@ async fn recorded_payloads_become_exact_events_and_cursors() {
     );
     assert_eq!(b.cursor.as_deref(), Some("1578516295611748353"));
     // The recorded next_token was followed, with the fields the bot needs.
-    let q = seen.lock().unwrap().clone();
+    let q = sandbox.queries(Endpoint::Mentions);
     assert!(
         q.iter()
             .any(|s| s.contains("pagination_token=7140dibdnow9c7btw423i3sy3u5zupmkcpofxcsmxj48j")),
@@ -140,7 +123,7 @@ async fn recorded_payloads_become_exact_events_and_cursors() {
         ]
     );
     assert_eq!(b.cursor.as_deref(), Some("1276035977375477760"));
-    let q = seen.lock().unwrap().clone();
+    let q = sandbox.queries(Endpoint::Search);
     assert!(
         q.iter()
             .any(|s| s.contains("query=TweepyDev -from:TweepyDev -is:retweet")),
@@ -186,15 +169,11 @@ async fn garbage_answers_are_clear_errors_not_panics() {
         "",
         r#"{"data":{"id":"1"}}"#,
     ] {
-        let b = body.to_owned();
-        let app = Router::new().route("/2/users/me", get(move || async move { b }));
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap();
-        tokio::spawn(async move { axum::serve(listener, app).await });
-        let err = client(&format!("http://{addr}"))
-            .whoami()
+        let sandbox = Sandbox::start(Vec::new(), SandboxConfig::default(), Clock::new())
             .await
-            .unwrap_err();
+            .unwrap();
+        sandbox.replay(Endpoint::Me, Replay::every(200, body));
+        let err = client(&sandbox).whoami().await.unwrap_err();
         assert!(
             matches!(err, ApiError::Malformed(_)),
             "{body:?} gave {err:?}"

@@ -3,13 +3,12 @@
 //! platform receives; and the outbox's last check refusing a post that
 //! would mention anyone but the customer, or that no longer fits.
 
-mod common;
-
-use common::{Db, Setup, rules_dir};
 use helpdesk::domain::Platform;
 use helpdesk::domain::inert::foreign_mentions;
 use helpdesk::domain::text::LengthLimit;
 use twitter_text::extractor::Extractor;
+
+use crate::common::{self, Db, Setup, rules_dir};
 
 on_both_databases!(
     hostile_names_never_steer_a_post,

@@ -3,8 +3,6 @@
 //! (a SQLite file, or a new PostgreSQL database when
 //! `HELPDESK_TEST_POSTGRES_URL` is set).
 
-#![allow(dead_code)]
-
 pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};
@@ -82,11 +80,12 @@ pub async fn fresh_db(db: Db, dir: &Path) -> Option<String> {
 }
 
 /// Drops the test databases of earlier test processes (once per process),
-/// so repeated runs do not pile them up.
+/// so repeated runs do not pile them up. A database whose process still
+/// runs (this one, or a `cargo test` of another work tree on the same
+/// server) is left alone: dropping it would fail that process's tests.
 async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
     static DONE: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
     DONE.get_or_init(|| async {
-        let mine = format!("helpdesk_t_{}_", std::process::id());
         let names: Vec<String> =
             sqlx::query("SELECT datname FROM pg_database WHERE datname LIKE 'helpdesk_t_%'")
                 .fetch_all(&mut *conn)
@@ -94,7 +93,7 @@ async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
                 .unwrap_or_default()
                 .iter()
                 .filter_map(|r| r.try_get::<String, _>(0).ok())
-                .filter(|n| !n.starts_with(&mine))
+                .filter(|n| !created_by_a_running_process(n))
                 .collect();
         for n in names {
             let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
@@ -105,6 +104,20 @@ async fn clean_up_earlier_runs(conn: &mut sqlx::AnyConnection) {
         }
     })
     .await;
+}
+
+/// Whether the process whose id a test database's name carries
+/// (`helpdesk_t_PID_N_SUFFIX`) is still running on this machine.
+fn created_by_a_running_process(name: &str) -> bool {
+    let pid = name
+        .strip_prefix("helpdesk_t_")
+        .and_then(|rest| rest.split('_').next())
+        .and_then(|pid| pid.parse::<u32>().ok());
+    match pid {
+        Some(pid) if pid == std::process::id() => true,
+        Some(pid) => Path::new(&format!("/proc/{pid}")).exists(),
+        None => false,
+    }
 }
 
 fn rand_suffix() -> u32 {
@@ -269,15 +282,15 @@ pub fn rules_dir(dir: &Path, toml: &str) -> PathBuf {
     d
 }
 
-/// Declares one test per database for an `async fn(Db)` scenario.
-#[macro_export]
+/// Declares one test per database for an `async fn(Db)` scenario, as
+/// `MODULE::sqlite::NAME` and `MODULE::postgres::NAME`.
 macro_rules! on_both_databases {
     ($($name:ident),* $(,)?) => {
         mod sqlite {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::common::Db::Sqlite).await;
+                    super::$name($crate::common::Db::Sqlite).await;
                 }
             )*
         }
@@ -285,7 +298,7 @@ macro_rules! on_both_databases {
             $(
                 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
                 async fn $name() {
-                    super::$name(super::common::Db::Postgres).await;
+                    super::$name($crate::common::Db::Postgres).await;
                 }
             )*
         }

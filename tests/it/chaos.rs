@@ -9,7 +9,7 @@
 //!
 //! ```text
 //! HELPDESK_TEST_POSTGRES_URL=postgres://postgres@127.0.0.1:5432/test \
-//!   cargo test --release --test chaos -- --ignored --nocapture --test-threads=1
+//!   cargo test --release --test it -- --ignored --nocapture --test-threads=1 chaos::
 //! ```
 //!
 //! RELIABILITY.md says what is counted and the figures measured.
@@ -18,19 +18,18 @@
 //! `CHAOS_KILLS`, `CHAOS_SECS` (arrival span), `CHAOS_RATE` (fault rate),
 //! `CHAOS_SEED`.
 
-mod common;
-
 use std::collections::{HashMap, HashSet};
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::Db;
-use common::fault_proxy::{Fault, FaultProxy};
 use helpdesk::domain::clock::Clock;
 use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, Window, parse_traffic};
 use helpdesk::storage::Store;
 use rand::{Rng, SeedableRng};
 use sqlx::Row;
+
+use crate::common::fault_proxy::{Fault, FaultProxy};
+use crate::common::{self, Db};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 
@@ -38,13 +37,13 @@ on_both_databases!(chaos_short);
 
 mod long {
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "long: cargo test --release --test chaos -- --ignored --nocapture"]
+    #[ignore = "long: cargo test --release --test it -- --ignored --nocapture chaos::"]
     async fn sqlite() {
         super::chaos_long(super::common::Db::Sqlite).await;
     }
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    #[ignore = "long: cargo test --release --test chaos -- --ignored --nocapture"]
+    #[ignore = "long: cargo test --release --test it -- --ignored --nocapture chaos::"]
     async fn postgres() {
         super::chaos_long(super::common::Db::Postgres).await;
     }
@@ -211,7 +210,7 @@ impl Report {
         let sample = |v: &[String]| v.iter().take(10).cloned().collect::<Vec<_>>().join("\n  ");
         assert!(
             !bad,
-            "{}\n{}\nexits on their own: {:?} (the bot log says why)\nreproduce: {}CHAOS_SEED={} CHAOS_MESSAGES={} CHAOS_CUSTOMERS={} CHAOS_KILLS={} CHAOS_SECS={} CHAOS_RATE={} cargo test --test chaos {} -- --include-ignored --nocapture (kill instants are wall-clock, so the interleaving differs from run to run)\nbot log: {}\nlost:\n  {}\ntwice:\n  {}\nqueued:\n  {}\nforeign mentions:\n  {}\nneeds_review:\n  {}\nfailed:\n  {}",
+            "{}\n{}\nexits on their own: {:?} (the bot log says why)\nreproduce: {}CHAOS_SEED={} CHAOS_MESSAGES={} CHAOS_CUSTOMERS={} CHAOS_KILLS={} CHAOS_SECS={} CHAOS_RATE={} cargo test --test it {} -- --include-ignored --nocapture (kill instants are wall-clock, so the interleaving differs from run to run)\nbot log: {}\nlost:\n  {}\ntwice:\n  {}\nqueued:\n  {}\nforeign mentions:\n  {}\nneeds_review:\n  {}\nfailed:\n  {}",
             self.line(),
             self.exit.as_deref().unwrap_or("clean exit on SIGTERM"),
             self.exits,

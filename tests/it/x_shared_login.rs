@@ -4,14 +4,11 @@
 //! spent refresh token; the row holds no plaintext; `helpdesk x login`
 //! stores there; a wrong key is a clear error. On SQLite and PostgreSQL.
 
-mod common;
-
 use std::io::Write;
 use std::process::{Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
 
-use common::{Db, fresh_db};
 use helpdesk::domain::clock::Clock;
 use helpdesk::platforms::Connector;
 use helpdesk::platforms::x::XClient;
@@ -22,6 +19,8 @@ use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, TokenCounts};
 use helpdesk::storage::Store;
 use helpdesk::storage::oauth_tokens::{SharedTokens, TokenKey};
 use sqlx::Row;
+
+use crate::common::{self, Db, fresh_db};
 
 const KEY: [u8; 32] = [7; 32];
 

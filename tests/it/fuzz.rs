@@ -6,9 +6,12 @@
 //! insert, delete and splice bytes, and drop in tokens parsers trip on
 //! (lone surrogates, huge numbers, unclosed brackets…).
 //!
-//! `cargo test --test fuzz` runs proptest's default 256 cases per parser;
-//! `PROPTEST_CASES=1000000 cargo test --release --test fuzz` is the long run
-//! (see RELIABILITY.md).
+//! `cargo test --test it -- fuzz::` runs proptest's default 256 cases per
+//! parser; `PROPTEST_CASES=1000000 cargo test --release --test it -- fuzz::`
+//! is the long run (see RELIABILITY.md). The cases proptest has shrunk a
+//! failure to are replayed first from `tests/proptest-regressions/fuzz.txt`,
+//! where its default `SourceParallel` persistence puts them for this file
+//! (a sibling of the `tests/it/` folder that holds the binary's `main.rs`).
 
 use std::path::Path;
 

@@ -1,14 +1,13 @@
 //! `helpdesk run` and `helpdesk demo` as processes, the way operators and
 //! newcomers start them.
 
-mod common;
-
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use common::line;
 use helpdesk::domain::clock::Clock;
 use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
+
+use crate::common::{self, line};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 

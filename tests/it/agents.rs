@@ -2,16 +2,15 @@
 //! as a process against the bot's database, the lifecycle, follow-ups,
 //! SLA, CSAT, agent_actions, reports, and the schema refusing bad writes.
 
-mod common;
-
 use std::process::Command as Process;
 use std::time::Duration;
 
-use common::{App, Db, Setup, line, spawn};
 use helpdesk::application::tickets::{self, Command, Filter, TicketError};
 use helpdesk::domain::TicketRef;
 use helpdesk::platforms::x::fake::parse_traffic;
 use sqlx::Row;
+
+use crate::common::{App, Db, Setup, line, spawn};
 
 on_both_databases!(
     an_agent_takes_a_ticket_from_list_to_solved_with_the_cli,

@@ -8,15 +8,14 @@
 //! database lives on a 2 MiB tmpfs (skipped, saying so, where mounting is
 //! not allowed).
 
-mod common;
-
 use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
-use common::{Db, line};
 use helpdesk::domain::clock::Clock;
 use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, Window, parse_traffic};
 use sqlx::{Connection, Row};
+
+use crate::common::{self, Db, line};
 
 const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
 const OUTAGE: Duration = Duration::from_secs(30);
