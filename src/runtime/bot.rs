@@ -326,10 +326,9 @@ impl Bot {
     /// a reply being sent is recovered at the next start.
     pub async fn run(
         self: Arc<Self>,
-        stop: impl Into<Shutdown>,
+        shutdown: Shutdown,
         deadline: Option<Duration>,
     ) -> Result<(), BotError> {
-        let shutdown = stop.into();
         let started = self.start(&shutdown).await;
         shutdown.stopped().await;
         if shutdown.wait(deadline).await {

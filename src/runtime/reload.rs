@@ -69,9 +69,8 @@ pub async fn watch_rules(
     dir: PathBuf,
     opts: LoadOptions,
     clock: Clock,
-    stop: impl Into<Shutdown>,
+    shutdown: Shutdown,
 ) {
-    let shutdown = stop.into();
     let (tx, mut rx) = mpsc::channel::<()>(16);
     let _watcher = watch_folder(&dir, tx.clone());
     #[cfg(unix)]

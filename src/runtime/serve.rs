@@ -51,9 +51,8 @@ pub fn serve_until(
     app: axum::Router,
     limits: HttpLimits,
     name: &'static str,
-    stop: impl Into<Shutdown>,
+    shutdown: &Shutdown,
 ) {
-    let shutdown = stop.into();
     shutdown.spawn(accept_loop(listener, app, limits, name, shutdown.clone()));
 }
 

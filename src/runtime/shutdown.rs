@@ -12,7 +12,6 @@
 use std::future::Future;
 use std::time::Duration;
 
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -105,29 +104,6 @@ impl Shutdown {
     }
 }
 
-/// A `watch` channel that turns `true` (or whose sender is dropped: nobody
-/// can stop it any more) gives the signal. Callers that predate
-/// [`Shutdown`] pass one; the bridge is itself a tracked task.
-impl From<watch::Receiver<bool>> for Shutdown {
-    fn from(mut rx: watch::Receiver<bool>) -> Shutdown {
-        let shutdown = Shutdown::new();
-        let signal = shutdown.clone();
-        shutdown.spawn(async move {
-            tokio::select! {
-                _ = rx.wait_for(|stop| *stop) => signal.stop(),
-                _ = signal.stopped() => {}
-            }
-        });
-        shutdown
-    }
-}
-
-impl From<&Shutdown> for Shutdown {
-    fn from(s: &Shutdown) -> Shutdown {
-        s.clone()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -160,22 +136,5 @@ mod tests {
         s.stop();
         assert!(!s.wait(Some(Duration::from_millis(20))).await);
         assert_eq!(s.running(), 1);
-    }
-
-    #[tokio::test]
-    async fn a_watch_channel_gives_the_signal() {
-        let (tx, rx) = watch::channel(false);
-        let s = Shutdown::from(rx);
-        assert!(!s.sleep(Duration::from_millis(5)).await);
-        tx.send(true).unwrap();
-        s.stopped().await;
-        assert!(
-            s.wait(Some(Duration::from_secs(5))).await,
-            "the bridge ended"
-        );
-        let (tx, rx) = watch::channel(false);
-        let s = Shutdown::from(rx);
-        drop(tx);
-        s.stopped().await;
     }
 }

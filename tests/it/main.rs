@@ -16,6 +16,7 @@
 mod common;
 
 mod agents;
+mod architecture;
 mod bot_loop;
 mod chaos;
 mod commands;
@@ -27,6 +28,7 @@ mod mastodon;
 mod outage;
 mod rules_errors;
 mod rules_matching;
+mod runtime_tasks;
 mod server;
 mod x_connector;
 mod x_shared_login;

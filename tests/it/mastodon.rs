@@ -451,7 +451,6 @@ async fn a_send_interrupted_longer_than_the_key_lives_goes_to_an_agent() {
 // The streaming API, with polling taking over while it is down.
 
 use helpdesk::platforms::sse::SseParser;
-use tokio::sync::watch;
 
 /// The events of the recorded `/api/v1/streaming/user` body (a 4.6.4
 /// server's streaming API), as `(event, data)`.
@@ -578,8 +577,8 @@ reply = "{author} noted, we are on it"
     let clock = Clock::new();
     let client = MastodonClient::new(&m, Secret::new("DUMMY"), clock.clone());
     let bot = Arc::new(bot(&config, vec![Arc::new(client)], &clock).await);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let running = tokio::spawn(bot.clone().run(stop_rx, None));
+    let shutdown = helpdesk::runtime::shutdown::Shutdown::new();
+    let running = tokio::spawn(bot.clone().run(shutdown.clone(), None));
     let push = |n: &serde_json::Value| assert!(live.stream(n), "a stream is open");
 
     // 1. Live: a mention pushed on the stream is answered at once.
@@ -631,7 +630,7 @@ reply = "{author} noted, we are on it"
     until(&live, "the fourth reply", |l| l.posts().len() == 4).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
 
-    stop_tx.send(true).unwrap();
+    shutdown.stop();
     running.await.unwrap().unwrap();
     let mut answered: Vec<String> = live
         .posts()

@@ -43,13 +43,13 @@ async fn an_edited_rule_routes_within_two_seconds_and_a_broken_one_is_not_taken(
     let Some(app) = spawn(setup).await else {
         return;
     };
-    let (stop_tx, stop) = tokio::sync::watch::channel(false);
-    tokio::spawn(helpdesk::runtime::reload::watch_rules(
+    let shutdown = helpdesk::runtime::shutdown::Shutdown::new();
+    shutdown.spawn(helpdesk::runtime::reload::watch_rules(
         app.bot.rules(),
         rules.clone(),
         helpdesk::rules::LoadOptions::default(),
         app.clock.clone(),
-        stop,
+        shutdown.clone(),
     ));
     let route = || {
         let set = app.bot.rules().load_full();
@@ -74,7 +74,7 @@ async fn an_edited_rule_routes_within_two_seconds_and_a_broken_one_is_not_taken(
     .unwrap();
     tokio::time::sleep(Duration::from_millis(1000)).await;
     assert_eq!(route().as_deref(), Some("times"), "old routing kept");
-    let _ = stop_tx.send(true);
+    shutdown.stop();
 }
 
 struct Bot {
@@ -692,14 +692,14 @@ async fn above_the_connection_cap_a_connection_is_closed_at_once_and_slots_come_
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap().to_string();
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let shutdown = helpdesk::runtime::shutdown::Shutdown::new();
     let limits = helpdesk::runtime::config::HttpLimits {
         max_connections: 10,
         header_timeout_ms: 800,
         ..Default::default()
     };
     let app = axum::Router::new().route("/healthz", axum::routing::get(|| async { "ok\n" }));
-    helpdesk::runtime::serve::serve_until(listener, app, limits, "test", stop);
+    helpdesk::runtime::serve::serve_until(listener, app, limits, "test", &shutdown);
     let mut held = Vec::new();
     for _ in 0..10 {
         held.push(tokio::net::TcpStream::connect(&addr).await.unwrap());

@@ -403,13 +403,13 @@ async fn webhooks_answer_crc_refuse_forgeries_and_feed_the_pipeline() {
         .unwrap()
         .id
         .clone();
-    let (_stop_tx, stop) = tokio::sync::watch::channel(false);
+    let shutdown = helpdesk::runtime::shutdown::Shutdown::new();
     helpdesk::runtime::serve::serve_until(
         listener,
         router("/webhooks/x", &secret, me, tx),
         helpdesk::runtime::config::HttpLimits::default(),
         "webhook",
-        stop,
+        &shutdown,
     );
     let app = Arc::new(app);
     {

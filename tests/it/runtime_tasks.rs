@@ -4,13 +4,11 @@
 //! the old migrations made (SQLite, and PostgreSQL when
 //! `HELPDESK_TEST_POSTGRES_URL` is set).
 
-mod common;
-
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use common::{Db, Setup, Wrap};
+use crate::common::{self, Db, Setup, Wrap};
 use helpdesk::domain::Platform;
 use helpdesk::domain::secret::Secret;
 use helpdesk::platforms::x::config::WebhookConfig;
