@@ -12,7 +12,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
-use sqlx::Row;
 
 use crate::domain::clock::Clock;
 use crate::domain::secret::Secret;
@@ -24,6 +23,7 @@ use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
 use crate::runtime::config::Config;
 use crate::storage::Store;
+use crate::storage::views::{self, MessageOutcome};
 
 /// What `helpdesk demo` was asked for.
 #[derive(Debug, Clone)]
@@ -169,33 +169,28 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> 
 
 /// Every recorded message with its outcome, in arrival order.
 pub async fn report(store: &Store) -> anyhow::Result<Vec<Line>> {
-    let rows = sqlx::query(
-        "SELECT m.platform_message_id, m.channel, m.author_handle, m.text, m.rule_id, m.action, \
-                m.auto_reply, o.status, m.ticket_id, COALESCE(o.reason, m.reason) \
-         FROM messages m LEFT JOIN outbox o ON o.message_id = m.id AND o.origin = 'auto' \
-         ORDER BY m.id",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let auto: String = r.try_get(6)?;
-            let status: Option<String> = r.try_get(7)?;
-            Ok(Line {
-                id: r.try_get(0)?,
-                channel: r.try_get(1)?,
-                author: r.try_get(2)?,
-                text: r.try_get(3)?,
-                rule: r.try_get(4)?,
-                action: r.try_get(5)?,
-                reply_status: status.unwrap_or(auto),
-                ticket: r
-                    .try_get::<Option<i64>, _>(8)?
-                    .map(|t| crate::domain::TicketRef(t).to_string()),
-                reason: r.try_get(9)?,
-            })
-        })
-        .collect()
+    Ok(views::message_outcomes(store)
+        .await?
+        .into_iter()
+        .map(Line::from)
+        .collect())
+}
+
+impl From<MessageOutcome> for Line {
+    fn from(m: MessageOutcome) -> Line {
+        Line {
+            id: m.platform_message_id,
+            channel: m.channel,
+            author: m.author_handle,
+            text: m.text,
+            rule: m.rule_id,
+            action: m.action,
+            // The outbox knows what became of a reply the pipeline queued.
+            reply_status: m.outbox_status.unwrap_or(m.auto_reply),
+            ticket: m.ticket.map(|t| t.to_string()),
+            reason: m.reason,
+        }
+    }
 }
 
 fn summarize(lines: &[Line], traffic: usize, posted: usize) -> serde_json::Value {

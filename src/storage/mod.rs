@@ -9,6 +9,7 @@
 //! spelled differently; the tables are the same.
 
 pub mod oauth_tokens;
+pub mod views;
 
 use std::str::FromStr;
 use std::time::Duration;
