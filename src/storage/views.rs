@@ -41,6 +41,14 @@ pub struct MessageOutcome {
     pub reason: Option<String>,
 }
 
+impl MessageOutcome {
+    /// The latest word on the automatic reply: the outbox's status when one
+    /// was queued (sent, expired, failed…), else the pipeline's decision.
+    pub fn reply_status(&self) -> &str {
+        self.outbox_status.as_deref().unwrap_or(&self.auto_reply)
+    }
+}
+
 /// Every recorded message with its outcome, in arrival order.
 pub async fn message_outcomes(store: &Store) -> Result<Vec<MessageOutcome>, StoreError> {
     // 'auto' is the outbox origin of the pipeline's own replies.
