@@ -132,6 +132,9 @@ fn demo_config(opts: &DemoArgs, x: &XConfig, db: &Path) -> Config {
 async fn settle(bot: &Bot, sandbox: &Sandbox) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
+        // Counted before the poll: a line that becomes visible during the
+        // round is then polled by the next one instead of being missed.
+        let unseen = sandbox.pending();
         let fresh = bot
             .poll_once()
             .await?
@@ -140,7 +143,7 @@ async fn settle(bot: &Bot, sandbox: &Sandbox) -> Result<()> {
             .count();
         let round = bot.drain_once().await?;
         let settled = fresh == 0 && !round.progressed() && round.sent == 0;
-        if settled && sandbox.pending() == 0 {
+        if settled && unseen == 0 {
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
