@@ -4,10 +4,10 @@
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
-use sqlx::Row;
 
 use crate::domain::clock::Millis;
 use crate::rules::normalize::normalize;
+use crate::storage::views::{self, Activity};
 use crate::storage::{Store, StoreError};
 
 /// Parses `7d`, `24h`, `30m` or `2w` into milliseconds.
@@ -68,82 +68,46 @@ const STOP: &[&str] = &[
 /// Builds the report for the messages and tickets since `now - period`.
 pub async fn build(store: &Store, now: Millis, period: Millis) -> Result<Report, StoreError> {
     let since = now - period;
-    let pool = store.pool();
-    let pairs = |sql: &'static str| async move {
-        let rows = sqlx::query(sql).bind(since).fetch_all(pool).await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?)))
-            .collect::<Result<BTreeMap<_, _>, sqlx::Error>>()
-    };
-    let messages = pairs(
-        "SELECT platform || '/' || channel, COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY platform, channel",
-    )
-    .await?;
-    let by_action =
-        pairs("SELECT action, COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY action")
-            .await?;
-    let by_rule = pairs(
-        "SELECT COALESCE(rule_id, '(default)'), COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY COALESCE(rule_id, '(default)')",
-    )
-    .await?;
-    let one = |sql: &'static str| async move {
-        sqlx::query(sql)
-            .bind(since)
-            .fetch_one(pool)
-            .await?
-            .try_get::<i64, _>(0)
-    };
-    let answered_automatically = one(
-        "SELECT COUNT(*) FROM outbox WHERE origin = 'auto' AND message_id IS NOT NULL AND status = 'sent' AND created_at >= $1",
-    )
-    .await?;
-    let tickets_opened = one("SELECT COUNT(*) FROM tickets WHERE created_at >= $1").await?;
-    let tickets_solved = one("SELECT COUNT(*) FROM tickets WHERE solved_at >= $1").await?;
-    let breaches: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM tickets WHERE created_at >= $1 AND first_response_due IS NOT NULL \
-         AND ((first_response_at IS NOT NULL AND first_response_at > first_response_due) \
-           OR (first_response_at IS NULL AND first_response_due < $2))",
-    )
-    .bind(since)
-    .bind(now)
-    .fetch_one(pool)
-    .await?
-    .try_get(0)?;
-    let mut waits: Vec<i64> = sqlx::query(
-        "SELECT first_response_at - created_at FROM tickets WHERE created_at >= $1 AND first_response_at IS NOT NULL",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?
-    .iter()
-    .map(|r| r.try_get(0))
-    .collect::<Result<_, _>>()?;
+    Ok(summarize(since, views::activity(store, since, now).await?))
+}
+
+/// The report from the period's raw figures: medians, averages and the
+/// words the rules miss are worked out here, away from the database.
+pub fn summarize(since: Millis, a: Activity) -> Report {
+    let mut waits = a.first_response_waits;
     waits.sort_unstable();
-    let pct = |p: f64| {
-        (!waits.is_empty()).then(|| {
-            let i = ((waits.len() - 1) as f64 * p).round() as usize;
-            waits[i] as f64 / 60_000.0
-        })
-    };
-    let csat: Vec<i64> =
-        sqlx::query("SELECT csat FROM tickets WHERE csat IS NOT NULL AND updated_at >= $1")
-            .bind(since)
-            .fetch_all(pool)
-            .await?
-            .iter()
-            .map(|r| r.try_get(0))
-            .collect::<Result<_, _>>()?;
+    let minutes = |p: f64| percentile(&waits, p).map(|ms| ms as f64 / 60_000.0);
+    Report {
+        since,
+        first_response_median_min: minutes(0.5),
+        first_response_p90_min: minutes(0.9),
+        csat_average: (!a.csat.is_empty())
+            .then(|| a.csat.iter().sum::<i64>() as f64 / a.csat.len() as f64),
+        csat_answers: a.csat.len() as i64,
+        unmatched_top_words: top_words(&a.unmatched_texts, 15),
+        messages: a.messages_per_channel,
+        by_action: a.messages_per_action,
+        by_rule: a.messages_per_rule,
+        answered_automatically: a.auto_replies_sent,
+        tickets_opened: a.tickets_opened,
+        tickets_solved: a.tickets_solved,
+        sla_breaches: a.sla_breaches,
+    }
+}
+
+/// The value at rank `p` (0 to 1) of `sorted`, the nearest rank rounded;
+/// none for an empty list.
+fn percentile(sorted: &[Millis], p: f64) -> Option<Millis> {
+    (!sorted.is_empty()).then(|| sorted[((sorted.len() - 1) as f64 * p).round() as usize])
+}
+
+/// The `n` most frequent words of three letters or more in `texts`, once
+/// normalised, the stop words left out; ties in alphabetical order.
+fn top_words(texts: &[String], n: usize) -> Vec<(String, i64)> {
     let mut words: HashMap<String, i64> = HashMap::new();
-    for r in sqlx::query(
-        "SELECT text FROM messages WHERE received_at >= $1 AND rule_id IS NULL AND reason IS NULL",
-    )
-    .bind(since)
-    .fetch_all(pool)
-    .await?
-    {
-        let text: String = r.try_get(0)?;
-        let n = normalize(&text, true);
-        for w in n
+    for text in texts {
+        let normalized = normalize(text, true);
+        for w in normalized
             .text
             .split(|c: char| !c.is_alphanumeric())
             .filter(|w| w.chars().count() >= 3 && !STOP.contains(w))
@@ -153,23 +117,8 @@ pub async fn build(store: &Store, now: Millis, period: Millis) -> Result<Report,
     }
     let mut top: Vec<(String, i64)> = words.into_iter().collect();
     top.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
-    top.truncate(15);
-    Ok(Report {
-        since,
-        messages,
-        by_action,
-        by_rule,
-        answered_automatically,
-        tickets_opened,
-        tickets_solved,
-        first_response_median_min: pct(0.5),
-        first_response_p90_min: pct(0.9),
-        sla_breaches: breaches,
-        csat_average: (!csat.is_empty())
-            .then(|| csat.iter().sum::<i64>() as f64 / csat.len() as f64),
-        csat_answers: csat.len() as i64,
-        unmatched_top_words: top,
-    })
+    top.truncate(n);
+    top
 }
 
 #[cfg(test)]
@@ -183,5 +132,42 @@ mod tests {
         assert_eq!(parse_since("2w"), Ok(14 * 86_400_000));
         assert!(parse_since("soon").is_err());
         assert!(parse_since("3y").is_err());
+    }
+
+    #[test]
+    fn figures_become_minutes_averages_and_missed_words() {
+        let a = Activity {
+            first_response_waits: vec![30 * 60_000, 10 * 60_000, 20 * 60_000],
+            csat: vec![5, 4],
+            unmatched_texts: vec![
+                "Le débit de la fibre".into(),
+                "fibre lente, the fibre".into(),
+            ],
+            tickets_opened: 3,
+            ..Activity::default()
+        };
+        let r = summarize(1_000, a);
+        assert_eq!(r.since, 1_000);
+        assert_eq!(r.first_response_median_min, Some(20.0));
+        assert_eq!(r.first_response_p90_min, Some(30.0));
+        assert_eq!(r.csat_average, Some(4.5));
+        assert_eq!(r.csat_answers, 2);
+        assert_eq!(r.tickets_opened, 3);
+        assert_eq!(
+            r.unmatched_top_words,
+            vec![
+                ("fibre".to_owned(), 3),
+                ("debit".to_owned(), 1),
+                ("lente".to_owned(), 1)
+            ]
+        );
+    }
+
+    #[test]
+    fn an_empty_period_has_no_median_and_no_average() {
+        let r = summarize(0, Activity::default());
+        assert_eq!(r.first_response_median_min, None);
+        assert_eq!(r.csat_average, None);
+        assert!(r.unmatched_top_words.is_empty());
     }
 }

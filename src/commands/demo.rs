@@ -7,14 +7,19 @@
 
 use std::collections::BTreeMap;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
 
+use anyhow::Result;
+use clap::Args;
 use serde_json::json;
-use sqlx::Row;
+use tempfile::TempDir;
 
+use crate::commands::args::{Json, RulesFolder, adjust};
+use crate::commands::process::{LogFormat, block_on};
 use crate::domain::clock::Clock;
+use crate::domain::limits::Limits;
 use crate::domain::secret::Secret;
 use crate::platforms::Connector;
 use crate::platforms::x::XClient;
@@ -24,72 +29,51 @@ use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
 use crate::runtime::config::Config;
 use crate::storage::Store;
+use crate::storage::views::{self, MessageOutcome};
 
-/// What `helpdesk demo` was asked for.
-#[derive(Debug, Clone)]
-pub struct DemoOptions {
-    /// The rules folder.
-    pub rules: PathBuf,
-    /// The traffic file.
+/// `helpdesk demo`: which rules and traffic, and what to keep.
+#[derive(Debug, Clone, Args)]
+#[command(mut_args(adjust("json", |a| a.help("One JSON line per message, then a summary line"))))]
+pub struct DemoArgs {
+    /// Where the rules are.
+    #[command(flatten)]
+    pub rules: RulesFolder,
+    /// The traffic file: one JSON message per line.
+    #[arg(long, default_value = "demo/traffic.jsonl")]
     pub traffic: PathBuf,
-    /// A database file to keep; a temporary one otherwise.
+    /// Keep the database in this SQLite file (default: a temporary one).
+    #[arg(long)]
     pub db: Option<PathBuf>,
-    /// One JSON line per message, then a summary line.
-    pub json: bool,
+    /// How to print.
+    #[command(flatten)]
+    pub json: Json,
 }
 
-/// One message's fate, as the report shows it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Line {
-    /// Platform message id.
-    pub id: String,
-    /// Channel.
-    pub channel: String,
-    /// Author handle.
-    pub author: String,
-    /// Message text.
-    pub text: String,
-    /// Winning rule.
-    pub rule: Option<String>,
-    /// Action taken.
-    pub action: String,
-    /// sent, queued, suppressed, expired, failed, needs_review or none.
-    pub reply_status: String,
-    /// Ticket reference.
-    pub ticket: Option<String>,
-    /// Why, when there is something to explain.
-    pub reason: Option<String>,
+/// Runs the demo, its report on stdout; returns the exit code.
+pub fn execute(args: &DemoArgs) -> Result<i32> {
+    block_on(LogFormat::Text, "warn", async {
+        let stdout = std::io::stdout();
+        run(args, &mut stdout.lock()).await
+    })?;
+    Ok(0)
 }
 
 /// Runs the demo and writes the report to `out`.
-pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> {
-    let rules = RuleSet::load_dir(&opts.rules, &LoadOptions::default())
+pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
+    let rules = RuleSet::load_dir(&opts.rules.path, &LoadOptions::default())
         .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let traffic = read_traffic(&opts.traffic)?;
     let total = traffic.len();
     let clock = Clock::new();
     let sandbox = Sandbox::start(traffic, SandboxConfig::default(), clock.clone()).await?;
-
-    let tmp;
-    let db_path = match &opts.db {
-        Some(p) => p.clone(),
-        None => {
-            tmp = tempfile::tempdir()?;
-            tmp.path().join("demo.db")
-        }
-    };
+    let db = DemoDatabase::new(opts.db.as_deref())?;
     let x = XConfig {
         base_url: sandbox.base_url(),
         min_poll_interval_ms: 0,
         poll_interval_ms: 0,
         ..XConfig::default()
     };
-    let config = Config {
-        database_url: format!("sqlite://{}", db_path.display()),
-        rules: opts.rules.clone(),
-        x: Some(x.clone()),
-        ..Config::default()
-    };
+    let config = demo_config(opts, &x, &db.path);
     let store = Store::open(&config.database_url).await?;
     let client: Arc<dyn Connector> = Arc::new(XClient::new(
         &x,
@@ -97,10 +81,60 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> 
         clock.clone(),
     ));
     let bot = Bot::new(&config, store.clone(), Arc::new(rules), vec![client], clock).await?;
+    settle(&bot, &sandbox).await?;
 
-    // Drive the bot round by round until nothing more can happen now.
+    let lines = views::message_outcomes(&store).await?;
+    let summary = summarize(&lines, total, sandbox.posted().len());
+    if opts.json.on {
+        return write_json(&lines, &summary, out);
+    }
+    let header = header(total, &sandbox.base_url(), &config.limits);
+    write_text(&header, &lines, &summary, opts.db.as_deref(), out)
+}
+
+/// The demo's SQLite file: the one asked for, or one in a temporary
+/// folder that goes when the demo ends.
+struct DemoDatabase {
+    path: PathBuf,
+    _tmp: Option<TempDir>,
+}
+
+impl DemoDatabase {
+    fn new(keep: Option<&Path>) -> Result<DemoDatabase> {
+        Ok(match keep {
+            Some(p) => DemoDatabase {
+                path: p.to_owned(),
+                _tmp: None,
+            },
+            None => {
+                let tmp = tempfile::tempdir()?;
+                DemoDatabase {
+                    path: tmp.path().join("demo.db"),
+                    _tmp: Some(tmp),
+                }
+            }
+        })
+    }
+}
+
+/// `helpdesk run`'s defaults, but for X at the sandbox and the database
+/// in `db`.
+fn demo_config(opts: &DemoArgs, x: &XConfig, db: &Path) -> Config {
+    Config {
+        database_url: format!("sqlite://{}", db.display()),
+        rules: opts.rules.path.clone(),
+        x: Some(x.clone()),
+        ..Config::default()
+    }
+}
+
+/// Drives the bot round by round until nothing more can happen now.
+async fn settle(bot: &Bot, sandbox: &Sandbox) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
+        // Counted before the poll: a line that becomes visible during the
+        // round is then polled by the next one instead of being missed.
+        let unseen = sandbox.pending();
         let fresh = bot
             .poll_once()
             .await?
@@ -109,8 +143,8 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> 
             .count();
         let round = bot.drain_once().await?;
         let settled = fresh == 0 && !round.progressed() && round.sent == 0;
-        if settled && sandbox.pending() == 0 {
-            break;
+        if settled && unseen == 0 {
+            return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
             anyhow::bail!(
@@ -121,93 +155,75 @@ pub async fn run(opts: &DemoOptions, out: &mut dyn Write) -> anyhow::Result<()> 
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
     }
+}
 
-    let lines = report(&store).await?;
-    let l = &config.limits;
-    if !opts.json {
-        writeln!(
-            out,
-            "helpdesk demo: {total} traffic lines through the sandbox X API at {}",
-            sandbox.base_url()
-        )?;
-        writeln!(
-            out,
-            "limits: {} replies per {} s in all, {} per customer per {} s, {} automatic replies per conversation (the configured defaults; nothing shortened)\n",
-            l.global.replies,
-            l.global.per_secs,
-            l.per_customer.replies,
-            l.per_customer.per_secs,
-            l.per_conversation
-        )?;
-        print_table(&lines, out)?;
-    } else {
-        for x in &lines {
-            let v = json!({
-                "id": x.id,
-                "rule": x.rule,
-                "action": x.action,
-                "reply_status": x.reply_status,
-                "ticket": x.ticket,
-            });
-            writeln!(out, "{v}")?;
-        }
+/// `--json`: a line per message, then the summary.
+fn write_json(
+    lines: &[MessageOutcome],
+    summary: &serde_json::Value,
+    out: &mut dyn Write,
+) -> Result<()> {
+    for x in lines {
+        let v = json!({
+            "id": x.platform_message_id,
+            "rule": x.rule_id,
+            "action": x.action,
+            "reply_status": x.reply_status(),
+            "ticket": ticket(x),
+        });
+        writeln!(out, "{v}")?;
     }
-    let summary = summarize(&lines, total, sandbox.posted().len());
-    if opts.json {
-        writeln!(out, "{}", json!({ "summary": summary }))?;
-    } else {
-        writeln!(out)?;
-        for (k, v) in summary.as_object().into_iter().flatten() {
-            writeln!(out, "  {k:<20} {v}")?;
-        }
-        if let Some(p) = &opts.db {
-            writeln!(out, "\nthe database is kept at {}", p.display())?;
-        }
+    writeln!(out, "{}", json!({ "summary": summary }))?;
+    Ok(())
+}
+
+/// What ran: the traffic, where the sandbox was, and the limits in force.
+fn header(total: usize, sandbox_url: &str, l: &Limits) -> String {
+    format!(
+        "helpdesk demo: {total} traffic lines through the sandbox X API at {sandbox_url}\n\
+         limits: {} replies per {} s in all, {} per customer per {} s, {} automatic replies per conversation (the configured defaults; nothing shortened)\n",
+        l.global.replies,
+        l.global.per_secs,
+        l.per_customer.replies,
+        l.per_customer.per_secs,
+        l.per_conversation
+    )
+}
+
+/// For people: the header, a table of the messages, the summary, and where
+/// the database was kept.
+fn write_text(
+    header: &str,
+    lines: &[MessageOutcome],
+    summary: &serde_json::Value,
+    kept: Option<&Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    writeln!(out, "{header}")?;
+    print_table(lines, out)?;
+    writeln!(out)?;
+    for (k, v) in summary.as_object().into_iter().flatten() {
+        writeln!(out, "  {k:<20} {v}")?;
+    }
+    if let Some(p) = kept {
+        writeln!(out, "\nthe database is kept at {}", p.display())?;
     }
     Ok(())
 }
 
-/// Every recorded message with its outcome, in arrival order.
-pub async fn report(store: &Store) -> anyhow::Result<Vec<Line>> {
-    let rows = sqlx::query(
-        "SELECT m.platform_message_id, m.channel, m.author_handle, m.text, m.rule_id, m.action, \
-                m.auto_reply, o.status, m.ticket_id, COALESCE(o.reason, m.reason) \
-         FROM messages m LEFT JOIN outbox o ON o.message_id = m.id AND o.origin = 'auto' \
-         ORDER BY m.id",
-    )
-    .fetch_all(store.pool())
-    .await?;
-    rows.iter()
-        .map(|r| {
-            let auto: String = r.try_get(6)?;
-            let status: Option<String> = r.try_get(7)?;
-            Ok(Line {
-                id: r.try_get(0)?,
-                channel: r.try_get(1)?,
-                author: r.try_get(2)?,
-                text: r.try_get(3)?,
-                rule: r.try_get(4)?,
-                action: r.try_get(5)?,
-                reply_status: status.unwrap_or(auto),
-                ticket: r
-                    .try_get::<Option<i64>, _>(8)?
-                    .map(|t| crate::domain::TicketRef(t).to_string()),
-                reason: r.try_get(9)?,
-            })
-        })
-        .collect()
+/// The message's ticket as agents write it (`T-1042`).
+fn ticket(m: &MessageOutcome) -> Option<String> {
+    m.ticket.map(|t| t.to_string())
 }
 
-fn summarize(lines: &[Line], traffic: usize, posted: usize) -> serde_json::Value {
+fn summarize(lines: &[MessageOutcome], traffic: usize, posted: usize) -> serde_json::Value {
     let mut by_status: BTreeMap<&str, usize> = BTreeMap::new();
     let mut by_action: BTreeMap<&str, usize> = BTreeMap::new();
     let mut tickets = std::collections::BTreeSet::new();
     for l in lines {
-        *by_status.entry(l.reply_status.as_str()).or_default() += 1;
+        *by_status.entry(l.reply_status()).or_default() += 1;
         *by_action.entry(l.action.as_str()).or_default() += 1;
-        if let Some(t) = &l.ticket {
-            tickets.insert(t.clone());
-        }
+        tickets.extend(l.ticket);
     }
     let n = |m: &BTreeMap<&str, usize>, k: &str| m.get(k).copied().unwrap_or(0);
     json!({
@@ -239,7 +255,7 @@ fn clip(s: &str, n: usize) -> String {
     c
 }
 
-fn print_table(lines: &[Line], out: &mut dyn Write) -> std::io::Result<()> {
+fn print_table(lines: &[MessageOutcome], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
         "{:<6} {:<8} {:<14} {:<36} {:<20} {:<9} {:<11} {:<7} why",
@@ -249,14 +265,14 @@ fn print_table(lines: &[Line], out: &mut dyn Write) -> std::io::Result<()> {
         writeln!(
             out,
             "{:<6} {:<8} {:<14} {:<36} {:<20} {:<9} {:<11} {:<7} {}",
-            clip(&l.id, 6),
+            clip(&l.platform_message_id, 6),
             l.channel,
-            clip(&format!("@{}", l.author), 14),
+            clip(&format!("@{}", l.author_handle), 14),
             clip(&l.text, 36),
-            clip(l.rule.as_deref().unwrap_or("-"), 20),
+            clip(l.rule_id.as_deref().unwrap_or("-"), 20),
             l.action,
-            l.reply_status,
-            l.ticket.as_deref().unwrap_or("-"),
+            l.reply_status(),
+            ticket(l).as_deref().unwrap_or("-"),
             l.reason.as_deref().unwrap_or("")
         )?;
     }

@@ -2,9 +2,14 @@
 
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::Context as _;
+use clap::Args;
+use metrics_exporter_prometheus::PrometheusHandle;
 
+use crate::commands::args::{ConfigFile, adjust};
+use crate::commands::process::{LogFormat, block_on};
 use crate::domain::clock::Clock;
 use crate::platforms::Connector;
 use crate::platforms::registry::{self, Sections};
@@ -17,8 +22,34 @@ use crate::runtime::shutdown::Shutdown;
 use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
 use crate::storage::{Store, redact_url};
 
-/// Builds the connectors the configuration asks for. `store` is where a
-/// login shared by several instances lives (`token_store = "database"`).
+/// `helpdesk run`: which configuration, and how to log.
+#[derive(Debug, Args)]
+#[command(mut_args(adjust("config", |a| a.help("The configuration file (missing: every default)"))))]
+pub struct RunArgs {
+    /// Which file.
+    #[command(flatten)]
+    pub config: ConfigFile,
+    /// Also answer messages written before the bot's first start.
+    #[arg(long)]
+    pub answer_backlog: bool,
+    /// Log format.
+    #[arg(long, value_enum, default_value = "text")]
+    pub log_format: LogFormat,
+}
+
+/// Runs the bot until it is told to stop; returns the exit code.
+pub fn execute(args: &RunArgs) -> anyhow::Result<i32> {
+    block_on(
+        args.log_format,
+        "info",
+        run(&args.config.path, args.answer_backlog),
+    )?;
+    Ok(0)
+}
+
+/// Builds the connectors the configuration asks for (through the
+/// platforms' registry). `store` is where a login shared by several
+/// instances lives (`token_store = "database"`).
 pub async fn connectors(
     config: &Config,
     clock: &Clock,
@@ -44,16 +75,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     let store = Store::open_patiently(&config.database_url).await?;
     tracing::info!(database = %redact_url(&config.database_url), "database ready");
     let connectors = connectors(&config, &clock, &store).await?;
-    // Replies are checked against the length each platform really allows
-    // (a Mastodon instance says its own).
-    let mut opts = LoadOptions::default();
-    opts.limits.clear();
-    for c in &connectors {
-        opts.limits.push(c.length_limit().await);
-    }
-    let rules =
-        RuleSet::load_dir(&config.rules, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
-    tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
+    let (rules, opts) = load_rules(&config, &connectors).await?;
     let metrics = crate::runtime::admin::install_recorder();
     metrics::gauge!("helpdesk_rules_loaded").set(rules.rules().len() as f64);
     metrics::gauge!("helpdesk_rules_last_good_load_timestamp_seconds")
@@ -63,25 +85,8 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
             .await
             .context("the bot could not start")?,
     );
-
     let shutdown = Shutdown::new();
-    if !config.admin_listen.is_empty() {
-        let addr = crate::runtime::admin::serve(
-            &config.admin_listen,
-            bot.clone(),
-            metrics,
-            config.http.clone(),
-            &shutdown,
-        )
-            .await
-            .with_context(|| {
-                format!(
-                    "cannot listen on {} for /metrics: set admin_listen (or HELPDESK_ADMIN_LISTEN) to a free address",
-                    config.admin_listen
-                )
-            })?;
-        tracing::info!(%addr, "admin endpoint ready: /metrics /healthz /readyz");
-    }
+    start_admin(&config, &bot, metrics, &shutdown).await?;
     shutdown.spawn(crate::runtime::reload::watch_rules(
         bot.rules(),
         config.rules.clone(),
@@ -90,8 +95,54 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
         shutdown.clone(),
     ));
     shutdown.stop_on(shutdown_signal());
-    let deadline = std::time::Duration::from_secs(config.shutdown_deadline_secs);
+    let deadline = Duration::from_secs(config.shutdown_deadline_secs);
     bot.run(shutdown, Some(deadline)).await?;
+    Ok(())
+}
+
+/// The rules, checked against the length each platform really allows (a
+/// Mastodon instance says its own); the options are kept for reloads.
+async fn load_rules(
+    config: &Config,
+    connectors: &[Arc<dyn Connector>],
+) -> anyhow::Result<(RuleSet, LoadOptions)> {
+    let mut opts = LoadOptions::default();
+    opts.limits.clear();
+    for c in connectors {
+        opts.limits.push(c.length_limit().await);
+    }
+    let rules =
+        RuleSet::load_dir(&config.rules, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
+    Ok((rules, opts))
+}
+
+/// The admin endpoint (/metrics, /healthz, /readyz), unless `admin_listen`
+/// is empty.
+async fn start_admin(
+    config: &Config,
+    bot: &Arc<Bot>,
+    metrics: Option<PrometheusHandle>,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    if config.admin_listen.is_empty() {
+        return Ok(());
+    }
+    let addr = crate::runtime::admin::serve(
+        &config.admin_listen,
+        bot.clone(),
+        metrics,
+        config.http.clone(),
+        shutdown,
+    )
+    .await
+    .with_context(|| {
+        format!(
+            "cannot listen on {} for /metrics: set admin_listen (or HELPDESK_ADMIN_LISTEN) to a free address",
+            config.admin_listen
+        )
+    })?;
+    tracing::info!(%addr, "admin endpoint ready: /metrics /healthz /readyz");
     Ok(())
 }
 

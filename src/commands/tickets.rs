@@ -1,4 +1,5 @@
-//! The agents' command line: `helpdesk tickets …` and `helpdesk report`.
+//! The agents' ticket commands: `helpdesk tickets list`, `show`, and the
+//! actions (claim, assign, note, reply, pending, solve, close, reopen).
 //!
 //! Readable tables by default, `--json` on every listing. Each command finds
 //! its database the same way: `--config FILE` (default `helpdesk.toml`, if
@@ -6,63 +7,43 @@
 //! [`tickets::apply`], the same code the bot uses for `agent_actions`.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::application::report;
-use crate::application::tickets::{self, Command, Filter};
-use crate::domain::clock::{Clock, Millis, rfc3339};
-use crate::domain::states::TicketStatus as Status;
+use crate::application::tickets::{self, Applied, Command, Entry, Filter, Summary};
+use crate::commands::args::{AgentArgs, Json, adjust};
+use crate::commands::output::when;
+use crate::commands::process::{LogFormat, block_on};
+use crate::domain::clock::{Clock, Millis};
+use crate::domain::states::TicketStatus;
 use crate::domain::{AgentName, TicketRef};
 use crate::runtime::config::Config;
 use crate::storage::Store;
 
-/// Options every ticket command shares.
-#[derive(Debug, Clone, Args)]
-pub struct Common {
-    /// The configuration file (its database_url; HELPDESK_DATABASE_URL wins).
-    #[arg(
-        long,
-        global = true,
-        default_value = "helpdesk.toml",
-        env = "HELPDESK_CONFIG"
-    )]
-    pub config: PathBuf,
-    /// Who is acting: 1 to 64 letters, digits, `.`, `_`, `-` or `@`.
-    #[arg(long, global = true, env = "HELPDESK_AGENT")]
-    pub agent: Option<AgentName>,
+/// `helpdesk tickets`: the agents' flags, then what to do.
+#[derive(Debug, Args)]
+pub struct TicketsArgs {
+    /// Where the database is, and who is acting.
+    #[command(flatten)]
+    pub agent: AgentArgs,
+    /// What to do.
+    #[command(subcommand)]
+    pub cmd: TicketsCommand,
 }
 
 /// `helpdesk tickets …`
 #[derive(Debug, Subcommand)]
 pub enum TicketsCommand {
     /// The tickets being worked (new, open, pending), most urgent first.
-    List {
-        /// Only this queue.
-        #[arg(long)]
-        queue: Option<String>,
-        /// Only this status.
-        #[arg(long)]
-        status: Option<String>,
-        /// Only mine (`--agent`).
-        #[arg(long)]
-        mine: bool,
-        /// Only those past their first-response time.
-        #[arg(long)]
-        overdue: bool,
-        /// One JSON array.
-        #[arg(long)]
-        json: bool,
-    },
+    List(ListArgs),
     /// One ticket: its conversation and history, with times and who did what.
     Show {
         /// The ticket, such as T-1042.
         ticket: TicketRef,
-        /// As JSON.
-        #[arg(long)]
-        json: bool,
+        /// How to print.
+        #[command(flatten)]
+        json: Json,
     },
     /// Take a ticket.
     Claim {
@@ -115,118 +96,70 @@ pub enum TicketsCommand {
     },
 }
 
-async fn open_store(common: &Common) -> Result<(Config, Store)> {
-    let config = Config::load(&common.config, true)?;
-    let store = Store::open(&config.database_url).await?;
-    Ok((config, store))
+/// `helpdesk tickets list`: which tickets to show, and how.
+#[derive(Debug, Args)]
+#[command(mut_args(adjust("json", |a| a.help("One JSON array"))))]
+pub struct ListArgs {
+    /// Only this queue.
+    #[arg(long)]
+    pub queue: Option<String>,
+    /// Only this status.
+    #[arg(long)]
+    pub status: Option<String>,
+    /// Only mine (`--agent`).
+    #[arg(long)]
+    pub mine: bool,
+    /// Only those past their first-response time.
+    #[arg(long)]
+    pub overdue: bool,
+    /// How to print.
+    #[command(flatten)]
+    pub json: Json,
 }
 
-fn agent(common: &Common) -> Result<String> {
-    match &common.agent {
-        Some(a) => Ok(a.as_str().to_owned()),
-        None => bail!("who is acting? pass --agent NAME or set HELPDESK_AGENT"),
+impl ListArgs {
+    /// The filter the flags ask for; `--mine` needs to know who is asking.
+    fn filter(&self, agent: &AgentArgs) -> Result<Filter> {
+        let status: Option<TicketStatus> = self
+            .status
+            .as_deref()
+            .map(str::parse)
+            .transpose()
+            .context("--status")?;
+        Ok(Filter {
+            queue: self.queue.clone(),
+            status,
+            assignee: if self.mine {
+                Some(agent.agent()?)
+            } else {
+                None
+            },
+            overdue: self.overdue,
+        })
     }
 }
 
-fn when(ms: Option<Millis>) -> String {
-    ms.map(|m| rfc3339(m)[..16].replace('T', " "))
-        .unwrap_or_else(|| "-".into())
+/// Runs `helpdesk tickets …` on stdout; returns the exit code.
+pub fn execute(args: TicketsArgs) -> Result<i32> {
+    block_on(LogFormat::Text, "warn", async {
+        let stdout = std::io::stdout();
+        tickets(&args.agent, args.cmd, &mut stdout.lock()).await
+    })
 }
 
 /// Runs a `tickets` command; returns the exit code.
-pub async fn tickets(common: Common, cmd: TicketsCommand, out: &mut dyn Write) -> Result<i32> {
-    let (config, store) = open_store(&common).await?;
+pub async fn tickets(agent: &AgentArgs, cmd: TicketsCommand, out: &mut dyn Write) -> Result<i32> {
+    let (config, store) = agent.open_store().await?;
     let now = Clock::new().now_ms();
-    let action = match cmd {
-        TicketsCommand::List {
-            queue,
-            status,
-            mine,
-            overdue,
-            json,
-        } => {
-            let status: Option<Status> =
-                status.map(|s| s.parse()).transpose().context("--status")?;
-            let f = Filter {
-                queue,
-                status,
-                assignee: if mine { Some(agent(&common)?) } else { None },
-                overdue,
-            };
-            let list = tickets::list(&store, &f, now).await?;
-            if json {
-                serde_json::to_writer_pretty(&mut *out, &list)?;
-                writeln!(out)?;
-            } else {
-                writeln!(
-                    out,
-                    "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} first reply due",
-                    "ticket", "status", "prio", "queue", "customer", "agent"
-                )?;
-                for t in &list {
-                    writeln!(
-                        out,
-                        "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<17} {}",
-                        t.reference,
-                        t.status,
-                        t.priority,
-                        t.queue,
-                        format!("@{}", t.customer),
-                        t.assignee.as_deref().unwrap_or("-"),
-                        when(t.first_response_due),
-                        if t.overdue { "OVERDUE" } else { "" }
-                    )?;
-                }
-                let late = list.iter().filter(|t| t.overdue).count();
-                writeln!(out, "{} tickets, {late} overdue", list.len())?;
-            }
+    let (ticket, command) = match cmd {
+        TicketsCommand::List(list) => {
+            let found = tickets::list(&store, &list.filter(agent)?, now).await?;
+            write_list(&found, list.json.on, out)?;
             return Ok(0);
         }
         TicketsCommand::Show { ticket, json } => {
-            let (s, entries) = tickets::show(&store, ticket, now).await?;
-            if json {
-                serde_json::to_writer_pretty(
-                    &mut *out,
-                    &serde_json::json!({"ticket": s, "timeline": entries}),
-                )?;
-                writeln!(out)?;
-            } else {
-                writeln!(
-                    out,
-                    "{}  {}  {} priority, queue {}, @{} on {}, agent {}",
-                    s.reference,
-                    s.status,
-                    s.priority,
-                    s.queue,
-                    s.customer,
-                    s.platform,
-                    s.assignee.as_deref().unwrap_or("-")
-                )?;
-                writeln!(
-                    out,
-                    "first reply due {}{}, answered {}{}\n",
-                    when(s.first_response_due),
-                    if s.overdue { " (OVERDUE)" } else { "" },
-                    when(s.first_response_at),
-                    s.csat.map(|c| format!(", rated {c}/5")).unwrap_or_default()
-                )?;
-                for e in entries {
-                    let change = match (&e.from, &e.to) {
-                        (Some(f), Some(t)) => format!(" {f} → {t}"),
-                        (None, Some(t)) => format!(" → {t}"),
-                        _ => String::new(),
-                    };
-                    writeln!(
-                        out,
-                        "{}  {:<14} {:<8}{}{}",
-                        when(Some(e.at)),
-                        e.who,
-                        e.kind,
-                        change,
-                        e.text.map(|t| format!("  {t}")).unwrap_or_default()
-                    )?;
-                }
-            }
+            let (summary, timeline) = tickets::show(&store, ticket, now).await?;
+            write_ticket(&summary, timeline, json.on, out)?;
             return Ok(0);
         }
         TicketsCommand::Claim { ticket } => (ticket, Command::Claim),
@@ -238,36 +171,39 @@ pub async fn tickets(common: Common, cmd: TicketsCommand, out: &mut dyn Write) -
         TicketsCommand::Close { ticket } => (ticket, Command::Close),
         TicketsCommand::Reopen { ticket } => (ticket, Command::Reopen),
     };
-    let who = agent(&common)?;
-    let (ticket, cmd) = action;
-    match tickets::apply(
-        &store,
+    let action = Action {
+        ticket,
+        command,
+        who: agent.agent()?,
+        now,
+    };
+    act(&config, &store, &action, out).await
+}
+
+/// An agent's action on a ticket, as the command line gave it.
+struct Action {
+    ticket: TicketRef,
+    command: Command,
+    who: String,
+    now: Millis,
+}
+
+/// Applies the action; a refusal (the ticket's status does not allow it,
+/// the reply is too long…) is the agent's to fix: exit code 1, not an error.
+async fn act(config: &Config, store: &Store, a: &Action, out: &mut dyn Write) -> Result<i32> {
+    let result = tickets::apply(
+        store,
         &config.tickets,
         &config.protection.bots,
-        ticket,
-        &who,
-        &cmd,
-        now,
+        a.ticket,
+        &a.who,
+        &a.command,
+        a.now,
     )
-    .await
-    {
-        Ok(a) => {
-            let change = if a.from == a.to {
-                a.to.to_string()
-            } else {
-                format!("{} → {}", a.from, a.to)
-            };
-            let extra = match (&cmd, a.queued) {
-                (Command::Reply { .. }, Some(_)) => ", reply queued (the bot sends it)",
-                (Command::Solve, Some(_)) => ", satisfaction survey queued",
-                _ => "",
-            };
-            writeln!(
-                out,
-                "{}: {} by {who}: {change}{extra}",
-                a.ticket,
-                cmd.name()
-            )?;
+    .await;
+    match result {
+        Ok(applied) => {
+            writeln!(out, "{}", done(&applied, &a.command, &a.who))?;
             Ok(0)
         }
         Err(tickets::TicketError::Store(e)) => Err(e.into()),
@@ -278,73 +214,155 @@ pub async fn tickets(common: Common, cmd: TicketsCommand, out: &mut dyn Write) -
     }
 }
 
-/// Runs `helpdesk report`.
-pub async fn report(common: Common, since: &str, json: bool, out: &mut dyn Write) -> Result<i32> {
-    let period = report::parse_since(since).map_err(|e| anyhow::anyhow!(e))?;
-    let (_, store) = open_store(&common).await?;
-    let now = Clock::new().now_ms();
-    let r = report::build(&store, now, period).await?;
+/// What an applied action did, in one line: the status change and what
+/// was queued for the customer.
+fn done(a: &Applied, cmd: &Command, who: &str) -> String {
+    let change = if a.from == a.to {
+        a.to.to_string()
+    } else {
+        format!("{} → {}", a.from, a.to)
+    };
+    let extra = match (cmd, a.queued) {
+        (Command::Reply { .. }, Some(_)) => ", reply queued (the bot sends it)",
+        (Command::Solve, Some(_)) => ", satisfaction survey queued",
+        _ => "",
+    };
+    format!("{}: {} by {who}: {change}{extra}", a.ticket, cmd.name())
+}
+
+/// `tickets list`: one JSON array, or a table with a count at the end.
+fn write_list(list: &[Summary], json: bool, out: &mut dyn Write) -> Result<()> {
     if json {
-        serde_json::to_writer_pretty(&mut *out, &r)?;
+        serde_json::to_writer_pretty(&mut *out, list)?;
         writeln!(out)?;
-        return Ok(0);
+        return Ok(());
     }
-    writeln!(out, "since {}", when(Some(r.since)))?;
-    writeln!(out, "\nmessages")?;
-    for (k, v) in &r.messages {
-        writeln!(out, "  {k:<24} {v}")?;
+    writeln!(
+        out,
+        "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} first reply due",
+        "ticket", "status", "prio", "queue", "customer", "agent"
+    )?;
+    for t in list {
+        writeln!(
+            out,
+            "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<17} {}",
+            t.reference,
+            t.status,
+            t.priority,
+            t.queue,
+            format!("@{}", t.customer),
+            t.assignee.as_deref().unwrap_or("-"),
+            when(t.first_response_due),
+            if t.overdue { "OVERDUE" } else { "" }
+        )?;
     }
-    writeln!(out, "\nwhat the bot did")?;
-    for (k, v) in &r.by_action {
-        writeln!(out, "  {k:<24} {v}")?;
+    let late = list.iter().filter(|t| t.overdue).count();
+    writeln!(out, "{} tickets, {late} overdue", list.len())?;
+    Ok(())
+}
+
+/// `tickets show`: the ticket and its timeline, as JSON or for reading.
+fn write_ticket(s: &Summary, timeline: Vec<Entry>, json: bool, out: &mut dyn Write) -> Result<()> {
+    if json {
+        serde_json::to_writer_pretty(
+            &mut *out,
+            &serde_json::json!({"ticket": s, "timeline": timeline}),
+        )?;
+        writeln!(out)?;
+        return Ok(());
     }
-    writeln!(out, "  {:<24} {}", "replies sent", r.answered_automatically)?;
-    writeln!(out, "\nper rule")?;
-    for (k, v) in &r.by_rule {
-        writeln!(out, "  {k:<24} {v}")?;
+    writeln!(
+        out,
+        "{}  {}  {} priority, queue {}, @{} on {}, agent {}",
+        s.reference,
+        s.status,
+        s.priority,
+        s.queue,
+        s.customer,
+        s.platform,
+        s.assignee.as_deref().unwrap_or("-")
+    )?;
+    writeln!(
+        out,
+        "first reply due {}{}, answered {}{}\n",
+        when(s.first_response_due),
+        if s.overdue { " (OVERDUE)" } else { "" },
+        when(s.first_response_at),
+        s.csat.map(|c| format!(", rated {c}/5")).unwrap_or_default()
+    )?;
+    for e in timeline {
+        writeln!(out, "{}", timeline_line(e))?;
     }
-    let min = |m: Option<f64>| m.map(|v| format!("{v:.0} min")).unwrap_or("-".into());
-    writeln!(out, "\ntickets")?;
-    writeln!(out, "  {:<24} {}", "opened", r.tickets_opened)?;
-    writeln!(out, "  {:<24} {}", "solved", r.tickets_solved)?;
-    writeln!(
-        out,
-        "  {:<24} {}",
-        "first reply, median",
-        min(r.first_response_median_min)
-    )?;
-    writeln!(
-        out,
-        "  {:<24} {}",
-        "first reply, p90",
-        min(r.first_response_p90_min)
-    )?;
-    writeln!(out, "  {:<24} {}", "SLA breaches", r.sla_breaches)?;
-    writeln!(
-        out,
-        "  {:<24} {}",
-        "satisfaction",
-        r.csat_average
-            .map(|a| format!("{a:.1}/5 ({} answers)", r.csat_answers))
-            .unwrap_or("-".into())
-    )?;
-    writeln!(
-        out,
-        "\nwhat the rules miss (top words of unmatched messages)"
-    )?;
-    let words: Vec<String> = r
-        .unmatched_top_words
-        .iter()
-        .map(|(w, n)| format!("{w} ({n})"))
-        .collect();
-    writeln!(
-        out,
-        "  {}",
-        if words.is_empty() {
-            "-".into()
-        } else {
-            words.join(", ")
-        }
-    )?;
-    Ok(0)
+    Ok(())
+}
+
+/// One event of a ticket's history: when, who, what, and the change or text.
+fn timeline_line(e: Entry) -> String {
+    let change = match (&e.from, &e.to) {
+        (Some(f), Some(t)) => format!(" {f} → {t}"),
+        (None, Some(t)) => format!(" → {t}"),
+        _ => String::new(),
+    };
+    format!(
+        "{}  {:<14} {:<8}{}{}",
+        when(Some(e.at)),
+        e.who,
+        e.kind,
+        change,
+        e.text.map(|t| format!("  {t}")).unwrap_or_default()
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_action_says_what_changed_and_what_was_queued() {
+        let a = Applied {
+            ticket: TicketRef(1042),
+            from: TicketStatus::Pending,
+            to: TicketStatus::Solved,
+            queued: Some(7),
+        };
+        assert_eq!(
+            done(&a, &Command::Solve, "carla"),
+            "T-1042: solve by carla: pending → solved, satisfaction survey queued"
+        );
+        let same = Applied {
+            from: TicketStatus::Open,
+            to: TicketStatus::Open,
+            ..a
+        };
+        let reply = Command::Reply {
+            text: "hi".into(),
+            dm: true,
+        };
+        assert_eq!(
+            done(&same, &reply, "bob"),
+            "T-1042: reply_dm by bob: open, reply queued (the bot sends it)"
+        );
+    }
+
+    #[test]
+    fn mine_needs_an_agent_and_a_status_must_exist() {
+        let nobody = AgentArgs {
+            config: crate::commands::args::ConfigFile {
+                path: "helpdesk.toml".into(),
+            },
+            agent: None,
+        };
+        let list = |status: Option<&str>, mine| ListArgs {
+            queue: None,
+            status: status.map(str::to_owned),
+            mine,
+            overdue: false,
+            json: Json { on: false },
+        };
+        assert!(list(None, true).filter(&nobody).is_err());
+        assert!(list(Some("bogus"), false).filter(&nobody).is_err());
+        let f = list(Some("open"), false).filter(&nobody).unwrap();
+        assert_eq!(f.status, Some(TicketStatus::Open));
+        assert_eq!(f.assignee, None);
+    }
 }

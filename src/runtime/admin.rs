@@ -9,16 +9,16 @@
 use std::net::SocketAddr;
 use std::sync::Arc;
 
+use crate::runtime::bot::Bot;
+use crate::runtime::shutdown::Shutdown;
+use crate::storage::StoreError;
+use crate::storage::views;
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use metrics_exporter_prometheus::{PrometheusBuilder, PrometheusHandle};
-use sqlx::Row;
-
-use crate::runtime::bot::Bot;
-use crate::runtime::shutdown::Shutdown;
 
 /// Installs the Prometheus recorder (once per process).
 pub fn install_recorder() -> Option<PrometheusHandle> {
@@ -67,36 +67,19 @@ async fn render(State(a): State<Admin>) -> Response {
     h.render().into_response()
 }
 
-async fn database_gauges(bot: &Bot) -> Result<(), sqlx::Error> {
-    let pool = bot.store().pool();
+async fn database_gauges(bot: &Bot) -> Result<(), StoreError> {
     let now = bot.clock().now_ms();
-    let r = sqlx::query("SELECT COUNT(*), MIN(created_at) FROM outbox WHERE status = 'queued'")
-        .fetch_one(pool)
-        .await?;
-    let depth: i64 = r.try_get(0)?;
-    let oldest: Option<i64> = r.try_get(1)?;
-    metrics::gauge!("helpdesk_outbox_depth").set(depth as f64);
-    metrics::gauge!("helpdesk_outbox_oldest_age_seconds")
-        .set(oldest.map(|t| (now - t) as f64 / 1000.0).unwrap_or(0.0));
-    for r in sqlx::query(
-        "SELECT queue, COUNT(*) FROM tickets WHERE status IN ('new', 'open', 'pending') GROUP BY queue",
-    )
-    .fetch_all(pool)
-    .await?
-    {
-        let q: String = r.try_get(0)?;
-        let n: i64 = r.try_get(1)?;
-        metrics::gauge!("helpdesk_open_tickets", "queue" => q).set(n as f64);
+    let b = views::backlog(bot.store(), now).await?;
+    metrics::gauge!("helpdesk_outbox_depth").set(b.outbox_depth as f64);
+    metrics::gauge!("helpdesk_outbox_oldest_age_seconds").set(
+        b.oldest_queued_at
+            .map(|t| (now - t) as f64 / 1000.0)
+            .unwrap_or(0.0),
+    );
+    for (queue, n) in b.open_tickets_per_queue {
+        metrics::gauge!("helpdesk_open_tickets", "queue" => queue).set(n as f64);
     }
-    let breaches: i64 = sqlx::query(
-        "SELECT COUNT(*) FROM tickets WHERE status IN ('new', 'open', 'pending') \
-         AND first_response_at IS NULL AND first_response_due < $1",
-    )
-    .bind(now)
-    .fetch_one(pool)
-    .await?
-    .try_get(0)?;
-    metrics::gauge!("helpdesk_sla_breaches").set(breaches as f64);
+    metrics::gauge!("helpdesk_sla_breaches").set(b.overdue_open_tickets as f64);
     Ok(())
 }
 
@@ -104,7 +87,7 @@ async fn ready(State(a): State<Admin>) -> Response {
     // Reachable, and the bot's own writes work (a locked or full SQLite
     // file still answers SELECT 1).
     // A dead server must not hold /readyz for the pool's 10 s acquire timeout.
-    let probe = sqlx::query("SELECT 1").execute(a.bot.store().pool());
+    let probe = a.bot.store().ping();
     let db = matches!(
         tokio::time::timeout(std::time::Duration::from_secs(2), probe).await,
         Ok(Ok(_))

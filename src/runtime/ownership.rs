@@ -11,11 +11,11 @@
 use std::collections::HashSet;
 use std::time::Duration;
 
-use sqlx::{AnyConnection, Row};
+use sqlx::AnyConnection;
 use tokio::sync::Mutex;
 
 use crate::runtime::shutdown::Shutdown;
-use crate::storage::{Backend, Store, StoreError};
+use crate::storage::{Backend, Store, StoreError, locks};
 
 /// The roles of this instance, on the database the bot writes to: what the
 /// bot's tasks ask before each unit of work.
@@ -93,16 +93,11 @@ impl Ownership {
         if s.conn.is_none() {
             // A fresh session holds nothing.
             s.held.clear();
-            // Out of the pool: a lock must never ride a pooled connection
-            // into someone else's hands, and dropping it must end the session.
-            s.conn = Some(store.pool().acquire().await?.detach());
+            s.conn = Some(locks::session(store).await?);
         }
         if s.held.contains(role) {
             // Still alive? If the session died, its locks died with it.
-            let alive = sqlx::query("SELECT 1")
-                .execute(s.conn.as_mut().expect("set above"))
-                .await;
-            if alive.is_ok() {
+            if locks::alive(s.conn.as_mut().expect("set above")).await {
                 return Ok(true);
             }
             tracing::warn!(role, "lost the database session: giving up every role");
@@ -110,13 +105,9 @@ impl Ownership {
             s.held.clear();
             return Ok(false);
         }
-        let got = sqlx::query("SELECT pg_try_advisory_lock(hashtext($1))")
-            .bind(format!("helpdesk:{role}"))
-            .fetch_one(s.conn.as_mut().expect("set above"))
-            .await;
-        match got {
-            Ok(row) => {
-                let ok: bool = row.try_get(0)?;
+        let name = format!("helpdesk:{role}");
+        match locks::try_lock(s.conn.as_mut().expect("set above"), &name).await {
+            Ok(ok) => {
                 if ok {
                     tracing::info!(role, "this instance now owns the role");
                     s.held.insert(role.to_owned());

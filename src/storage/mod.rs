@@ -12,6 +12,7 @@ pub mod agent_actions;
 pub mod bot_state;
 pub mod cursors;
 pub mod dialect;
+pub mod locks;
 pub mod messages;
 pub mod oauth_tokens;
 pub mod opt_outs;
@@ -22,6 +23,7 @@ mod spellings;
 pub mod ticket_events;
 pub mod ticket_messages;
 pub mod tickets;
+pub mod views;
 
 pub use bot_state::length_limit;
 pub use cursors::set_cursor;
@@ -403,6 +405,12 @@ impl Store {
     /// Which database this is.
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    /// Whether the database answers a trivial query (`/readyz`).
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
     }
 
     /// Starts a write transaction. On SQLite it takes the write lock at

@@ -1,0 +1,76 @@
+//! How commands show things to a person: errors as one line, a closed pipe
+//! as a quiet end, times as minutes.
+
+use crate::domain::clock::{Millis, rfc3339};
+
+/// The error as one line: each cause of its chain once, outermost first.
+///
+/// Our errors often name their source in their own message (so a log line
+/// that shows only `{e}` still has the cause) and also return it as
+/// `source()`: printing the chain as is would repeat it two to four times.
+pub fn render_error(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        // Some drivers repeat a prefix inside one message
+        // ("error with configuration: error with configuration: …").
+        let mut segments: Vec<&str> = Vec::new();
+        let text = cause.to_string();
+        for seg in text.split(": ") {
+            if segments.last() != Some(&seg) {
+                segments.push(seg);
+            }
+        }
+        let msg = segments.join(": ");
+        if !parts.iter().any(|p| p.contains(&msg)) {
+            parts.push(msg);
+        }
+    }
+    parts.join(": ")
+}
+
+/// Whether the error is a closed standard output (the reader of a pipe went
+/// away, as with `| head`): the command then stops quietly with status 0,
+/// as other Unix tools do.
+pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+            || c.downcast_ref::<serde_json::Error>()
+                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+    })
+}
+
+/// A time in a table, to the minute (`2026-03-02 14:05`), or `-` for none:
+/// agents compare times at a glance; seconds would only widen the column.
+pub fn when(ms: Option<Millis>) -> String {
+    ms.map(|m| rfc3339(m)[..16].replace('T', " "))
+        .unwrap_or_else(|| "-".into())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_is_printed_once_and_a_closed_pipe_is_recognised() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("cannot open the database x: {0}; check it")]
+        struct Outer(#[source] std::io::Error);
+        let io = std::io::Error::other("cfg: cfg: bad value");
+        let e = anyhow::Error::new(Outer(io)).context("the bot could not start");
+        assert_eq!(
+            render_error(&e),
+            "the bot could not start: cannot open the database x: cfg: bad value; check it"
+        );
+        assert!(!is_broken_pipe(&e));
+        let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
+            .context("writing the list");
+        assert!(is_broken_pipe(&pipe));
+    }
+
+    #[test]
+    fn times_are_shown_to_the_minute() {
+        assert_eq!(when(Some(0)), "1970-01-01 00:00");
+        assert_eq!(when(None), "-");
+    }
+}
