@@ -117,7 +117,7 @@ impl Ownership {
             Err(e) => {
                 s.conn = None;
                 s.held.clear();
-                Err(e.into())
+                Err(e)
             }
         }
     }
