@@ -11,9 +11,11 @@
 //! - `matcher`: the one automaton over all keywords;
 //! - `template`: reply templates and their placeholders;
 //! - `load`: files → [`RuleSet`], with all the checks;
+//! - `keys`: the keys a rule table accepts, read from its serde struct;
 //! - `diagnostic`: errors that point into files.
 
 mod diagnostic;
+mod keys;
 mod load;
 mod matcher;
 pub mod normalize;
