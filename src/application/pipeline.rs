@@ -125,8 +125,7 @@ impl Pipeline {
                 .map(|w| stop_form(w))
                 .filter(|w| !w.is_empty())
                 .collect(),
-            cap_queue: Queue::parse(&limits.conversation_cap_queue)
-                .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+            cap_queue: limits.conversation_cap_queue.clone(),
             limits: limits.clone(),
             answer_backlog,
             backlog_grace_ms: protection.backlog_grace_secs as Millis * 1000,

@@ -66,7 +66,7 @@ use crate::application::tickets::{self, Direction, NewTicket};
 use crate::domain::clock::{Clock, Millis};
 use crate::domain::limits::Budget;
 use crate::domain::limits::Limits;
-use crate::domain::{Handle, MessageId, Platform, Priority, Queue, TicketRef, UserId};
+use crate::domain::{Handle, MessageId, Platform, Priority, TicketRef, UserId};
 use crate::platforms::{ApiError, Connector, Lookup, Outgoing, ReplyKind};
 use crate::storage::{Backend, Store, StoreError};
 
@@ -952,8 +952,7 @@ impl Sender {
                 tickets::open(
                     &mut tx,
                     &NewTicket {
-                        queue: &Queue::parse(&self.limits.conversation_cap_queue)
-                            .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+                        queue: &self.limits.conversation_cap_queue,
                         priority: Priority::Normal,
                         platform: row.platform,
                         customer_id: &row.customer_id,
