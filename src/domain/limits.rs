@@ -6,6 +6,8 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use super::Queue;
+
 /// A number of replies per window of time.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
@@ -34,8 +36,8 @@ pub struct Limits {
     /// Automatic replies in one conversation; the next message that would
     /// get one is escalated to a human instead.
     pub per_conversation: u32,
-    /// The queue such an escalation lands in.
-    pub conversation_cap_queue: String,
+    /// The queue such an escalation lands in (checked as the file is read).
+    pub conversation_cap_queue: Queue,
     /// A reply still queued after this long is expired, not sent.
     pub reply_max_age_secs: u64,
     /// Attempts for a reply that keeps failing with 5xx or timeouts.
@@ -59,7 +61,7 @@ impl Default for Limits {
                 per_secs: 3600,
             },
             per_conversation: 3,
-            conversation_cap_queue: "general".into(),
+            conversation_cap_queue: Queue::parse("general").expect("a valid queue name"),
             reply_max_age_secs: 3600,
             max_attempts: 8,
             same_reply_window_secs: 24 * 3600,

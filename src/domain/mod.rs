@@ -210,11 +210,33 @@ impl FromStr for Priority {
 }
 
 /// Declares a validated string newtype with `as_str`, `Display` and serde.
+///
+/// With `, parsed`, deserializing goes through the type's `parse`, so a
+/// value read from a file is checked where it is read, once.
 macro_rules! string_newtype {
+    ($(#[$meta:meta])* $name:ident, parsed) => {
+        string_newtype!(@type [try_from = "String", into = "String"] $(#[$meta])* $name);
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(s: String) -> Result<Self, String> {
+                $name::parse(&s)
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(v: $name) -> String {
+                v.0
+            }
+        }
+    };
     ($(#[$meta:meta])* $name:ident) => {
+        string_newtype!(@type [transparent] $(#[$meta])* $name);
+    };
+    (@type [$($serde:tt)*] $(#[$meta:meta])* $name:ident) => {
         $(#[$meta])*
         #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-        #[serde(transparent)]
+        #[serde($($serde)*)]
         pub struct $name(String);
 
         impl $name {
@@ -257,7 +279,7 @@ impl RuleId {
 
 string_newtype!(
     /// The name of a ticket queue, such as `billing`.
-    Queue
+    Queue, parsed
 );
 
 impl Queue {

@@ -8,10 +8,12 @@ use std::ops::Range;
 use std::path::Path;
 
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 use toml::Spanned;
 use toml::de::{DeTable, DeValue, ValueDeserializer};
 
 use super::diagnostic::{Diagnostic, RulesError, SourceFile};
+use super::keys::keys_of;
 use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
 use super::template::{Placeholder, Template, TemplateError, Vars};
@@ -37,30 +39,30 @@ impl Default for LoadOptions {
     }
 }
 
-const RULE_KEYS: &[&str] = &[
-    "id",
-    "description",
-    "keywords",
-    "require",
-    "exclude",
-    "channels",
-    "priority",
-    "reply",
-    "escalate",
-    "ignore",
-    "via",
-    "examples",
-    "not_examples",
-];
-const ESCALATE_KEYS: &[&str] = &["queue", "priority", "ack"];
-const DEFAULT_KEYS: &[&str] = &["escalate", "ignore"];
+/// The top-level keys: [`Loader::file`] matches on these names. A rule's
+/// keys, and those of `[default]` and `escalate`, are the fields of
+/// [`RawRule`], [`RawDefault`] and [`RawEscalate`], listed by [`keys_of`].
 const TOP_KEYS: &[&str] = &["rule", "default"];
 
 /// The longest values a template can be filled with, for the length check:
 /// a 15-character handle and a 50-character name in a script X weighs 2.
 const WORST_HANDLE: &str = "aaaaaaaaaaaaaaa";
 const WORST_NAME: &str = "名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名名";
+const WORST_VARS: Vars<'static> = Vars {
+    author: WORST_HANDLE,
+    name: WORST_NAME,
+    ticket: Some(TicketRef::WORST_CASE),
+};
 
+/// A `[[rule]]` as written: the one definition of the rule keys.
+///
+/// A field added here is a key accepted everywhere: the unknown-key check
+/// lists the known keys from these fields ([`keys_of`]), in this order,
+/// which is also the order of the "The keys are:" hint that
+/// `docs/rules.md` shows (a unit test holds the two together). The
+/// compiler's unused-field warning then points at [`Loader::check_rule`],
+/// where the value is read. `deny_unknown_fields` stays as a backstop: the
+/// check has already removed every unknown key by the time serde runs.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawRule {
@@ -85,6 +87,7 @@ struct RawRule {
     not_examples: Vec<Spanned<String>>,
 }
 
+/// An `escalate = { … }` table, in a rule or in `[default]`.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawEscalate {
@@ -93,6 +96,7 @@ struct RawEscalate {
     ack: Option<Spanned<String>>,
 }
 
+/// The `[default]` table.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RawDefault {
@@ -331,32 +335,112 @@ impl Loader<'_> {
         }
     }
 
-    fn rule(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
-        let what = match table.get("id").map(|v| v.get_ref()) {
-            Some(DeValue::String(s)) => format!("rule `{s}`"),
-            _ => "a rule".to_owned(),
-        };
-        self.strip_unknown(f, &mut table, RULE_KEYS, &what);
+    /// Reports and removes the keys of `table` that `T` does not have, and
+    /// those of its `escalate` table. `what` names the table in messages.
+    fn strip_unknown_keys<T: DeserializeOwned>(
+        &mut self,
+        f: usize,
+        table: &mut DeTable<'_>,
+        what: &str,
+    ) {
+        self.strip_unknown(f, table, keys_of::<T>(), what);
         if let Some(esc) = table.get_mut("escalate")
             && let DeValue::Table(t) = esc.get_mut()
         {
             self.strip_unknown(
                 f,
                 t,
-                ESCALATE_KEYS,
+                keys_of::<RawEscalate>(),
                 &format!("the escalate table of {what}"),
             );
         }
+    }
+
+    /// Checks one `[[rule]]` and keeps it when it has no error.
+    fn rule(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
+        let what = match table.get("id").map(|v| v.get_ref()) {
+            Some(DeValue::String(s)) => format!("rule `{s}`"),
+            _ => "a rule".to_owned(),
+        };
+        self.strip_unknown_keys::<RawRule>(f, &mut table, &what);
         let Some(raw) = self.deserialize::<RawRule>(f, table, span.clone(), &what) else {
             return;
         };
+        if let Some((rule, examples)) = self.check_rule(f, raw, span) {
+            self.examples.push(examples);
+            self.rules.push(rule);
+        }
+    }
+
+    /// Checks every value of a parsed rule, reporting each problem; the
+    /// rule and where its examples are, or `None` when anything was wrong.
+    fn check_rule(
+        &mut self,
+        f: usize,
+        raw: RawRule,
+        span: Range<usize>,
+    ) -> Option<(Rule, ExampleSpans)> {
         let n_errors = self.diags.len();
-        let id = match RuleId::parse(raw.id.get_ref()) {
+        let id = self.rule_id(f, &raw.id);
+        let keywords = self.trigger_keywords(f, &id, &raw);
+        let require = self.keywords(f, &raw.require, "require");
+        let exclude = self.keywords(f, &raw.exclude, "exclude");
+        if require.len() > 64 {
+            self.err(
+                f,
+                raw.require[64].span(),
+                "more than 64 `require` entries",
+                "a message must contain every required entry: split this rule instead",
+            );
+        }
+        let channels = self.channels(f, raw.channels.as_ref());
+        let via = self.via(f, raw.via.as_ref());
+        let what = format!("rule `{id}`");
+        let action = self.action(
+            f,
+            &raw.reply,
+            &raw.escalate,
+            &raw.ignore,
+            span.clone(),
+            &what,
+        );
+        if self.diags.len() != n_errors {
+            return None;
+        }
+        let examples = ExampleSpans {
+            examples: raw.examples.iter().map(|e| e.span()).collect(),
+            not_examples: raw.not_examples.iter().map(|e| e.span()).collect(),
+            file: f,
+        };
+        let unspan =
+            |list: Vec<Spanned<String>>| list.into_iter().map(Spanned::into_inner).collect();
+        let rule = Rule {
+            id,
+            description: raw.description,
+            keywords,
+            require,
+            exclude,
+            channels,
+            priority: raw.priority,
+            action: action?,
+            via,
+            examples: unspan(raw.examples),
+            not_examples: unspan(raw.not_examples),
+            file: self.files[f].name.clone(),
+            line: self.line_starts[f].partition_point(|&start| start <= span.start),
+        };
+        Some((rule, examples))
+    }
+
+    /// The rule's id, checked and claimed: a second rule with the same id is
+    /// reported at its own id, pointing back at the first.
+    fn rule_id(&mut self, f: usize, raw: &Spanned<String>) -> RuleId {
+        let id = match RuleId::parse(raw.get_ref()) {
             Ok(id) => id,
             Err(e) => {
                 self.err(
                     f,
-                    raw.id.span(),
+                    raw.span(),
                     e,
                     "ids are lower-case words joined by dashes, such as `reset-password`",
                 );
@@ -365,14 +449,19 @@ impl Loader<'_> {
         };
         if let Some((first_file, first_span)) = self.ids.get(id.as_str()).cloned() {
             self.diags.push(
-                Diagnostic::at(f, raw.id.span(), format!("duplicate rule id `{id}`"))
+                Diagnostic::at(f, raw.span(), format!("duplicate rule id `{id}`"))
                     .related(first_file, first_span, "first defined here")
                     .hint("every rule id must be unique across all rule files: rename one of them"),
             );
         } else {
-            self.ids.insert(id.to_string(), (f, raw.id.span()));
+            self.ids.insert(id.to_string(), (f, raw.span()));
         }
-        let keywords = match &raw.keywords {
+        id
+    }
+
+    /// The `keywords` list, which a rule must have and must not leave empty.
+    fn trigger_keywords(&mut self, f: usize, id: &RuleId, raw: &RawRule) -> Vec<Keyword> {
+        match &raw.keywords {
             None => {
                 self.err(
                     f,
@@ -392,80 +481,45 @@ impl Loader<'_> {
                 Vec::new()
             }
             Some(k) => self.keywords(f, k.get_ref(), "keywords"),
+        }
+    }
+
+    /// The `channels` set: every channel when the key is absent.
+    fn channels(&mut self, f: usize, raw: Option<&Spanned<Vec<Spanned<String>>>>) -> ChannelSet {
+        let Some(list) = raw else {
+            return ChannelSet::ALL;
         };
-        let require = self.keywords(f, &raw.require, "require");
-        let exclude = self.keywords(f, &raw.exclude, "exclude");
-        if require.len() > 64 {
+        let mut set = ChannelSet::default();
+        for c in list.get_ref() {
+            match c.get_ref().parse::<Channel>() {
+                Ok(c) => set.insert(c),
+                Err(e) => self.err(f, c.span(), e.to_string(), "channels are \"mention\" (public @mentions), \"dm\" (direct messages) and \"search\" (brand-keyword search)"),
+            }
+        }
+        if list.get_ref().is_empty() {
             self.err(
                 f,
-                raw.require[64].span(),
-                "more than 64 `require` entries",
-                "a message must contain every required entry: split this rule instead",
+                list.span(),
+                "`channels` is empty: the rule could never match",
+                "remove the key to allow every channel, or list some of mention, dm, search",
             );
         }
-        let channels = match &raw.channels {
-            None => ChannelSet::ALL,
-            Some(list) => {
-                let mut set = ChannelSet::default();
-                for c in list.get_ref() {
-                    match c.get_ref().parse::<Channel>() {
-                        Ok(c) => set.insert(c),
-                        Err(e) => self.err(f, c.span(), e.to_string(), "channels are \"mention\" (public @mentions), \"dm\" (direct messages) and \"search\" (brand-keyword search)"),
-                    }
-                }
-                if list.get_ref().is_empty() {
-                    self.err(f, list.span(), "`channels` is empty: the rule could never match", "remove the key to allow every channel, or list some of mention, dm, search");
-                }
-                set
+        set
+    }
+
+    /// The `via` of a reply: where the customer wrote, unless it says `dm`.
+    fn via(&mut self, f: usize, raw: Option<&Spanned<String>>) -> Via {
+        let Some(v) = raw else {
+            return Via::Same;
+        };
+        match v.get_ref().as_str() {
+            "same" => Via::Same,
+            "dm" => Via::Dm,
+            other => {
+                self.err(f, v.span(), format!("unknown via `{other}`"), "via is \"same\" (answer where the customer wrote) or \"dm\" (answer by direct message)");
+                Via::Same
             }
-        };
-        let via = match &raw.via {
-            None => Via::Same,
-            Some(v) => match v.get_ref().as_str() {
-                "same" => Via::Same,
-                "dm" => Via::Dm,
-                other => {
-                    self.err(f, v.span(), format!("unknown via `{other}`"), "via is \"same\" (answer where the customer wrote) or \"dm\" (answer by direct message)");
-                    Via::Same
-                }
-            },
-        };
-        let action = self.action(
-            f,
-            &raw.reply,
-            &raw.escalate,
-            &raw.ignore,
-            span.clone(),
-            &format!("rule `{id}`"),
-        );
-        if self.diags.len() != n_errors {
-            return;
         }
-        let Some(action) = action else { return };
-        self.examples.push(ExampleSpans {
-            examples: raw.examples.iter().map(|e| e.span()).collect(),
-            not_examples: raw.not_examples.iter().map(|e| e.span()).collect(),
-            file: f,
-        });
-        self.rules.push(Rule {
-            id,
-            description: raw.description,
-            keywords,
-            require,
-            exclude,
-            channels,
-            priority: raw.priority,
-            action,
-            via,
-            examples: raw.examples.into_iter().map(Spanned::into_inner).collect(),
-            not_examples: raw
-                .not_examples
-                .into_iter()
-                .map(Spanned::into_inner)
-                .collect(),
-            file: self.files[f].name.clone(),
-            line: self.line_starts[f].partition_point(|&start| start <= span.start),
-        });
     }
 
     fn keywords(&mut self, f: usize, list: &[Spanned<String>], key: &str) -> Vec<Keyword> {
@@ -540,6 +594,8 @@ impl Loader<'_> {
         })
     }
 
+    /// A reply or ack template, parsed and checked against every platform's
+    /// length limit; `None` once its problems are reported.
     fn template(
         &mut self,
         f: usize,
@@ -547,31 +603,47 @@ impl Loader<'_> {
         allow_ticket: bool,
         key: &str,
     ) -> Option<Template> {
+        match Template::parse(t.get_ref(), allow_ticket) {
+            Ok(tpl) => self.fits_every_limit(f, t, key, &tpl).then_some(tpl),
+            Err(errors) => {
+                self.template_errors(f, t, key, errors);
+                None
+            }
+        }
+    }
+
+    /// Reports a template's errors at their place inside the file's value.
+    fn template_errors(
+        &mut self,
+        f: usize,
+        t: &Spanned<String>,
+        key: &str,
+        errors: Vec<TemplateError>,
+    ) {
         // The value's span includes its quotes; a basic string's inner text
         // starts one byte in (escapes may shift positions slightly).
         let base = t.span().start + 1;
-        let tpl = match Template::parse(t.get_ref(), allow_ticket) {
-            Ok(tpl) => tpl,
-            Err(errors) => {
-                for TemplateError {
-                    range,
-                    message,
-                    hint,
-                } in errors
-                {
-                    let span = (base + range.start).min(t.span().end)
-                        ..(base + range.end).min(t.span().end);
-                    self.err(f, span, format!("in `{key}`: {message}"), hint);
-                }
-                return None;
-            }
-        };
-        let vars = Vars {
-            author: WORST_HANDLE,
-            name: WORST_NAME,
-            ticket: Some(TicketRef::WORST_CASE),
-        };
-        let rendered = tpl.render(&vars);
+        for TemplateError {
+            range,
+            message,
+            hint,
+        } in errors
+        {
+            let span = (base + range.start).min(t.span().end)..(base + range.end).min(t.span().end);
+            self.err(f, span, format!("in `{key}`: {message}"), hint);
+        }
+    }
+
+    /// Whether `tpl`, filled with the longest values a customer can bring,
+    /// fits every platform's limit; each limit it exceeds is reported.
+    fn fits_every_limit(
+        &mut self,
+        f: usize,
+        t: &Spanned<String>,
+        key: &str,
+        tpl: &Template,
+    ) -> bool {
+        let rendered = tpl.render(&WORST_VARS);
         let mut ok = true;
         for limit in &self.opts.limits {
             if limit.surely_fits(&rendered) {
@@ -579,33 +651,12 @@ impl Loader<'_> {
             }
             let n = limit.count(&rendered);
             if n > limit.max {
-                let mut filled = Vec::new();
-                if tpl.uses(Placeholder::Author) {
-                    filled.push("{author} as a 15-character handle");
-                }
-                if tpl.uses(Placeholder::Name) {
-                    filled.push("{name} as a 50-character name");
-                }
-                if tpl.uses(Placeholder::Ticket) {
-                    filled.push("{ticket} as the longest reference");
-                }
-                let at = if filled.is_empty() {
-                    String::new()
-                } else {
-                    format!(" with {}", filled.join(", "))
-                };
-                let unit = match limit.platform {
-                    crate::domain::Platform::X => {
-                        "weighted characters (URLs count 23, most non-Latin characters and emoji 2)"
-                    }
-                    crate::domain::Platform::Mastodon => "characters",
-                };
-                self.err(f, t.span(), format!("`{key}` is too long for {}: {n} of {} {unit}{at}", limit.platform, limit.max),
+                self.err(f, t.span(), too_long(key, limit, n, tpl),
                     format!("shorten it by {} or more, or link to a help page instead of spelling everything out", n - limit.max));
                 ok = false;
             }
         }
-        ok.then_some(tpl)
+        ok
     }
 
     fn action(
@@ -657,12 +708,7 @@ impl Loader<'_> {
     }
 
     fn default(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
-        self.strip_unknown(f, &mut table, DEFAULT_KEYS, "[default]");
-        if let Some(esc) = table.get_mut("escalate")
-            && let DeValue::Table(t) = esc.get_mut()
-        {
-            self.strip_unknown(f, t, ESCALATE_KEYS, "the escalate table of [default]");
-        }
+        self.strip_unknown_keys::<RawDefault>(f, &mut table, "[default]");
         if let Some((_, first_file, first_span)) = &self.default {
             let (ff, fs) = (*first_file, first_span.clone());
             self.diags.push(
@@ -689,6 +735,36 @@ impl Loader<'_> {
         };
         self.default = Some((action, f, span));
     }
+}
+
+/// The message for a template too long for `limit`: `n` counted, and the
+/// worst-case values it was filled with, so the count can be reproduced.
+fn too_long(key: &str, limit: &LengthLimit, n: usize, tpl: &Template) -> String {
+    let mut filled = Vec::new();
+    if tpl.uses(Placeholder::Author) {
+        filled.push("{author} as a 15-character handle");
+    }
+    if tpl.uses(Placeholder::Name) {
+        filled.push("{name} as a 50-character name");
+    }
+    if tpl.uses(Placeholder::Ticket) {
+        filled.push("{ticket} as the longest reference");
+    }
+    let at = if filled.is_empty() {
+        String::new()
+    } else {
+        format!(" with {}", filled.join(", "))
+    };
+    let unit = match limit.platform {
+        crate::domain::Platform::X => {
+            "weighted characters (URLs count 23, most non-Latin characters and emoji 2)"
+        }
+        crate::domain::Platform::Mastodon => "characters",
+    };
+    format!(
+        "`{key}` is too long for {}: {n} of {} {unit}{at}",
+        limit.platform, limit.max
+    )
 }
 
 /// Builds the one automaton: identical normalised patterns are shared.
@@ -775,4 +851,54 @@ fn check_examples(set: &RuleSet, spans: &[ExampleSpans], diags: &mut Vec<Diagnos
         }
     }
     checked
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Whether serde alone, with no unknown-key check before it, refuses
+    /// the one-key table `key = value` as a `T` because `key` is unknown.
+    fn serde_calls_unknown<T: DeserializeOwned>(key: &str, value: &str) -> bool {
+        let toml = format!("{key} = {value}");
+        let (root, errors) = DeTable::parse_recoverable(&toml);
+        assert!(errors.is_empty(), "{toml}");
+        let de = ValueDeserializer::from(Spanned::new(
+            0..toml.len(),
+            DeValue::Table(root.into_inner()),
+        ));
+        match T::deserialize(de) {
+            Ok(_) => false,
+            Err(e) => e.message().contains(&format!("unknown field `{key}`")),
+        }
+    }
+
+    /// Every listed key is one serde takes, and serde takes no other: the
+    /// list and the struct cannot disagree.
+    fn keys_are_the_fields<T: DeserializeOwned>() {
+        let keys = keys_of::<T>();
+        assert!(!keys.is_empty());
+        for key in keys {
+            // A date fits no field: serde fails on the type, if not the name.
+            assert!(
+                !serde_calls_unknown::<T>(key, "1979-05-27"),
+                "`{key}` is listed but not a field"
+            );
+        }
+        assert!(serde_calls_unknown::<T>("surely_not_a_key", "1979-05-27"));
+    }
+
+    #[test]
+    fn each_key_list_is_its_struct() {
+        keys_are_the_fields::<RawRule>();
+        keys_are_the_fields::<RawEscalate>();
+        keys_are_the_fields::<RawDefault>();
+    }
+
+    #[test]
+    fn the_documented_rule_keys_are_the_struct_in_its_order() {
+        let docs = include_str!("../../docs/rules.md");
+        let listed = format!("The keys are: {}\n", keys_of::<RawRule>().join(", "));
+        assert!(docs.contains(&listed), "docs/rules.md should say: {listed}");
+    }
 }

@@ -11,9 +11,11 @@
 //! - `matcher`: the one automaton over all keywords;
 //! - `template`: reply templates and their placeholders;
 //! - `load`: files → [`RuleSet`], with all the checks;
+//! - `keys`: the keys a rule table accepts, read from its serde struct;
 //! - `diagnostic`: errors that point into files.
 
 mod diagnostic;
+mod keys;
 mod load;
 mod matcher;
 pub mod normalize;
@@ -415,44 +417,21 @@ impl RuleSet {
         }
     }
 
+    /// Picks the winner among the touched rules and says why each other
+    /// matched rule lost.
     fn decide<'r>(
         &'r self,
         norm: &Normalized,
         touched: &[Touched],
         channel: Channel,
     ) -> Decision<'r> {
-        let span = |s: u32, e: u32| norm.original_span(s as usize, e as usize);
         let mut eligible: Vec<(&Touched, &Rule)> = Vec::new();
         let mut losers = Vec::new();
         let mut matched: Vec<&Touched> = touched.iter().filter(|t| t.keyword.is_some()).collect();
         matched.sort_by_key(|t| t.rule);
         for t in matched {
             let rule = &self.rules[t.rule as usize];
-            let all_required = 1u64
-                .checked_shl(rule.require.len() as u32)
-                .unwrap_or(0)
-                .wrapping_sub(1);
-            let reason = if !rule.channels.contains(channel) {
-                Some(LoseReason::Channel {
-                    channel,
-                    allowed: rule.channels,
-                })
-            } else if let Some((i, s, e)) = t.excluded {
-                Some(LoseReason::Excluded {
-                    keyword: rule.exclude[i as usize].written.clone(),
-                    span: span(s, e),
-                })
-            } else if t.required & all_required != all_required {
-                let missing = (0..rule.require.len())
-                    .find(|i| t.required & (1 << i) == 0)
-                    .expect("some require is missing");
-                Some(LoseReason::MissingRequire(
-                    rule.require[missing].written.clone(),
-                ))
-            } else {
-                None
-            };
-            match reason {
+            match rule.ineligible(t, channel, norm) {
                 Some(reason) => losers.push((t.rule, Loser { rule, reason })),
                 None => eligible.push((t, rule)),
             }
@@ -460,43 +439,11 @@ impl RuleSet {
         // Highest priority wins, then file order (rules are stored in file order).
         let best = eligible
             .iter()
-            .enumerate()
-            .max_by(|(_, a), (_, b)| {
-                a.1.priority
-                    .cmp(&b.1.priority)
-                    .then(b.0.rule.cmp(&a.0.rule))
-            })
-            .map(|(i, _)| i);
-        let winner = best.map(|i| {
-            let (t, rule) = eligible[i];
-            let (k, s, e) = t.keyword.expect("eligible rules matched a keyword");
-            let keyword = &rule.keywords[k as usize];
-            let e = if keyword.prefix {
-                norm.word_end(e as usize) as u32
-            } else {
-                e
-            };
-            Winner {
-                rule,
-                keyword,
-                span: span(s, e),
-            }
-        });
+            .copied()
+            .max_by(|(ta, a), (tb, b)| a.priority.cmp(&b.priority).then(tb.rule.cmp(&ta.rule)));
+        let winner = best.map(|(t, rule)| Winner::of(rule, t, norm));
         if let Some(w) = &winner {
-            for (t, rule) in eligible.iter().filter(|(_, r)| r.id != w.rule.id) {
-                let reason = if rule.priority < w.rule.priority {
-                    LoseReason::LowerPriority {
-                        winner: w.rule.id.clone(),
-                        mine: rule.priority,
-                        theirs: w.rule.priority,
-                    }
-                } else {
-                    LoseReason::LaterInFileOrder {
-                        winner: w.rule.id.clone(),
-                    }
-                };
-                losers.push((t.rule, Loser { rule, reason }));
-            }
+            losers.extend(outranked(&eligible, w));
         }
         losers.sort_by_key(|(index, _)| *index);
         Decision {
@@ -509,4 +456,78 @@ impl RuleSet {
             losers: losers.into_iter().map(|(_, l)| l).collect(),
         }
     }
+}
+
+impl Rule {
+    /// Why this rule, which matched a keyword, cannot win on `channel`:
+    /// the channel, then an exclude entry, then a missing require entry.
+    fn ineligible(&self, t: &Touched, channel: Channel, norm: &Normalized) -> Option<LoseReason> {
+        let all_required = 1u64
+            .checked_shl(self.require.len() as u32)
+            .unwrap_or(0)
+            .wrapping_sub(1);
+        if !self.channels.contains(channel) {
+            Some(LoseReason::Channel {
+                channel,
+                allowed: self.channels,
+            })
+        } else if let Some((i, s, e)) = t.excluded {
+            Some(LoseReason::Excluded {
+                keyword: self.exclude[i as usize].written.clone(),
+                span: norm.original_span(s as usize, e as usize),
+            })
+        } else if t.required & all_required != all_required {
+            let missing = (0..self.require.len())
+                .find(|i| t.required & (1 << i) == 0)
+                .expect("some require is missing");
+            Some(LoseReason::MissingRequire(
+                self.require[missing].written.clone(),
+            ))
+        } else {
+            None
+        }
+    }
+}
+
+impl<'r> Winner<'r> {
+    /// The evidence for `rule`: its earliest keyword, whose span a prefix
+    /// keyword stretches to the end of the word it begins.
+    fn of(rule: &'r Rule, t: &Touched, norm: &Normalized) -> Self {
+        let (k, s, e) = t.keyword.expect("eligible rules matched a keyword");
+        let keyword = &rule.keywords[k as usize];
+        let e = if keyword.prefix {
+            norm.word_end(e as usize)
+        } else {
+            e as usize
+        };
+        Winner {
+            rule,
+            keyword,
+            span: norm.original_span(s as usize, e),
+        }
+    }
+}
+
+/// The eligible rules other than the winner, each with why it lost to it.
+fn outranked<'r>(
+    eligible: &[(&Touched, &'r Rule)],
+    w: &Winner<'r>,
+) -> impl Iterator<Item = (u32, Loser<'r>)> {
+    eligible
+        .iter()
+        .filter(|(_, r)| r.id != w.rule.id)
+        .map(|(t, rule)| {
+            let reason = if rule.priority < w.rule.priority {
+                LoseReason::LowerPriority {
+                    winner: w.rule.id.clone(),
+                    mine: rule.priority,
+                    theirs: w.rule.priority,
+                }
+            } else {
+                LoseReason::LaterInFileOrder {
+                    winner: w.rule.id.clone(),
+                }
+            };
+            (t.rule, Loser { rule, reason })
+        })
 }

@@ -25,6 +25,32 @@ impl Placeholder {
             _ => None,
         }
     }
+
+    /// The placeholder `{name}` at `range` of a template, or why it cannot
+    /// be there: unknown, or `{ticket}` where no ticket is opened.
+    fn in_template(
+        name: &str,
+        range: std::ops::Range<usize>,
+        allow_ticket: bool,
+    ) -> Result<Self, TemplateError> {
+        match Placeholder::parse(name) {
+            Some(Placeholder::Ticket) if !allow_ticket => Err(TemplateError {
+                range,
+                message: "`{ticket}` can only be used in an escalation's `ack`".into(),
+                hint: "a plain reply opens no ticket: remove `{ticket}`, or make the rule `escalate = { queue = \"…\", ack = \"…{ticket}…\" }`".into(),
+            }),
+            Some(p) => Ok(p),
+            None => Err(TemplateError {
+                range,
+                message: format!("unknown placeholder `{{{name}}}`"),
+                hint: if allow_ticket {
+                    "use {author}, {name} or {ticket}; write `{{` for a literal brace".into()
+                } else {
+                    "use {author} or {name}; write `{{` for a literal brace".into()
+                },
+            }),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -90,28 +116,18 @@ impl Template {
                         });
                         break;
                     };
-                    let name = &source[i + 1..close];
-                    match Placeholder::parse(name) {
-                        Some(Placeholder::Ticket) if !allow_ticket => errors.push(TemplateError {
-                            range: i..close + 1,
-                            message: "`{ticket}` can only be used in an escalation's `ack`".into(),
-                            hint: "a plain reply opens no ticket: remove `{ticket}`, or make the rule `escalate = { queue = \"…\", ack = \"…{ticket}…\" }`".into(),
-                        }),
-                        Some(p) => {
+                    match Placeholder::in_template(
+                        &source[i + 1..close],
+                        i..close + 1,
+                        allow_ticket,
+                    ) {
+                        Ok(p) => {
                             if !text.is_empty() {
                                 segments.push(Segment::Text(std::mem::take(&mut text)));
                             }
                             segments.push(Segment::Hole(p));
                         }
-                        None => errors.push(TemplateError {
-                            range: i..close + 1,
-                            message: format!("unknown placeholder `{{{name}}}`"),
-                            hint: if allow_ticket {
-                                "use {author}, {name} or {ticket}; write `{{` for a literal brace".into()
-                            } else {
-                                "use {author} or {name}; write `{{` for a literal brace".into()
-                            },
-                        }),
+                        Err(e) => errors.push(e),
                     }
                     while rest.peek().is_some_and(|p| p.0 <= close) {
                         rest.next();

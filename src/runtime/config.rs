@@ -4,7 +4,16 @@
 //! configuration for the embedded SQLite default. Secrets never live in the
 //! file: it names the environment variable that holds them, and the value is
 //! kept in a [`Secret`] whose `Debug` and `Display` print `[redacted]`.
+//!
+//! One order, one check: the file over the defaults (its relative paths
+//! made relative to it), then every `HELPDESK_*` override of
+//! [`Config::ENV_OVERRIDES`], then one validation of the result into typed
+//! values. A value is checked the same wherever it came from, and an
+//! override that cannot be read is an error naming its variable.
+//!
+//! [`Secret`]: crate::domain::secret::Secret
 
+use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -130,11 +139,20 @@ pub enum ConfigError {
         /// What toml and serde said, with the position.
         message: String,
     },
-    /// A value is out of range.
+    /// A value of the file is out of range.
     #[error("{path}: {message}")]
     Invalid {
         /// The file.
         path: PathBuf,
+        /// What is wrong and how to fix it.
+        message: String,
+    },
+    /// A `HELPDESK_*` override cannot be read as its setting, or gives it a
+    /// value the file could not have either.
+    #[error("environment variable {var}: {message}")]
+    Env {
+        /// The variable.
+        var: &'static str,
         /// What is wrong and how to fix it.
         message: String,
     },
@@ -143,13 +161,83 @@ pub enum ConfigError {
     MissingSecret(#[from] MissingSecret),
 }
 
+/// One `HELPDESK_*` variable that overrides a setting of the file: the one
+/// definition of both the variable's name and how its text is read.
+#[derive(Debug)]
+pub struct EnvOverride {
+    /// The variable.
+    pub var: &'static str,
+    /// The setting it overrides, as the file writes it.
+    pub key: &'static str,
+    /// Reads the variable's text into the setting; the error says what
+    /// text was expected.
+    apply: fn(&mut Config, &str) -> Result<(), String>,
+}
+
+/// A setting that fails its check, named so that the error can blame the
+/// file or the variable that set it.
+struct Invalid {
+    key: &'static str,
+    message: String,
+}
+
+impl Invalid {
+    fn new(key: &'static str, message: impl Into<String>) -> Self {
+        Invalid {
+            key,
+            message: message.into(),
+        }
+    }
+
+    /// The error for this problem: the variable's when one of `overridden`
+    /// set the key, else the file's.
+    fn blame(self, path: &Path, overridden: &[&EnvOverride]) -> ConfigError {
+        match overridden.iter().find(|o| o.key == self.key) {
+            Some(o) => ConfigError::Env {
+                var: o.var,
+                message: self.message,
+            },
+            None => ConfigError::Invalid {
+                path: path.to_owned(),
+                message: self.message,
+            },
+        }
+    }
+}
+
 impl Config {
-    /// Reads `path`; a missing file is the defaults when `optional` is true.
-    /// `HELPDESK_DATABASE_URL` overrides `database_url`.
+    /// Reads `path` (a missing file is the defaults when `optional` is
+    /// true), applies the `HELPDESK_*` overrides of [`Config::ENV_OVERRIDES`],
+    /// then validates the result.
     pub fn load(path: &Path, optional: bool) -> Result<Config, ConfigError> {
+        Config::load_with_env(path, optional, |var| std::env::var_os(var))
+    }
+
+    /// [`Config::load`] with the environment read through `env`, so tests
+    /// need not change the process's own.
+    ///
+    /// The order is file, then environment, then one validation: a value
+    /// is checked the same wherever it came from, and an override can
+    /// never skip a check or be dropped.
+    pub fn load_with_env(
+        path: &Path,
+        optional: bool,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::read(path, optional)?;
+        let overridden = config.apply_env(env)?;
+        config.validate().map_err(|e| e.blame(path, &overridden))?;
+        Ok(config)
+    }
+
+    /// The file's settings over the defaults, their types checked but not
+    /// yet their values, with its relative paths made relative to it.
+    fn read(path: &Path, optional: bool) -> Result<Config, ConfigError> {
         let mut config = match std::fs::read_to_string(path) {
-            Ok(src) => Config::parse(&src, path)?,
-            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => Config::default(),
+            Ok(src) => Config::from_toml(&src, path)?,
+            Err(e) if optional && e.kind() == std::io::ErrorKind::NotFound => {
+                return Ok(Config::default());
+            }
             Err(source) => {
                 return Err(ConfigError::Read {
                     path: path.to_owned(),
@@ -157,125 +245,205 @@ impl Config {
                 });
             }
         };
-        // Relative paths in the file are relative to the file, so a bot
-        // started from another directory finds its rules.
         if let Some(dir) = path.parent()
             && !dir.as_os_str().is_empty()
-            && path.exists()
         {
-            if config.rules.is_relative() {
-                config.rules = dir.join(&config.rules);
-            }
-            // A SQLite file named relative to the configuration lives beside it.
-            if let Some(file) = config.database_url.strip_prefix("sqlite://")
-                && !file.starts_with('/')
-                && !file.starts_with(':')
-                && !file.is_empty()
-            {
-                config.database_url = format!("sqlite://{}", dir.join(file).display());
-            }
-            if let Some(x) = config.x.as_mut()
-                && let Some(f) = x.token_file.as_mut()
-                && f.is_relative()
-            {
-                *f = dir.join(&*f);
-            }
+            config.make_relative_to(dir);
         }
-        // Environment values are taken as given (relative to the working directory).
-        config.apply_env();
         Ok(config)
     }
 
-    /// The `HELPDESK_*` environment overrides, applied over the file.
-    pub const ENV_OVERRIDES: &'static [(&'static str, &'static str)] = &[
-        ("HELPDESK_DATABASE_URL", "database_url"),
-        ("HELPDESK_RULES", "rules"),
-        ("HELPDESK_ANSWER_BACKLOG", "answer_backlog (true or false)"),
-        ("HELPDESK_ADMIN_LISTEN", "admin_listen"),
-        ("HELPDESK_SHUTDOWN_DEADLINE_SECS", "shutdown_deadline_secs"),
-        ("HELPDESK_X_BASE_URL", "x.base_url"),
-        ("HELPDESK_MASTODON_BASE_URL", "mastodon.base_url"),
+    /// Relative paths in the file are relative to the file, so a bot
+    /// started from another directory finds its rules. (Environment values
+    /// are applied after this: they are relative to the working directory.)
+    fn make_relative_to(&mut self, dir: &Path) {
+        if self.rules.is_relative() {
+            self.rules = dir.join(&self.rules);
+        }
+        // A SQLite file named relative to the configuration lives beside it.
+        if let Some(file) = self.database_url.strip_prefix("sqlite://")
+            && !file.starts_with('/')
+            && !file.starts_with(':')
+            && !file.is_empty()
+        {
+            self.database_url = format!("sqlite://{}", dir.join(file).display());
+        }
+        if let Some(x) = self.x.as_mut()
+            && let Some(f) = x.token_file.as_mut()
+            && f.is_relative()
+        {
+            *f = dir.join(&*f);
+        }
+    }
+
+    /// The `HELPDESK_*` environment overrides, applied over the file in
+    /// this order. An unset or empty variable overrides nothing.
+    pub const ENV_OVERRIDES: &'static [EnvOverride] = &[
+        EnvOverride {
+            var: "HELPDESK_DATABASE_URL",
+            key: "database_url",
+            apply: |c, v| {
+                c.database_url = v.to_owned();
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_RULES",
+            key: "rules",
+            apply: |c, v| {
+                c.rules = PathBuf::from(v);
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_ANSWER_BACKLOG",
+            key: "answer_backlog",
+            apply: |c, v| {
+                c.answer_backlog = parse_flag(v)?;
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_ADMIN_LISTEN",
+            key: "admin_listen",
+            apply: |c, v| {
+                c.admin_listen = v.to_owned();
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_SHUTDOWN_DEADLINE_SECS",
+            key: "shutdown_deadline_secs",
+            apply: |c, v| {
+                c.shutdown_deadline_secs = v.parse().map_err(|_| {
+                    format!("`{v}` is not a whole number of seconds: set it to one, such as 20, or unset it to keep the file's value")
+                })?;
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_X_BASE_URL",
+            key: "x.base_url",
+            apply: |c, v| {
+                c.x.get_or_insert_with(XConfig::default).base_url = v.to_owned();
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_MASTODON_BASE_URL",
+            key: "mastodon.base_url",
+            apply: |c, v| {
+                c.mastodon
+                    .get_or_insert_with(MastodonConfig::default)
+                    .base_url = v.to_owned();
+                Ok(())
+            },
+        },
     ];
 
-    fn apply_env(&mut self) {
-        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
-        if let Some(v) = var("HELPDESK_DATABASE_URL") {
-            self.database_url = v;
+    /// Applies every set override; the ones applied, so that a value they
+    /// make invalid is blamed on its variable.
+    fn apply_env(
+        &mut self,
+        env: impl Fn(&str) -> Option<OsString>,
+    ) -> Result<Vec<&'static EnvOverride>, ConfigError> {
+        let mut applied = Vec::new();
+        for o in Config::ENV_OVERRIDES {
+            let Some(raw) = env(o.var) else { continue };
+            let fail = |message: String| ConfigError::Env {
+                var: o.var,
+                message,
+            };
+            let value = raw.to_str().ok_or_else(|| {
+                fail("is not valid UTF-8: set it to UTF-8 text, or unset it".into())
+            })?;
+            // Empty is unset, so `VAR=` in a unit file clears an override.
+            if value.is_empty() {
+                continue;
+            }
+            (o.apply)(self, value).map_err(fail)?;
+            applied.push(o);
         }
-        if let Some(v) = var("HELPDESK_RULES") {
-            self.rules = PathBuf::from(v);
-        }
-        if let Some(v) = var("HELPDESK_ANSWER_BACKLOG") {
-            self.answer_backlog = matches!(v.as_str(), "1" | "true" | "yes");
-        }
-        if let Some(v) = var("HELPDESK_ADMIN_LISTEN") {
-            self.admin_listen = v;
-        }
-        if let Some(v) = var("HELPDESK_SHUTDOWN_DEADLINE_SECS").and_then(|v| v.parse().ok()) {
-            self.shutdown_deadline_secs = v;
-        }
-        if let Some(v) = var("HELPDESK_X_BASE_URL") {
-            self.x.get_or_insert_with(XConfig::default).base_url = v;
-        }
-        if let Some(v) = var("HELPDESK_MASTODON_BASE_URL") {
-            self.mastodon
-                .get_or_insert_with(MastodonConfig::default)
-                .base_url = v;
-        }
+        Ok(applied)
     }
 
-    /// Parses the text of a configuration file.
+    /// Parses and validates the text of a configuration file, without the
+    /// environment.
     pub fn parse(src: &str, path: &Path) -> Result<Config, ConfigError> {
-        let config: Config = toml::from_str(src).map_err(|e| ConfigError::Parse {
-            path: path.to_owned(),
-            message: e.to_string(),
-        })?;
-        config.validate(path)?;
+        let config = Config::from_toml(src, path)?;
+        config.validate().map_err(|e| e.blame(path, &[]))?;
         Ok(config)
     }
 
-    fn validate(&self, path: &Path) -> Result<(), ConfigError> {
-        let invalid = |message: String| ConfigError::Invalid {
+    /// The file's text as typed settings (a queue name is parsed as a
+    /// [`crate::domain::Queue`] here), not yet validated as a whole.
+    fn from_toml(src: &str, path: &Path) -> Result<Config, ConfigError> {
+        toml::from_str(src).map_err(|e| ConfigError::Parse {
             path: path.to_owned(),
-            message,
-        };
-        for (name, b) in [
+            message: e.to_string(),
+        })
+    }
+
+    /// The checks beyond each value's type: ranges, URL schemes, settings
+    /// that exclude each other. Runs once, on the merged configuration.
+    fn validate(&self) -> Result<(), Invalid> {
+        for (key, b) in [
             ("limits.global", self.limits.global),
             ("limits.per_customer", self.limits.per_customer),
         ] {
             if b.replies == 0 || b.per_secs == 0 {
-                return Err(invalid(format!(
-                    "{name} needs replies >= 1 and per_secs >= 1 (to stop replying, remove the reply rules instead)"
-                )));
+                return Err(Invalid::new(
+                    key,
+                    format!(
+                        "{key} needs replies >= 1 and per_secs >= 1 (to stop replying, remove the reply rules instead)"
+                    ),
+                ));
             }
         }
-        if crate::domain::Queue::parse(&self.limits.conversation_cap_queue).is_err() {
-            return Err(invalid(format!(
-                "limits.conversation_cap_queue `{}` must be a name of a-z, 0-9, `-` and `_`",
-                self.limits.conversation_cap_queue
-            )));
-        }
         if self.limits.max_attempts == 0 {
-            return Err(invalid("limits.max_attempts must be at least 1".into()));
-        }
-        if let Some(x) = &self.x
-            && !(x.base_url.starts_with("http://") || x.base_url.starts_with("https://"))
-        {
-            return Err(invalid(format!(
-                "x.base_url `{}` must start with http:// or https://",
-                x.base_url
-            )));
-        }
-        if let Some(x) = &self.x
-            && x.token_store == TokenStore::Database
-            && x.token_file.is_some()
-        {
-            // Two homes for one single-use refresh token would drift apart.
-            return Err(invalid(
-                "x.token_store = \"database\" keeps the tokens in the database: remove x.token_file (and run `helpdesk x login` once to store the login there)".into(),
+            return Err(Invalid::new(
+                "limits.max_attempts",
+                "limits.max_attempts must be at least 1",
             ));
         }
+        if let Some(x) = &self.x {
+            http_url("x.base_url", &x.base_url)?;
+            if x.token_store == TokenStore::Database && x.token_file.is_some() {
+                // Two homes for one single-use refresh token would drift apart.
+                return Err(Invalid::new(
+                    "x.token_file",
+                    "x.token_store = \"database\" keeps the tokens in the database: remove x.token_file (and run `helpdesk x login` once to store the login there)",
+                ));
+            }
+        }
+        if let Some(m) = &self.mastodon {
+            http_url("mastodon.base_url", &m.base_url)?;
+        }
         Ok(())
+    }
+}
+
+/// An API root must be reached over HTTP(S): anything else is a typo that
+/// would only show at the first request.
+fn http_url(key: &'static str, url: &str) -> Result<(), Invalid> {
+    if url.starts_with("http://") || url.starts_with("https://") {
+        Ok(())
+    } else {
+        Err(Invalid::new(
+            key,
+            format!("{key} `{url}` must start with http:// or https://"),
+        ))
+    }
+}
+
+/// A yes-or-no override: `true`, `1`, `yes` or `false`, `0`, `no`.
+fn parse_flag(v: &str) -> Result<bool, String> {
+    match v.to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" => Ok(true),
+        "false" | "0" | "no" => Ok(false),
+        _ => Err(format!(
+            "`{v}` is not true or false: set it to true or false, or unset it to keep the file's value"
+        )),
     }
 }
 
@@ -333,5 +501,122 @@ mod tests {
         assert!(e.to_string().contains("remove x.token_file"), "{e}");
         let e = Config::parse("[x]\ntoken_store = \"redis\"\n", Path::new("h.toml")).unwrap_err();
         assert!(e.to_string().contains("database"), "{e}");
+    }
+
+    /// An environment of its own for each test: the process's is shared by
+    /// every test thread.
+    fn env<'a>(vars: &'a [(&str, &str)]) -> impl Fn(&str) -> Option<OsString> + 'a {
+        move |k| {
+            vars.iter()
+                .find(|(name, _)| *name == k)
+                .map(|(_, v)| OsString::from(v))
+        }
+    }
+
+    fn load(file: &str, vars: &[(&str, &str)]) -> Result<Config, ConfigError> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("helpdesk.toml");
+        std::fs::write(&path, file).unwrap();
+        Config::load_with_env(&path, false, env(vars))
+    }
+
+    #[test]
+    fn a_malformed_override_is_refused_with_its_variable() {
+        for (var, value) in [
+            ("HELPDESK_SHUTDOWN_DEADLINE_SECS", "soon"),
+            ("HELPDESK_ANSWER_BACKLOG", "maybe"),
+        ] {
+            let e = load("", &[(var, value)]).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("environment variable {var}: `{value}` is not")),
+                "{e}"
+            );
+        }
+    }
+
+    #[test]
+    fn an_override_is_validated_like_the_file_value() {
+        let check = "x.base_url `ftp://api.example` must start with http:// or https://";
+        let from_file = load("[x]\nbase_url = \"ftp://api.example\"\n", &[]).unwrap_err();
+        assert!(
+            from_file
+                .to_string()
+                .ends_with(&format!("helpdesk.toml: {check}"))
+        );
+        let from_env = load("", &[("HELPDESK_X_BASE_URL", "ftp://api.example")]).unwrap_err();
+        assert_eq!(
+            from_env.to_string(),
+            format!("environment variable HELPDESK_X_BASE_URL: {check}")
+        );
+        // Merged before the check: a good override mends a bad file value.
+        let c = load(
+            "[x]\nbase_url = \"ftp://typo\"\n",
+            &[("HELPDESK_X_BASE_URL", "https://api.x.com")],
+        )
+        .unwrap();
+        assert_eq!(c.x.unwrap().base_url, "https://api.x.com");
+    }
+
+    #[test]
+    fn overrides_win_over_the_file_and_empty_ones_are_unset() {
+        let file = "shutdown_deadline_secs = 5\nanswer_backlog = true\n";
+        let c = load(
+            file,
+            &[
+                ("HELPDESK_SHUTDOWN_DEADLINE_SECS", "30"),
+                ("HELPDESK_ANSWER_BACKLOG", "no"),
+                ("HELPDESK_RULES", ""),
+            ],
+        )
+        .unwrap();
+        assert_eq!(c.shutdown_deadline_secs, 30);
+        assert!(!c.answer_backlog);
+        // Empty is unset: the file's (default) rules folder, beside the file.
+        assert!(
+            c.rules.is_absolute() && c.rules.ends_with("rules"),
+            "{:?}",
+            c.rules
+        );
+    }
+
+    #[test]
+    fn the_cap_queue_is_a_queue_checked_at_its_line() {
+        let e = Config::parse(
+            "[limits]\nconversation_cap_queue = \"Billing Team\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("line 2") && e.contains("queue `Billing Team` must be"),
+            "{e}"
+        );
+        let c = Config::parse(
+            "[limits]\nconversation_cap_queue = \"vip\"\n",
+            Path::new("h.toml"),
+        )
+        .unwrap();
+        assert_eq!(c.limits.conversation_cap_queue.as_str(), "vip");
+    }
+
+    #[test]
+    fn the_readme_names_every_override_and_its_example_is_valid() {
+        let readme = include_str!("../../README.md");
+        let start = readme.find("\n## Configuration\n").expect("the section");
+        let section = &readme[start + 1..];
+        let section = &section[..section.find("\n## ").unwrap_or(section.len())];
+        for o in Config::ENV_OVERRIDES {
+            assert!(
+                section.contains(&format!("`{}`", o.var)),
+                "README's Configuration does not name {}",
+                o.var
+            );
+        }
+        let example = section
+            .split("```toml\n")
+            .nth(1)
+            .and_then(|s| s.split("```").next())
+            .expect("a toml example");
+        Config::parse(example, Path::new("README.md")).unwrap();
     }
 }

@@ -284,3 +284,33 @@ fn a_file_that_is_not_a_database_is_named_as_such_once() {
     assert_eq!(err.matches("file is not a database").count(), 1, "{err}");
     assert_eq!(err.lines().count(), 1, "{err}");
 }
+
+#[test]
+fn config_check_refuses_a_bad_override_by_its_variable_name() {
+    let dir = tempfile::tempdir().unwrap();
+    for (var, value, says) in [
+        (
+            "HELPDESK_SHUTDOWN_DEADLINE_SECS",
+            "soon",
+            "`soon` is not a whole number of seconds",
+        ),
+        (
+            "HELPDESK_X_BASE_URL",
+            "ftp://api.example",
+            "must start with http:// or https://",
+        ),
+    ] {
+        let out = Command::new(BIN)
+            .args(["config", "check"])
+            .current_dir(dir.path())
+            .env(var, value)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{var}={value}: {err}");
+        assert!(
+            err.contains(&format!("environment variable {var}: ")) && err.contains(says),
+            "{var}={value}: {err}"
+        );
+    }
+}

@@ -166,3 +166,17 @@ fn rules_test_json_has_the_documented_shape() {
     assert_eq!(v["rule"], serde_json::Value::Null);
     assert_eq!(v["action"], "escalate"); // the shipped [default]
 }
+
+#[test]
+fn unknown_keys_of_escalate_and_default_list_their_own_keys() {
+    let a = "[[rule]]\nid = \"x\"\nkeywords = [\"a\"]\nescalate = { queue = \"q\", priorty = \"high\" }\n\n[default]\nignore = true\nescalte = { queue = \"q\" }\n";
+    let out = errors(&[("a.toml", a)]);
+    for expect in [
+        "a.toml:4:27: error: unknown key `priorty` in the escalate table of rule `x`",
+        "did you mean `priority`? The keys are: queue, priority, ack",
+        "a.toml:8:1: error: unknown key `escalte` in [default]",
+        "did you mean `escalate`? The keys are: escalate, ignore",
+    ] {
+        assert!(out.contains(expect), "missing {expect:?} in:\n{out}");
+    }
+}

@@ -28,7 +28,7 @@ use crate::application::tickets::TicketPolicy;
 use crate::domain::clock::{Clock, Millis};
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
-use crate::domain::{Channel, MessageId, Platform, Queue, Stream, TicketRef};
+use crate::domain::{Channel, MessageId, Platform, Stream, TicketRef};
 use crate::platforms::{Account, Batch, Event, ReplyKind};
 use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
@@ -123,8 +123,7 @@ impl Pipeline {
                 .map(|w| stop_form(w))
                 .filter(|w| !w.is_empty())
                 .collect::<HashSet<_>>(),
-            cap_queue: Queue::parse(&limits.conversation_cap_queue)
-                .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+            cap_queue: limits.conversation_cap_queue.clone(),
             limits: limits.clone(),
             answer_backlog,
             backlog_grace_ms: protection.backlog_grace_secs as Millis * 1000,

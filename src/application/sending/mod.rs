@@ -151,8 +151,7 @@ impl Sender {
             blocked: Mutex::new(HashMap::new()),
             stopping: AtomicBool::new(false),
             lease: Duration::from_secs(limits.lease_secs.max(1)),
-            review_queue: Queue::parse(&limits.conversation_cap_queue)
-                .unwrap_or_else(|_| Queue::parse("general").expect("valid")),
+            review_queue: limits.conversation_cap_queue.clone(),
             limits,
             auth_paused_until: Mutex::new(None),
         }
