@@ -42,14 +42,22 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
     let mut config = Config::load(path, true)?;
     let rules_ok = check_rules(&config, out)?;
     let x_ok = match &config.x {
-        Some(x) => check_x(x, out)?,
-        None => {
+        Some(x) => Some(check_x(x, out)?),
+        None => None,
+    };
+    let mastodon_ok = match &config.mastodon {
+        Some(m) => Some(check_secret(&m.access_token_env, out)?),
+        None => None,
+    };
+    let platforms_ok = match (x_ok, mastodon_ok) {
+        (None, None) => {
             writeln!(
                 out,
-                "# no [x] section: `helpdesk run` has no platform to serve"
+                "# no [x] or [mastodon] section: `helpdesk run` has no platform to serve"
             )?;
             false
         }
+        (x, m) => x.unwrap_or(true) && m.unwrap_or(true),
     };
     config.database_url = redact_url(&config.database_url);
     writeln!(
@@ -58,7 +66,7 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
     )?;
     let text = toml::to_string_pretty(&config).context("cannot print the configuration")?;
     writeln!(out, "{text}")?;
-    Ok(if rules_ok && x_ok { 0 } else { 1 })
+    Ok(if rules_ok && platforms_ok { 0 } else { 1 })
 }
 
 /// Loads the rules with their examples: a line on stdout, the errors in
@@ -99,11 +107,20 @@ fn check_x(x: &XConfig, out: &mut dyn Write) -> Result<bool> {
         )?;
     }
     for v in required_secrets(x) {
-        let set = std::env::var(v).is_ok_and(|s| !s.trim().is_empty());
-        ok &= set;
-        writeln!(out, "# secret {v}: {}", if set { "set" } else { "NOT SET" })?;
+        ok &= check_secret(v, out)?;
     }
     Ok(ok)
+}
+
+/// Whether the environment variable `var` holds a secret; one line says so.
+fn check_secret(var: &str, out: &mut dyn Write) -> Result<bool> {
+    let set = std::env::var(var).is_ok_and(|s| !s.trim().is_empty());
+    writeln!(
+        out,
+        "# secret {var}: {}",
+        if set { "set" } else { "NOT SET" }
+    )?;
+    Ok(set)
 }
 
 /// The environment variables `[x]` needs set, for the way it logs in.

@@ -314,3 +314,42 @@ fn config_check_refuses_a_bad_override_by_its_variable_name() {
         );
     }
 }
+
+#[test]
+fn config_check_passes_a_mastodon_only_configuration_and_names_its_secret() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("rules");
+    std::fs::write(
+        dir.path().join("helpdesk.toml"),
+        format!(
+            "rules = {:?}\n[mastodon]\nbase_url = \"https://mastodon.example\"\naccess_token_env = \"HD_TEST_MASTODON_TOKEN\"\n",
+            rules.display().to_string()
+        ),
+    )
+    .unwrap();
+    let check = |token: Option<&str>| {
+        let mut c = Command::new(BIN);
+        c.args(["config", "check", "--config", "helpdesk.toml"])
+            .current_dir(dir.path())
+            .env_remove("HD_TEST_MASTODON_TOKEN");
+        if let Some(t) = token {
+            c.env("HD_TEST_MASTODON_TOKEN", t);
+        }
+        c.output().unwrap()
+    };
+    let ok = check(Some("token"));
+    let out = String::from_utf8_lossy(&ok.stdout);
+    assert_eq!(ok.status.code(), Some(0), "{out}");
+    assert!(
+        out.contains("# secret HD_TEST_MASTODON_TOKEN: set"),
+        "{out}"
+    );
+    assert!(!out.contains("no platform to serve"), "{out}");
+    let missing = check(None);
+    let out = String::from_utf8_lossy(&missing.stdout);
+    assert_eq!(missing.status.code(), Some(1), "{out}");
+    assert!(
+        out.contains("# secret HD_TEST_MASTODON_TOKEN: NOT SET"),
+        "{out}"
+    );
+}
