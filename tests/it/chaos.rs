@@ -404,8 +404,12 @@ dms = true
         child = start();
     }
 
-    // All traffic visible; run until quiet.
-    let quiet_deadline = Instant::now() + Duration::from_secs((60.0 + size.secs) as u64);
+    // All traffic visible; run until quiet. Faults go on meanwhile, so a
+    // reply in doubt may need two or three settling cycles (a look-up is
+    // believed 30 s after the attempt, a resend can land in doubt again):
+    // the deadline leaves room for that on a loaded machine, and a run
+    // that is quiet sooner stops sooner.
+    let quiet_deadline = Instant::now() + Duration::from_secs((150.0 + size.secs) as u64);
     loop {
         let visible = sandbox.pending() == 0;
         let recorded = count(&store, "SELECT COUNT(*) FROM messages").await;
