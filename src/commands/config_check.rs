@@ -49,15 +49,19 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
         Some(m) => Some(check_secret(&m.access_token_env, out)?),
         None => None,
     };
-    let platforms_ok = match (x_ok, mastodon_ok) {
-        (None, None) => {
+    let bluesky_ok = match &config.bluesky {
+        Some(b) => Some(check_secret(&b.app_password_env, out)?),
+        None => None,
+    };
+    let platforms_ok = match (x_ok, mastodon_ok, bluesky_ok) {
+        (None, None, None) => {
             writeln!(
                 out,
-                "# no [x] or [mastodon] section: `helpdesk run` has no platform to serve"
+                "# no [x], [mastodon] or [bluesky] section: `helpdesk run` has no platform to serve"
             )?;
             false
         }
-        (x, m) => x.unwrap_or(true) && m.unwrap_or(true),
+        (x, m, b) => x.unwrap_or(true) && m.unwrap_or(true) && b.unwrap_or(true),
     };
     config.database_url = redact_url(&config.database_url);
     writeln!(

@@ -11,14 +11,18 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use crate::commands::args::{ConfigFile, adjust};
 use crate::commands::process::{LogFormat, block_on};
 use crate::domain::clock::Clock;
+use crate::domain::secret::Secret;
 use crate::platforms::Connector;
-use crate::platforms::registry::{self, Sections};
+use crate::platforms::bluesky::config::BlueskyConfig;
+use crate::platforms::bluesky::session::SessionHome;
+use crate::platforms::registry::{self, Homes, Sections};
 use crate::platforms::x::auth::{AuthError, SharedLogin};
 use crate::platforms::x::config::XConfig;
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
 use crate::runtime::config::Config;
 use crate::runtime::shutdown::Shutdown;
+use crate::storage::oauth_tokens::bluesky::BlueskySession;
 use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
 use crate::storage::{Store, redact_url};
 
@@ -58,12 +62,26 @@ pub async fn connectors(
     let sections = Sections {
         x: config.x.as_ref(),
         mastodon: config.mastodon.as_ref(),
+        bluesky: config.bluesky.as_ref(),
     };
     let shared_login = |x: &XConfig| -> Result<Arc<dyn SharedLogin>, AuthError> {
         let key = TokenKey::from_env(&x.token_key_env)?;
         Ok(Arc::new(SharedTokens::x(store.clone(), key)))
     };
-    Ok(registry::connectors(sections, clock, &shared_login).await?)
+    let bluesky_session = |b: &BlueskyConfig, password: &Secret| -> Arc<dyn SessionHome> {
+        let identifier = b.identifier.as_ref().map_or("", |i| i.as_str());
+        Arc::new(BlueskySession::new(
+            store.clone(),
+            identifier,
+            password,
+            clock.clone(),
+        ))
+    };
+    let homes = Homes {
+        x_login: &shared_login,
+        bluesky_session: &bluesky_session,
+    };
+    Ok(registry::connectors(sections, clock, &homes).await?)
 }
 
 /// Runs the bot until Ctrl-C or SIGTERM.

@@ -34,6 +34,8 @@ pub fn name_max(platform: Platform) -> usize {
     match platform {
         Platform::X => 50,
         Platform::Mastodon => 30,
+        // app.bsky.actor.profile: displayName maxGraphemes 64.
+        Platform::Bluesky => 64,
     }
 }
 
@@ -96,7 +98,8 @@ pub fn is_plain_handle(handle: &str) -> bool {
             && !s.ends_with(['.', '-'])
     };
     match handle.split_once('@') {
-        None => word(handle),
+        // A domain alone is a Bluesky handle (`eve.bsky.social`).
+        None => word(handle) || domain(handle),
         Some((user, host)) => word(user) && domain(host),
     }
 }
@@ -159,6 +162,7 @@ pub fn foreign_mentions(post: &str, customer: &str, platform: Platform) -> Vec<S
             .map(|m| m.to_ascii_lowercase())
             .collect(),
         Platform::Mastodon => mastodon_mentions(post),
+        Platform::Bluesky => bluesky_mentions(post),
     };
     found
         .into_iter()
@@ -172,6 +176,40 @@ pub fn foreign_mentions(post: &str, customer: &str, platform: Platform) -> Vec<S
 fn same_account(m: &str, customer: &str) -> bool {
     m == customer
         || (!customer.contains('@') && m.split('@').next() == Some(customer) && !m.contains('@'))
+}
+
+/// `@handle` mentions as Bluesky's apps detect them in text they facet
+/// (the atproto rich-text detection): an `@` at the start or after white
+/// space or `(`, then a handle of ASCII letters, digits, `.` and `-` with a
+/// dot and an alphabetic last label. On Bluesky only a facet mentions, and
+/// the connector facets the customer alone; this check still refuses a
+/// text that an app would offer to link, lower-cased.
+fn bluesky_mentions(post: &str) -> Vec<String> {
+    let chars: Vec<char> = post.nfkc().collect();
+    let handle_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '.' | '-');
+    let mut out = Vec::new();
+    for i in 0..chars.len() {
+        let starts =
+            chars[i] == '@' && (i == 0 || chars[i - 1].is_whitespace() || chars[i - 1] == '(');
+        if !starts {
+            continue;
+        }
+        let handle: String = chars[i + 1..]
+            .iter()
+            .take_while(|c| handle_char(**c))
+            .collect();
+        let handle = handle.trim_end_matches(['.', '-']).to_ascii_lowercase();
+        let labels: Vec<&str> = handle.split('.').collect();
+        let valid = labels.len() >= 2
+            && labels.iter().all(|l| !l.is_empty())
+            && labels
+                .last()
+                .is_some_and(|t| t.len() >= 2 && t.chars().all(|c| c.is_ascii_alphabetic()));
+        if valid {
+            out.push(handle);
+        }
+    }
+    out
 }
 
 /// `@user` and `@user@domain` mentions as Mastodon links them (its
@@ -266,6 +304,7 @@ mod tests {
             assert!(x.extract_cashtags(&out).is_empty(), "{raw:?}");
             assert!(x.extract_urls(&out).is_empty(), "{raw:?}");
             assert!(mastodon_mentions(&out).is_empty(), "{raw:?}");
+            assert!(bluesky_mentions(&out).is_empty(), "{raw:?}");
         }
     }
 
@@ -277,12 +316,16 @@ mod tests {
             name(&long, name_max(Platform::Mastodon)).chars().count(),
             30
         );
+        assert_eq!(name(&long, name_max(Platform::Bluesky)).chars().count(), 64);
     }
 
     #[test]
     fn only_plain_handles_follow_an_at_sign() {
         assert!(is_plain_handle("eve_1"));
         assert!(is_plain_handle("eve@example.social"));
+        assert!(is_plain_handle("eve.bsky.social"));
+        assert!(!is_plain_handle("eve.bsky.social."));
+        assert!(!is_plain_handle(".eve.bsky.social"));
         assert!(!is_plain_handle("eve@@x"));
         assert!(!is_plain_handle("eve bob"));
         assert!(!is_plain_handle("eve@x"));
@@ -320,6 +363,21 @@ mod tests {
         assert_eq!(
             foreign_mentions("@eve@évil.social hi", "eve", m),
             ["eve@évil.social"]
+        );
+        let b = Platform::Bluesky;
+        assert!(foreign_mentions("@eve.bsky.social thanks!", "eve.bsky.social", b).is_empty());
+        assert!(foreign_mentions("(@Eve.Bsky.Social) ok", "eve.bsky.social", b).is_empty());
+        assert_eq!(
+            foreign_mentions("@eve.bsky.social ask @ceo.acme.com.", "eve.bsky.social", b),
+            ["ceo.acme.com"]
+        );
+        assert_eq!(
+            foreign_mentions("@eve.bsky.social ＠ceo.acme.com", "eve.bsky.social", b),
+            ["ceo.acme.com"]
+        );
+        // Not handles an app links: no dot, a numeric last label, inside a word.
+        assert!(
+            foreign_mentions("@team hi, v@1.2 and a@b.example", "eve.bsky.social", b).is_empty()
         );
     }
 }

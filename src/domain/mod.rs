@@ -124,6 +124,8 @@ pub enum Platform {
     X,
     /// Any Mastodon-compatible server.
     Mastodon,
+    /// Bluesky, or any AT Protocol PDS.
+    Bluesky,
 }
 
 impl Platform {
@@ -132,6 +134,7 @@ impl Platform {
         match self {
             Platform::X => "x",
             Platform::Mastodon => "mastodon",
+            Platform::Bluesky => "bluesky",
         }
     }
 }
@@ -148,10 +151,11 @@ impl FromStr for Platform {
         match s {
             "x" => Ok(Platform::X),
             "mastodon" => Ok(Platform::Mastodon),
+            "bluesky" => Ok(Platform::Bluesky),
             _ => Err(UnknownName {
                 kind: "platform",
                 value: s.to_owned(),
-                expected: "x, mastodon",
+                expected: "x, mastodon, bluesky",
             }),
         }
     }

@@ -3,7 +3,10 @@
 //! X counts "weighted" characters (twitter-text: most scripts weigh 2, Latin
 //! 1, an emoji sequence 2, a URL 23 whatever its length); Mastodon counts
 //! grapheme clusters, a URL as 23 and `@user@domain` as `@user`. Both are
-//! checked against third-party conformance suites in `tests/`.
+//! checked against third-party conformance suites in `tests/`. Bluesky
+//! counts every grapheme cluster, URLs whole (a link is a facet over the
+//! text, not a shortened token), and also caps the UTF-8 bytes: a post holds
+//! 300 graphemes and 3 000 bytes, a DM 1 000 and 10 000.
 
 use unicode_segmentation::UnicodeSegmentation;
 
@@ -24,6 +27,7 @@ impl LengthLimit {
         match platform {
             Platform::X => LengthLimit::X,
             Platform::Mastodon => LengthLimit::MASTODON,
+            Platform::Bluesky => LengthLimit::BLUESKY,
         }
     }
 
@@ -38,6 +42,19 @@ impl LengthLimit {
         max: 500,
     };
 
+    /// Bluesky's limit for a post (`app.bsky.feed.post`): 300 graphemes
+    /// and 3 000 bytes, checked as one count (see [`bluesky_length`]).
+    pub const BLUESKY: LengthLimit = LengthLimit {
+        platform: Platform::Bluesky,
+        max: 300,
+    };
+    /// Bluesky's limit for a direct message (`chat.bsky.convo.defs#messageInput`):
+    /// 1 000 graphemes and 10 000 bytes.
+    pub const BLUESKY_DM: LengthLimit = LengthLimit {
+        platform: Platform::Bluesky,
+        max: 1000,
+    };
+
     /// Whether `text` surely fits, by a cheap upper bound: no character
     /// weighs more than 2 and each URL (which holds at least one `.`)
     /// counts at most 23. Loading 10 000 rules skips the exact counters
@@ -45,11 +62,13 @@ impl LengthLimit {
     pub fn surely_fits(&self, text: &str) -> bool {
         let chars = text.chars().count();
         let dots = text.bytes().filter(|b| *b == b'.').count();
-        let per_char = match self.platform {
-            Platform::X => 2,
-            Platform::Mastodon => 1,
-        };
-        per_char * chars + 23 * dots <= self.max
+        match self.platform {
+            Platform::X => 2 * chars + 23 * dots <= self.max,
+            Platform::Mastodon => chars + 23 * dots <= self.max,
+            // Graphemes never outnumber characters; bytes are checked as
+            // tenths (see `bluesky_length`).
+            Platform::Bluesky => chars <= self.max && text.len() <= 10 * self.max,
+        }
     }
 
     /// The length of `text` as this platform counts it.
@@ -57,8 +76,19 @@ impl LengthLimit {
         match self.platform {
             Platform::X => x_weighted_length(text),
             Platform::Mastodon => mastodon_length(text),
+            Platform::Bluesky => bluesky_length(text),
         }
     }
+}
+
+/// Bluesky's length of `text` as one number against its limits: the
+/// grapheme clusters, or a tenth of the UTF-8 bytes (rounded up) when that
+/// is more. Both of Bluesky's pairs of limits have bytes at ten times the
+/// graphemes (300 and 3 000 for a post, 1 000 and 10 000 for a DM), so
+/// this count is within a limit exactly when both are. URLs count whole.
+pub fn bluesky_length(text: &str) -> usize {
+    let graphemes = text.graphemes(true).count();
+    graphemes.max(text.len().div_ceil(10))
 }
 
 /// X's weighted length of `text`, URLs counted as 23.
@@ -214,5 +244,43 @@ mod tests {
         assert_eq!(mastodon_length("see https://example.com/a."), 4 + 23 + 1);
         assert_eq!(x_weighted_length("hello"), 5);
         assert_eq!(x_weighted_length("日本"), 4);
+    }
+
+    #[test]
+    fn bluesky_counts_graphemes_and_tenths_of_bytes() {
+        let fits = |t: &str| bluesky_length(t) <= LengthLimit::BLUESKY.max;
+        // (text, count): graphemes rule when bytes are few.
+        let cases: &[(&str, usize)] = &[
+            ("", 0),
+            ("hello", 5),
+            // A URL counts whole: no shortening on Bluesky.
+            ("see https://example.com/a.", 26),
+            // One family emoji: one grapheme, 25 bytes (3 tenths).
+            ("👨‍👩‍👧‍👦", 3),
+            // e + combining acute: one grapheme, 3 bytes.
+            ("e\u{301}", 1),
+            // Flags: two regional indicators, one grapheme each pair.
+            ("🇫🇷🇬🇧", 2),
+            ("日本語", 3),
+            ("\r\n", 1),
+        ];
+        for (t, n) in cases {
+            assert_eq!(bluesky_length(t), *n, "{t:?}");
+        }
+        assert!(fits(&"a".repeat(300)));
+        assert!(!fits(&"a".repeat(301)));
+        // 300 graphemes of 4 bytes each: 1 200 bytes, fits.
+        assert!(fits(&"😀".repeat(300)));
+        // 120 family emoji: 120 graphemes but 3 000 bytes: fits, one more does not.
+        assert!(fits(&"👨‍👩‍👧‍👦".repeat(120)));
+        assert!(!fits(&"👨‍👩‍👧‍👦".repeat(121)));
+        assert_eq!("👨‍👩‍👧‍👦".repeat(121).len(), 3025);
+        // A DM holds 1 000 graphemes.
+        assert!(bluesky_length(&"é".repeat(1000)) <= LengthLimit::BLUESKY_DM.max);
+        assert!(bluesky_length(&"é".repeat(1001)) > LengthLimit::BLUESKY_DM.max);
+        // The cheap bound never lets through what the exact count refuses.
+        let family = "👨‍👩‍👧‍👦".repeat(121);
+        assert!(!LengthLimit::BLUESKY.surely_fits(&family));
+        assert!(LengthLimit::BLUESKY.surely_fits(&"😀".repeat(300)));
     }
 }

@@ -9,6 +9,7 @@
 //! the platform calls). [`registry`] builds the connectors the
 //! configuration asks for.
 
+pub mod bluesky;
 pub mod http;
 pub mod json;
 pub mod mastodon;
@@ -229,6 +230,11 @@ pub struct Outgoing {
     /// A key unique to this outbox row, for platforms that deduplicate
     /// retries (Mastodon's `Idempotency-Key`).
     pub idempotency_key: String,
+    /// The outbox row's id, for platforms that name the post after it
+    /// (Bluesky's record key).
+    pub row: i64,
+    /// When the row was queued (Unix ms), for the same.
+    pub queued_at: Millis,
     /// Accounts a public reply must leave out of its thread: those the
     /// customer's message mentioned (X adds them to a reply otherwise).
     pub exclude_from_thread: Vec<UserId>,
@@ -279,6 +285,10 @@ pub enum ApiError {
     /// the platform refuses a second copy), never retried blindly.
     #[error("outcome unknown: {0}")]
     InDoubt(String),
+    /// The customer does not take direct messages from the brand (their
+    /// settings, or a block): a DM cannot reach them, a public answer can.
+    #[error("the customer does not accept direct messages from the brand: {0}")]
+    DmClosed(String),
     /// Any other refusal: retrying will not help.
     #[error("refused ({status}): {detail}")]
     Rejected {

@@ -12,6 +12,9 @@ use std::sync::Arc;
 use crate::domain::clock::{Clock, Millis};
 use crate::domain::secret::{MissingSecret, Secret};
 use crate::platforms::Connector;
+use crate::platforms::bluesky::BlueskyClient;
+use crate::platforms::bluesky::config::BlueskyConfig;
+use crate::platforms::bluesky::session::{SessionHome, Sessions};
 use crate::platforms::mastodon::MastodonClient;
 use crate::platforms::mastodon::config::MastodonConfig;
 use crate::platforms::x::XClient;
@@ -28,6 +31,8 @@ pub struct Sections<'a> {
     pub x: Option<&'a XConfig>,
     /// `[mastodon]`.
     pub mastodon: Option<&'a MastodonConfig>,
+    /// `[bluesky]`.
+    pub bluesky: Option<&'a BlueskyConfig>,
 }
 
 /// Opens the X login every instance shares, for `token_store =
@@ -35,6 +40,19 @@ pub struct Sections<'a> {
 /// (`storage::oauth_tokens::SharedTokens`).
 pub type SharedLoginFor<'a> =
     dyn Fn(&XConfig) -> Result<Arc<dyn SharedLogin>, AuthError> + Sync + 'a;
+
+/// Opens where the Bluesky session is kept, given the section and its app
+/// password (storage keeps it in the database, sealed under a key derived
+/// from the password: `storage::oauth_tokens::bluesky`).
+pub type SessionHomeFor<'a> = dyn Fn(&BlueskyConfig, &Secret) -> Arc<dyn SessionHome> + Sync + 'a;
+
+/// What the connectors need from the layers above: where logins live.
+pub struct Homes<'a> {
+    /// X's login shared through the database (`token_store = "database"`).
+    pub x_login: &'a SharedLoginFor<'a>,
+    /// Bluesky's session.
+    pub bluesky_session: &'a SessionHomeFor<'a>,
+}
 
 /// Why the connectors cannot be built. Each says what to change.
 #[derive(Debug, thiserror::Error)]
@@ -47,24 +65,34 @@ pub enum RegistryError {
     Auth(#[from] AuthError),
     /// The configuration serves no platform.
     #[error(
-        "no platform is configured: add an [x] or a [mastodon] section with base_url and access_token_env to the configuration"
+        "no platform is configured: add an [x], a [mastodon] or a [bluesky] section to the configuration (see the README's \"Connect …\" sections)"
     )]
     NoPlatform,
 }
 
-/// The connectors for `sections`, in a fixed order (X, then Mastodon).
+/// The connectors for `sections`, in a fixed order (X, Mastodon, Bluesky).
 pub async fn connectors(
     sections: Sections<'_>,
     clock: &Clock,
-    shared_login: &SharedLoginFor<'_>,
+    homes: &Homes<'_>,
 ) -> Result<Vec<Arc<dyn Connector>>, RegistryError> {
     let mut out: Vec<Arc<dyn Connector>> = Vec::new();
     if let Some(x) = sections.x {
-        out.push(x_connector(x, clock, shared_login).await?);
+        out.push(x_connector(x, clock, homes.x_login).await?);
     }
     if let Some(m) = sections.mastodon {
         let token = Secret::from_env(&m.access_token_env)?;
         out.push(Arc::new(MastodonClient::new(m, token, clock.clone())));
+    }
+    if let Some(b) = sections.bluesky {
+        let password = Secret::from_env(&b.app_password_env)?;
+        let sessions = Sessions::new((homes.bluesky_session)(b, &password), clock.clone());
+        out.push(Arc::new(BlueskyClient::new(
+            b,
+            password,
+            sessions,
+            clock.clone(),
+        )));
     }
     if out.is_empty() {
         return Err(RegistryError::NoPlatform);
@@ -150,14 +178,24 @@ mod tests {
         panic!("asked for a shared login although the tokens are not in the database")
     }
 
+    fn memory_session(_: &BlueskyConfig, _: &Secret) -> Arc<dyn SessionHome> {
+        Arc::new(crate::platforms::bluesky::session::MemoryHome::default())
+    }
+
+    const HOMES: Homes<'static> = Homes {
+        x_login: &no_shared_login,
+        bluesky_session: &memory_session,
+    };
+
     #[tokio::test]
     async fn no_section_is_refused_with_what_to_add() {
-        let e = connectors(Sections::default(), &Clock::new(), &no_shared_login)
+        let e = connectors(Sections::default(), &Clock::new(), &HOMES)
             .await
             .err()
             .expect("refused");
         assert!(
-            e.to_string().contains("add an [x] or a [mastodon] section"),
+            e.to_string()
+                .contains("add an [x], a [mastodon] or a [bluesky] section"),
             "{e}"
         );
     }
@@ -177,15 +215,19 @@ mod tests {
             streaming: false,
             ..MastodonConfig::default()
         };
+        let b = BlueskyConfig {
+            identifier: Some("acme.bsky.social".to_owned().try_into().unwrap()),
+            app_password_env: "PATH".into(),
+            ..BlueskyConfig::default()
+        };
         let both = Sections {
             x: Some(&x),
             mastodon: Some(&m),
+            bluesky: Some(&b),
         };
-        let c = connectors(both, &Clock::new(), &no_shared_login)
-            .await
-            .unwrap();
+        let c = connectors(both, &Clock::new(), &HOMES).await.unwrap();
         let names: Vec<_> = c.iter().map(|c| c.platform().as_str()).collect();
-        assert_eq!(names, ["x", "mastodon"]);
+        assert_eq!(names, ["x", "mastodon", "bluesky"]);
         assert!(c[0].listening().is_none(), "X without a webhook only polls");
         x.webhook = Some(WebhookConfig {
             listen: "127.0.0.1:0".into(),
@@ -195,10 +237,9 @@ mod tests {
         let only_x = Sections {
             x: Some(&x),
             mastodon: None,
+            bluesky: None,
         };
-        let c = connectors(only_x, &Clock::new(), &no_shared_login)
-            .await
-            .unwrap();
+        let c = connectors(only_x, &Clock::new(), &HOMES).await.unwrap();
         assert!(matches!(c[0].listening(), Some(Listening::Endpoint(_))));
     }
 
@@ -211,8 +252,9 @@ mod tests {
         let only_x = Sections {
             x: Some(&x),
             mastodon: None,
+            bluesky: None,
         };
-        let e = connectors(only_x, &Clock::new(), &no_shared_login)
+        let e = connectors(only_x, &Clock::new(), &HOMES)
             .await
             .err()
             .expect("refused");

@@ -33,7 +33,7 @@ pub struct LoadOptions {
 impl Default for LoadOptions {
     fn default() -> Self {
         LoadOptions {
-            limits: vec![LengthLimit::X, LengthLimit::MASTODON],
+            limits: vec![LengthLimit::X, LengthLimit::MASTODON, LengthLimit::BLUESKY],
             check_examples: true,
         }
     }
@@ -760,6 +760,9 @@ fn too_long(key: &str, limit: &LengthLimit, n: usize, tpl: &Template) -> String 
             "weighted characters (URLs count 23, most non-Latin characters and emoji 2)"
         }
         crate::domain::Platform::Mastodon => "characters",
+        crate::domain::Platform::Bluesky => {
+            "graphemes (URLs count whole; 3 000 UTF-8 bytes at most, counted here as tenths)"
+        }
     };
     format!(
         "`{key}` is too long for {}: {n} of {} {unit}{at}",

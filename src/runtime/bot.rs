@@ -71,7 +71,10 @@ fn temporary_at_start(e: &ApiError) -> bool {
         | ApiError::InDoubt(_)
         | ApiError::Malformed(_)
         | ApiError::RateLimited { .. } => true,
-        ApiError::Unauthorized | ApiError::Duplicate | ApiError::Rejected { .. } => false,
+        ApiError::Unauthorized
+        | ApiError::Duplicate
+        | ApiError::Rejected { .. }
+        | ApiError::DmClosed(_) => false,
     }
 }
 

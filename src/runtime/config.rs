@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::secret::MissingSecret;
+use crate::platforms::bluesky::config::BlueskyConfig;
 use crate::platforms::mastodon::config::MastodonConfig;
 use crate::platforms::x::config::TokenStore;
 use crate::platforms::x::config::XConfig;
@@ -44,6 +45,8 @@ pub struct Config {
     pub x: Option<XConfig>,
     /// The Mastodon account, when the bot serves Mastodon.
     pub mastodon: Option<MastodonConfig>,
+    /// The Bluesky account, when the bot serves Bluesky.
+    pub bluesky: Option<BlueskyConfig>,
     /// Tickets: SLA, solved period, survey.
     pub tickets: crate::application::tickets::TicketPolicy,
     /// Where `/metrics`, `/healthz` and `/readyz` listen; empty: nowhere.
@@ -111,6 +114,7 @@ impl Default for Config {
             protection: Protection::default(),
             x: None,
             mastodon: None,
+            bluesky: None,
             tickets: crate::application::tickets::TicketPolicy::default(),
             admin_listen: "127.0.0.1:9898".into(),
             shutdown_deadline_secs: 20,
@@ -339,6 +343,24 @@ impl Config {
                 Ok(())
             },
         },
+        EnvOverride {
+            var: "HELPDESK_BLUESKY_SERVICE",
+            key: "bluesky.service",
+            apply: |c, v| {
+                c.bluesky.get_or_insert_with(BlueskyConfig::default).service = v.to_owned();
+                Ok(())
+            },
+        },
+        EnvOverride {
+            var: "HELPDESK_BLUESKY_IDENTIFIER",
+            key: "bluesky.identifier",
+            apply: |c, v| {
+                c.bluesky
+                    .get_or_insert_with(BlueskyConfig::default)
+                    .identifier = Some(v.to_owned().try_into()?);
+                Ok(())
+            },
+        },
     ];
 
     /// Applies every set override; the ones applied, so that a value they
@@ -418,6 +440,15 @@ impl Config {
         }
         if let Some(m) = &self.mastodon {
             http_url("mastodon.base_url", &m.base_url)?;
+        }
+        if let Some(b) = &self.bluesky {
+            http_url("bluesky.service", &b.service)?;
+            if b.identifier.is_none() {
+                return Err(Invalid::new(
+                    "bluesky.identifier",
+                    "[bluesky] needs identifier: the account's handle (such as acme.bsky.social) or its DID",
+                ));
+            }
         }
         Ok(())
     }

@@ -11,7 +11,7 @@ use sqlx::{AnyConnection, Row as _};
 use super::{Backend, Store, StoreError, decode, dialect};
 use crate::domain::clock::Millis;
 use crate::domain::states::{Origin, OutboxStatus};
-use crate::domain::{Platform, TicketRef};
+use crate::domain::{Channel, Platform, TicketRef};
 use crate::platforms::ReplyKind;
 
 /// A reply to queue.
@@ -145,11 +145,19 @@ pub struct Row {
     pub doubt_since: Option<Millis>,
     /// When the latest attempt in doubt started.
     pub doubt_last: Option<Millis>,
+    /// When it was queued.
+    pub created_at: Millis,
+    /// Who wrote it.
+    pub origin: Origin,
+    /// The channel of the message it answers (`None`: not an answer to one
+    /// message, such as an agent's reply on a ticket).
+    pub answers: Option<Channel>,
 }
 
 const ROW_COLUMNS: &str = "id, platform, kind, ticket_id, customer_id, customer_handle, \
     conversation_id, in_reply_to, text, attempts, varied, in_doubt, doubt_since, doubt_last, \
-    updated_at";
+    updated_at, created_at, origin, \
+    (SELECT m.channel FROM messages m WHERE m.id = outbox.message_id)";
 
 fn parse_row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
     let kind: String = r.try_get(2)?;
@@ -172,6 +180,12 @@ fn parse_row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
         in_doubt: r.try_get::<i64, _>(11)? != 0,
         doubt_since: r.try_get::<Option<i64>, _>(12)?,
         doubt_last: r.try_get::<Option<i64>, _>(13)?,
+        created_at: r.try_get(15)?,
+        origin: decode(r.try_get::<String, _>(16)?)?,
+        answers: r
+            .try_get::<Option<String>, _>(17)?
+            .map(decode)
+            .transpose()?,
     })
 }
 
@@ -437,6 +451,29 @@ pub async fn requeue(
     .bind(why)
     .bind(i64::from(refund_attempt))
     .bind(now)
+    .bind(id)
+    .bind(OutboxStatus::Sending.as_str())
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Back to `queued` as a public reply, due now, the attempt not counted
+/// (a DM the customer does not accept).
+pub async fn requeue_public(
+    store: &Store,
+    id: i64,
+    why: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "UPDATE outbox SET status = $1, kind = $2, lease_until = NULL, next_attempt_at = $3, \
+         reason = $4, attempts = attempts - 1, updated_at = $3 WHERE id = $5 AND status = $6",
+    )
+    .bind(OutboxStatus::Queued.as_str())
+    .bind(ReplyKind::Public.as_str())
+    .bind(now)
+    .bind(why)
     .bind(id)
     .bind(OutboxStatus::Sending.as_str())
     .execute(store.pool())

@@ -188,6 +188,8 @@ async fn replies_carry_the_key_the_visibility_and_the_customer() {
         recipient: UserId::new("109446733121874654"),
         recipient_handle: Handle::new("latencyobs@icosahedron.website"),
         idempotency_key: key.into(),
+        row: 1,
+        queued_at: 0,
         exclude_from_thread: Vec::new(),
     };
     let a = m
@@ -252,6 +254,8 @@ async fn recorded_errors_become_clear_errors() {
             recipient: UserId::new("2"),
             recipient_handle: Handle::new("ana"),
             idempotency_key: "k".into(),
+            row: 1,
+            queued_at: 0,
             exclude_from_thread: Vec::new(),
         })
         .await

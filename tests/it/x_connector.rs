@@ -146,6 +146,8 @@ async fn recorded_payloads_become_exact_events_and_cursors() {
         recipient: UserId::new("750362064426721281"),
         recipient_handle: helpdesk::domain::Handle::new("someone"),
         idempotency_key: "k".into(),
+        row: 1,
+        queued_at: 0,
         exclude_from_thread: Vec::new(),
     };
     assert_eq!(

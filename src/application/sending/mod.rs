@@ -318,6 +318,8 @@ impl Sender {
             recipient: UserId::new(row.customer_id.clone()),
             recipient_handle: Handle::new(row.customer_handle.clone()),
             idempotency_key: format!("helpdesk-outbox-{}", row.id),
+            row: row.id,
+            queued_at: row.created_at,
             exclude_from_thread: self.mentioned_by(&row).await?,
         };
         if let Some(why) = self.unfit_to_post(&row).await? {
@@ -501,6 +503,17 @@ impl Sender {
                 self.pause(row, &kinds, until, auth);
                 self.requeue(row, until, why, true).await?;
                 report.held += 1;
+            }
+            Verdict::GoPublic => {
+                tracing::info!(outbox = row.id, platform = %row.platform, "the customer does not accept DMs from the brand: answering in the thread instead");
+                outbox::requeue_public(
+                    &self.store,
+                    row.id,
+                    "the customer does not accept direct messages from the brand: answered in the thread instead",
+                    self.clock.now_ms(),
+                )
+                .await?;
+                report.retried += 1;
             }
             Verdict::Retry { at, why, refund } => {
                 if !refund {

@@ -5,7 +5,9 @@
 use std::time::Duration;
 
 use super::settle::{backoff, settle_retry};
+use crate::domain::Channel;
 use crate::domain::clock::Millis;
+use crate::domain::states::Origin;
 use crate::platforms::{ApiError, ReplyKind, Sent};
 use crate::storage::outbox::Row;
 
@@ -48,6 +50,9 @@ pub(super) enum Verdict {
         /// A 401: the credentials, not the rate.
         auth: bool,
     },
+    /// The customer does not take DMs from the brand: this automatic
+    /// answer to a public message goes to the thread instead, now.
+    GoPublic,
     /// Another attempt at `at`.
     Retry {
         /// When.
@@ -110,6 +115,21 @@ pub(super) fn verdict(row: &Row, result: Result<Sent, ApiError>, f: Facts) -> Ve
             why: "rate limited by the platform (429)",
             auth: false,
         },
+        // An FAQ answer meant for DMs (`via = "dm"`) to a public message:
+        // the public answer still helps. Anything else (an escalation's
+        // ack, which may name a private matter; an agent's DM) is not made
+        // public: it fails, and its ticket says why.
+        Err(ApiError::DmClosed(_))
+            if row.kind == ReplyKind::Dm
+                && row.origin == Origin::Auto
+                && row.ticket.is_none()
+                && matches!(row.answers, Some(Channel::Mention | Channel::Search)) =>
+        {
+            Verdict::GoPublic
+        }
+        Err(ApiError::DmClosed(why)) => Verdict::Fail(format!(
+            "the customer does not accept direct messages from the brand ({why}): answer in public, or ask them to open their DMs to the brand"
+        )),
         Err(ApiError::Unauthorized) => Verdict::Pause {
             kinds: vec![ReplyKind::Public, ReplyKind::Dm],
             until: now + AUTH_PAUSE.as_millis() as Millis,
@@ -164,6 +184,9 @@ mod tests {
             in_doubt,
             doubt_since: None,
             doubt_last: None,
+            created_at: 0,
+            origin: Origin::Auto,
+            answers: Some(Channel::Mention),
         }
     }
 
@@ -224,6 +247,39 @@ mod tests {
             verdict(&row(3, false, false), t(), facts(false)),
             Verdict::Fail(_)
         ));
+    }
+
+    #[test]
+    fn a_closed_inbox_makes_an_faq_public_and_anything_else_fail() {
+        let closed = || Err(ApiError::DmClosed("MessagesDisabled".into()));
+        let dm = |origin, ticket: Option<i64>, answers| Row {
+            kind: ReplyKind::Dm,
+            origin,
+            ticket: ticket.map(crate::domain::TicketRef),
+            answers,
+            ..row(1, false, false)
+        };
+        // (row, goes public)
+        let cases = [
+            (dm(Origin::Auto, None, Some(Channel::Mention)), true),
+            (dm(Origin::Auto, None, Some(Channel::Search)), true),
+            // An escalation's ack: private matter, never made public.
+            (dm(Origin::Auto, Some(7), Some(Channel::Mention)), false),
+            (dm(Origin::Agent, Some(7), Some(Channel::Mention)), false),
+            (dm(Origin::Auto, None, Some(Channel::Dm)), false),
+            (dm(Origin::Auto, None, None), false),
+        ];
+        for (r, public) in cases {
+            let v = verdict(&r, closed(), facts(false));
+            if public {
+                assert_eq!(v, Verdict::GoPublic, "{r:?}");
+            } else {
+                assert!(
+                    matches!(&v, Verdict::Fail(why) if why.contains("does not accept direct messages")),
+                    "{r:?}: {v:?}"
+                );
+            }
+        }
     }
 
     #[test]

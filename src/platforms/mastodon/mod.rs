@@ -157,43 +157,18 @@ impl MastodonClient {
     }
 
     /// Reads an answer. `acts`: the call may have posted something, so an
-    /// unknown outcome (cut connection, unreadable answer, 5xx) is
-    /// [`ApiError::InDoubt`]; the `Idempotency-Key` makes the resend safe.
+    /// unknown outcome is [`ApiError::InDoubt`]; the `Idempotency-Key`
+    /// makes the resend safe.
     async fn decode<T: DeserializeOwned>(
         &self,
         resp: Result<reqwest::Response, reqwest::Error>,
         acts: bool,
     ) -> Result<(T, HeaderMap), ApiError> {
-        let doubt = |why: String| {
-            if acts {
-                ApiError::InDoubt(why)
-            } else {
-                ApiError::Transient(why)
-            }
-        };
-        let resp = match resp {
-            Ok(r) => r,
-            Err(e) if e.is_connect() => {
-                return Err(ApiError::Transient(crate::platforms::error_chain(
-                    &e.without_url(),
-                )));
-            }
-            Err(e) => return Err(doubt(crate::platforms::error_chain(&e.without_url()))),
-        };
-        let status = resp.status().as_u16();
-        let headers = resp.headers().clone();
-        let body = resp
-            .bytes()
-            .await
-            .map_err(|e| doubt(crate::platforms::error_chain(&e.without_url())))?;
-        if (200..300).contains(&status) {
-            // Never quote the body: it holds customers' messages.
-            return crate::platforms::decode_success(&body, acts).map(|t| (t, headers));
-        }
-        match error_from(status, &headers, &body, self.clock.now_ms()) {
-            ApiError::Transient(why) => Err(doubt(why)),
-            e => Err(e),
-        }
+        let now = self.clock.now_ms();
+        crate::platforms::http::read_answer(resp, acts, |status, h, body| {
+            error_from(status, h, body, now)
+        })
+        .await
     }
 
     async fn get<T: DeserializeOwned>(

@@ -156,6 +156,7 @@ impl XClient {
             Err(ApiError::Transient(_)) => "transient",
             Err(ApiError::InDoubt(_)) => "in_doubt",
             Err(ApiError::Rejected { .. }) => "rejected",
+            Err(ApiError::DmClosed(_)) => "dm_closed",
             Err(ApiError::Malformed(_)) => "malformed",
         };
         metrics::counter!("helpdesk_api_requests_total", "platform" => "x", "endpoint" => endpoint, "status" => status)

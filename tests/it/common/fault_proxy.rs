@@ -255,7 +255,7 @@ async fn serve(
                     "application/json",
                     r#"{"title":"Too Many Requests","detail":"Too Many Requests","status":429,"error":"Too many requests"}"#,
                     &format!(
-                        "x-rate-limit-remaining: 0\r\nx-rate-limit-reset: {reset}\r\nx-ratelimit-remaining: 0\r\nx-ratelimit-reset: {reset_iso}\r\n"
+                        "x-rate-limit-remaining: 0\r\nx-rate-limit-reset: {reset}\r\nx-ratelimit-remaining: 0\r\nx-ratelimit-reset: {reset_iso}\r\nratelimit-remaining: 0\r\nratelimit-reset: {reset}\r\n"
                     ),
                 )
             }

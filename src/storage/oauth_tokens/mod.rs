@@ -13,6 +13,10 @@
 //! read-only agent account never sees a usable token. Each write draws a
 //! fresh random nonce, stored beside the ciphertext, and the platform name
 //! is authenticated with it so a row cannot be moved to another platform.
+//!
+//! [`bluesky`] keeps the Bluesky session in the same table, the same way.
+
+pub mod bluesky;
 
 use base64::Engine as _;
 use ring::aead::{AES_256_GCM, Aad, LessSafeKey, NONCE_LEN, Nonce, UnboundKey};
@@ -94,7 +98,11 @@ impl TokenKey {
         format!("helpdesk oauth_tokens {platform}").into_bytes()
     }
 
-    fn seal(&self, platform: &str, tokens: &TokenSet) -> Result<Sealed, AuthError> {
+    pub(crate) fn seal<T: serde::Serialize>(
+        &self,
+        platform: &str,
+        tokens: &T,
+    ) -> Result<Sealed, AuthError> {
         let mut nonce = [0u8; NONCE_LEN];
         // A random 96-bit nonce per write: a token set is written a few
         // times a day, far from the 2^32 writes where collisions matter.
@@ -117,7 +125,11 @@ impl TokenKey {
         })
     }
 
-    fn open(&self, platform: &str, row: &Sealed) -> Result<TokenSet, AuthError> {
+    pub(crate) fn open<T: serde::de::DeserializeOwned>(
+        &self,
+        platform: &str,
+        row: &Sealed,
+    ) -> Result<T, AuthError> {
         if row.key_id != self.id {
             return Err(AuthError::WrongKey {
                 var: self.var.clone(),
@@ -143,10 +155,10 @@ impl TokenKey {
 }
 
 /// A row's sealed columns.
-struct Sealed {
-    key_id: String,
-    nonce: String,
-    sealed: String,
+pub(crate) struct Sealed {
+    pub(crate) key_id: String,
+    pub(crate) nonce: String,
+    pub(crate) sealed: String,
 }
 
 /// One platform's login in the `oauth_tokens` table.
@@ -163,20 +175,25 @@ fn db_error(e: impl std::fmt::Display) -> AuthError {
     AuthError::Database(e.to_string())
 }
 
+/// Who writes a row, for `refreshed_by`: host and process id.
+pub(crate) fn instance_name() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "unknown-host".into());
+    format!("{host}:{}", std::process::id())
+}
+
 impl SharedTokens {
     /// X's login in `store`, sealed with `key`.
     pub fn x(store: Store, key: TokenKey) -> SharedTokens {
-        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .ok()
-            .or_else(|| std::env::var("HOSTNAME").ok())
-            .map(|h| h.trim().to_owned())
-            .filter(|h| !h.is_empty())
-            .unwrap_or_else(|| "unknown-host".into());
         SharedTokens {
             store,
             key,
             platform: "x",
-            instance: format!("{host}:{}", std::process::id()),
+            instance: instance_name(),
         }
     }
 
@@ -252,7 +269,7 @@ impl SharedLogin for SharedTokens {
             .await
             .map_err(db_error)?
             .ok_or(AuthError::NoLogin)?;
-        let current = self.key.open(self.platform, &sealed_of(&row)?)?;
+        let current: TokenSet = self.key.open(self.platform, &sealed_of(&row)?)?;
         let usable = current.expires_at.is_none_or(|e| e > fresh_after);
         if usable && (current.access_token != used || !force) {
             tx.rollback().await.map_err(db_error)?;
@@ -300,7 +317,7 @@ impl SharedLogin for SharedTokens {
     }
 }
 
-fn sealed_of(row: &sqlx::any::AnyRow) -> Result<Sealed, AuthError> {
+pub(crate) fn sealed_of(row: &sqlx::any::AnyRow) -> Result<Sealed, AuthError> {
     Ok(Sealed {
         key_id: row.try_get(0).map_err(db_error)?,
         nonce: row.try_get(1).map_err(db_error)?,
@@ -327,11 +344,14 @@ mod tests {
         assert!(!s.sealed.contains("plain"));
         let plain = B64.decode(&s.sealed).unwrap();
         assert!(!plain.windows(5).any(|w| w == b"plain"));
-        assert_eq!(k.open("x", &s).unwrap().access_token, "AT-plain");
+        assert_eq!(
+            k.open::<TokenSet>("x", &s).unwrap().access_token,
+            "AT-plain"
+        );
         // A fresh nonce per write.
         assert_ne!(k.seal("x", &set()).unwrap().nonce, s.nonce);
         let other = TokenKey::from_bytes("K", &[2; 32]);
-        let e = other.open("x", &s).unwrap_err();
+        let e = other.open::<TokenSet>("x", &s).unwrap_err();
         assert!(matches!(e, AuthError::WrongKey { .. }), "{e}");
         assert!(e.to_string().contains("different key"), "{e}");
         // Same key, altered bytes or another platform: damaged.
@@ -342,8 +362,14 @@ mod tests {
             key_id: s.key_id.clone(),
             nonce: s.nonce.clone(),
         };
-        assert!(matches!(k.open("x", &altered), Err(AuthError::Damaged)));
-        assert!(matches!(k.open("mastodon", &s), Err(AuthError::Damaged)));
+        assert!(matches!(
+            k.open::<TokenSet>("x", &altered),
+            Err(AuthError::Damaged)
+        ));
+        assert!(matches!(
+            k.open::<TokenSet>("mastodon", &s),
+            Err(AuthError::Damaged)
+        ));
     }
 
     #[test]
