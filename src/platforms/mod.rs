@@ -9,6 +9,7 @@
 //! the platform calls). [`registry`] builds the connectors the
 //! configuration asks for.
 
+pub mod bluesky;
 pub mod http;
 pub mod json;
 pub mod mastodon;
