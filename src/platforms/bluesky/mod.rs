@@ -26,6 +26,7 @@
 //! Why not `atrium-api` / `bsky-sdk`: see `ARCHITECTURE.md` (platforms).
 
 pub mod config;
+pub mod fake;
 pub mod richtext;
 pub mod session;
 
