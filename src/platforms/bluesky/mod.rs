@@ -289,6 +289,15 @@ impl BlueskyClient {
             .filter_map(|n| n.into_event(&me, &self.clock))
             .collect();
         crate::platforms::sort_as_written(&mut events);
+        // A first poll that finds no notification at all: every later one
+        // is new, so the position is the beginning (else the next poll
+        // would take only the latest page, as a first start does).
+        if stored.is_none() && newest.is_none() && skipped.is_empty() {
+            newest = Some(Position {
+                at: 0,
+                uri: String::new(),
+            });
+        }
         Ok(Batch {
             events,
             cursor: newest

@@ -23,20 +23,17 @@ pub fn facets(text: &str, handle: &str, did: &str) -> Vec<Value> {
             json!({"$type": "app.bsky.richtext.facet#mention", "did": did}),
         ));
     }
-    let mut from = 0;
-    for url in Extractor::new().extract_urls(text) {
-        let Some(at) = text[from..].find(url.as_str()) else {
-            continue;
-        };
-        let (start, end) = (from + at, from + at + url.len());
-        from = end;
+    let mut taken = mentions;
+    for (start, end) in links(text) {
         // A handle is a domain: a linker sees `eve.bsky.social` in the
         // mention, which stays a mention.
-        if mentions.iter().any(|(s, e)| start < *e && *s < end) {
+        if taken.iter().any(|(s, e)| start < *e && *s < end) {
             continue;
         }
+        taken.push((start, end));
+        let url = &text[start..end];
         let uri = if url.contains("://") {
-            url.to_string()
+            url.to_owned()
         } else {
             format!("https://{url}")
         };
@@ -47,6 +44,56 @@ pub fn facets(text: &str, handle: &str, did: &str) -> Vec<Value> {
         ));
     }
     out.sort_by_key(|f| f["index"]["byteStart"].as_u64());
+    out
+}
+
+/// Byte ranges of the links in `text`, as Bluesky's apps detect them: any
+/// `http(s)://` URL up to white space (less trailing punctuation and an
+/// unbalanced `)`), whatever its host; and, without a scheme, what
+/// twitter-text links (a domain with a known top-level domain).
+fn links(text: &str) -> Vec<(usize, usize)> {
+    let mut out: Vec<(usize, usize)> = Vec::new();
+    let lower = text.to_ascii_lowercase();
+    for scheme in ["https://", "http://"] {
+        let mut from = 0;
+        while let Some(i) = lower[from..].find(scheme) {
+            let start = from + i;
+            from = start + scheme.len();
+            let starts_word = text[..start]
+                .chars()
+                .next_back()
+                .is_none_or(|c| c.is_whitespace() || c == '(');
+            let mut end = text[start..]
+                .find(char::is_whitespace)
+                .map_or(text.len(), |n| start + n);
+            loop {
+                match text[..end].chars().next_back() {
+                    Some(c) if ".,;:!?'\"".contains(c) => end -= c.len_utf8(),
+                    Some(')')
+                        if text[start..end].matches('(').count()
+                            < text[start..end].matches(')').count() =>
+                    {
+                        end -= 1
+                    }
+                    _ => break,
+                }
+            }
+            if starts_word && end > start + scheme.len() {
+                out.push((start, end));
+            }
+        }
+    }
+    let mut from = 0;
+    for url in Extractor::new().extract_urls(text) {
+        let Some(at) = text[from..].find(url.as_str()) else {
+            continue;
+        };
+        let (start, end) = (from + at, from + at + url.len());
+        from = end;
+        if !out.iter().any(|(s, e)| start < *e && *s < end) {
+            out.push((start, end));
+        }
+    }
     out
 }
 
@@ -155,6 +202,14 @@ mod tests {
             // Not the customer: a longer handle, an e-mail, another account.
             ("@eve.bsky.social.evil x@eve.bsky.social @bob.test", &[]),
             ("see aide.example.fr", &[("link", "aide.example.fr")]),
+            // A scheme links any host, up to white space less punctuation.
+            (
+                "go https://help.acme.example/a?b=1). or (http://x.test/p_(1))",
+                &[
+                    ("link", "https://help.acme.example/a?b=1"),
+                    ("link", "http://x.test/p_(1)"),
+                ],
+            ),
         ];
         for (text, want) in cases {
             let want: Vec<(String, String)> = want
