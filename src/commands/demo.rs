@@ -1,9 +1,11 @@
-//! `helpdesk demo`: the whole product in a few seconds, against the sandbox.
+//! `helpdesk demo`: the whole product in a few seconds, against a fake
+//! platform.
 //!
-//! It starts the sandbox on a free port with a traffic file, runs the real
-//! bot (the same X client, pipeline, store and outbox as `helpdesk run`)
-//! until the traffic is drained and the outbox holds only rows that a limit
-//! holds back, then reports what happened to each message.
+//! It starts the X sandbox (or, with `--platform bluesky`, the fake PDS) on
+//! a free port with a traffic file, runs the real bot (the same client,
+//! pipeline, store and outbox as `helpdesk run`) until the traffic is
+//! drained and the outbox holds only rows that a limit holds back, then
+//! reports what happened to each message.
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -18,17 +20,23 @@ use tempfile::TempDir;
 
 use crate::commands::args::{Json, RulesFolder, adjust};
 use crate::commands::process::{LogFormat, block_on};
+use crate::domain::Platform;
 use crate::domain::clock::Clock;
 use crate::domain::limits::Limits;
 use crate::domain::secret::Secret;
 use crate::platforms::Connector;
+use crate::platforms::bluesky::BlueskyClient;
+use crate::platforms::bluesky::config::BlueskyConfig;
+use crate::platforms::bluesky::fake::{FakePds, PdsSetup};
+use crate::platforms::bluesky::session::Sessions;
 use crate::platforms::x::XClient;
 use crate::platforms::x::config::XConfig;
-use crate::platforms::x::fake::{Sandbox, SandboxConfig, read_traffic};
+use crate::platforms::x::fake::{Sandbox, SandboxConfig, TrafficLine, read_traffic};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
 use crate::runtime::config::Config;
 use crate::storage::Store;
+use crate::storage::oauth_tokens::bluesky::BlueskySession;
 use crate::storage::views::{self, MessageOutcome};
 
 /// `helpdesk demo`: which rules and traffic, and what to keep.
@@ -44,6 +52,10 @@ pub struct DemoArgs {
     /// Keep the database in this SQLite file (default: a temporary one).
     #[arg(long)]
     pub db: Option<PathBuf>,
+    /// Which fake platform serves the traffic: x (the X API sandbox) or
+    /// bluesky (a fake PDS; mentions become posts that mention the brand).
+    #[arg(long, default_value = "x", value_parser = demo_platform)]
+    pub platform: Platform,
     /// How to print.
     #[command(flatten)]
     pub json: Json,
@@ -58,6 +70,52 @@ pub fn execute(args: &DemoArgs) -> Result<i32> {
     Ok(0)
 }
 
+/// The platforms the demo has a fake of.
+fn demo_platform(s: &str) -> Result<Platform, String> {
+    match s.parse::<Platform>().map_err(|e| e.to_string())? {
+        p @ (Platform::X | Platform::Bluesky) => Ok(p),
+        p => Err(format!("the demo has no fake {p}: use x or bluesky")),
+    }
+}
+
+/// A fake platform serving the traffic, as the demo drives it.
+enum Fake {
+    X(Sandbox),
+    Bluesky(FakePds),
+}
+
+impl Fake {
+    fn base_url(&self) -> String {
+        match self {
+            Fake::X(s) => s.base_url(),
+            Fake::Bluesky(p) => p.base_url(),
+        }
+    }
+
+    /// Traffic lines not yet visible.
+    fn pending(&self) -> usize {
+        match self {
+            Fake::X(s) => s.pending(),
+            Fake::Bluesky(p) => p.pending(),
+        }
+    }
+
+    /// Posts and DMs the platform received from the bot.
+    fn posted(&self) -> usize {
+        match self {
+            Fake::X(s) => s.posted().len(),
+            Fake::Bluesky(p) => p.brand_posts().len() + p.brand_dms().len(),
+        }
+    }
+
+    fn name(&self) -> &'static str {
+        match self {
+            Fake::X(_) => "the sandbox X API",
+            Fake::Bluesky(_) => "a fake Bluesky PDS",
+        }
+    }
+}
+
 /// Runs the demo and writes the report to `out`.
 pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     let rules = RuleSet::load_dir(&opts.rules.path, &LoadOptions::default())
@@ -65,31 +123,71 @@ pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     let traffic = read_traffic(&opts.traffic)?;
     let total = traffic.len();
     let clock = Clock::new();
-    let sandbox = Sandbox::start(traffic, SandboxConfig::default(), clock.clone()).await?;
     let db = DemoDatabase::new(opts.db.as_deref())?;
+    let mut config = Config {
+        database_url: format!("sqlite://{}", db.path.display()),
+        rules: opts.rules.path.clone(),
+        ..Config::default()
+    };
+    let store = Store::open(&config.database_url).await?;
+    let (fake, client) = match opts.platform {
+        Platform::Bluesky => bluesky(traffic, &mut config, &store, &clock).await?,
+        _ => x(traffic, &mut config, &clock).await?,
+    };
+    let bot = Bot::new(&config, store.clone(), Arc::new(rules), vec![client], clock).await?;
+    settle(&bot, &fake).await?;
+
+    let lines = views::message_outcomes(&store).await?;
+    let summary = summarize(&lines, total, fake.posted());
+    if opts.json.on {
+        return write_json(&lines, &summary, out);
+    }
+    let header = header(total, &fake, &config.limits);
+    write_text(&header, &lines, &summary, opts.db.as_deref(), out)
+}
+
+/// The X sandbox with the traffic, and the X client to it.
+async fn x(
+    traffic: Vec<TrafficLine>,
+    config: &mut Config,
+    clock: &Clock,
+) -> Result<(Fake, Arc<dyn Connector>)> {
+    let sandbox = Sandbox::start(traffic, SandboxConfig::default(), clock.clone()).await?;
     let x = XConfig {
         base_url: sandbox.base_url(),
         min_poll_interval_ms: 0,
         poll_interval_ms: 0,
         ..XConfig::default()
     };
-    let config = demo_config(opts, &x, &db.path);
-    let store = Store::open(&config.database_url).await?;
-    let client: Arc<dyn Connector> = Arc::new(XClient::new(
-        &x,
-        Secret::new(sandbox.token()),
-        clock.clone(),
-    ));
-    let bot = Bot::new(&config, store.clone(), Arc::new(rules), vec![client], clock).await?;
-    settle(&bot, &sandbox).await?;
+    let client = XClient::new(&x, Secret::new(sandbox.token()), clock.clone());
+    config.x = Some(x);
+    Ok((Fake::X(sandbox), Arc::new(client)))
+}
 
-    let lines = views::message_outcomes(&store).await?;
-    let summary = summarize(&lines, total, sandbox.posted().len());
-    if opts.json.on {
-        return write_json(&lines, &summary, out);
-    }
-    let header = header(total, &sandbox.base_url(), &config.limits);
-    write_text(&header, &lines, &summary, opts.db.as_deref(), out)
+/// A fake PDS for the brand `lumio.bsky.social` with the traffic, and the
+/// Bluesky client to it, its session kept in the demo's database.
+async fn bluesky(
+    traffic: Vec<TrafficLine>,
+    config: &mut Config,
+    store: &Store,
+    clock: &Clock,
+) -> Result<(Fake, Arc<dyn Connector>)> {
+    let pds = FakePds::start(PdsSetup::brand("lumio.bsky.social"), clock.clone()).await?;
+    pds.load_traffic(&traffic);
+    let section = BlueskyConfig {
+        service: pds.base_url(),
+        identifier: Some(pds.brand_handle().try_into().map_err(anyhow::Error::msg)?),
+        langs: vec!["fr".into(), "en".into()],
+        min_poll_interval_ms: 0,
+        poll_interval_ms: 0,
+        ..BlueskyConfig::default()
+    };
+    let password = Secret::new(pds.app_password());
+    let home = BlueskySession::new(store.clone(), &pds.brand_handle(), &password, clock.clone());
+    let sessions = Sessions::new(Arc::new(home), clock.clone());
+    let client = BlueskyClient::new(&section, password, sessions, clock.clone());
+    config.bluesky = Some(section);
+    Ok((Fake::Bluesky(pds), Arc::new(client)))
 }
 
 /// The demo's SQLite file: the one asked for, or one in a temporary
@@ -117,24 +215,13 @@ impl DemoDatabase {
     }
 }
 
-/// `helpdesk run`'s defaults, but for X at the sandbox and the database
-/// in `db`.
-fn demo_config(opts: &DemoArgs, x: &XConfig, db: &Path) -> Config {
-    Config {
-        database_url: format!("sqlite://{}", db.display()),
-        rules: opts.rules.path.clone(),
-        x: Some(x.clone()),
-        ..Config::default()
-    }
-}
-
 /// Drives the bot round by round until nothing more can happen now.
-async fn settle(bot: &Bot, sandbox: &Sandbox) -> Result<()> {
+async fn settle(bot: &Bot, fake: &Fake) -> Result<()> {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(300);
     loop {
         // Counted before the poll: a line that becomes visible during the
         // round is then polled by the next one instead of being missed.
-        let unseen = sandbox.pending();
+        let unseen = fake.pending();
         let fresh = bot
             .poll_once()
             .await?
@@ -177,11 +264,13 @@ fn write_json(
     Ok(())
 }
 
-/// What ran: the traffic, where the sandbox was, and the limits in force.
-fn header(total: usize, sandbox_url: &str, l: &Limits) -> String {
+/// What ran: the traffic, where the fake platform was, and the limits in force.
+fn header(total: usize, fake: &Fake, l: &Limits) -> String {
     format!(
-        "helpdesk demo: {total} traffic lines through the sandbox X API at {sandbox_url}\n\
+        "helpdesk demo: {total} traffic lines through {} at {}\n\
          limits: {} replies per {} s in all, {} per customer per {} s, {} automatic replies per conversation (the configured defaults; nothing shortened)\n",
+        fake.name(),
+        fake.base_url(),
         l.global.replies,
         l.global.per_secs,
         l.per_customer.replies,
@@ -255,6 +344,16 @@ fn clip(s: &str, n: usize) -> String {
     c
 }
 
+/// An id short enough for the table: a Bluesky URI or DM id by the end of
+/// its last part (record keys share their first characters, a time).
+fn short_id(id: &str) -> &str {
+    let last = id.rsplit('/').next().unwrap_or(id);
+    match last.char_indices().rev().nth(5) {
+        Some((i, _)) if id.contains('/') => &last[i..],
+        _ => last,
+    }
+}
+
 fn print_table(lines: &[MessageOutcome], out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(
         out,
@@ -265,7 +364,7 @@ fn print_table(lines: &[MessageOutcome], out: &mut dyn Write) -> std::io::Result
         writeln!(
             out,
             "{:<6} {:<8} {:<14} {:<36} {:<20} {:<9} {:<11} {:<7} {}",
-            clip(&l.platform_message_id, 6),
+            clip(short_id(&l.platform_message_id), 6),
             l.channel,
             clip(&format!("@{}", l.author_handle), 14),
             clip(&l.text, 36),

@@ -146,6 +146,46 @@ fn demo_json_prints_one_line_per_message_and_a_summary() {
     assert_eq!(ids.len(), messages.len(), "each message once");
 }
 
+#[test]
+fn demo_runs_the_same_traffic_on_bluesky() {
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new(BIN)
+        .args(["demo", "--platform", "bluesky", "--json"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let lines: Vec<serde_json::Value> = stdout
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let (summary, messages) = lines.split_last().unwrap();
+    let s = &summary["summary"];
+    assert_eq!(s["messages"].as_u64().unwrap() as usize, messages.len());
+    assert!(s["sent"].as_u64().unwrap() >= 20, "{s}");
+    assert_eq!(s["posted_to_platform"], s["sent"], "{s}");
+    assert_eq!(s["failed"], 0, "{s}");
+    assert!(
+        messages
+            .iter()
+            .all(|m| m["id"].as_str().unwrap().starts_with("at://")
+                || m["id"].as_str().unwrap().contains('/')),
+        "Bluesky ids: post URIs and convo/message ids"
+    );
+    let refused = Command::new(BIN)
+        .args(["demo", "--platform", "mastodon"])
+        .current_dir(root)
+        .output()
+        .unwrap();
+    assert_eq!(refused.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&refused.stderr).contains("use x or bluesky"));
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn run_waits_out_a_platform_that_fails_at_start() {
     let clock = Clock::new();
