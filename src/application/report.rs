@@ -6,9 +6,10 @@ use std::collections::{BTreeMap, HashMap};
 use serde::Serialize;
 
 use crate::domain::clock::Millis;
+use crate::domain::money::{Usd, utc_day};
 use crate::rules::normalize::normalize;
 use crate::storage::views::{self, Activity};
-use crate::storage::{Store, StoreError};
+use crate::storage::{Store, StoreError, x_spend};
 
 /// Parses `7d`, `24h`, `30m` or `2w` into milliseconds.
 pub fn parse_since(s: &str) -> Result<Millis, String> {
@@ -56,6 +57,20 @@ pub struct Report {
     pub csat_answers: i64,
     /// The most frequent words in messages no rule matched.
     pub unmatched_top_words: Vec<(String, i64)>,
+    /// What X's pay-per-use API charged over the UTC days the period
+    /// touches, in dollars.
+    pub x_cost_usd: f64,
+    /// The same, per endpoint, then per unit of X's price list.
+    pub x_cost: BTreeMap<String, BTreeMap<String, Cost>>,
+}
+
+/// What one unit of X's price list cost on one endpoint.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct Cost {
+    /// How many were billed (posts, users, DM events, requests).
+    pub units: i64,
+    /// What they cost, in dollars.
+    pub usd: f64,
 }
 
 /// Words too common to say anything about what the rules miss.
@@ -68,7 +83,24 @@ const STOP: &[&str] = &[
 /// Builds the report for the messages and tickets since `now - period`.
 pub async fn build(store: &Store, now: Millis, period: Millis) -> Result<Report, StoreError> {
     let since = now - period;
-    Ok(summarize(since, views::activity(store, since, now).await?))
+    let mut report = summarize(since, views::activity(store, since, now).await?);
+    let spend = x_spend::breakdown(store, utc_day(since)).await?;
+    let total = spend
+        .iter()
+        .fold(Usd::ZERO, |a, (_, _, _, usd)| a.plus(*usd));
+    report.x_cost_usd = total.dollars();
+    for (endpoint, unit, units, usd) in spend {
+        let cost = Cost {
+            units,
+            usd: usd.dollars(),
+        };
+        report
+            .x_cost
+            .entry(endpoint)
+            .or_default()
+            .insert(unit, cost);
+    }
+    Ok(report)
 }
 
 /// The report from the period's raw figures: medians, averages and the
@@ -92,6 +124,8 @@ pub fn summarize(since: Millis, a: Activity) -> Report {
         tickets_opened: a.tickets_opened,
         tickets_solved: a.tickets_solved,
         sla_breaches: a.sla_breaches,
+        x_cost_usd: 0.0,
+        x_cost: BTreeMap::new(),
     }
 }
 

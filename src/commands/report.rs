@@ -12,6 +12,7 @@ use crate::commands::args::{AgentArgs, Json};
 use crate::commands::output::when;
 use crate::commands::process::{LogFormat, block_on};
 use crate::domain::clock::Clock;
+use crate::domain::money::Usd;
 
 /// `helpdesk report`: the period, and how to print.
 #[derive(Debug, Args)]
@@ -66,6 +67,7 @@ fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     writeln!(out, "\nper rule")?;
     write_counts(&r.by_rule, out)?;
     write_tickets(r, out)?;
+    write_x_cost(r, out)?;
     writeln!(
         out,
         "\nwhat the rules miss (top words of unmatched messages)"
@@ -86,6 +88,23 @@ fn write_tickets(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
         .map(|a| format!("{a:.1}/5 ({} answers)", r.csat_answers))
         .unwrap_or("-".into());
     write_row("satisfaction", satisfaction, out)
+}
+
+/// What X charged, per endpoint and unit (nothing when X cost nothing).
+fn write_x_cost(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
+    if r.x_cost.is_empty() {
+        return Ok(());
+    }
+    writeln!(out, "\nX API cost (UTC days of the period)")?;
+    let usd = |d: f64| Usd::from_dollars(d).unwrap_or_default();
+    write_row("total", format!("${}", usd(r.x_cost_usd)), out)?;
+    for (endpoint, units) in &r.x_cost {
+        for (unit, c) in units {
+            let label = format!("{endpoint} {unit}");
+            write_row(&label, format!("${} ({} units)", usd(c.usd), c.units), out)?;
+        }
+    }
+    Ok(())
 }
 
 fn write_counts(counts: &BTreeMap<String, i64>, out: &mut dyn Write) -> std::io::Result<()> {

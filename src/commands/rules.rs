@@ -2,7 +2,7 @@
 //! read rule files, for writing rules before the bot runs them.
 
 use std::io::{BufRead, Write};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
@@ -10,7 +10,12 @@ use serde_json::json;
 
 use crate::commands::args::{Json, RulesFolder, adjust};
 use crate::domain::Channel;
-use crate::rules::{Decision, LoadOptions, Outcome, RuleSet, Vars, Via};
+use crate::domain::money::Usd;
+use crate::platforms::ReplyKind;
+use crate::platforms::x::config::XPrices;
+use crate::platforms::x::cost::{Unit, reply_price};
+use crate::rules::{Action, Decision, LoadOptions, Outcome, Rule, RuleSet, Vars, Via};
+use crate::runtime::config::Config;
 
 /// `helpdesk rules …`
 #[derive(Debug, Subcommand)]
@@ -20,6 +25,9 @@ pub enum RulesCommand {
         /// Where the rules are.
         #[command(flatten)]
         rules: RulesFolder,
+        /// Where X's prices are (its `[x.prices]`); X's published prices by default.
+        #[command(flatten)]
+        prices: Prices,
     },
     /// Show which rule a message routes to, and why the others lost.
     Test(TestArgs),
@@ -46,6 +54,29 @@ pub struct TestArgs {
     pub name: String,
     /// The message; `-` reads JSON lines `{"text", "channel"}` from stdin.
     pub text: String,
+    /// Where X's prices are.
+    #[command(flatten)]
+    pub prices: Prices,
+}
+
+/// `--config`: the configuration whose `[x.prices]` the rules commands
+/// price X's replies with (X's published prices without it).
+#[derive(Debug, Clone, Args)]
+pub struct Prices {
+    /// A configuration file whose [x.prices] prices the replies on X (default: X's published prices)
+    #[arg(long = "config", value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
+}
+
+impl Prices {
+    /// The prices: the configuration's `[x.prices]`, or the defaults.
+    pub fn load(&self) -> Result<XPrices> {
+        let Some(path) = &self.config else {
+            return Ok(XPrices::default());
+        };
+        let config = Config::load(path, false)?;
+        Ok(config.x.map(|x| x.prices).unwrap_or_default())
+    }
 }
 
 impl clap::ValueEnum for Channel {
@@ -60,7 +91,7 @@ impl clap::ValueEnum for Channel {
 /// Runs a `rules` command; returns the process exit code.
 pub fn execute(cmd: RulesCommand) -> Result<i32> {
     match cmd {
-        RulesCommand::Check { rules } => check(&rules.path),
+        RulesCommand::Check { rules, prices } => check(&rules.path, &prices.load()?),
         RulesCommand::Test(args) => test(&args),
     }
 }
@@ -68,12 +99,13 @@ pub fn execute(cmd: RulesCommand) -> Result<i32> {
 /// The ticket reference shown in rendered acks when no ticket exists yet.
 const SAMPLE_TICKET: &str = "T-1000";
 
-fn check(dir: &Path) -> Result<i32> {
+fn check(dir: &Path, prices: &XPrices) -> Result<i32> {
     Ok(match RuleSet::load_dir(dir, &LoadOptions::default()) {
         Ok(set) => {
             let s = set.stats();
+            let mut out = std::io::stdout().lock();
             writeln!(
-                std::io::stdout().lock(),
+                out,
                 "ok: {} rules in {} files, {} keywords ({} distinct), {} examples passed{}",
                 s.rules,
                 s.files,
@@ -86,6 +118,9 @@ fn check(dir: &Path) -> Result<i32> {
                     ""
                 }
             )?;
+            for line in set.rules().iter().filter_map(|r| x_cost_line(r, prices)) {
+                writeln!(out, "{line}")?;
+            }
             0
         }
         Err(e) => {
@@ -102,6 +137,7 @@ fn check(dir: &Path) -> Result<i32> {
 }
 
 fn test(args: &TestArgs) -> Result<i32> {
+    let prices = args.prices.load()?;
     let set = match RuleSet::load_dir(&args.rules.path, &LoadOptions::default()) {
         Ok(set) => set,
         Err(e) => {
@@ -115,21 +151,94 @@ fn test(args: &TestArgs) -> Result<i32> {
         ticket: Some(SAMPLE_TICKET),
     };
     if args.text == "-" {
-        return bulk(&set, &vars);
+        return bulk(&set, &vars, &prices);
     }
     let d = set.route(&args.text, args.channel);
     // Written, not printed: `println!` panics on a closed pipe.
     let mut out = std::io::stdout().lock();
     if args.json.on {
-        writeln!(out, "{}", decision_json(&d, &vars))?;
+        writeln!(out, "{}", decision_json(&d, &vars, args.channel, &prices))?;
     } else {
         write!(out, "{}", explain(&d, &args.text, args.channel, &vars))?;
+        if let Some(cost) = reply_cost(&d, &vars, args.channel, &prices) {
+            writeln!(out, "cost:    ${cost} on X")?;
+        }
     }
     Ok(0)
 }
 
-/// The JSON result of one routing, as `rules test --json` prints it.
-pub fn decision_json(d: &Decision<'_>, vars: &Vars<'_>) -> serde_json::Value {
+/// The sample customer a rule's reply is rendered for when it is priced.
+const SAMPLE: Vars<'static> = Vars {
+    author: "customer",
+    name: "Customer",
+    ticket: Some(SAMPLE_TICKET),
+};
+
+/// What a rule's reply (or acknowledgement) costs on X, where it leaves
+/// publicly for a mention or a search hit, and the cheaper form when there
+/// is one: a DM, or the reply without its link.
+fn x_cost_line(rule: &Rule, prices: &XPrices) -> Option<String> {
+    let template = match &rule.action {
+        Action::Reply(t) => t,
+        Action::Escalate(e) => e.ack.as_ref()?,
+        Action::Ignore => return None,
+    };
+    let text = template.render(&SAMPLE);
+    let public = rule.via == Via::Same
+        && (rule.channels.contains(Channel::Mention) || rule.channels.contains(Channel::Search));
+    let at = format!("{}:{}: {}", rule.file, rule.line, rule.id);
+    if !public {
+        let dm = reply_price(prices, ReplyKind::Dm, &text);
+        return Some(format!("{at}: costs ${dm} per reply on X (a DM)"));
+    }
+    let price = reply_price(prices, ReplyKind::Public, &text);
+    let mut line = format!("{at}: costs ${price} per public reply on X");
+    if Unit::of_reply(ReplyKind::Public, &text) == Unit::ContentCreateWithUrl {
+        let dm = prices.dm_interaction_create;
+        let plain = prices.content_create;
+        line.push_str(&format!(
+            " (it has a link); cheaper: `via = \"dm\"` (${dm}), or the link left out (${plain})"
+        ));
+    }
+    Some(line)
+}
+
+/// What the reply of a routing costs on X (`None`: no reply): a DM when
+/// the rule says so or the message was one, else a public post.
+fn reply_cost(
+    d: &Decision<'_>,
+    vars: &Vars<'_>,
+    channel: Channel,
+    prices: &XPrices,
+) -> Option<Usd> {
+    let (text, via) = match d.outcome() {
+        Outcome::Reply(t, via) => (t.render(vars), via),
+        Outcome::Escalate(e, via) => (e.ack.as_ref()?.render(vars), via),
+        Outcome::Ignore | Outcome::None => return None,
+    };
+    let kind = if via == Via::Dm || channel == Channel::Dm {
+        ReplyKind::Dm
+    } else {
+        ReplyKind::Public
+    };
+    Some(reply_price(prices, kind, &text))
+}
+
+/// The JSON result of one routing, as `rules test --json` prints it, with
+/// what its reply costs on X (`x_cost_usd`, `null` without a reply).
+pub fn decision_json(
+    d: &Decision<'_>,
+    vars: &Vars<'_>,
+    channel: Channel,
+    prices: &XPrices,
+) -> serde_json::Value {
+    let mut v = routing_json(d, vars);
+    v["x_cost_usd"] = json!(reply_cost(d, vars, channel, prices).map(Usd::dollars));
+    v
+}
+
+/// The routing part of [`decision_json`].
+fn routing_json(d: &Decision<'_>, vars: &Vars<'_>) -> serde_json::Value {
     let outcome = d.outcome();
     let (reply, via, queue, priority) = match outcome {
         Outcome::Reply(t, via) => (Some(t.render(vars)), Some(via), None, None),
@@ -224,7 +333,7 @@ struct BulkLine {
 
 /// Routes every JSON line of stdin; a line that cannot be read gets an
 /// error object in its place and the exit code 1, the others go on.
-fn bulk(set: &RuleSet, vars: &Vars<'_>) -> Result<i32> {
+fn bulk(set: &RuleSet, vars: &Vars<'_>, prices: &XPrices) -> Result<i32> {
     let stdin = std::io::stdin().lock();
     let mut out = std::io::BufWriter::new(std::io::stdout().lock());
     let mut code = 0;
@@ -233,7 +342,7 @@ fn bulk(set: &RuleSet, vars: &Vars<'_>) -> Result<i32> {
         if line.trim().is_empty() {
             continue;
         }
-        let value = route_line(set, vars, &line).unwrap_or_else(|e| {
+        let value = route_line(set, vars, &line, prices).unwrap_or_else(|e| {
             code = 1;
             json!({"error": format!("line {}: {e}; expected {{\"text\": \"…\", \"channel\": \"mention|dm|search\"}}", n + 1)})
         });
@@ -250,6 +359,7 @@ fn route_line(
     set: &RuleSet,
     vars: &Vars<'_>,
     line: &str,
+    prices: &XPrices,
 ) -> Result<serde_json::Value, serde_json::Error> {
     let m = serde_json::from_str::<BulkLine>(line)?;
     let author = m.author.as_deref().map(|a| a.trim_start_matches('@'));
@@ -258,8 +368,11 @@ fn route_line(
         name: m.name.as_deref().unwrap_or(vars.name),
         ticket: vars.ticket,
     };
+    let channel = m.channel.unwrap_or(Channel::Mention);
     Ok(decision_json(
-        &set.route(&m.text, m.channel.unwrap_or(Channel::Mention)),
+        &set.route(&m.text, channel),
         &v,
+        channel,
+        prices,
     ))
 }

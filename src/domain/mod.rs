@@ -7,6 +7,7 @@
 pub mod clock;
 pub mod inert;
 pub mod limits;
+pub mod money;
 pub mod secret;
 pub mod states;
 pub mod text;

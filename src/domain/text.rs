@@ -98,6 +98,15 @@ pub fn x_weighted_length(text: &str) -> usize {
         .max(0) as usize
 }
 
+/// Whether X sees a link in `text`, found as X finds them (twitter-text's
+/// URL extractor: `https://lumio.example` is not one, `lumio.com/help`
+/// is): what makes a post "Content: Create with URL" on X's price list.
+pub fn x_has_url(text: &str) -> bool {
+    !twitter_text::extractor::Extractor::new()
+        .extract_urls(text)
+        .is_empty()
+}
+
 /// Mastodon's length of `text`: grapheme clusters, linkified URLs as 23,
 /// remote mentions `@user@domain` as `@user`.
 pub fn mastodon_length(text: &str) -> usize {
@@ -237,6 +246,23 @@ fn mastodon_url_end(text: &str, i: usize) -> Option<usize> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn links_are_found_as_x_finds_them() {
+        #[rustfmt::skip]
+        let cases: &[(&str, bool)] = &[
+            ("Reset it here: https://help.lumio.com/wifi", true),
+            ("See lumio.com/help for more", true),
+            ("Write to help@lumio.com", false),
+            ("No link, just http talk and https talk", false),
+            ("Reset your box, then wait 2 min.", false),
+            ("http://localhost is not a link to X", false),
+            ("A dot.at.the end", true),
+        ];
+        for (text, want) in cases {
+            assert_eq!(x_has_url(text), *want, "{text}");
+        }
+    }
 
     #[test]
     fn counts_simple_cases() {

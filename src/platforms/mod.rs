@@ -355,6 +355,32 @@ pub trait Connector: Send + Sync {
         None
     }
 
+    /// Where the platform bills per call and a money budget is set (X's
+    /// `max_usd_per_day`): what sending a `kind` reply with `text` costs
+    /// and the day's cap. The sender holds a reply back with it as with
+    /// [`Connector::posting_budget`]. `None`: no money budget.
+    fn money_budget(
+        &self,
+        kind: ReplyKind,
+        text: &str,
+    ) -> Option<crate::domain::money::MoneyBudget> {
+        let _ = (kind, text);
+        None
+    }
+
+    /// Where to keep what the platform's calls cost, for a platform that
+    /// bills per call: the bot hands every connector the database's ledger
+    /// at start, so that instances share one day's budget. Others ignore it.
+    fn keep_spend_in(&self, ledger: std::sync::Arc<dyn crate::platforms::x::cost::SpendLedger>) {
+        let _ = ledger;
+    }
+
+    /// Counts what the platform bills for events it pushed (X bills
+    /// Account Activity deliveries per event). Nothing by default.
+    async fn charge_pushed(&self, events: &[Event]) {
+        let _ = events;
+    }
+
     /// One line on the requests spent so far, logged once per polling cycle.
     fn usage_line(&self) -> Option<String> {
         None

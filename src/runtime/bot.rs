@@ -35,6 +35,7 @@ use crate::runtime::reload::SharedRules;
 use crate::runtime::schedule::Schedule;
 use crate::runtime::send::Sending;
 use crate::runtime::shutdown::Shutdown;
+use crate::storage::x_spend::XSpend;
 use crate::storage::{Store, StoreError};
 
 pub use crate::runtime::ingest::PollError;
@@ -160,6 +161,10 @@ impl Bot {
         connectors: Vec<Arc<dyn Connector>>,
         clock: Clock,
     ) -> Result<Bot, BotError> {
+        // What X's calls cost is kept in the database from the first one on.
+        for c in &connectors {
+            c.keep_spend_in(Arc::new(XSpend::new(store.clone())));
+        }
         let accounts = identify(&connectors, &clock).await?;
         let first_start = record_start(&store, &connectors, &clock).await?;
         let sender = Sender::new(

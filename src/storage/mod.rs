@@ -24,6 +24,7 @@ pub mod ticket_events;
 pub mod ticket_messages;
 pub mod tickets;
 pub mod views;
+pub mod x_spend;
 
 pub use bot_state::length_limit;
 pub use cursors::set_cursor;

@@ -33,3 +33,4 @@ mod runtime_tasks;
 mod server;
 mod x_connector;
 mod x_shared_login;
+mod x_spend;

@@ -180,3 +180,92 @@ fn unknown_keys_of_escalate_and_default_list_their_own_keys() {
         assert!(out.contains(expect), "missing {expect:?} in:\n{out}");
     }
 }
+
+#[test]
+fn rules_commands_price_replies_on_x_and_suggest_the_cheaper_form() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("a.toml"),
+        r#"
+[[rule]]
+id = "hours"
+keywords = ["horaires"]
+reply = "Nos horaires : https://lumio.com/contact"
+
+[[rule]]
+id = "thanks"
+keywords = ["merci"]
+reply = "Avec plaisir !"
+
+[[rule]]
+id = "invoice"
+keywords = ["facture"]
+via = "dm"
+reply = "Votre facture : https://lumio.com/facture"
+"#,
+    )
+    .unwrap();
+    let rules = dir.path().to_str().unwrap();
+    let (code, out, err) = helpdesk(&["rules", "check", "--rules", rules]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        out.contains(
+            "a.toml:2: hours: costs $0.20 per public reply on X (it has a link); cheaper: `via = \"dm\"` ($0.015), or the link left out ($0.015)"
+        ),
+        "{out}"
+    );
+    assert!(
+        out.contains("a.toml:7: thanks: costs $0.015 per public reply on X\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a.toml:12: invoice: costs $0.015 per reply on X (a DM)"),
+        "{out}"
+    );
+    let (_, out, _) = helpdesk(&["rules", "test", "--rules", rules, "vos horaires ?"]);
+    assert!(out.contains("cost:    $0.20 on X"), "{out}");
+    let json = |args: &[&str]| -> serde_json::Value {
+        let (code, out, err) = helpdesk(args);
+        assert_eq!(code, 0, "{err}");
+        serde_json::from_str(out.trim()).unwrap()
+    };
+    let v = json(&[
+        "rules",
+        "test",
+        "--json",
+        "--rules",
+        rules,
+        "vos horaires ?",
+    ]);
+    assert_eq!(v["x_cost_usd"], 0.2);
+    // By DM the same reply costs a DM.
+    let v = json(&[
+        "rules",
+        "test",
+        "--json",
+        "--channel",
+        "dm",
+        "--rules",
+        rules,
+        "horaires",
+    ]);
+    assert_eq!(v["x_cost_usd"], 0.015);
+    // The configuration's prices win over the published ones.
+    let elsewhere = tempfile::tempdir().unwrap();
+    let config = elsewhere.path().join("helpdesk.toml");
+    std::fs::write(&config, "[x.prices]\ncontent_create_with_url = 0.25\n").unwrap();
+    let config = config.to_str().unwrap();
+    let v = json(&[
+        "rules",
+        "test",
+        "--json",
+        "--config",
+        config,
+        "--rules",
+        rules,
+        "vos horaires ?",
+    ]);
+    assert_eq!(v["x_cost_usd"], 0.25);
+    let v = json(&["rules", "test", "--json", "--rules", rules, "zzz"]);
+    assert_eq!(v["x_cost_usd"], serde_json::Value::Null);
+}

@@ -309,6 +309,10 @@ async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
     sqlx::query(sql).fetch_one(pool).await.unwrap().get(0)
 }
 
+/// Tables created by migrations after the `platforms` one: `Store::open`
+/// applies them too, and their indexes are not the migration's business.
+const LATER_TABLES: &[&str] = &["x_spend_days", "x_spend"];
+
 /// After the migration: the same rows, triggers and indexes (plus the new
 /// table's key), a platform no migration added is refused everywhere, and
 /// the triggers still act.
@@ -316,6 +320,12 @@ async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
     let store = Store::open(url).await.expect("the new migration applies");
     let pool = store.pool();
     let mut after = snapshot(pool, sqlite).await;
+    // Tables that migrations after this one create bring their own keys.
+    after.retain(|o| {
+        !LATER_TABLES
+            .iter()
+            .any(|t| o.contains(&format!(" ON {t}:")) || o.contains(&format!(" ON public.{t} ")))
+    });
     let key = if sqlite {
         "index sqlite_autoindex_platforms_1 ON platforms: (automatic)"
     } else {

@@ -1,6 +1,8 @@
-//! The in-memory reply budgets: one global per platform (the configured
+//! The reply budgets: in memory, one global per platform (the configured
 //! one, or the platform's own posting limit when slower) and one per
-//! customer, as governor quotas on the shared clock.
+//! customer, as governor quotas on the shared clock; and in the database,
+//! the platform's money budget per UTC day where it bills per call (X's
+//! `max_usd_per_day`), shared by every instance.
 
 use std::collections::HashMap;
 use std::num::NonZeroU32;
@@ -13,9 +15,11 @@ use governor::state::{InMemoryState, NotKeyed};
 use governor::{Quota, RateLimiter};
 
 use crate::domain::Platform;
-use crate::domain::clock::Clock;
+use crate::domain::clock::{Clock, Millis};
 use crate::domain::limits::{Budget, Limits};
-use crate::platforms::Connector;
+use crate::domain::money::{Ask, Day, Grant, Usd};
+use crate::platforms::{Connector, ReplyKind};
+use crate::storage::{Store, StoreError, x_spend};
 
 type Direct = RateLimiter<NotKeyed, InMemoryState, Clock, NoOpMiddleware<Duration>>;
 type Keyed = RateLimiter<
@@ -73,6 +77,49 @@ impl Budgets {
             ),
         }
     }
+}
+
+/// What the money budget said to one reply.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Money {
+    /// The platform has no money budget.
+    Unmetered,
+    /// Its price is reserved on this day until the send is over.
+    Reserved(Day, Usd),
+    /// The day's budget cannot pay for it: it waits until the next day's
+    /// opens, at this time.
+    Held(Millis),
+}
+
+/// Reserves the price of a `kind` reply with `text` on the platform's
+/// money budget, if it has one. The decision is the pure
+/// [`crate::domain::money::grant`], made by storage under the day row's
+/// lock, so that the reads of the ingest instance and the replies of the
+/// sender never spend the same cent.
+pub(super) async fn reserve_money(
+    store: &Store,
+    conn: &dyn Connector,
+    (kind, text): (ReplyKind, &str),
+    now: Millis,
+) -> Result<Money, StoreError> {
+    let Some(m) = conn.money_budget(kind, text) else {
+        return Ok(Money::Unmetered);
+    };
+    Ok(
+        match x_spend::reserve(store, Ask::one(m.price), m.cap, now).await? {
+            (Grant::Units(_), today) => Money::Reserved(today.day, m.price),
+            (Grant::NotUntil(at), _) => Money::Held(at),
+        },
+    )
+}
+
+/// Gives back what [`reserve_money`] reserved for a reply that did not
+/// leave, or that left and was charged by the connector itself.
+pub(super) async fn release_money(store: &Store, money: Money) -> Result<(), StoreError> {
+    if let Money::Reserved(day, usd) = money {
+        x_spend::settle(store, day, usd, &[]).await?;
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -60,7 +60,7 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use self::budgets::{Budgets, platform_budgets};
+use self::budgets::{Budgets, Money, platform_budgets, release_money, reserve_money};
 use self::settle::{NOT_FOUND_BELIEVED_AFTER, Settle, settle};
 use self::verdict::{Facts, Verdict, verdict};
 use crate::domain::clock::{Clock, Millis};
@@ -116,6 +116,9 @@ pub struct Sender {
     auth_paused_until: Mutex<Option<Millis>>,
     /// Where a reply that needs review and has no ticket gets one.
     review_queue: Queue,
+    /// Platforms whose money budget holds replies back now (warned once
+    /// per change).
+    money_held: Mutex<HashMap<Platform, bool>>,
 }
 
 impl std::fmt::Debug for Sender {
@@ -154,6 +157,7 @@ impl Sender {
             review_queue: limits.conversation_cap_queue.clone(),
             limits,
             auth_paused_until: Mutex::new(None),
+            money_held: Mutex::new(HashMap::new()),
         }
     }
 
@@ -251,10 +255,17 @@ impl Sender {
                 report.held += 1;
                 continue;
             }
+            // A resend after settling costs money all the same.
+            let Some(money) = self.spend_money(conn.as_ref(), &row).await? else {
+                report.held += 1;
+                continue;
+            };
             if !self.lease(row.id).await? {
+                release_money(&self.store, money).await?;
                 continue; // another instance took it
             }
-            self.send_one(conn.as_ref(), row, &mut report).await?;
+            self.send_one(conn.as_ref(), row, money, &mut report)
+                .await?;
         }
         Ok(report)
     }
@@ -295,6 +306,44 @@ impl Sender {
         Ok(true)
     }
 
+    /// Reserves the reply's price on its platform's money budget, or
+    /// postpones the row to when the next UTC day's budget opens (`None`):
+    /// it stays queued, and expires only under `reply_max_age_secs`. The
+    /// operator hears once when replies start waiting and once when they
+    /// leave again.
+    async fn spend_money(
+        &self,
+        conn: &dyn Connector,
+        row: &Row,
+    ) -> Result<Option<Money>, StoreError> {
+        let now = self.clock.now_ms();
+        let money = reserve_money(&self.store, conn, (row.kind, &row.text), now).await?;
+        let held = matches!(money, Money::Held(_));
+        let was = self
+            .money_held
+            .lock()
+            .expect("poisoned")
+            .insert(row.platform, held)
+            .unwrap_or(false);
+        if held != was {
+            metrics::gauge!("helpdesk_replies_held_by_money_budget", "platform" => row.platform.as_str())
+                .set(if held { 1.0 } else { 0.0 });
+        }
+        let Money::Held(at) = money else {
+            if was {
+                tracing::info!(platform = %row.platform, "the money budget pays for replies again: they leave");
+            }
+            return Ok(Some(money));
+        };
+        if !was {
+            tracing::warn!(platform = %row.platform, until = at, "the money budget of the day (max_usd_per_day) cannot pay for more replies: they wait in the outbox until it can (the next UTC day, unless reads in flight give some back); escalations still open tickets");
+        }
+        self.postpone(row.id, at, "held by the money budget (max_usd_per_day)")
+            .await?;
+        metrics::counter!("helpdesk_replies_rate_limited_total", "by" => "money").increment(1);
+        Ok(None)
+    }
+
     async fn postpone(&self, id: i64, at: Millis, why: &str) -> Result<(), StoreError> {
         outbox::postpone(&self.store, id, at, why, self.clock.now_ms()).await
     }
@@ -305,12 +354,30 @@ impl Sender {
         outbox::lease(&self.store, id, until, now).await
     }
 
+    /// Sends one leased row, its price reserved in `money`; gives the
+    /// reservation back unless the send's outcome is unknown (X may have
+    /// billed it: it stays counted against the day).
     async fn send_one(
         &self,
         conn: &dyn Connector,
         row: Row,
+        money: Money,
         report: &mut DrainReport,
     ) -> Result<(), StoreError> {
+        let in_doubt = self.send_leased(conn, row, report).await?;
+        if !in_doubt {
+            release_money(&self.store, money).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends one leased row; whether its outcome is unknown.
+    async fn send_leased(
+        &self,
+        conn: &dyn Connector,
+        row: Row,
+        report: &mut DrainReport,
+    ) -> Result<bool, StoreError> {
         let out = Outgoing {
             kind: row.kind,
             text: row.text.clone(),
@@ -325,7 +392,7 @@ impl Sender {
         if let Some(why) = self.unfit_to_post(&row).await? {
             self.review(&row, &why).await?;
             report.needs_review += 1;
-            return Ok(());
+            return Ok(false);
         }
         let started = self.clock.now_ms();
         let mut duplicate_is_ours = false;
@@ -334,12 +401,14 @@ impl Sender {
                 Next::Send {
                     duplicate_is_ours: ours,
                 } => duplicate_is_ours = ours,
-                Next::Done => return Ok(()),
+                Next::Done => return Ok(false),
             }
         }
         let result = conn.send(&out).await;
+        let in_doubt = matches!(result, Err(ApiError::InDoubt(_)));
         self.record(&row, result, started, duplicate_is_ours, report)
-            .await
+            .await?;
+        Ok(in_doubt)
     }
 
     /// Settles a row in doubt before anything is resent, and acts on all

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use serde::{Deserialize, Serialize};
 
 use crate::domain::Stream;
+use crate::domain::money::Usd;
 
 /// `[x]`: the X API v2 account.
 #[derive(Debug, Clone, Deserialize, Serialize)]
@@ -44,6 +45,53 @@ pub struct XConfig {
     pub client_secret_env: Option<String>,
     /// Account Activity webhooks, for accounts that have them.
     pub webhook: Option<WebhookConfig>,
+    /// The most the bot may spend on X's pay-per-use API per UTC day, in
+    /// dollars; absent: no money budget (the spend is still counted).
+    pub max_usd_per_day: Option<Usd>,
+    /// What X charges for each call (`[x.prices]`).
+    pub prices: XPrices,
+}
+
+/// `[x.prices]`: X's pay-per-use prices in dollars, per resource a read
+/// returns and per request a write makes. The defaults are the prices X
+/// published, read on 2026-11-30 (X's developer documentation, "X API
+/// pay-per-usage pricing"); the Developer Console shows the current ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct XPrices {
+    /// Posts: Read, per post returned (0.005).
+    pub post_read: Usd,
+    /// User: Read, per user returned, expansions such as `author_id`
+    /// included (0.010).
+    pub user_read: Usd,
+    /// DM Event: Read, per event returned (0.010).
+    pub dm_event_read: Usd,
+    /// Content: Create, per post (0.015).
+    pub content_create: Usd,
+    /// Content: Create, per post with a link in it (0.200).
+    pub content_create_with_url: Usd,
+    /// DM Interaction: Create, per direct message (0.015).
+    pub dm_interaction_create: Usd,
+    /// User Interaction: Create, per request (0.015; the bot makes none).
+    pub user_interaction_create: Usd,
+    /// Interaction: Delete, per request (0.010; the bot makes none).
+    pub interaction_delete: Usd,
+}
+
+impl Default for XPrices {
+    fn default() -> Self {
+        let usd = Usd::from_micros;
+        XPrices {
+            post_read: usd(5_000),
+            user_read: usd(10_000),
+            dm_event_read: usd(10_000),
+            content_create: usd(15_000),
+            content_create_with_url: usd(200_000),
+            dm_interaction_create: usd(15_000),
+            user_interaction_create: usd(15_000),
+            interaction_delete: usd(10_000),
+        }
+    }
 }
 
 /// Where OAuth 2.0 tokens that refresh themselves are kept.
@@ -91,6 +139,8 @@ impl Default for XConfig {
             client_id_env: "HELPDESK_X_CLIENT_ID".into(),
             client_secret_env: None,
             webhook: None,
+            max_usd_per_day: None,
+            prices: XPrices::default(),
         }
     }
 }

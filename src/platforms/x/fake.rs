@@ -259,6 +259,17 @@ impl Replay {
     }
 }
 
+/// What one endpoint's success answers served, as X bills reads and
+/// writes: the items of `data` (posts, DM events, the user of `users/me`,
+/// a created post or DM) and the users of `includes.users`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Served {
+    /// Items of `data`.
+    pub items: u64,
+    /// Users of `includes.users`.
+    pub users: u64,
+}
+
 /// Something the bot posted, as the sandbox recorded it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Posted {
@@ -321,6 +332,8 @@ struct Inner {
     token_counts: TokenCounts,
     /// The refresh token that works now (single-use, as on X).
     refresh_token: String,
+    /// What success answers served, per endpoint.
+    served: HashMap<Endpoint, Served>,
 }
 
 type Shared = Arc<(Mutex<Inner>, Clock)>;
@@ -362,6 +375,7 @@ impl Sandbox {
             valid_tokens: HashMap::new(),
             token_counts: TokenCounts::default(),
             refresh_token: "sandbox-refresh-0".into(),
+            served: HashMap::new(),
         };
         inner.valid_tokens.insert(inner.config.token.clone(), None);
         inner.add(traffic, start);
@@ -491,6 +505,11 @@ impl Sandbox {
             .iter()
             .filter(|i| i.visible_at > now)
             .count()
+    }
+
+    /// What `e`'s success answers served so far (what X would bill).
+    pub fn served(&self, e: Endpoint) -> Served {
+        self.lock().served.get(&e).copied().unwrap_or_default()
     }
 
     /// When the last traffic line becomes visible (Unix ms).
@@ -720,13 +739,39 @@ fn router(shared: Shared) -> Router {
         .with_state(shared)
 }
 
-/// Notes the query of a request to `e`, then answers it with the replay
-/// set for `e`, if any, else passes it on to the sandbox's own handler.
+/// Notes the query of a request to `e`, answers it (see [`replayed`]),
+/// and tallies what a success answer served ([`Sandbox::served`]).
 async fn noted_or_replayed(
     State((s, e)): State<(Shared, Endpoint)>,
     req: Request,
     next: Next,
 ) -> Response {
+    let resp = replayed(&s, e, req, next).await;
+    if !resp.status().is_success() {
+        return resp;
+    }
+    let (parts, body) = resp.into_parts();
+    let Ok(bytes) = axum::body::to_bytes(body, 64 << 20).await else {
+        return StatusCode::INTERNAL_SERVER_ERROR.into_response();
+    };
+    if let Ok(v) = serde_json::from_slice::<Value>(&bytes) {
+        let items = match &v["data"] {
+            Value::Array(a) => a.len() as u64,
+            Value::Object(_) => 1,
+            _ => 0,
+        };
+        let users = v["includes"]["users"].as_array().map_or(0, Vec::len) as u64;
+        let mut g = s.0.lock().expect("sandbox state poisoned");
+        let t = g.served.entry(e).or_default();
+        t.items += items;
+        t.users += users;
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
+}
+
+/// Answers a request to `e` with the replay set for `e`, if any, else
+/// passes it on to the sandbox's own handler.
+async fn replayed(s: &Shared, e: Endpoint, req: Request, next: Next) -> Response {
     let pairs: Vec<(String, String)> =
         serde_urlencoded::from_str(req.uri().query().unwrap_or("")).unwrap_or_default();
     let replay = {
@@ -739,7 +784,7 @@ async fn noted_or_replayed(
     let Some(replay) = replay else {
         return next.run(req).await;
     };
-    let (_g, mut h, _) = match enter(&s, req.headers(), e) {
+    let (_g, mut h, _) = match enter(s, req.headers(), e) {
         Ok(x) => x,
         Err(r) => return r,
     };

@@ -7,11 +7,12 @@
 
 pub mod auth;
 pub mod config;
+pub mod cost;
 pub mod fake;
 pub mod webhook;
 
 use std::collections::{BTreeMap, HashMap};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Arc, Mutex, OnceLock, RwLock};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -22,11 +23,15 @@ use serde_json::value::RawValue;
 
 use crate::domain::Stream;
 use crate::domain::clock::{Clock, Millis, parse_rfc3339};
+use crate::domain::money::{Ask, Day, DaySpend, Grant, MoneyBudget, Usd, calls_left, utc_day};
 use crate::domain::secret::Secret;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, UserId};
 use crate::platforms::json::{decode_lenient, item_id};
 use crate::platforms::x::auth::Credentials;
-use crate::platforms::x::config::XConfig;
+use crate::platforms::x::config::{XConfig, XPrices};
+use crate::platforms::x::cost::{
+    Charge, MemoryLedger, SpendLedger, Unit, page_charges, worst_item,
+};
 use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Event, Lookup, Outgoing, ReplyKind, Sent, Skipped,
 };
@@ -54,6 +59,11 @@ pub struct XClient {
     min_poll: Duration,
     default_poll: Duration,
     usage: Mutex<Usage>,
+    prices: XPrices,
+    /// `max_usd_per_day`.
+    cap: Option<Usd>,
+    /// Where the spend is kept: memory until the bot hands over the database's.
+    ledger: RwLock<Arc<dyn SpendLedger>>,
 }
 
 /// Requests made, per endpoint, and the 24-hour posting budget X reports.
@@ -65,6 +75,12 @@ pub struct Usage {
     pub rate_limited: BTreeMap<&'static str, u64>,
     /// The last 24-hour budget X reported: (remaining, limit, reset Unix s).
     pub day_budget: Option<(u64, u64, u64)>,
+    /// What the calls cost since start, per endpoint.
+    pub cost: BTreeMap<&'static str, Usd>,
+    /// What the UTC day has committed (spent and reserved), as last seen.
+    pub today: Option<DaySpend>,
+    /// While the day's money budget refuses reads: when the next opens.
+    pub closed_until: Option<Millis>,
 }
 
 impl std::fmt::Debug for XClient {
@@ -97,12 +113,165 @@ impl XClient {
             min_poll: Duration::from_millis(config.min_poll_interval_ms),
             default_poll: Duration::from_millis(config.poll_interval_ms),
             usage: Mutex::new(Usage::default()),
+            prices: config.prices,
+            cap: config.max_usd_per_day,
+            ledger: RwLock::new(Arc::new(MemoryLedger::default())),
         }
     }
 
     /// Requests made so far and the last 24-hour budget.
     pub fn usage(&self) -> Usage {
         self.usage.lock().expect("poisoned").clone()
+    }
+
+    fn ledger(&self) -> Arc<dyn SpendLedger> {
+        self.ledger.read().expect("poisoned").clone()
+    }
+
+    /// Reserves the worst case of a call that returns between `min` and
+    /// `max` items of `each` (at most) before it is made, so the day's cap
+    /// holds whatever it returns. `Ok(None)`: the day's budget cannot pay
+    /// for `min` items; it opens again at the time given. Without a cap
+    /// nothing is reserved and `max` items are asked for.
+    async fn reserve(&self, ask: Ask) -> Result<Reserved, ApiError> {
+        let now = self.clock.now_ms();
+        let Some(cap) = self.cap else {
+            return Ok(Reserved::Granted(utc_day(now), ask.max, Usd::ZERO));
+        };
+        let (grant, today) = self
+            .ledger()
+            .reserve(ask, cap, now)
+            .await
+            .map_err(|e| ApiError::Transient(e.to_string()))?;
+        let closed = match grant {
+            Grant::Units(_) => None,
+            Grant::NotUntil(t) => Some(t),
+        };
+        let mut u = self.usage.lock().expect("poisoned");
+        u.today = Some(today);
+        if u.closed_until != closed {
+            // Once per change, without anything a customer wrote.
+            match closed {
+                Some(t) => tracing::warn!(until = t, spent = %today.committed(), cap = %cap,
+                    "X's money budget of the day (max_usd_per_day) cannot pay for reads now: they wait until it can (the next UTC day, unless calls in flight give some back)"),
+                None => tracing::info!("X's money budget pays for reads again"),
+            }
+            metrics::gauge!("helpdesk_x_budget_exhausted").set(if closed.is_some() {
+                1.0
+            } else {
+                0.0
+            });
+            u.closed_until = closed;
+        }
+        Ok(match grant {
+            Grant::Units(n) => Reserved::Granted(today.day, n, ask.each.times(n)),
+            Grant::NotUntil(t) => Reserved::Closed(t),
+        })
+    }
+
+    /// Records what a call cost (its `charges`) and gives back what was
+    /// reserved for it: in the ledger, the request counts and the
+    /// `helpdesk_x_cost_usd_total` metric. A ledger that cannot be written
+    /// is logged: the reservation then stays counted against the day.
+    async fn settle(&self, day: Day, reserved: Usd, charges: &[Charge]) {
+        if charges.is_empty() && reserved == Usd::ZERO {
+            return;
+        }
+        let today = match self.ledger().settle(day, reserved, charges).await {
+            Ok(t) => Some(t),
+            Err(e) => {
+                tracing::warn!(error = %e, "the X spend could not be recorded");
+                None
+            }
+        };
+        let mut u = self.usage.lock().expect("poisoned");
+        for c in charges {
+            let sum = u.cost.entry(c.endpoint).or_default();
+            *sum = sum.plus(c.usd);
+            metrics::gauge!("helpdesk_x_cost_usd_total", "endpoint" => c.endpoint)
+                .increment(c.usd.dollars());
+        }
+        if let Some(t) = today.filter(|t| t.day == utc_day(self.clock.now_ms())) {
+            metrics::gauge!("helpdesk_x_spend_today_usd").set(t.spent.dollars());
+            u.today = Some(t);
+        }
+    }
+
+    /// A GET whose price is counted from what it returned, `reserved`
+    /// being given back once it is.
+    async fn paid_get<T: DeserializeOwned + Billed>(
+        &self,
+        endpoint: &'static str,
+        path: &str,
+        query: &[(&str, &str)],
+        (day, reserved): (Day, Usd),
+    ) -> Result<(T, HeaderMap), ApiError> {
+        let result = self.get::<T>(endpoint, path, query).await;
+        let charges = match &result {
+            Ok((page, _)) => page.charges(endpoint, &self.prices),
+            Err(_) => Vec::new(),
+        };
+        self.settle(day, reserved, &charges).await;
+        result
+    }
+
+    /// Records what a reply X accepted cost. The sender reserved its price
+    /// beforehand (it holds replies back for the money budget) and gives
+    /// that back itself.
+    async fn charge_sent(&self, endpoint: &'static str, out: &Outgoing) {
+        let unit = Unit::of_reply(out.kind, &out.text);
+        let charge = Charge::new(endpoint, unit, 1, &self.prices);
+        self.settle(utc_day(self.clock.now_ms()), Usd::ZERO, &[charge])
+            .await;
+    }
+
+    /// The ask for a page of `item`s, authors expanded or not, of `min` to
+    /// 100 items.
+    fn page_ask(&self, item: Unit, expanded: bool, min: u64) -> Ask {
+        let each = if expanded {
+            worst_item(item, &self.prices)
+        } else {
+            item.price(&self.prices)
+        };
+        Ask {
+            each,
+            min,
+            max: 100,
+        }
+    }
+
+    /// The pause that spreads what is left of the day's money over the
+    /// rest of the day, as [`XClient::pace`] spreads a rate window: each
+    /// stream gets its share of the polls whose worst case is `page` (the
+    /// smallest page the endpoint serves, full) the budget still pays for.
+    /// `None` without a cap.
+    fn money_pace(&self, page: Usd) -> Option<Duration> {
+        let cap = self.cap?;
+        let now = self.clock.now_ms();
+        let today = utc_day(now);
+        let committed = self
+            .usage
+            .lock()
+            .expect("poisoned")
+            .today
+            .filter(|t| t.day == today)
+            .map_or(Usd::ZERO, |t| t.committed());
+        let streams = self.streams().len().max(1) as u64;
+        // N polls left are N + 1 pauses to midnight, when the next opens.
+        let pages = calls_left(committed, cap, page) / streams;
+        let midnight = crate::domain::money::day_start(today + 1);
+        Some(crate::platforms::spread(
+            pages.saturating_add(1),
+            midnight,
+            now,
+            self.min_poll,
+        ))
+    }
+
+    /// The later of the rate window's pace and the money budget's.
+    fn next_pause(&self, headers: &HeaderMap, page: Usd) -> Duration {
+        let rate = self.pace(headers);
+        self.money_pace(page).map_or(rate, |m| m.max(rate))
     }
 
     async fn me(&self) -> Result<&Account, ApiError> {
@@ -262,7 +431,11 @@ impl XClient {
         )
     }
 
-    /// Polls a tweet timeline (mentions or search) from `since_id`, all pages.
+    /// Polls a tweet timeline (mentions or search) from `since_id`, all
+    /// pages, each paid for before it is asked (see [`XClient::reserve`]).
+    /// A page the day's budget cannot pay for ends the poll until the next
+    /// day's budget opens; if earlier pages were read, the cursor stays
+    /// where it was, so that nothing between them is lost.
     async fn poll_tweets(
         &self,
         endpoint: &'static str,
@@ -271,14 +444,20 @@ impl XClient {
         channel: Channel,
         since_id: Option<&str>,
     ) -> Result<Batch, ApiError> {
-        let mut events = Vec::new();
-        let mut skipped = Vec::new();
-        let mut cursor = None;
+        // X serves search pages of 10 at least, mentions of 5.
+        let min = if channel == Channel::Search { 10 } else { 5 };
+        let ask = self.page_ask(Unit::PostRead, true, min);
+        let mut batch = Batch::default();
         let mut token: Option<String> = None;
-        let mut next_poll = None;
-        for _ in 0..MAX_PAGES {
+        for pages in 0..MAX_PAGES {
+            let (day, size, reserved) = match self.reserve(ask).await? {
+                Reserved::Granted(day, n, usd) => (day, n.to_string(), usd),
+                Reserved::Closed(opens) => {
+                    return Ok(closed_until(batch, pages, opens, self.clock.now_ms()));
+                }
+            };
             let mut q: Vec<(&str, &str)> = vec![
-                ("max_results", "100"),
+                ("max_results", size.as_str()),
                 ("expansions", "author_id"),
                 ("user.fields", "username,name"),
                 ("tweet.fields", TWEET_FIELDS),
@@ -290,39 +469,42 @@ impl XClient {
             if let Some(t) = &token {
                 q.push(("pagination_token", t));
             }
-            let (page, headers): (TweetPage, _) = self.get(endpoint, path, &q).await?;
-            next_poll = Some(self.pace(&headers));
+            let (page, headers): (TweetPage, _) =
+                self.paid_get(endpoint, path, &q, (day, reserved)).await?;
+            batch.next_poll = Some(self.next_pause(&headers, ask.each.times(ask.min)));
             let (page_events, page_skipped, meta) = tweet_page_events(page, channel, &self.clock);
-            if cursor.is_none() {
-                cursor = meta.as_ref().and_then(|m| m.newest_id.clone());
+            if batch.cursor.is_none() {
+                batch.cursor = meta.as_ref().and_then(|m| m.newest_id.clone());
             }
-            events.extend(page_events);
-            skipped.extend(page_skipped);
+            batch.events.extend(page_events);
+            batch.skipped.extend(page_skipped);
             token = meta.and_then(|m| m.next_token);
             if token.is_none() {
                 break;
             }
         }
         // X lists newest first; the bot answers in the order people wrote.
-        crate::platforms::sort_as_written(&mut events);
-        Ok(Batch {
-            events,
-            cursor,
-            next_poll,
-            skipped,
-        })
+        crate::platforms::sort_as_written(&mut batch.events);
+        Ok(batch)
     }
 
+    /// Polls the DM events newer than `cursor`, all pages, each paid for
+    /// before it is asked, as [`XClient::poll_tweets`] does.
     async fn poll_dms(&self, cursor: Option<&str>) -> Result<Batch, ApiError> {
         let me = self.me().await?.clone();
-        let mut events = Vec::new();
-        let mut skipped = Vec::new();
+        let ask = self.page_ask(Unit::DmEventRead, true, 1);
+        let mut batch = Batch::default();
         let mut newest = None;
         let mut token: Option<String> = None;
-        let mut next_poll = None;
-        'pages: for _ in 0..MAX_PAGES {
+        for pages in 0..MAX_PAGES {
+            let (day, size, reserved) = match self.reserve(ask).await? {
+                Reserved::Granted(day, n, usd) => (day, n.to_string(), usd),
+                Reserved::Closed(opens) => {
+                    return Ok(closed_until(batch, pages, opens, self.clock.now_ms()));
+                }
+            };
             let mut q: Vec<(&str, &str)> = vec![
-                ("max_results", "100"),
+                ("max_results", size.as_str()),
                 ("event_types", "MessageCreate"),
                 ("dm_event.fields", DM_FIELDS),
                 ("expansions", "sender_id"),
@@ -331,62 +513,86 @@ impl XClient {
             if let Some(t) = &token {
                 q.push(("pagination_token", t));
             }
-            let (page, headers): (DmPage, _) = self.get("dm_events", "/2/dm_events", &q).await?;
-            next_poll = Some(self.pace(&headers));
-            let users = decode_users(page.includes.as_ref());
-            let users = index_users(&users);
-            for raw in page.data.unwrap_or_default() {
-                let decoded = decode_lenient::<DmJson>(raw.get());
-                let Some(id) = decoded
-                    .as_ref()
-                    .ok()
-                    .map(|e| e.id.clone())
-                    .or_else(|| item_id(&raw))
-                else {
-                    // Without an id it cannot even be placed against the cursor.
-                    if let Err(e) = &decoded {
-                        skipped.push(Skipped::from_json(None, e));
-                    }
-                    continue;
-                };
-                if newest.is_none() {
-                    newest = Some(id.clone());
-                }
-                // dm_events has no since_id: stop at the last event seen.
-                if let Some(c) = cursor
-                    && !is_newer(&id, c)
-                {
-                    break 'pages;
-                }
-                let e = match decoded {
-                    Ok(e) => e,
-                    Err(err) => {
-                        skipped.push(Skipped::from_json(Some(id), &err));
-                        continue;
-                    }
-                };
-                if e.event_type
-                    .as_deref()
-                    .is_some_and(|t| t != "MessageCreate")
-                    || e.sender_id.as_deref() == Some(me.id.as_str())
-                {
-                    continue;
-                }
-                events.push(e.into_event(&users, &self.clock));
-            }
+            let (page, headers): (DmPage, _) = self
+                .paid_get("dm_events", "/2/dm_events", &q, (day, reserved))
+                .await?;
+            batch.next_poll = Some(self.next_pause(&headers, ask.each.times(ask.min)));
+            let at_cursor = dm_page_events(
+                page.data.unwrap_or_default(),
+                page.includes.as_ref(),
+                DmScan {
+                    me: &me,
+                    cursor,
+                    newest: &mut newest,
+                    batch: &mut batch,
+                    clock: &self.clock,
+                },
+            );
             token = page.meta.and_then(|m| m.next_token);
-            if token.is_none() {
+            if at_cursor || token.is_none() {
                 break;
             }
         }
-        crate::platforms::sort_as_written(&mut events);
-        Ok(Batch {
-            events,
-            cursor: newest,
-            next_poll,
-            skipped,
-        })
+        crate::platforms::sort_as_written(&mut batch.events);
+        batch.cursor = newest;
+        Ok(batch)
     }
+}
+
+/// Where one DM page's events go, and what they are read against.
+struct DmScan<'a> {
+    me: &'a Account,
+    cursor: Option<&'a str>,
+    newest: &'a mut Option<String>,
+    batch: &'a mut Batch,
+    clock: &'a Clock,
+}
+
+/// Adds a DM page's events from others to `scan.batch`, newest first,
+/// until the cursor; whether it reached the cursor (paging stops there:
+/// `dm_events` has no `since_id`).
+fn dm_page_events(data: Vec<Box<RawValue>>, includes: Option<&Includes>, scan: DmScan<'_>) -> bool {
+    let users = decode_users(includes);
+    let users = index_users(&users);
+    for raw in data {
+        let decoded = decode_lenient::<DmJson>(raw.get());
+        let Some(id) = decoded
+            .as_ref()
+            .ok()
+            .map(|e| e.id.clone())
+            .or_else(|| item_id(&raw))
+        else {
+            // Without an id it cannot even be placed against the cursor.
+            if let Err(e) = &decoded {
+                scan.batch.skipped.push(Skipped::from_json(None, e));
+            }
+            continue;
+        };
+        if scan.newest.is_none() {
+            *scan.newest = Some(id.clone());
+        }
+        if let Some(c) = scan.cursor
+            && !is_newer(&id, c)
+        {
+            return true;
+        }
+        let e = match decoded {
+            Ok(e) => e,
+            Err(err) => {
+                scan.batch.skipped.push(Skipped::from_json(Some(id), &err));
+                continue;
+            }
+        };
+        if e.event_type
+            .as_deref()
+            .is_some_and(|t| t != "MessageCreate")
+            || e.sender_id.as_deref() == Some(scan.me.id.as_str())
+        {
+            continue;
+        }
+        scan.batch.events.push(e.into_event(&users, scan.clock));
+    }
+    false
 }
 
 /// How far before the start of a send in doubt its look-up searches.
@@ -428,6 +634,66 @@ fn is_newer(id: &str, cursor: &str) -> bool {
     id != cursor
 }
 
+/// What [`XClient::reserve`] got from the day's budget.
+enum Reserved {
+    /// This many items may be asked for, on this day, this much reserved.
+    Granted(Day, u64, Usd),
+    /// Nothing today: the next day's budget opens at this time.
+    Closed(Millis),
+}
+
+impl Reserved {
+    /// The error a call that cannot wait for the budget in a batch
+    /// returns: like a 429, until the next day's budget opens.
+    fn or_wait(self) -> Result<(Day, u64, Usd), ApiError> {
+        match self {
+            Reserved::Granted(day, n, usd) => Ok((day, n, usd)),
+            Reserved::Closed(reset_ms) => Err(ApiError::RateLimited { reset_ms }),
+        }
+    }
+}
+
+/// What a poll the day's budget stopped after `pages` pages returns: what
+/// it read (oldest first), the cursor left where it was if it read
+/// anything (the pages it could not read are read again tomorrow), and a
+/// pause until the next day's budget opens at `opens`.
+fn closed_until(mut batch: Batch, pages: usize, opens: Millis, now: Millis) -> Batch {
+    if pages > 0 {
+        batch.cursor = None;
+    }
+    crate::platforms::sort_as_written(&mut batch.events);
+    batch.next_poll = Some(Duration::from_millis((opens - now).max(0) as u64 + 1000));
+    batch
+}
+
+/// An answer X bills per resource returned.
+trait Billed {
+    /// What it cost.
+    fn charges(&self, endpoint: &'static str, prices: &XPrices) -> Vec<Charge>;
+}
+
+impl Billed for TweetPage {
+    fn charges(&self, endpoint: &'static str, prices: &XPrices) -> Vec<Charge> {
+        let posts = self.data.as_ref().map_or(0, Vec::len);
+        let users = self.includes.as_ref().map_or(0, |i| i.users.len());
+        page_charges(endpoint, (Unit::PostRead, posts), users, prices)
+    }
+}
+
+impl Billed for DmPage {
+    fn charges(&self, endpoint: &'static str, prices: &XPrices) -> Vec<Charge> {
+        let events = self.data.as_ref().map_or(0, Vec::len);
+        let users = self.includes.as_ref().map_or(0, |i| i.users.len());
+        page_charges(endpoint, (Unit::DmEventRead, events), users, prices)
+    }
+}
+
+impl Billed for Data<UserJson> {
+    fn charges(&self, endpoint: &'static str, prices: &XPrices) -> Vec<Charge> {
+        vec![Charge::new(endpoint, Unit::UserRead, 1, prices)]
+    }
+}
+
 /// One page of a look-up for a send in doubt: the matching posts' ids
 /// and the next page's token.
 type LookupPage = (Vec<String>, Option<String>);
@@ -443,15 +709,20 @@ impl XClient {
         token: Option<&str>,
     ) -> Result<LookupPage, ApiError> {
         let path = format!("/2/users/{}/tweets", me.id);
+        let ask = self.page_ask(Unit::PostRead, false, 5);
+        let (day, size, reserved) = self.reserve(ask).await?.or_wait()?;
+        let size = size.to_string();
         let mut q = vec![
-            ("max_results", "100"),
+            ("max_results", size.as_str()),
             ("start_time", from),
             ("tweet.fields", "referenced_tweets,created_at"),
         ];
         if let Some(t) = token {
             q.push(("pagination_token", t));
         }
-        let (page, _): (TweetPage, _) = self.get("user_tweets", &path, &q).await?;
+        let (page, _): (TweetPage, _) = self
+            .paid_get("user_tweets", &path, &q, (day, reserved))
+            .await?;
         let ids: Vec<String> = page
             .data
             .unwrap_or_default()
@@ -484,15 +755,20 @@ impl XClient {
             "/2/dm_conversations/with/{}/dm_events",
             out.recipient.as_str()
         );
+        let ask = self.page_ask(Unit::DmEventRead, false, 1);
+        let (day, size, reserved) = self.reserve(ask).await?.or_wait()?;
+        let size = size.to_string();
         let mut q = vec![
-            ("max_results", "100"),
+            ("max_results", size.as_str()),
             ("event_types", "MessageCreate"),
             ("dm_event.fields", DM_FIELDS),
         ];
         if let Some(t) = token {
             q.push(("pagination_token", t));
         }
-        let (page, _): (DmPage, _) = self.get("dm_conversation", &path, &q).await?;
+        let (page, _): (DmPage, _) = self
+            .paid_get("dm_conversation", &path, &q, (day, reserved))
+            .await?;
         let events: Vec<DmJson> = page
             .data
             .unwrap_or_default()
@@ -534,7 +810,11 @@ impl Connector for XClient {
     }
 
     async fn whoami(&self) -> Result<Account, ApiError> {
-        let (me, _): (Data<UserJson>, _) = self.get("users_me", "/2/users/me", &[]).await?;
+        let ask = Ask::one(self.prices.user_read);
+        let (day, _, reserved) = self.reserve(ask).await?.or_wait()?;
+        let (me, _): (Data<UserJson>, _) = self
+            .paid_get("users_me", "/2/users/me", &[], (day, reserved))
+            .await?;
         Ok(Account {
             id: UserId::new(me.data.id),
             handle: Handle::new(me.data.username),
@@ -591,6 +871,7 @@ impl Connector for XClient {
                 }
                 let created: Data<CreatedTweet> =
                     self.post("post_tweet", "/2/tweets", &body).await?;
+                self.charge_sent("post_tweet", out).await;
                 Ok(Sent {
                     id: created.data.id,
                 })
@@ -602,6 +883,7 @@ impl Connector for XClient {
                     out.recipient.as_str()
                 );
                 let created: Data<CreatedDm> = self.post("post_dm", &path, &body).await?;
+                self.charge_sent("post_dm", out).await;
                 Ok(Sent {
                     id: created.data.dm_event_id,
                 })
@@ -644,6 +926,33 @@ impl Connector for XClient {
         })
     }
 
+    fn money_budget(&self, kind: ReplyKind, text: &str) -> Option<MoneyBudget> {
+        Some(MoneyBudget {
+            price: cost::reply_price(&self.prices, kind, text),
+            cap: self.cap?,
+        })
+    }
+
+    fn keep_spend_in(&self, ledger: Arc<dyn SpendLedger>) {
+        *self.ledger.write().expect("poisoned") = ledger;
+    }
+
+    /// X bills Account Activity deliveries per event: a DM as a DM event
+    /// read, a post as a post read (the user objects X sends with them are
+    /// not counted: the Activity API's price list names events only).
+    /// They cannot be refused, so they are counted, never held back.
+    async fn charge_pushed(&self, events: &[Event]) {
+        let dms = events.iter().filter(|e| e.channel == Channel::Dm).count();
+        let posts = events.len() - dms;
+        let charges: Vec<Charge> = [(Unit::DmEventRead, dms), (Unit::PostRead, posts)]
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(u, n)| Charge::new("webhook", u, n as u64, &self.prices))
+            .collect();
+        self.settle(utc_day(self.clock.now_ms()), Usd::ZERO, &charges)
+            .await;
+    }
+
     fn usage_line(&self) -> Option<String> {
         let u = self.usage();
         let mut line = String::from("X API requests since start:");
@@ -652,6 +961,18 @@ impl Connector for XClient {
         }
         let limited: u64 = u.rate_limited.values().sum();
         line.push_str(&format!("; 429s={limited}"));
+        let spent = u.cost.values().fold(Usd::ZERO, |a, b| a.plus(*b));
+        line.push_str(&format!("; cost since start ${spent}"));
+        for (e, usd) in &u.cost {
+            line.push_str(&format!(" {e}=${usd}"));
+        }
+        let today = utc_day(self.clock.now_ms());
+        if let Some(t) = u.today.filter(|t| t.day == today) {
+            line.push_str(&format!("; today ${}", t.spent));
+        }
+        if let Some(cap) = self.cap {
+            line.push_str(&format!(" of ${cap} (max_usd_per_day)"));
+        }
         if let Some((rem, lim, reset)) = u.day_budget {
             line.push_str(&format!(
                 "; 24-hour posts left {rem}/{lim} (resets at {reset})"

@@ -39,10 +39,12 @@ use tokio::sync::{Semaphore, mpsc, oneshot};
 
 use crate::domain::clock::Millis;
 use crate::domain::limits::Budget;
+use crate::domain::money::MoneyBudget;
 use crate::domain::secret::Secret;
 use crate::domain::text::LengthLimit;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform, Stream, UserId};
 use crate::platforms::x::config::WebhookConfig;
+use crate::platforms::x::cost::SpendLedger;
 use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Endpoint, Event, Listening, Lookup, Outgoing,
     Pushed, Receipt, ReplyKind, Sent,
@@ -196,6 +198,15 @@ impl Connector for WithWebhook {
     fn posting_budget(&self) -> Option<Budget> {
         self.client.posting_budget()
     }
+    fn money_budget(&self, kind: ReplyKind, text: &str) -> Option<MoneyBudget> {
+        self.client.money_budget(kind, text)
+    }
+    fn keep_spend_in(&self, ledger: Arc<dyn SpendLedger>) {
+        self.client.keep_spend_in(ledger)
+    }
+    async fn charge_pushed(&self, events: &[Event]) {
+        self.client.charge_pushed(events).await
+    }
     fn usage_line(&self) -> Option<String> {
         self.client.usage_line()
     }
@@ -215,6 +226,8 @@ impl Connector for WithWebhook {
                 },
                 _ = tx.closed() => return Ok(()),
             };
+            // X bills what it delivered, whether or not it is new to us.
+            self.client.charge_pushed(&events).await;
             if tx
                 .send(Pushed::Delivered { events, receipt })
                 .await
