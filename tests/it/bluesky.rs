@@ -574,7 +574,34 @@ async fn stop_and_a_burst_past_one_page(db: Db) {
     assert!(p.fake.calls("app.bsky.notification.listNotifications") >= 3);
 }
 
+async fn two_instances_share_one_session_and_renew_it_once(db: Db) {
+    let Some(p) = Pds::start(db, PdsSetup::default(), None).await else {
+        return;
+    };
+    let (a, _) = p.client(&p.fake.app_password()).await;
+    let (b, _) = p.client(&p.fake.app_password()).await;
+    a.whoami().await.unwrap();
+    b.whoami().await.unwrap();
+    assert_eq!(
+        p.fake.session_creates(),
+        1,
+        "the second instance signed in again"
+    );
+    // Both find the token refused at once: one refresh, under the row's
+    // lock; the other takes its result (a second refresh with the same,
+    // now revoked, token would fail and sign in again).
+    for round in 1..=3 {
+        p.fake.expire_access_tokens();
+        let (ra, rb) = tokio::join!(a.whoami(), b.whoami());
+        ra.unwrap();
+        rb.unwrap();
+        assert_eq!(p.fake.refreshes(), round, "{:?}", p.fake.rejected());
+        assert_eq!(p.fake.session_creates(), 1, "{:?}", p.fake.rejected());
+    }
+}
+
 on_both_databases!(
+    two_instances_share_one_session_and_renew_it_once,
     mentions_replies_quotes_and_dms_are_answered_once_with_facets,
     via_dm_reaches_the_inbox_or_the_thread_when_closed,
     sessions_survive_restarts_expiry_and_a_revoked_refresh,

@@ -1,8 +1,9 @@
 //! Every parser that reads outside input, fed generated and mutated input:
 //! no panic, and every rejection is a clear error (said in a few words,
 //! never echoing the input). The mutations start from valid seeds (X's
-//! pages, a webhook payload, Mastodon's notifications and status HTML, an
-//! SSE stream, a rule file, a configuration, a traffic file) and flip,
+//! pages, a webhook payload, Mastodon's notifications and status HTML,
+//! Bluesky's notifications and chat log, an SSE stream, a rule file, a
+//! configuration, a traffic file) and flip,
 //! insert, delete and splice bytes, and drop in tokens parsers trip on
 //! (lone surrogates, huge numbers, unclosed brackets…).
 //!
@@ -22,6 +23,8 @@ const TWEETS: &str = r#"{"data":[{"id":"1900000000000000101","text":"@lumio code
 const DMS: &str = r#"{"data":[{"id":"1900000000000000201","text":"hello","event_type":"MessageCreate","dm_conversation_id":"21-1","created_at":"2026-11-30T08:00:03.000Z","sender_id":"21"}],"includes":{"users":[{"id":"21","username":"eve","name":"Eve"}]},"meta":{"result_count":1}}"#;
 const WEBHOOK: &str = r#"{"for_user_id":"1","tweet_create_events":[{"id_str":"1900000000000000301","text":"@lumio hi","created_at":"Wed Oct 10 20:19:24 +0000 2018","in_reply_to_status_id_str":null,"user":{"id_str":"21","screen_name":"eve","name":"Eve"}}],"direct_message_events":[{"type":"message_create","id":"1900000000000000302","created_timestamp":"1700000000000","message_create":{"target":{"recipient_id":"1"},"sender_id":"21","message_data":{"text":"hello"}}}]}"#;
 const NOTIFICATIONS: &str = r#"[{"id":"1001","type":"mention","account":{"id":"7","acct":"eve@example.social","display_name":"Eve"},"status":{"id":"1170205858770560001","created_at":"2026-11-30T08:00:03.000Z","in_reply_to_id":null,"visibility":"direct","content":"<p><span class=\"h-card\"><a href=\"https://example.social/@lumio\" class=\"u-url mention\">@<span>lumio</span></a></span> code wifi ?<br/>&amp; merci</p>","mentions":[{"url":"https://example.social/@lumio","acct":"lumio"}],"reblog":null}},{"id":"1002","type":"favourite","account":{"id":"8","acct":"bob"},"status":null}]"#;
+const BSKY_NOTIFICATIONS: &str = r#"{"cursor":"1764489603000::7","notifications":[{"uri":"at://did:plc:eve/app.bsky.feed.post/3lbbbbbbbbb2a","cid":"bafyreiabc","author":{"did":"did:plc:eve","handle":"eve.test","displayName":"Eve \ud83d"},"reason":"mention","record":{"$type":"app.bsky.feed.post","text":"hé @brand.test 😀 code wifi ?","createdAt":"2026-11-30T08:00:03.000Z","facets":[{"index":{"byteStart":4,"byteEnd":15},"features":[{"$type":"app.bsky.richtext.facet#mention","did":"did:plc:brand"}]}],"reply":{"root":{"uri":"at://did:plc:brand/app.bsky.feed.post/3laaaaaaaaa2a","cid":"bafyroot"},"parent":{"uri":"at://did:plc:brand/app.bsky.feed.post/3laaaaaaaaa2a","cid":"bafyroot"}}},"isRead":false,"indexedAt":"2026-11-30T08:00:03.100Z"},{"uri":"at://did:plc:bob/app.bsky.feed.like/3lccccccccc2a","cid":"bafyx","author":{"did":"did:plc:bob","handle":"bob.test"},"reason":"like","record":{"$type":"app.bsky.feed.like"},"isRead":false,"indexedAt":"2026-11-30T08:00:04.000Z"}]}"#;
+const BSKY_LOG: &str = r#"{"cursor":"3ldddddddd22a","logs":[{"$type":"chat.bsky.convo.defs#logBeginConvo","rev":"1","convoId":"c1"},{"$type":"chat.bsky.convo.defs#logCreateMessage","rev":"2","convoId":"c1","message":{"$type":"chat.bsky.convo.defs#messageView","id":"m1","rev":"2","text":"refund please","sender":{"did":"did:plc:eve"},"sentAt":"2026-11-30T08:00:05.000Z"}},{"$type":"chat.bsky.convo.defs#logAddReaction","rev":"3","convoId":"c1","message":{"id":"m1"},"reaction":{"value":"👍"}}]}"#;
 const HTML: &str = r#"<p>Hi <a href="https://x.example/@eve" class="u-url mention">@<span>eve</span></a> &lt;3 &#x1F600; &amp;amp;<br>line<br/>two</p><p>para &quot;q&quot; &#999999999;</p>"#;
 const SSE: &str = ":thump\n\nevent: notification\ndata: {\"id\":\"1\",\"type\":\"mention\"}\n\nevent: update\ndata: {\"a\":\ndata: 1}\nid: 7\nretry: 100\n\n";
 const RULES: &str = r#"
@@ -190,6 +193,23 @@ proptest! {
     #[test]
     fn mastodon_notification_pages(b in input(&[NOTIFICATIONS])) {
         if let Err(e) = helpdesk::platforms::mastodon::decode_notifications(&b, &Clock::new()) {
+            clear(&e.to_string(), &b);
+        }
+    }
+
+    #[test]
+    fn bluesky_notification_pages(b in input(&[BSKY_NOTIFICATIONS])) {
+        let r = helpdesk::platforms::bluesky::decode_notifications(&b, "did:plc:brand", "brand.test", &Clock::new());
+        if let Err(e) = r {
+            said(&e.to_string());
+            clear(&e.to_string(), &b);
+        }
+    }
+
+    #[test]
+    fn bluesky_chat_logs(b in input(&[BSKY_LOG])) {
+        if let Err(e) = helpdesk::platforms::bluesky::decode_log(&b, "did:plc:brand", &Clock::new()) {
+            said(&e.to_string());
             clear(&e.to_string(), &b);
         }
     }

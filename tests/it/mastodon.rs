@@ -9,6 +9,10 @@ use helpdesk::domain::Stream;
 use helpdesk::domain::clock::Clock;
 use helpdesk::domain::secret::Secret;
 use helpdesk::domain::{Channel, Handle, MessageId, UserId};
+use helpdesk::platforms::bluesky::BlueskyClient;
+use helpdesk::platforms::bluesky::config::BlueskyConfig;
+use helpdesk::platforms::bluesky::fake::{AllowIncoming, FakePds, PdsSetup};
+use helpdesk::platforms::bluesky::session::{MemoryHome, Sessions};
 use helpdesk::platforms::mastodon::MastodonClient;
 use helpdesk::platforms::mastodon::config::MastodonConfig;
 use helpdesk::platforms::mastodon::fake::{Answer, FakeMastodon, Setup};
@@ -323,7 +327,7 @@ async fn settle(b: &Bot) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
+async fn x_mastodon_and_bluesky_in_one_bot_each_with_its_own_budget() {
     let Some(fake) = serve().await else {
         return;
     };
@@ -358,6 +362,21 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
         dms: false,
         ..XConfig::default()
     };
+    // Bluesky: three customers too, held to their own budget of 2.
+    let pds = FakePds::start(PdsSetup::default(), clock.clone())
+        .await
+        .unwrap();
+    for i in 0..3 {
+        let h = format!("b{i}.test");
+        pds.add_customer(&h, "", AllowIncoming::All, false);
+        pds.mention(&h, "@brand.test wifi ?");
+    }
+    let bluesky = BlueskyConfig {
+        service: pds.base_url(),
+        identifier: Some(pds.brand_handle().try_into().unwrap()),
+        ..BlueskyConfig::default()
+    };
+    let sessions = Sessions::new(Arc::new(MemoryHome::default()), clock.clone());
     let connectors: Vec<Arc<dyn Connector>> = vec![
         Arc::new(XClient::new(
             &x,
@@ -365,11 +384,18 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
             clock.clone(),
         )),
         Arc::new(client(&fake.base_url())),
+        Arc::new(BlueskyClient::new(
+            &bluesky,
+            Secret::new(pds.app_password()),
+            sessions,
+            clock.clone(),
+        )),
     ];
     let b = bot(&config, connectors, &clock).await;
     settle(&b).await;
     assert_eq!(sandbox.posted().len(), 2, "X: its own budget of 2");
     assert_eq!(fake.statuses(), 1, "Mastodon: answered");
+    assert_eq!(pds.brand_posts().len(), 2, "Bluesky: its own budget of 2");
     let platforms: Vec<String> =
         sqlx::query("SELECT DISTINCT platform FROM messages ORDER BY platform")
             .fetch_all(b.store().pool())
@@ -378,7 +404,7 @@ async fn x_and_mastodon_in_one_bot_each_with_its_own_budget() {
             .iter()
             .map(|r| r.try_get(0).unwrap())
             .collect();
-    assert_eq!(platforms, ["mastodon", "x"]);
+    assert_eq!(platforms, ["bluesky", "mastodon", "x"]);
 }
 
 /// Runs a bot that dies while sending its one reply, moves time by

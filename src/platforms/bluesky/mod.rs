@@ -265,7 +265,7 @@ impl BlueskyClient {
                 .await?;
             next_poll = Some(self.pace(&h));
             let (older_than_stored, n) =
-                self.read_page(&raw, stored.as_ref(), &mut items, &mut skipped, &mut newest);
+                Self::read_page(&raw, stored.as_ref(), &mut items, &mut skipped, &mut newest);
             reached |= older_than_stored;
             // Without a stored position this is the first start: the
             // latest page is enough (older mentions are backlog).
@@ -311,7 +311,6 @@ impl BlueskyClient {
     /// Decodes one page item by item, keeping those newer than `stored`.
     /// Returns whether the page reached `stored`, and how many items it had.
     fn read_page(
-        &self,
         raw: &RawPage,
         stored: Option<&Position>,
         items: &mut Vec<Notification>,
@@ -512,7 +511,10 @@ impl BlueskyClient {
         struct ConvoId {
             id: String,
         }
-        let q = vec![("members", did.to_owned())];
+        // Both members, the brand first: what "the given members" means
+        // either way (a service that adds the caller itself dedups).
+        let me = self.sessions.get(self).await?;
+        let q = vec![("members", me.did), ("members", did.to_owned())];
         let (c, _): (ConvoAnswer, _) = self
             .xrpc(&Call::get("chat.bsky.convo.getConvoForMembers", q).via_chat())
             .await
@@ -803,6 +805,65 @@ impl Connector for BlueskyClient {
         }
         Some(line)
     }
+}
+
+/// What a poll makes of one answer body of `listNotifications`, item by
+/// item, for the brand `did` / `handle`: for the fuzz tests
+/// (`tests/it/fuzz.rs`), not an API.
+#[doc(hidden)]
+pub fn decode_notifications(
+    body: &[u8],
+    did: &str,
+    handle: &str,
+    clock: &Clock,
+) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
+    let raw: RawPage = crate::platforms::decode_success(body, false)?;
+    let me = Session {
+        did: did.to_owned(),
+        handle: handle.to_owned(),
+        access_jwt: String::new(),
+        refresh_jwt: String::new(),
+        access_expires_at: 0,
+        refresh_expires_at: None,
+        created: Vec::new(),
+    };
+    let mut items = Vec::new();
+    let mut skipped = Vec::new();
+    BlueskyClient::read_page(&raw, None, &mut items, &mut skipped, &mut None);
+    let events = items
+        .into_iter()
+        .filter_map(|n| n.into_event(&me, clock))
+        .collect();
+    Ok((events, skipped))
+}
+
+/// What a poll makes of one answer body of `chat.bsky.convo.getLog` for
+/// the brand `did` (senders named by their DID): for the fuzz tests.
+#[doc(hidden)]
+pub fn decode_log(
+    body: &[u8],
+    did: &str,
+    clock: &Clock,
+) -> Result<(Vec<Event>, Vec<Skipped>), ApiError> {
+    let page: LogPage = crate::platforms::decode_success(body, false)?;
+    let mut events = Vec::new();
+    let mut skipped = Vec::new();
+    for raw in &page.logs {
+        match decode_lenient::<LogEntry>(raw.get()) {
+            Ok(entry) => {
+                if let Some(m) = entry.customer_message(did) {
+                    let author = Author {
+                        id: UserId::new(m.sender.did.clone()),
+                        handle: Handle::new(m.sender.did.clone()),
+                        name: String::new(),
+                    };
+                    events.push(m.into_event(entry.convo_id, author, clock));
+                }
+            }
+            Err(e) => skipped.push(Skipped::from_json(None, &e)),
+        }
+    }
+    Ok((events, skipped))
 }
 
 /// A page of notifications, items still raw.
