@@ -600,6 +600,91 @@ async fn two_instances_share_one_session_and_renew_it_once(db: Db) {
     }
 }
 
+/// Waits up to 30 s for `what` to hold.
+async fn until(what: &str, cond: impl Fn() -> bool) {
+    for _ in 0..300 {
+        if cond() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn helpdesk_run_serves_a_bluesky_account_as_a_process() {
+    let fake = FakePds::start(PdsSetup::brand("acme.bsky.social"), Clock::new())
+        .await
+        .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = common::rules_dir(dir.path(), RULES);
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"sqlite://{}\"\nrules = \"{}\"\n\n[bluesky]\nservice = \"{}\"\nidentifier = \"acme.bsky.social\"\napp_password_env = \"HD_TEST_BSKY_PASSWORD\"\n",
+            dir.path().join("bot.db").display(),
+            rules.display(),
+            fake.base_url(),
+        ),
+    )
+    .unwrap();
+    let run = |log: &str| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+            .args(["run", "--config"])
+            .arg(&config)
+            .env("HD_TEST_BSKY_PASSWORD", fake.app_password())
+            .env("RUST_LOG", "debug")
+            .env("HELPDESK_ADMIN_LISTEN", "")
+            .stderr(std::fs::File::create(dir.path().join(log)).unwrap())
+            .spawn()
+            .unwrap()
+    };
+    fake.add_customer("ana.test", "Ana", AllowIncoming::All, false);
+    fake.add_customer("bob.test", "Bob", AllowIncoming::All, false);
+    let child = run("run1.log");
+    // Give it time to take its first look, then write.
+    until("the first poll", || {
+        fake.calls("app.bsky.notification.listNotifications") > 0
+    })
+    .await;
+    fake.mention("ana.test", "@acme.bsky.social I lost my password");
+    fake.dm("bob.test", "I want a refund");
+    until("the reply and the DM", || {
+        fake.brand_posts().len() == 1 && fake.brand_dms().len() == 1
+    })
+    .await;
+    common::terminate(&child);
+    let mut child = child;
+    assert!(child.wait().unwrap().success(), "clean exit on SIGTERM");
+    // Restarted: the same session, nobody answered twice, a new mention answered.
+    let mut child = run("run2.log");
+    fake.add_customer("carl.test", "Carl", AllowIncoming::All, false);
+    fake.mention("carl.test", "@acme.bsky.social password help");
+    until("the reply to the new mention", || {
+        fake.brand_posts().len() == 2
+    })
+    .await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    common::terminate(&child);
+    assert!(child.wait().unwrap().success());
+    assert_eq!(fake.brand_posts().len(), 2);
+    assert_eq!(fake.brand_dms().len(), 1);
+    assert_eq!(fake.session_creates(), 1, "the restart signed in again");
+    for log in ["run1.log", "run2.log"] {
+        let text = std::fs::read_to_string(dir.path().join(log)).unwrap();
+        assert!(
+            !text.contains(&fake.app_password()),
+            "the app password in {log}"
+        );
+        assert!(!text.contains("eyJ"), "a token in {log}");
+        assert!(
+            !text.contains("lost my password"),
+            "a customer's words in {log}"
+        );
+    }
+}
+
 on_both_databases!(
     two_instances_share_one_session_and_renew_it_once,
     mentions_replies_quotes_and_dms_are_answered_once_with_facets,
