@@ -55,6 +55,17 @@ impl LengthLimit {
         max: 1000,
     };
 
+    /// The limit of a direct message on the same platform: Bluesky's DMs
+    /// hold 1 000 graphemes where a post holds 300; elsewhere the post's
+    /// limit stands (X's DMs are longer than any reply, Mastodon's DMs are
+    /// posts).
+    pub fn for_dm(self) -> LengthLimit {
+        match self.platform {
+            Platform::Bluesky => LengthLimit::BLUESKY_DM,
+            Platform::X | Platform::Mastodon => self,
+        }
+    }
+
     /// Whether `text` surely fits, by a cheap upper bound: no character
     /// weighs more than 2 and each URL (which holds at least one `.`)
     /// counts at most 23. Loading 10 000 rules skips the exact counters

@@ -272,7 +272,9 @@ pub enum ApiError {
     #[error("the platform refused duplicate content")]
     Duplicate,
     /// The token is wrong, expired or revoked.
-    #[error("the platform refused the credentials (401): fix the access token, then restart")]
+    #[error(
+        "the platform refused the credentials (401): fix the token or app password the configuration names, then restart"
+    )]
     Unauthorized,
     /// 5xx, timeout, connection reset on a call that changes nothing (a
     /// read) or that certainly did not reach the platform: worth retrying.
@@ -285,9 +287,10 @@ pub enum ApiError {
     /// the platform refuses a second copy), never retried blindly.
     #[error("outcome unknown: {0}")]
     InDoubt(String),
-    /// The customer does not take direct messages from the brand (their
-    /// settings, or a block): a DM cannot reach them, a public answer can.
-    #[error("the customer does not accept direct messages from the brand: {0}")]
+    /// A direct message cannot reach the customer: their settings or a
+    /// block refuse the brand, or the brand's own access has no DMs. A
+    /// public answer still can.
+    #[error("a direct message cannot reach the customer: {0}")]
     DmClosed(String),
     /// Any other refusal: retrying will not help.
     #[error("refused ({status}): {detail}")]

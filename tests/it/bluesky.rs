@@ -351,7 +351,7 @@ async fn via_dm_reaches_the_inbox_or_the_thread_when_closed(db: Db) {
     assert!(
         notes
             .iter()
-            .any(|n| n[0].contains("does not accept direct messages")),
+            .any(|n| n[0].contains("cannot reach the customer")),
         "{notes:?}"
     );
     let outbox = rows(
@@ -418,6 +418,20 @@ async fn sessions_survive_restarts_expiry_and_a_revoked_refresh(db: Db) {
         .unwrap();
     let e = client.whoami().await.unwrap_err().to_string();
     assert!(e.contains("app password"), "{e}");
+    // Restarted in a loop with it (each start a new client on the same
+    // database): the tries themselves are counted, and stop at ten per
+    // five minutes, far from the 30 that lock the account out.
+    let before = p.fake.calls("com.atproto.server.createSession");
+    for _ in 0..30 {
+        let (client, _) = p.client("wrong-pass-word-xxxx").await;
+        let _ = client.whoami().await;
+        p.clock.advance(Duration::from_secs(5));
+    }
+    let tried = p.fake.calls("com.atproto.server.createSession") - before;
+    assert_eq!(
+        tried, 9,
+        "one try before the loop, nine in it: ten in five minutes"
+    );
 }
 
 async fn write_points_and_429s_hold_replies_until_the_reset(db: Db) {

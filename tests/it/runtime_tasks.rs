@@ -342,12 +342,12 @@ async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
         ["bluesky", "mastodon", "x"]
     );
     for sql in [
-        "INSERT INTO cursors (platform, stream, cursor, updated_at) VALUES ('threads', 'dms', 'c', 1)",
-        "INSERT INTO tickets (queue, priority, platform, customer_id, customer_handle, conversation_id, created_at, updated_at) VALUES ('q', 'low', 'threads', 'u', 'h', 'c', 1, 1)",
-        "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, author_handle, author_name, text, written_at, received_at, action) VALUES ('threads', 'm9', 'dm', 'c', 'u', 'h', 'n', 't', 1, 1, 'none')",
-        "INSERT INTO outbox (platform, kind, origin, customer_id, customer_handle, conversation_id, in_reply_to, text, created_at, next_attempt_at, updated_at) VALUES ('threads', 'dm', 'agent', 'u', 'h', 'c', 'm', 't', 1, 1, 1)",
-        "INSERT INTO opt_outs (platform, customer_id, at) VALUES ('threads', 'u', 1)",
-        "INSERT INTO oauth_tokens (platform, key_id, nonce, sealed, updated_at, refreshed_by) VALUES ('threads', 'k', 'n', 's', 1, 'h')",
+        "INSERT INTO cursors (platform, stream, cursor, updated_at) VALUES ('carrier-pigeon', 'dms', 'c', 1)",
+        "INSERT INTO tickets (queue, priority, platform, customer_id, customer_handle, conversation_id, created_at, updated_at) VALUES ('q', 'low', 'carrier-pigeon', 'u', 'h', 'c', 1, 1)",
+        "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, author_handle, author_name, text, written_at, received_at, action) VALUES ('carrier-pigeon', 'm9', 'dm', 'c', 'u', 'h', 'n', 't', 1, 1, 'none')",
+        "INSERT INTO outbox (platform, kind, origin, customer_id, customer_handle, conversation_id, in_reply_to, text, created_at, next_attempt_at, updated_at) VALUES ('carrier-pigeon', 'dm', 'agent', 'u', 'h', 'c', 'm', 't', 1, 1, 1)",
+        "INSERT INTO opt_outs (platform, customer_id, at) VALUES ('carrier-pigeon', 'u', 1)",
+        "INSERT INTO oauth_tokens (platform, key_id, nonce, sealed, updated_at, refreshed_by) VALUES ('carrier-pigeon', 'k', 'n', 's', 1, 'h')",
     ] {
         let e = refused(pool, sql).await.to_lowercase();
         assert!(e.contains("foreign key"), "{sql}: {e}");
@@ -383,14 +383,16 @@ async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
         joined + 1
     );
     // Bluesky's own migration would be this one line.
-    sqlx::query("INSERT INTO platforms (name) VALUES ('threads')")
+    sqlx::query("INSERT INTO platforms (name) VALUES ('carrier-pigeon')")
         .execute(pool)
         .await
         .unwrap();
-    sqlx::query("INSERT INTO opt_outs (platform, customer_id, at) VALUES ('threads', 'u', 1)")
-        .execute(pool)
-        .await
-        .unwrap();
+    sqlx::query(
+        "INSERT INTO opt_outs (platform, customer_id, at) VALUES ('carrier-pigeon', 'u', 1)",
+    )
+    .execute(pool)
+    .await
+    .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

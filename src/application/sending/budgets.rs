@@ -18,6 +18,7 @@ use crate::domain::Platform;
 use crate::domain::clock::{Clock, Millis};
 use crate::domain::limits::{Budget, Limits};
 use crate::domain::money::{Ask, Day, Grant, Usd};
+use crate::platforms::x::cost::{Charge, Unit};
 use crate::platforms::{Connector, ReplyKind};
 use crate::storage::{Store, StoreError, x_spend};
 
@@ -118,6 +119,28 @@ pub(super) async fn reserve_money(
 pub(super) async fn release_money(store: &Store, money: Money) -> Result<(), StoreError> {
     if let Money::Reserved(day, usd) = money {
         x_spend::settle(store, day, usd, &[]).await?;
+    }
+    Ok(())
+}
+
+/// Counts what [`reserve_money`] reserved as spent, for a `kind` reply
+/// with `text` whose outcome is unknown: X may have billed it. Counting
+/// it keeps the cap safe and frees the reservation, which would otherwise
+/// hold the day's budget until midnight (the look-up that settles the row
+/// reserves nothing; a resend is charged on its own).
+pub(super) async fn spend_money_in_doubt(
+    store: &Store,
+    money: Money,
+    (kind, text): (ReplyKind, &str),
+) -> Result<(), StoreError> {
+    if let Money::Reserved(day, usd) = money {
+        let charge = Charge {
+            endpoint: "reply_in_doubt",
+            unit: Unit::of_reply(kind, text),
+            units: 1,
+            usd,
+        };
+        x_spend::settle(store, day, usd, &[charge]).await?;
     }
     Ok(())
 }

@@ -60,7 +60,9 @@ use std::time::Duration;
 
 use arc_swap::ArcSwap;
 
-use self::budgets::{Budgets, Money, platform_budgets, release_money, reserve_money};
+use self::budgets::{
+    Budgets, Money, platform_budgets, release_money, reserve_money, spend_money_in_doubt,
+};
 use self::settle::{NOT_FOUND_BELIEVED_AFTER, Settle, settle};
 use self::verdict::{Facts, Verdict, verdict};
 use crate::domain::clock::{Clock, Millis};
@@ -355,8 +357,8 @@ impl Sender {
     }
 
     /// Sends one leased row, its price reserved in `money`; gives the
-    /// reservation back unless the send's outcome is unknown (X may have
-    /// billed it: it stays counted against the day).
+    /// reservation back, or counts it as spent when the send's outcome is
+    /// unknown (X may have billed it).
     async fn send_one(
         &self,
         conn: &dyn Connector,
@@ -364,8 +366,10 @@ impl Sender {
         money: Money,
         report: &mut DrainReport,
     ) -> Result<(), StoreError> {
-        let in_doubt = self.send_leased(conn, row, report).await?;
-        if !in_doubt {
+        let (kind, text) = (row.kind, row.text.clone());
+        if self.send_leased(conn, row, report).await? {
+            spend_money_in_doubt(&self.store, money, (kind, &text)).await?;
+        } else {
             release_money(&self.store, money).await?;
         }
         Ok(())
@@ -574,11 +578,11 @@ impl Sender {
                 report.held += 1;
             }
             Verdict::GoPublic => {
-                tracing::info!(outbox = row.id, platform = %row.platform, "the customer does not accept DMs from the brand: answering in the thread instead");
+                tracing::info!(outbox = row.id, platform = %row.platform, "a DM cannot reach the customer: answering in the thread instead");
                 outbox::requeue_public(
                     &self.store,
                     row.id,
-                    "the customer does not accept direct messages from the brand: answered in the thread instead",
+                    "a direct message cannot reach the customer: answered in the thread instead",
                     self.clock.now_ms(),
                 )
                 .await?;
@@ -666,7 +670,10 @@ impl Sender {
                 names.join(", ")
             )));
         }
-        let limit = self.length_limit(row.platform).await?;
+        let limit = match row.kind {
+            ReplyKind::Dm => self.length_limit(row.platform).await?.for_dm(),
+            ReplyKind::Public => self.length_limit(row.platform).await?,
+        };
         // Mastodon puts the customer's handle in front when the text does
         // not start with it (see the connector's send).
         let handle = format!("@{}", row.customer_handle);

@@ -128,7 +128,7 @@ pub(super) fn verdict(row: &Row, result: Result<Sent, ApiError>, f: Facts) -> Ve
             Verdict::GoPublic
         }
         Err(ApiError::DmClosed(why)) => Verdict::Fail(format!(
-            "the customer does not accept direct messages from the brand ({why}): answer in public, or ask them to open their DMs to the brand"
+            "a direct message cannot reach the customer ({why}): answer in public, or ask them to open their DMs to the brand"
         )),
         Err(ApiError::Unauthorized) => Verdict::Pause {
             kinds: vec![ReplyKind::Public, ReplyKind::Dm],
@@ -275,7 +275,7 @@ mod tests {
                 assert_eq!(v, Verdict::GoPublic, "{r:?}");
             } else {
                 assert!(
-                    matches!(&v, Verdict::Fail(why) if why.contains("does not accept direct messages")),
+                    matches!(&v, Verdict::Fail(why) if why.contains("cannot reach the customer")),
                     "{r:?}: {v:?}"
                 );
             }

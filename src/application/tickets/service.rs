@@ -152,7 +152,10 @@ async fn reply(
     dm: bool,
 ) -> Result<i64, TicketError> {
     let platform = a.ticket.platform;
-    let limit = length_limit(conn, platform).await?;
+    let limit = match dm {
+        true => length_limit(conn, platform).await?.for_dm(),
+        false => length_limit(conn, platform).await?,
+    };
     let count = limit.count(text);
     if count > limit.max {
         return Err(TicketError::TooLong {

@@ -58,6 +58,13 @@ use crate::platforms::{
 /// this since the last poll is said, never silently passed over.
 const MAX_PAGES: usize = 100;
 
+/// How far back past the stored position a poll still reads. The AppView
+/// sorts notifications by the earlier of a post's `createdAt` (the author's
+/// own clock) and the time it indexed it, so a post from a phone whose
+/// clock is behind sorts below a position already read. What is read
+/// twice, the store drops.
+const REREAD: Millis = 15 * 60 * 1000;
+
 /// Pages of the chat log per poll at most.
 const MAX_LOG_PAGES: usize = 50;
 
@@ -220,7 +227,7 @@ impl BlueskyClient {
 
     /// The pause before the next poll, from the `ratelimit-*` headers.
     fn pace(&self, h: &HeaderMap) -> Duration {
-        match window(h) {
+        match window(h, self.clock.now_ms()) {
             Some((remaining, reset)) => {
                 crate::platforms::spread(remaining, reset, self.clock.now_ms(), self.min_poll)
             }
@@ -241,7 +248,7 @@ impl BlueskyClient {
     }
 
     fn note_points(&self, h: &HeaderMap) {
-        if let Some(w) = window(h) {
+        if let Some(w) = window(h, self.clock.now_ms()) {
             *self.write_window.lock().expect("poisoned") = Some(w);
         }
     }
@@ -252,11 +259,17 @@ impl BlueskyClient {
         let mut page_cursor: Option<String> = None;
         let mut items: Vec<Notification> = Vec::new();
         let mut skipped = Vec::new();
-        let mut newest: Option<Position> = None;
+        // The position only moves forward, whatever the re-read brings.
+        let mut newest: Option<Position> = stored.clone();
         let mut next_poll = None;
         let mut reached = stored.is_none();
         for page in 0..MAX_PAGES {
-            let mut q = vec![("limit", "100".to_owned())];
+            // Every notification, not only those of accounts the brand
+            // follows, whatever the account's own setting.
+            let mut q = vec![
+                ("limit", "100".to_owned()),
+                ("priority", "false".to_owned()),
+            ];
             if let Some(c) = &page_cursor {
                 q.push(("cursor", c.clone()));
             }
@@ -308,8 +321,9 @@ impl BlueskyClient {
         })
     }
 
-    /// Decodes one page item by item, keeping those newer than `stored`.
-    /// Returns whether the page reached `stored`, and how many items it had.
+    /// Decodes one page item by item, keeping those after `stored` less
+    /// [`REREAD`]. Returns whether the page reached that far back, and how
+    /// many items it had.
     fn read_page(
         raw: &RawPage,
         stored: Option<&Position>,
@@ -333,7 +347,7 @@ impl BlueskyClient {
                 });
                 continue;
             };
-            if stored.is_some_and(|s| !pos.is_after(s)) {
+            if stored.is_some_and(|s| pos.at <= s.at - REREAD) {
                 reached = true;
                 continue;
             }
@@ -523,7 +537,15 @@ impl BlueskyClient {
     }
 
     async fn send_dm(&self, out: &Outgoing) -> Result<Sent, ApiError> {
-        let convo = self.convo_with(out.recipient.as_str()).await?;
+        if !self.dms {
+            return Err(ApiError::DmClosed(
+                "direct messages are off for this account ([bluesky] dms = false)".into(),
+            ));
+        }
+        let convo = self
+            .convo_with(out.recipient.as_str())
+            .await
+            .map_err(scope_closes_dms)?;
         let mut message = json!({"text": out.text});
         let facets = richtext::facets(
             &out.text,
@@ -541,7 +563,7 @@ impl BlueskyClient {
         let (m, _): (MessageView, _) = self
             .xrpc(&Call::post("chat.bsky.convo.sendMessage", body, true).via_chat())
             .await
-            .map_err(chat_scope)?;
+            .map_err(scope_closes_dms)?;
         Ok(Sent {
             id: format!("{convo}/{}", m.id),
         })
@@ -553,8 +575,17 @@ impl BlueskyClient {
         let me = self.sessions.get(self).await?;
         let convo = match self.convo_with(out.recipient.as_str()).await {
             Ok(c) => c,
-            // No conversation can be opened: nothing was sent.
-            Err(ApiError::DmClosed(_)) => return Ok(Lookup::NotFound),
+            // The customer closed their DMs since: whether the earlier DM
+            // left cannot be read any more, and a public answer on top of
+            // it could answer twice. An agent decides.
+            Err(ApiError::DmClosed(why)) => {
+                return Err(ApiError::Rejected {
+                    status: 403,
+                    detail: format!(
+                        "the conversation cannot be read any more ({why}), so whether the DM left is unknown"
+                    ),
+                });
+            }
             Err(e) => return Err(e),
         };
         #[derive(Deserialize)]
@@ -596,12 +627,20 @@ impl SessionCalls for BlueskyClient {
     async fn create(&self) -> Result<SessionAnswer, ApiError> {
         let body = json!({"identifier": self.identifier, "password": self.password.expose()});
         let call = Call::post("com.atproto.server.createSession", body, false);
-        match self.send_call::<SessionAnswer>(&call, Auth::None, None).await {
+        match self
+            .send_call::<SessionAnswer>(&call, Auth::None, None)
+            .await
+        {
             Ok((a, _)) => Ok(a),
-            Err(ApiError::Unauthorized) => Err(ApiError::Rejected {
-                status: 401,
-                detail: "Bluesky refused the identifier or the app password: check [bluesky] identifier and the app password in app_password_env (Settings → Privacy and security → App passwords), then restart".into(),
-            }),
+            Err(ApiError::Unauthorized) => {
+                // Unauthorized, not a refusal: the sender keeps its queue
+                // and the bot waits for the operator (and for the limits
+                // on tries, which count this one).
+                tracing::error!(
+                    "Bluesky refused the identifier or the app password: check [bluesky] identifier and the app password in app_password_env (Settings → Privacy and security → App passwords)"
+                );
+                Err(ApiError::Unauthorized)
+            }
             Err(e) => Err(e),
         }
     }
@@ -662,7 +701,7 @@ pub fn error_from(status: u16, h: &HeaderMap, body: &[u8], now: Millis) -> ApiEr
     };
     match (status, name.as_str()) {
         (429, _) | (_, "RateLimitExceeded") => ApiError::RateLimited {
-            reset_ms: window(h).map_or(now + 5 * 60 * 1000, |(_, reset)| reset),
+            reset_ms: window(h, now).map_or(now + 5 * 60 * 1000, |(_, reset)| reset),
         },
         (401, _) | (_, "ExpiredToken") | (_, "InvalidToken") if !message.contains("scope") => {
             ApiError::Unauthorized
@@ -694,17 +733,33 @@ fn chat_scope(e: ApiError) -> ApiError {
     }
 }
 
+/// A DM the brand's own access cannot send (the app password has no DM
+/// permission): to the outbox it is a DM that cannot reach the customer,
+/// so an FAQ answer goes public and an acknowledgement's ticket says why.
+fn scope_closes_dms(e: ApiError) -> ApiError {
+    match chat_scope(e) {
+        ApiError::Rejected { detail, .. } if detail.contains("scope") => ApiError::DmClosed(detail),
+        e => e,
+    }
+}
+
+/// The longest a platform's reset is believed: a day (Bluesky's longest
+/// window). A broken or hostile header further out would stop polling or
+/// sending for good, or overflow the arithmetic on times.
+const MAX_RESET: Millis = 24 * 3600 * 1000;
+
 /// Points (or calls) left and when the window resets (Unix ms), from the
-/// `ratelimit-remaining` and `ratelimit-reset` (epoch seconds) headers.
-fn window(h: &HeaderMap) -> Option<(u64, Millis)> {
+/// `ratelimit-remaining` and `ratelimit-reset` (epoch seconds) headers, the
+/// reset at most [`MAX_RESET`] after `now`.
+fn window(h: &HeaderMap, now: Millis) -> Option<(u64, Millis)> {
     let num = |name: &str| {
         h.get(name)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<i64>().ok())
     };
     let remaining = num("ratelimit-remaining")?.max(0) as u64;
-    let reset = num("ratelimit-reset")?.checked_mul(1000)?;
-    Some((remaining, reset))
+    let reset = num("ratelimit-reset")?.clamp(0, i64::MAX / 1000) * 1000;
+    Some((remaining, reset.min(now + MAX_RESET)))
 }
 
 #[async_trait]
@@ -825,7 +880,6 @@ pub fn decode_notifications(
         refresh_jwt: String::new(),
         access_expires_at: 0,
         refresh_expires_at: None,
-        created: Vec::new(),
     };
     let mut items = Vec::new();
     let mut skipped = Vec::new();
@@ -1145,7 +1199,6 @@ mod tests {
             refresh_jwt: String::new(),
             access_expires_at: 0,
             refresh_expires_at: None,
-            created: vec![],
         }
     }
 
@@ -1175,10 +1228,28 @@ mod tests {
                 429,
                 &h,
                 &body("RateLimitExceeded", "Rate Limit Exceeded"),
-                0
+                1_764_499_000_000
             ),
             ApiError::RateLimited {
                 reset_ms: 1_764_500_000_000
+            }
+        );
+        // A reset absurdly far (or an overflow waiting to happen) is held
+        // to a day; a garbled one falls back to five minutes.
+        let mut far = HeaderMap::new();
+        far.insert("ratelimit-remaining", "0".parse().unwrap());
+        far.insert("ratelimit-reset", "9223372036854775807".parse().unwrap());
+        assert_eq!(
+            error_from(429, &far, b"{}", 1000),
+            ApiError::RateLimited {
+                reset_ms: 1000 + MAX_RESET
+            }
+        );
+        far.insert("ratelimit-reset", "soon".parse().unwrap());
+        assert_eq!(
+            error_from(429, &far, b"{}", 1000),
+            ApiError::RateLimited {
+                reset_ms: 1000 + 300_000
             }
         );
         assert_eq!(
@@ -1205,6 +1276,37 @@ mod tests {
             error_from(502, &h, b"<html>", 0),
             ApiError::Transient(_)
         ));
+    }
+
+    #[test]
+    fn a_poll_reads_back_past_its_position_for_late_sorted_posts() {
+        let n = |uri: &str, at: &str| {
+            json!({"uri": uri, "cid": "c", "reason": "mention", "isRead": false, "indexedAt": at,
+                "author": {"did": "did:plc:eve", "handle": "eve.test"},
+                "record": {"$type": POST, "text": "hi", "createdAt": at}})
+        };
+        let page = json!({"notifications": [
+            n("at://new", "2026-11-30T12:01:00Z"),
+            // Written on a phone three minutes slow: sorted before the position.
+            n("at://slow", "2026-11-30T11:58:00Z"),
+            n("at://read", "2026-11-30T11:40:00Z"),
+        ]});
+        let raw: RawPage = serde_json::from_value(page).unwrap();
+        let stored = Position {
+            at: parse_rfc3339("2026-11-30T12:00:00Z").unwrap(),
+            uri: "at://pos".into(),
+        };
+        let (mut items, mut skipped, mut newest) = (Vec::new(), Vec::new(), Some(stored.clone()));
+        let (reached, n) =
+            BlueskyClient::read_page(&raw, Some(&stored), &mut items, &mut skipped, &mut newest);
+        let uris: Vec<&str> = items.iter().map(|i| i.uri.as_str()).collect();
+        assert_eq!(uris, ["at://new", "at://slow"]);
+        assert!(reached && n == 3 && skipped.is_empty());
+        assert_eq!(
+            newest.unwrap().uri,
+            "at://new",
+            "the position moves forward only"
+        );
     }
 
     #[test]

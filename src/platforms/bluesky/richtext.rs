@@ -78,7 +78,8 @@ fn links(text: &str) -> Vec<(usize, usize)> {
                     _ => break,
                 }
             }
-            if starts_word && end > start + scheme.len() {
+            let overlaps = out.iter().any(|(s, e)| start < *e && *s < end);
+            if starts_word && end > start + scheme.len() && !overlaps {
                 out.push((start, end));
             }
         }

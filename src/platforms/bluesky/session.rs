@@ -7,9 +7,11 @@
 //! lives in the database ([`SessionHome`], kept by the storage layer) and a
 //! restart reuses it. Every renewal (a refresh, or a new session when the
 //! refresh token is gone) happens under the home's lock: with several
-//! instances one renews and the others find its session. A session also
-//! remembers when sessions were created, so that the bot itself stays well
-//! under the limits ([`CREATE_LIMITS`]) whatever loop it is restarted in.
+//! instances one renews and the others find its session. The home also
+//! remembers when the bot tried to create a session, failed tries
+//! included, so that the bot itself stays well under the limits
+//! ([`CREATE_LIMITS`]) whatever loop it is restarted in, even with a wrong
+//! app password.
 //!
 //! What to do is decided by [`next_step`], apart from the calls, so that
 //! the decision is tested without a server.
@@ -57,9 +59,17 @@ pub struct Session {
     pub access_expires_at: Millis,
     /// When the refresh token expires (Unix ms), when it says.
     pub refresh_expires_at: Option<Millis>,
-    /// When the recent sessions were created (Unix ms, the last day's).
+}
+
+/// What the home keeps, sealed: the session, if any, and when the bot
+/// tried to create one over the last day (failed tries included).
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Stored {
+    /// The session, when there is one.
+    pub session: Option<Session>,
+    /// When `createSession` was called (Unix ms).
     #[serde(default)]
-    pub created: Vec<Millis>,
+    pub attempts: Vec<Millis>,
 }
 
 impl std::fmt::Debug for Session {
@@ -98,24 +108,23 @@ impl From<SessionError> for ApiError {
     }
 }
 
-/// What a renewal did, for [`SessionHome::renew`] to store.
+/// What a renewal leaves: what the home keeps from now on (written before
+/// the lock goes when `changed`, even when the renewal failed: a failed
+/// try to create a session counts) and the session, or why there is none.
 #[derive(Debug)]
-pub enum Renewed {
-    /// The stored session is good: nothing to write.
-    Kept(Session),
-    /// A new session (refreshed or created): stored before the lock goes.
-    New(Session),
+pub struct Renewal {
+    /// What to keep.
+    pub stored: Stored,
+    /// Whether `stored` differs from what was read.
+    pub changed: bool,
+    /// The session to use, or why there is none.
+    pub outcome: Result<Session, SessionError>,
 }
 
-/// The renewal [`SessionHome::renew`] runs under its lock, given the
-/// stored session (`None`: none, or one that cannot be opened).
-pub type Renew<'a> = Box<
-    dyn FnOnce(
-            Option<Session>,
-        ) -> Pin<Box<dyn Future<Output = Result<Renewed, SessionError>> + Send + 'a>>
-        + Send
-        + 'a,
->;
+/// The renewal [`SessionHome::renew`] runs under its lock, given what it
+/// keeps (empty when nothing, or nothing that can be opened).
+pub type Renew<'a> =
+    Box<dyn FnOnce(Stored) -> Pin<Box<dyn Future<Output = Renewal> + Send + 'a>> + Send + 'a>;
 
 /// Where the session lives: the storage layer implements it on the
 /// database (sealed, one row per platform); the connector only needs this.
@@ -125,32 +134,28 @@ pub trait SessionHome: Send + Sync {
     /// or it cannot be opened (sealed under another app password).
     async fn load(&self) -> Result<Option<Session>, SessionError>;
 
-    /// Runs `renew` on the stored session under a lock that every instance
-    /// on the database respects, and stores a [`Renewed::New`] session
-    /// before releasing it.
+    /// Runs `renew` on what is kept under a lock that every instance on
+    /// the database respects, and keeps what it leaves (when changed)
+    /// before releasing it; its outcome.
     async fn renew<'a>(&'a self, renew: Renew<'a>) -> Result<Session, SessionError>;
 }
 
 /// A home in memory, for a single process that may forget its session
 /// (tests, and the demo's throw-away runs).
 #[derive(Debug, Default)]
-pub struct MemoryHome(Mutex<Option<Session>>);
+pub struct MemoryHome(Mutex<Stored>);
 
 #[async_trait::async_trait]
 impl SessionHome for MemoryHome {
     async fn load(&self) -> Result<Option<Session>, SessionError> {
-        Ok(self.0.lock().await.clone())
+        Ok(self.0.lock().await.session.clone())
     }
 
     async fn renew<'a>(&'a self, renew: Renew<'a>) -> Result<Session, SessionError> {
         let mut slot = self.0.lock().await;
-        match renew(slot.clone()).await? {
-            Renewed::Kept(s) => Ok(s),
-            Renewed::New(s) => {
-                *slot = Some(s.clone());
-                Ok(s)
-            }
-        }
+        let r = renew(slot.clone()).await;
+        *slot = r.stored;
+        r.outcome
     }
 }
 
@@ -170,8 +175,14 @@ pub enum Step {
 /// Decides a renewal. `used`: the access token this instance was using when
 /// the PDS refused it (`None`: it only needs a usable session). A stored
 /// session other than the refused one, and not about to expire, was renewed
-/// by another instance: it is used as it is.
-pub fn next_step(stored: Option<&Session>, used: Option<&str>, now: Millis) -> Step {
+/// by another instance: it is used as it is. `attempts`: when sessions were
+/// last asked for.
+pub fn next_step(
+    stored: Option<&Session>,
+    attempts: &[Millis],
+    used: Option<&str>,
+    now: Millis,
+) -> Step {
     let margin = RENEW_MARGIN.as_millis() as Millis;
     if let Some(s) = stored {
         let fresh = s.access_expires_at > now + margin;
@@ -182,7 +193,7 @@ pub fn next_step(stored: Option<&Session>, used: Option<&str>, now: Millis) -> S
             return Step::Refresh;
         }
     }
-    create_or_wait(stored.map_or(&[][..], |s| &s.created[..]), now)
+    create_or_wait(attempts, now)
 }
 
 /// [`Step::Create`], unless the sessions created recently reach one of
@@ -245,9 +256,8 @@ pub struct SessionAnswer {
 }
 
 impl SessionAnswer {
-    /// The session to keep, carrying over the record of creations.
-    pub fn into_session(self, now: Millis, created: Vec<Millis>) -> Session {
-        let day = 24 * 3600 * 1000;
+    /// The session to keep.
+    pub fn into_session(self, now: Millis) -> Session {
         Session {
             access_expires_at: jwt_expiry(&self.access_jwt)
                 .unwrap_or(now + ASSUMED_ACCESS_LIFETIME.as_millis() as Millis),
@@ -256,7 +266,6 @@ impl SessionAnswer {
             handle: self.handle,
             access_jwt: self.access_jwt,
             refresh_jwt: self.refresh_jwt,
-            created: created.into_iter().filter(|t| *t > now - day).collect(),
         }
     }
 }
@@ -303,13 +312,13 @@ impl Sessions {
         let now = self.clock.now_ms();
         let mut current = self.current.lock().await;
         if let Some(s) = current.as_ref()
-            && next_step(Some(s), None, now) == Step::Use
+            && next_step(Some(s), &[], None, now) == Step::Use
         {
             return Ok(s.clone());
         }
         if current.is_none()
             && let Some(s) = self.home.load().await.map_err(ApiError::from)?
-            && next_step(Some(&s), None, now) == Step::Use
+            && next_step(Some(&s), &[], None, now) == Step::Use
         {
             *current = Some(s.clone());
             return Ok(s);
@@ -325,7 +334,7 @@ impl Sessions {
         let mut current = self.current.lock().await;
         if let Some(s) = current.as_ref()
             && s.access_jwt != used
-            && next_step(Some(s), None, self.clock.now_ms()) == Step::Use
+            && next_step(Some(s), &[], None, self.clock.now_ms()) == Step::Use
         {
             // Another task of this process renewed it already.
             return Ok(s.clone());
@@ -343,25 +352,31 @@ impl Sessions {
     ) -> Result<Session, ApiError> {
         let clock = self.clock.clone();
         let used = used.map(str::to_owned);
-        let renew: Renew<'_> = Box::new(move |stored| {
+        let renew: Renew<'_> = Box::new(move |mut stored: Stored| {
             Box::pin(async move {
                 let now = clock.now_ms();
-                let created = stored
-                    .as_ref()
-                    .map(|s| s.created.clone())
-                    .unwrap_or_default();
-                match next_step(stored.as_ref(), used.as_deref(), now) {
-                    Step::Use => Ok(Renewed::Kept(stored.expect("Use needs a stored session"))),
-                    Step::Wait(until) => Err(too_many_creations(until).into()),
-                    Step::Refresh => {
-                        let s = stored.expect("Refresh needs a stored session");
-                        match calls.refresh(&Secret::new(s.refresh_jwt.clone())).await {
-                            Ok(a) => Ok(Renewed::New(a.into_session(now, created))),
+                let before = stored.clone();
+                let session = stored.session.clone();
+                let step = next_step(session.as_ref(), &stored.attempts, used.as_deref(), now);
+                let outcome = match (step, session) {
+                    (Step::Use, Some(s)) => Ok(s),
+                    (Step::Wait(until), _) => Err(too_many_creations(until).into()),
+                    (Step::Refresh, Some(s)) => {
+                        match calls.refresh(&Secret::new(s.refresh_jwt)).await {
+                            Ok(a) => Ok(a.into_session(now)),
                             Err(Some(e)) => Err(e.into()),
-                            Err(None) => create(calls, created, now).await,
+                            Err(None) => create(calls, &mut stored.attempts, now).await,
                         }
                     }
-                    Step::Create => create(calls, created, now).await,
+                    _ => create(calls, &mut stored.attempts, now).await,
+                };
+                if let Ok(s) = &outcome {
+                    stored.session = Some(s.clone());
+                }
+                Renewal {
+                    changed: stored != before,
+                    stored,
+                    outcome,
                 }
             })
         });
@@ -369,16 +384,20 @@ impl Sessions {
     }
 }
 
-/// Creates a session, unless [`CREATE_LIMITS`] say wait, and records when.
+/// Creates a session, unless [`CREATE_LIMITS`] say wait; the try is
+/// recorded in `attempts` whatever its outcome (a wrong app password
+/// retried in a loop would lock the account out just the same).
 async fn create(
     calls: &dyn SessionCalls,
-    mut created: Vec<Millis>,
+    attempts: &mut Vec<Millis>,
     now: Millis,
-) -> Result<Renewed, SessionError> {
-    if let Step::Wait(until) = create_or_wait(&created, now) {
+) -> Result<Session, SessionError> {
+    let day = 24 * 3600 * 1000;
+    attempts.retain(|t| *t > now - day);
+    if let Step::Wait(until) = create_or_wait(attempts, now) {
         return Err(too_many_creations(until).into());
     }
-    created.push(now);
+    attempts.push(now);
     let a = calls.create().await?;
     if a.active == Some(false) {
         return Err(ApiError::Rejected {
@@ -391,7 +410,7 @@ async fn create(
         .into());
     }
     tracing::info!("created a new Bluesky session");
-    Ok(Renewed::New(a.into_session(now, created)))
+    Ok(a.into_session(now))
 }
 
 fn too_many_creations(until: Millis) -> ApiError {
@@ -416,7 +435,6 @@ mod tests {
             refresh_jwt: format!("r-{access}"),
             access_expires_at: expires,
             refresh_expires_at: refresh_expires,
-            created: vec![],
         }
     }
 
@@ -439,7 +457,19 @@ mod tests {
             (Some(&dead), None, Step::Create),
         ];
         for (stored, used, want) in cases {
-            assert_eq!(next_step(stored, used, now), want, "{stored:?} {used:?}");
+            assert_eq!(
+                next_step(stored, &[], used, now),
+                want,
+                "{stored:?} {used:?}"
+            );
+        }
+        // Nothing usable and ten tries in the last minutes: wait.
+        let tries: Vec<Millis> = (0..10).map(|i| now - i * MIN / 2).collect();
+        for stored in [None, Some(&dead)] {
+            assert!(matches!(
+                next_step(stored, &tries, None, now),
+                Step::Wait(_)
+            ));
         }
     }
 
@@ -480,6 +510,7 @@ mod tests {
 
     struct Calls {
         refresh_ok: bool,
+        create_ok: bool,
     }
 
     fn answer(access: &str) -> SessionAnswer {
@@ -496,7 +527,11 @@ mod tests {
     #[async_trait::async_trait]
     impl SessionCalls for Calls {
         async fn create(&self) -> Result<SessionAnswer, ApiError> {
-            Ok(answer("created"))
+            if self.create_ok {
+                Ok(answer("created"))
+            } else {
+                Err(ApiError::Unauthorized)
+            }
         }
         async fn refresh(&self, _: &Secret) -> Result<SessionAnswer, Option<ApiError>> {
             if self.refresh_ok {
@@ -507,27 +542,58 @@ mod tests {
         }
     }
 
+    const GOOD: Calls = Calls {
+        refresh_ok: true,
+        create_ok: true,
+    };
+
     #[tokio::test]
     async fn a_revoked_refresh_token_falls_back_to_a_new_session_once() {
         let clock = Clock::new();
         let home = Arc::new(MemoryHome::default());
         let s = Sessions::new(home.clone(), clock.clone());
-        let first = s.get(&Calls { refresh_ok: true }).await.unwrap();
+        let first = s.get(&GOOD).await.unwrap();
         assert_eq!(first.access_jwt, "created");
-        assert_eq!(first.created.len(), 1);
         // Refused: refresh works.
-        let r = s
-            .recover(&Calls { refresh_ok: true }, "created")
-            .await
-            .unwrap();
+        let r = s.recover(&GOOD, "created").await.unwrap();
         assert_eq!(r.access_jwt, "refreshed");
         // Refused again and the refresh token is revoked: a new session.
-        let c = s
-            .recover(&Calls { refresh_ok: false }, "refreshed")
-            .await
-            .unwrap();
+        let revoked = Calls {
+            refresh_ok: false,
+            create_ok: true,
+        };
+        let c = s.recover(&revoked, "refreshed").await.unwrap();
         assert_eq!(c.access_jwt, "created");
-        assert_eq!(c.created.len(), 2, "the creations are remembered");
-        assert_eq!(home.load().await.unwrap(), Some(c));
+        let kept = home.0.lock().await.clone();
+        assert_eq!(kept.attempts.len(), 2, "the creations are remembered");
+        assert_eq!(kept.session, Some(c));
+    }
+
+    #[tokio::test]
+    async fn failed_sign_ins_count_and_stop_the_loop() {
+        let clock = Clock::new();
+        let home = Arc::new(MemoryHome::default());
+        let wrong = Calls {
+            refresh_ok: false,
+            create_ok: false,
+        };
+        // A restart loop with a wrong app password: each start is a new
+        // `Sessions` on the same home.
+        let mut refused = 0;
+        let mut waited = None;
+        for _ in 0..50 {
+            let s = Sessions::new(home.clone(), clock.clone());
+            match s.get(&wrong).await {
+                Err(ApiError::Unauthorized) => refused += 1,
+                Err(ApiError::RateLimited { reset_ms }) => waited = Some(reset_ms),
+                other => panic!("{other:?}"),
+            }
+            clock.advance(Duration::from_secs(5));
+        }
+        // 50 starts 5 s apart (250 s): ten tries, then waiting until the
+        // first of them is five minutes old.
+        assert_eq!(refused, 10);
+        assert_eq!(home.0.lock().await.attempts.len(), 10);
+        assert!(waited.is_some());
     }
 }

@@ -19,7 +19,7 @@ use std::num::NonZeroU32;
 use super::{Sealed, TokenKey, instance_name, sealed_of};
 use crate::domain::clock::Clock;
 use crate::domain::secret::Secret;
-use crate::platforms::bluesky::session::{Renew, Renewed, Session, SessionError, SessionHome};
+use crate::platforms::bluesky::session::{Renew, Session, SessionError, SessionHome, Stored};
 use crate::storage::{Backend, Store};
 
 const PLATFORM: &str = "bluesky";
@@ -60,20 +60,20 @@ impl BlueskySession {
         }
     }
 
-    /// The row's session, or `None` when it is the placeholder or was
+    /// What the row keeps: nothing when it is the placeholder or was
     /// sealed under another app password.
-    fn open(&self, row: &sqlx::any::AnyRow) -> Result<Option<Session>, SessionError> {
+    fn open(&self, row: &sqlx::any::AnyRow) -> Result<Stored, SessionError> {
         let sealed = sealed_of(row).map_err(db)?;
         if sealed.key_id.is_empty() {
-            return Ok(None);
+            return Ok(Stored::default());
         }
-        match self.key.open::<Session>(PLATFORM, &sealed) {
-            Ok(s) => Ok(Some(s)),
+        match self.key.open::<Stored>(PLATFORM, &sealed) {
+            Ok(s) => Ok(s),
             Err(_) => {
                 tracing::warn!(
                     "the stored Bluesky session does not open with this app password (changed?); a new session will be created"
                 );
-                Ok(None)
+                Ok(Stored::default())
             }
         }
     }
@@ -92,6 +92,37 @@ impl BlueskySession {
         .map_err(db)?;
         Ok(())
     }
+
+    /// Writes `stored` into the locked row and commits.
+    async fn keep(
+        &self,
+        mut tx: sqlx::Transaction<'static, sqlx::Any>,
+        stored: &Stored,
+    ) -> Result<(), SessionError> {
+        let Sealed {
+            key_id,
+            nonce,
+            sealed,
+        } = self
+            .key
+            .seal(PLATFORM, stored)
+            .map_err(|e| db(format!("cannot seal the session: {e}")))?;
+        sqlx::query(
+            "UPDATE oauth_tokens SET key_id = $2, nonce = $3, sealed = $4, expires_at = $5, \
+             updated_at = $6, refreshed_by = $7 WHERE platform = $1",
+        )
+        .bind(PLATFORM)
+        .bind(key_id)
+        .bind(nonce)
+        .bind(sealed)
+        .bind(stored.session.as_ref().map(|s| s.access_expires_at))
+        .bind(self.clock.now_ms())
+        .bind(&self.instance)
+        .execute(&mut *tx)
+        .await
+        .map_err(db)?;
+        tx.commit().await.map_err(db)
+    }
 }
 
 #[async_trait::async_trait]
@@ -103,7 +134,7 @@ impl SessionHome for BlueskySession {
             .await
             .map_err(db)?;
         match row {
-            Some(r) => self.open(&r),
+            Some(r) => Ok(self.open(&r)?.session),
             None => Ok(None),
         }
     }
@@ -123,45 +154,17 @@ impl SessionHome for BlueskySession {
             .fetch_one(&mut *tx)
             .await
             .map_err(db)?;
-        let stored = self.open(&row)?;
-        let session = match renew(stored).await? {
-            Renewed::Kept(s) => {
-                tx.rollback().await.map_err(db)?;
-                return Ok(s);
-            }
-            Renewed::New(s) => s,
-        };
-        let Sealed {
-            key_id,
-            nonce,
-            sealed,
-        } = self
-            .key
-            .seal(PLATFORM, &session)
-            .map_err(|e| db(format!("cannot seal the session: {e}")))?;
-        let stored = async {
-            sqlx::query(
-                "UPDATE oauth_tokens SET key_id = $2, nonce = $3, sealed = $4, expires_at = $5, \
-                 updated_at = $6, refreshed_by = $7 WHERE platform = $1",
-            )
-            .bind(PLATFORM)
-            .bind(key_id)
-            .bind(nonce)
-            .bind(sealed)
-            .bind(session.access_expires_at)
-            .bind(self.clock.now_ms())
-            .bind(&self.instance)
-            .execute(&mut *tx)
-            .await?;
-            tx.commit().await
+        let renewal = renew(self.open(&row)?).await;
+        if !renewal.changed {
+            tx.rollback().await.map_err(db)?;
+            return renewal.outcome;
         }
-        .await;
-        if let Err(e) = stored {
-            // This instance keeps working with it; the others, and a
-            // restart, will renew again (refreshing with the old token
-            // works for a while, or a new session is created).
+        if let Err(e) = self.keep(tx, &renewal.stored).await {
+            // This instance keeps working with a new session; the others,
+            // and a restart, renew again (the old refresh token still works
+            // for a while, or a new session is created).
             tracing::error!(error = %e, "the renewed Bluesky session could not be saved in the database");
         }
-        Ok(session)
+        renewal.outcome
     }
 }
