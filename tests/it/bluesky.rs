@@ -523,6 +523,8 @@ async fn sends_cut_after_the_pds_acted_are_not_posted_twice(db: Db) {
     assert!(left.is_empty(), "{left:?}");
     // A 429, four creates and two DMs spoilt after acting, two polls refused.
     assert!(proxy.faults() >= 9, "{:?}", proxy.log());
+    // Public posts in doubt were looked up in the repo itself.
+    assert!(p.fake.calls("com.atproto.repo.getRecord") >= 4);
 
     // A crash after the post left and before it was recorded: the restart
     // settles it without a second post.

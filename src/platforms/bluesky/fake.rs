@@ -433,6 +433,7 @@ const METHODS: &[(&str, bool, Handler)] = &[
     ("com.atproto.server.refreshSession", true, session::refresh),
     ("com.atproto.server.getSession", false, session::get),
     ("com.atproto.repo.createRecord", true, feed::create_record),
+    ("com.atproto.repo.getRecord", false, feed::get_record),
     ("app.bsky.feed.getPosts", false, feed::get_posts),
     (
         "app.bsky.notification.listNotifications",

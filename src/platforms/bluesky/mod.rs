@@ -506,12 +506,46 @@ impl BlueskyClient {
             // This row's key is taken: an earlier attempt of this very row
             // posted it.
             Err(ApiError::Rejected { detail, .. })
-                if detail.to_ascii_lowercase().contains("already exist") =>
+                if detail.to_ascii_lowercase().contains("already exist")
+                    || detail.to_ascii_lowercase().contains("already a value") =>
             {
                 Ok(Sent { id: uri })
             }
             Err(e) => Err(e),
         }
+    }
+
+    /// The row's post, by its record key: read from the repo on the PDS
+    /// (`getRecord`, no index in between, so a post just made is there),
+    /// or from the AppView (`getPosts`) where the PDS does not answer that.
+    async fn find_post(&self, out: &Outgoing) -> Result<Lookup, ApiError> {
+        let me = self.sessions.get(self).await?;
+        let rkey = richtext::row_tid(out.queued_at, out.row);
+        let uri = format!("at://{}/{POST}/{rkey}", me.did);
+        #[derive(Deserialize)]
+        struct Record {
+            uri: String,
+        }
+        let q = vec![
+            ("repo", me.did.clone()),
+            ("collection", POST.to_owned()),
+            ("rkey", rkey),
+        ];
+        match self
+            .xrpc::<Record>(&Call::get("com.atproto.repo.getRecord", q))
+            .await
+        {
+            Ok((r, _)) => return Ok(Lookup::Found(vec![Sent { id: r.uri }])),
+            Err(ApiError::Rejected { detail, .. }) if detail.starts_with("RecordNotFound") => {
+                return Ok(Lookup::NotFound);
+            }
+            Err(e @ (ApiError::RateLimited { .. } | ApiError::Unauthorized)) => return Err(e),
+            Err(e) => tracing::debug!(error = %e, "getRecord unanswered; asking the AppView"),
+        }
+        Ok(match self.post(&uri).await? {
+            Some(p) => Lookup::Found(vec![Sent { id: p.uri }]),
+            None => Lookup::NotFound,
+        })
     }
 
     /// The brand's conversation with `did`. A customer who does not take
@@ -807,18 +841,7 @@ impl Connector for BlueskyClient {
 
     async fn find_sent(&self, out: &Outgoing, since: Millis) -> Result<Lookup, ApiError> {
         match out.kind {
-            ReplyKind::Public => {
-                let me = self.sessions.get(self).await?;
-                let uri = format!(
-                    "at://{}/{POST}/{}",
-                    me.did,
-                    richtext::row_tid(out.queued_at, out.row)
-                );
-                Ok(match self.post(&uri).await? {
-                    Some(p) => Lookup::Found(vec![Sent { id: p.uri }]),
-                    None => Lookup::NotFound,
-                })
-            }
+            ReplyKind::Public => self.find_post(out).await,
             ReplyKind::Dm => self.find_dm(out, since).await,
         }
     }

@@ -406,6 +406,34 @@ pub(super) fn get_posts(
     Ok(json!({"posts": posts}))
 }
 
+/// `com.atproto.repo.getRecord`: a record of a repo on this PDS, read
+/// from the repo itself (no index in between). Unknown: 400
+/// `RecordNotFound`, as the reference PDS answers.
+pub(super) fn get_record(
+    g: &mut Inner,
+    req: &Req<'_>,
+    _now: Millis,
+    _quota: &mut Quota,
+) -> Result<Value, XrpcError> {
+    let need = |k: &str| {
+        req.param(k)
+            .ok_or_else(|| invalid(format!("Params must have the property \"{k}\"")))
+    };
+    let (repo, collection, rkey) = (need("repo")?, need("collection")?, need("rkey")?);
+    let Some(did) = g.resolve(repo) else {
+        return Err(invalid(format!("Could not find repo: {repo}")));
+    };
+    let uri = format!("at://{did}/{collection}/{rkey}");
+    match g.post(&uri) {
+        Some(p) => Ok(json!({"uri": p.uri, "cid": p.cid, "value": p.record})),
+        None => Err(err(
+            400,
+            "RecordNotFound",
+            format!("Could not locate record: {uri}"),
+        )),
+    }
+}
+
 /// A notifications cursor: the last one's `indexedAt` (ms) and order. A
 /// choice: the AppView's cursor is opaque to clients, and so is this one.
 fn parse_cursor(c: &str) -> Result<(Millis, u64), XrpcError> {
