@@ -12,6 +12,7 @@ pub mod demo;
 pub mod init;
 pub mod output;
 pub mod process;
+pub mod replay;
 pub mod report;
 pub mod rules;
 pub mod run;

@@ -31,6 +31,8 @@ pub enum RulesCommand {
     },
     /// Show which rule a message routes to, and why the others lost.
     Test(TestArgs),
+    /// Preview a rule change on recorded messages; exit 0 unchanged, 1 changed, 2 error.
+    Replay(crate::commands::replay::ReplayArgs),
 }
 
 /// `helpdesk rules test`: one message, or JSON lines from stdin.
@@ -93,6 +95,7 @@ pub fn execute(cmd: RulesCommand) -> Result<i32> {
     match cmd {
         RulesCommand::Check { rules, prices } => check(&rules.path, &prices.load()?),
         RulesCommand::Test(args) => test(&args),
+        RulesCommand::Replay(args) => crate::commands::replay::execute(&args),
     }
 }
 

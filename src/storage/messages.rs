@@ -219,3 +219,49 @@ pub async fn known(
     }
     Ok(out)
 }
+
+/// One recorded message as `rules replay` reads it, borrowed from its row
+/// so that a replay of millions of messages allocates nothing per message.
+#[derive(Debug, Clone, Copy)]
+pub struct Recorded<'a> {
+    /// Where it came from (`x`, `mastodon`, `bluesky`).
+    pub platform: &'a str,
+    /// The platform's id of it.
+    pub id: &'a str,
+    /// Mention, DM or search, as stored.
+    pub channel: &'a str,
+    /// The text, as written.
+    pub text: &'a str,
+    /// When the customer wrote it.
+    pub written_at: Millis,
+}
+
+/// Hands every message written at or after `since` to `each`, in arrival
+/// order, streamed with a cursor: one row in memory at a time, however
+/// large the table. Read-only. Stops early when `each` returns `false`.
+pub async fn for_each_written_since(
+    store: &Store,
+    since: Millis,
+    mut each: impl FnMut(Recorded<'_>) -> bool,
+) -> Result<(), StoreError> {
+    use futures_util::TryStreamExt as _;
+    let mut rows = sqlx::query(
+        "SELECT platform, platform_message_id, channel, text, written_at FROM messages \
+         WHERE written_at >= $1 ORDER BY id",
+    )
+    .bind(since)
+    .fetch(store.pool());
+    while let Some(row) = rows.try_next().await? {
+        let m = Recorded {
+            platform: row.try_get(0)?,
+            id: row.try_get(1)?,
+            channel: row.try_get(2)?,
+            text: row.try_get(3)?,
+            written_at: row.try_get(4)?,
+        };
+        if !each(m) {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,725 @@
+//! `helpdesk rules replay`: what a rule change would change, measured on
+//! recorded traffic. Every message of the database (or of a JSON-lines
+//! file) is routed through the old and the new rules exactly as
+//! `rules test` routes it; the messages whose rule or action changes are
+//! grouped and counted, with the tickets and automatic replies the change
+//! adds or removes per platform and day against the reply budget.
+//!
+//! Exit 0 when nothing changes, 1 when something does, 2 on an error (as
+//! `diff`), so that a CI job can require a reviewed preview.
+
+use std::borrow::Cow;
+use std::collections::{BTreeMap, HashMap};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+use anyhow::{Context, Result, anyhow, bail};
+use clap::Args;
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use crate::commands::args::{Json, adjust};
+use crate::commands::process::{LogFormat, block_on};
+use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
+use crate::domain::limits::{Budget, Limits};
+use crate::domain::{Channel, Platform};
+use crate::rules::{LoadOptions, Outcome, RuleSet};
+use crate::runtime::config::Config;
+use crate::storage::{Store, messages};
+
+/// `helpdesk rules replay`: the rule sets, where the messages come from,
+/// which of them, and how to print.
+#[derive(Debug, Args)]
+#[command(mut_args(adjust("json", |a| a.help(
+    "One JSON line per changed message, then a last line {\"summary\": …}"))))]
+pub struct ReplayArgs {
+    /// The folder of the new rules, the ones to preview.
+    #[arg(long = "rules", value_name = "NEW")]
+    pub rules: PathBuf,
+    /// The folder of the rules to compare with (default: the `rules` of the configuration).
+    #[arg(long, value_name = "OLD")]
+    pub against: Option<PathBuf>,
+    /// Replay this JSON-lines file ({"id", "text", "channel"}, as `rules test -` reads) instead of the database.
+    #[arg(long, value_name = "FILE")]
+    pub input: Option<PathBuf>,
+    /// The configuration: its database, its rules (the default OLD) and its [limits] global budget [default: helpdesk.toml].
+    #[arg(long, value_name = "CONFIG", env = "HELPDESK_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Only messages written within this period before now: 12h, 30d, 2w… (a file's lines need a `written_at`).
+    #[arg(long, value_name = "PERIOD")]
+    pub since: Option<Since>,
+    /// Only messages on this channel (repeat for several).
+    #[arg(long = "channel", value_name = "CHANNEL")]
+    pub channels: Vec<Channel>,
+    /// Sample messages shown per group of changes in the readable output.
+    #[arg(long, value_name = "N", default_value_t = 3)]
+    pub limit: usize,
+    /// How to print.
+    #[command(flatten)]
+    pub json: Json,
+}
+
+/// A period before now, as `--since` takes it: a number and a unit
+/// (`m`, `h`, `d` or `w`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Since(pub Duration);
+
+impl FromStr for Since {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let hint = "write for example 30d, 12h, 90m or 2w";
+        let at = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+        let (n, unit) = s.split_at(at);
+        let n: u64 = n
+            .parse()
+            .map_err(|_| format!("`{s}` is not a period: {hint}"))?;
+        let secs = match unit {
+            "m" => 60,
+            "h" => 3_600,
+            "d" => 86_400,
+            "w" => 7 * 86_400,
+            _ => return Err(format!("`{s}` has no known unit: {hint}")),
+        };
+        n.checked_mul(secs)
+            .map(|s| Since(Duration::from_secs(s)))
+            .ok_or_else(|| format!("`{s}` is too long a period"))
+    }
+}
+
+/// Runs `helpdesk rules replay`; returns the exit code.
+pub fn execute(args: &ReplayArgs) -> Result<i32> {
+    let config = match (&args.config, &args.against, &args.input) {
+        (None, Some(_), Some(_)) => None,
+        (path, ..) => {
+            let path = path.clone().unwrap_or_else(|| "helpdesk.toml".into());
+            Some(Config::load(&path, false).with_context(|| {
+                format!(
+                    "reading {}: give --config, or both --input and --against",
+                    path.display()
+                )
+            })?)
+        }
+    };
+    let old_dir = match (&args.against, &config) {
+        (Some(dir), _) => dir.clone(),
+        (None, Some(c)) => c.rules.clone(),
+        (None, None) => unreachable!("a configuration is read when --against is missing"),
+    };
+    let Some(new) = load_rules(&args.rules, "--rules (the new rules)") else {
+        return Ok(2);
+    };
+    let Some(old) = load_rules(&old_dir, "--against (the old rules)") else {
+        return Ok(2);
+    };
+    let limits = config.as_ref().map(|c| c.limits.clone());
+    let since = args
+        .since
+        .map(|s| Clock::new().now_ms() - i64::try_from(s.0.as_millis()).unwrap_or(i64::MAX / 2));
+    let stdout = std::io::stdout();
+    let mut replay = Replay::new(&old, &new, args, since, stdout.lock());
+    match (&args.input, &config) {
+        (Some(file), _) => replay_file(file, &mut replay)?,
+        (None, Some(c)) => replay_database(&c.database_url, since, &mut replay)?,
+        (None, None) => unreachable!("a configuration is read when --input is missing"),
+    }
+    replay.finish(limits.as_ref())
+}
+
+/// Loads a rule set, or prints every error as `rules check` does and
+/// returns `None`: nothing is replayed on broken rules.
+fn load_rules(dir: &Path, which: &str) -> Option<RuleSet> {
+    match RuleSet::load_dir(dir, &LoadOptions::default()) {
+        Ok(set) => Some(set),
+        Err(e) => {
+            eprint!("{}", e.render());
+            eprintln!(
+                "error: {} problem{} in {} ({which}); nothing was replayed: fix them and run again",
+                e.diagnostics.len(),
+                if e.diagnostics.len() == 1 { "" } else { "s" },
+                dir.display()
+            );
+            None
+        }
+    }
+}
+
+/// One message to replay, borrowed from where it was read.
+#[derive(Debug, Clone, Copy)]
+struct Message<'a> {
+    id: &'a str,
+    text: &'a str,
+    channel: Channel,
+    platform: Option<Platform>,
+    written_at: Option<Millis>,
+}
+
+/// The route a rule set gives a message: the winning rule (`None`:
+/// unmatched) and the action's name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+struct Route<'r> {
+    rule: Option<&'r str>,
+    action: &'static str,
+}
+
+/// One `--json` line: a message whose route changes.
+#[derive(Serialize)]
+struct ChangedLine<'a, 'r> {
+    id: &'a str,
+    text: &'a str,
+    channel: Channel,
+    before: Route<'r>,
+    after: Route<'r>,
+}
+
+/// A group of messages that change the same way.
+#[derive(Debug, Default)]
+struct Group {
+    count: u64,
+    /// Up to `--limit` (id, text).
+    samples: Vec<(String, String)>,
+}
+
+/// Tickets and automatic replies of one platform on one day, with the old
+/// rules (`[0]`) and the new (`[1]`).
+#[derive(Debug, Default, Clone, Copy)]
+struct Cost {
+    tickets: [u64; 2],
+    replies: [u64; 2],
+}
+
+/// The replay in progress: counts, groups, and the `--json` output.
+struct Replay<'r, W: Write> {
+    old: &'r RuleSet,
+    new: &'r RuleSet,
+    channels: Vec<Channel>,
+    since: Option<Millis>,
+    limit: usize,
+    json: bool,
+    out: std::io::BufWriter<W>,
+    messages: u64,
+    changed: u64,
+    per_rule: HashMap<Option<&'r str>, [u64; 2]>,
+    groups: HashMap<(Route<'r>, Route<'r>), Group>,
+    costs: BTreeMap<(&'static str, Option<i64>), Cost>,
+}
+
+const DAY_MS: i64 = 86_400_000;
+
+impl<'r, W: Write> Replay<'r, W> {
+    fn new(
+        old: &'r RuleSet,
+        new: &'r RuleSet,
+        args: &ReplayArgs,
+        since: Option<Millis>,
+        out: W,
+    ) -> Self {
+        Replay {
+            old,
+            new,
+            channels: args.channels.clone(),
+            since,
+            limit: args.limit,
+            json: args.json.on,
+            out: std::io::BufWriter::with_capacity(1 << 16, out),
+            messages: 0,
+            changed: 0,
+            per_rule: HashMap::new(),
+            groups: HashMap::new(),
+            costs: BTreeMap::new(),
+        }
+    }
+
+    /// Routes one message through both rule sets, as `rules test` does.
+    fn feed(&mut self, m: Message<'_>) -> std::io::Result<()> {
+        if !self.channels.is_empty() && !self.channels.contains(&m.channel) {
+            return Ok(());
+        }
+        if let (Some(since), Some(at)) = (self.since, m.written_at)
+            && at < since
+        {
+            return Ok(());
+        }
+        self.messages += 1;
+        let (before, b_cost) = route(self.old, m);
+        let (after, a_cost) = route(self.new, m);
+        self.per_rule.entry(before.rule).or_default()[0] += 1;
+        self.per_rule.entry(after.rule).or_default()[1] += 1;
+        let day = m.written_at.map(|w| w.div_euclid(DAY_MS));
+        let platform = m.platform.map_or("-", Platform::as_str);
+        let cost = self.costs.entry((platform, day)).or_default();
+        cost.tickets[0] += u64::from(b_cost.0);
+        cost.replies[0] += u64::from(b_cost.1);
+        cost.tickets[1] += u64::from(a_cost.0);
+        cost.replies[1] += u64::from(a_cost.1);
+        if before == after {
+            return Ok(());
+        }
+        self.changed += 1;
+        let group = self.groups.entry((before, after)).or_default();
+        group.count += 1;
+        if group.samples.len() < self.limit {
+            group.samples.push((m.id.to_owned(), m.text.to_owned()));
+        }
+        if self.json {
+            let line = ChangedLine {
+                id: m.id,
+                text: m.text,
+                channel: m.channel,
+                before,
+                after,
+            };
+            serde_json::to_writer(&mut self.out, &line)?;
+            self.out.write_all(b"\n")?;
+        }
+        Ok(())
+    }
+
+    /// Prints the summary (readable, or the last `--json` line); the exit
+    /// code: 1 when something changed.
+    fn finish(mut self, limits: Option<&Limits>) -> Result<i32> {
+        if self.json {
+            self.write_summary_json()?;
+        } else {
+            self.write_readable(limits)?;
+        }
+        self.out.flush()?;
+        Ok(i32::from(self.changed > 0))
+    }
+}
+
+/// The route `set` gives `m`, and whether it opens a ticket and sends an
+/// automatic reply (an escalation's acknowledgement counts as one).
+fn route<'r>(set: &'r RuleSet, m: Message<'_>) -> (Route<'r>, (bool, bool)) {
+    let d = set.route(m.text, m.channel);
+    let outcome = d.outcome();
+    let cost = match outcome {
+        Outcome::Reply(..) => (false, true),
+        Outcome::Escalate(e, _) => (true, e.ack.is_some()),
+        Outcome::Ignore | Outcome::None => (false, false),
+    };
+    let r = Route {
+        rule: d.rule_id().map(|r| r.as_str()),
+        action: outcome.name(),
+    };
+    (r, cost)
+}
+
+/// How a change is named: `refund → billing-late` when the rule changes
+/// (with the actions when they change too), `refund: reply → escalate`
+/// when only the action does; `unmatched` stands for no rule.
+fn change_label(before: Route<'_>, after: Route<'_>) -> String {
+    let name = |r: Route<'_>| r.rule.unwrap_or("unmatched").to_owned();
+    if before.rule != after.rule {
+        let mut s = format!("{} → {}", name(before), name(after));
+        if before.action != after.action {
+            s.push_str(&format!(" ({} → {})", before.action, after.action));
+        }
+        s
+    } else {
+        format!("{}: {} → {}", name(before), before.action, after.action)
+    }
+}
+
+/// The key of a rule in the per-rule counts.
+fn rule_key(rule: Option<&str>) -> &str {
+    rule.unwrap_or("(unmatched)")
+}
+
+/// The last `--json` line.
+#[derive(Serialize)]
+struct SummaryLine<'a> {
+    summary: Summary<'a>,
+}
+
+#[derive(Serialize)]
+struct Summary<'a> {
+    messages: u64,
+    changed: u64,
+    by_change: BTreeMap<String, u64>,
+    per_rule: BTreeMap<&'a str, PerRule>,
+}
+
+#[derive(Serialize)]
+struct PerRule {
+    before: u64,
+    after: u64,
+}
+
+impl<W: Write> Replay<'_, W> {
+    fn write_summary_json(&mut self) -> Result<()> {
+        let line = SummaryLine {
+            summary: Summary {
+                messages: self.messages,
+                changed: self.changed,
+                by_change: self
+                    .groups
+                    .iter()
+                    .map(|((b, a), g)| (change_label(*b, *a), g.count))
+                    .collect(),
+                per_rule: self
+                    .per_rule
+                    .iter()
+                    .map(|(r, [b, a])| {
+                        (
+                            rule_key(*r),
+                            PerRule {
+                                before: *b,
+                                after: *a,
+                            },
+                        )
+                    })
+                    .collect(),
+            },
+        };
+        serde_json::to_writer(&mut self.out, &line)?;
+        self.out.write_all(b"\n")?;
+        Ok(())
+    }
+
+    fn write_readable(&mut self, limits: Option<&Limits>) -> Result<()> {
+        let out = &mut self.out;
+        writeln!(
+            out,
+            "replayed {} message{}: {} would be routed differently",
+            self.messages,
+            if self.messages == 1 { "" } else { "s" },
+            self.changed
+        )?;
+        let mut rules: Vec<_> = self
+            .per_rule
+            .iter()
+            .map(|(r, c)| (rule_key(*r), *c))
+            .collect();
+        rules.sort();
+        let width = rules
+            .iter()
+            .map(|(r, _)| r.chars().count())
+            .max()
+            .unwrap_or(4)
+            .max(4);
+        writeln!(
+            out,
+            "\n  {:width$}  {:>8}  {:>8}",
+            "rule", "before", "after"
+        )?;
+        for (rule, [b, a]) in &rules {
+            let mark = if b == a { "" } else { "  *" };
+            writeln!(out, "  {rule:width$}  {b:>8}  {a:>8}{mark}")?;
+        }
+        let mut groups: Vec<_> = self.groups.iter().collect();
+        groups.sort_by(|x, y| y.1.count.cmp(&x.1.count).then_with(|| x.0.cmp(y.0)));
+        if !groups.is_empty() {
+            writeln!(out, "\nchanges:")?;
+        }
+        for ((b, a), g) in groups {
+            writeln!(out, "  {}: {}", change_label(*b, *a), g.count)?;
+            for (id, text) in &g.samples {
+                writeln!(out, "      {id}: {}", excerpt(text))?;
+            }
+        }
+        write_costs(out, &self.costs, limits)?;
+        Ok(())
+    }
+}
+
+/// The tickets and automatic replies per platform and day that the change
+/// adds or removes, and the days whose automatic replies exceed the
+/// `[limits] global` budget under the new rules.
+fn write_costs(
+    out: &mut dyn Write,
+    costs: &BTreeMap<(&'static str, Option<i64>), Cost>,
+    limits: Option<&Limits>,
+) -> std::io::Result<()> {
+    let default = Limits::default();
+    let budget = limits.unwrap_or(&default).global;
+    let per_day = daily(budget);
+    writeln!(
+        out,
+        "\ntickets and automatic replies per platform and day (before → after); reply budget {} per {} s{} = {per_day} a day per platform:",
+        budget.replies,
+        budget.per_secs,
+        if limits.is_some() {
+            ""
+        } else {
+            " (the default; give --config for yours)"
+        }
+    )?;
+    let mut shown = 0;
+    for ((platform, day), c) in costs {
+        let over = c.replies[1] > per_day;
+        if c.tickets[0] == c.tickets[1] && c.replies[0] == c.replies[1] && !over {
+            continue;
+        }
+        shown += 1;
+        let day = day.map_or_else(
+            || "undated".to_owned(),
+            |d| rfc3339(d * DAY_MS)[..10].to_owned(),
+        );
+        write!(
+            out,
+            "  {platform:8} {day:10}  tickets {} → {} ({:+}), replies {} → {} ({:+})",
+            c.tickets[0],
+            c.tickets[1],
+            c.tickets[1] as i64 - c.tickets[0] as i64,
+            c.replies[0],
+            c.replies[1],
+            c.replies[1] as i64 - c.replies[0] as i64,
+        )?;
+        if over {
+            let was = if c.replies[0] > per_day {
+                ", as before"
+            } else {
+                ""
+            };
+            write!(out, "  OVER BUDGET ({per_day}){was}")?;
+        }
+        writeln!(out)?;
+    }
+    if shown == 0 {
+        writeln!(out, "  no change, and no day over budget")?;
+    }
+    Ok(())
+}
+
+/// The replies a budget allows in a day.
+fn daily(b: Budget) -> u64 {
+    u64::from(b.replies) * 86_400 / b.per_secs.max(1)
+}
+
+/// A sample text on one line, cut at 100 characters.
+fn excerpt(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .take(100)
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .collect();
+    let cut = if text.chars().nth(100).is_some() {
+        "…"
+    } else {
+        ""
+    };
+    format!("{one_line}{cut}")
+}
+
+/// A progress bar on stderr when it is a terminal (none when piped), over
+/// `len` bytes of a file, or a counter of messages when `len` is unknown.
+fn progress(len: Option<u64>) -> Option<ProgressBar> {
+    if !std::io::stderr().is_terminal() {
+        return None;
+    }
+    let bar = match len {
+        Some(n) => ProgressBar::new(n).with_style(
+            ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {msg} ({eta} left)")
+                .ok()?,
+        ),
+        None => ProgressBar::new_spinner()
+            .with_style(ProgressStyle::with_template("{spinner} {msg} ({elapsed})").ok()?),
+    };
+    Some(bar)
+}
+
+/// How often (in messages) the progress bar is updated: often enough to
+/// move, rarely enough to cost nothing.
+const TICK: u64 = 16_384;
+
+/// One line of an `--input` file: the `rules test -` format, with an
+/// optional `platform` and `written_at` (RFC 3339 or Unix ms).
+#[derive(Deserialize)]
+struct FileLine<'a> {
+    #[serde(borrow, default)]
+    id: Option<&'a RawValue>,
+    #[serde(borrow)]
+    text: Cow<'a, str>,
+    #[serde(default)]
+    channel: Option<Channel>,
+    #[serde(default)]
+    platform: Option<Platform>,
+    #[serde(borrow, default)]
+    written_at: Option<&'a RawValue>,
+}
+
+/// Replays a JSON-lines file, read buffered line by line into one reused
+/// buffer; the text is borrowed from it unless it has escapes.
+fn replay_file<W: Write>(path: &Path, replay: &mut Replay<'_, W>) -> Result<()> {
+    let file = std::fs::File::open(path).with_context(|| {
+        format!(
+            "cannot open {}: check the path given to --input",
+            path.display()
+        )
+    })?;
+    let bar = progress(file.metadata().ok().map(|m| m.len()));
+    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
+    let mut line = String::new();
+    let (mut n, mut read) = (0u64, 0u64);
+    loop {
+        line.clear();
+        let len = reader
+            .read_line(&mut line)
+            .with_context(|| format!("reading {}", path.display()))?;
+        if len == 0 {
+            break;
+        }
+        n += 1;
+        read += len as u64;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let m: FileLine<'_> = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}: line {n} is not a message: expected {{\"id\": …, \"text\": \"…\", \"channel\": \"mention|dm|search\"}}",
+                path.display()
+            )
+        })?;
+        let id =
+            m.id.map_or_else(|| Cow::Owned(format!("line {n}")), raw_text);
+        let written_at = match m.written_at {
+            Some(raw) => Some(time_of(raw).ok_or_else(|| {
+                anyhow!(
+                    "{}: line {n}: written_at must be RFC 3339 or Unix milliseconds",
+                    path.display()
+                )
+            })?),
+            None => None,
+        };
+        replay.feed(Message {
+            id: &id,
+            text: &m.text,
+            channel: m.channel.unwrap_or(Channel::Mention),
+            platform: m.platform,
+            written_at,
+        })?;
+        if let Some(bar) = &bar
+            && n.is_multiple_of(TICK)
+        {
+            bar.set_position(read);
+            bar.set_message(format!("{n} lines"));
+        }
+    }
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+/// A JSON value as text: a string without its quotes (borrowed when it has
+/// no escapes), anything else (a number id) as written.
+fn raw_text(raw: &RawValue) -> Cow<'_, str> {
+    let s = raw.get();
+    match s.strip_prefix('"').and_then(|s| s.strip_suffix('"')) {
+        Some(inner) if !inner.contains('\\') => Cow::Borrowed(inner),
+        Some(_) => serde_json::from_str::<String>(s).map_or(Cow::Borrowed(s), Cow::Owned),
+        None => Cow::Borrowed(s),
+    }
+}
+
+/// `written_at` of a file line: RFC 3339 text or Unix milliseconds.
+fn time_of(raw: &RawValue) -> Option<Millis> {
+    if raw.get().starts_with('"') {
+        parse_rfc3339(&raw_text(raw))
+    } else {
+        raw.get().parse().ok()
+    }
+}
+
+/// Replays the configured database's `messages` table, streamed.
+fn replay_database<W: Write>(
+    url: &str,
+    since: Option<Millis>,
+    replay: &mut Replay<'_, W>,
+) -> Result<()> {
+    block_on(LogFormat::Text, "warn", async {
+        let store = Store::open(url).await?;
+        let bar = progress(None);
+        let mut failed: Option<anyhow::Error> = None;
+        let mut n = 0u64;
+        messages::for_each_written_since(&store, since.unwrap_or(i64::MIN), |r| {
+            n += 1;
+            let fed = match r.channel.parse::<Channel>() {
+                Ok(channel) => replay
+                    .feed(Message {
+                        id: r.id,
+                        text: r.text,
+                        channel,
+                        platform: r.platform.parse().ok(),
+                        written_at: Some(r.written_at),
+                    })
+                    .map_err(anyhow::Error::from),
+                Err(e) => Err(anyhow!("message {}: {e}", r.id)),
+            };
+            if let Some(bar) = &bar
+                && n.is_multiple_of(TICK)
+            {
+                bar.set_message(format!("{n} messages"));
+                bar.tick();
+            }
+            match fed {
+                Ok(()) => true,
+                Err(e) => {
+                    failed = Some(e);
+                    false
+                }
+            }
+        })
+        .await?;
+        if let Some(bar) = bar {
+            bar.finish_and_clear();
+        }
+        match failed {
+            Some(e) => bail!(e),
+            None => Ok(()),
+        }
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_parse_into_durations() {
+        assert_eq!("30d".parse(), Ok(Since(Duration::from_secs(30 * 86_400))));
+        assert_eq!("12h".parse(), Ok(Since(Duration::from_secs(12 * 3_600))));
+        assert_eq!("2w".parse(), Ok(Since(Duration::from_secs(14 * 86_400))));
+        assert!("soon".parse::<Since>().is_err());
+        assert!("3y".parse::<Since>().is_err());
+    }
+
+    #[test]
+    fn changes_are_named_by_rule_then_action() {
+        let r = |rule, action| Route { rule, action };
+        assert_eq!(
+            change_label(r(Some("refund"), "reply"), r(Some("billing-late"), "reply")),
+            "refund → billing-late"
+        );
+        assert_eq!(
+            change_label(r(Some("refund"), "reply"), r(Some("refund"), "escalate")),
+            "refund: reply → escalate"
+        );
+        assert_eq!(
+            change_label(r(Some("refund"), "reply"), r(None, "none")),
+            "refund → unmatched (reply → none)"
+        );
+    }
+
+    #[test]
+    fn ids_and_times_are_read_from_raw_json() {
+        fn raw(s: &str) -> &RawValue {
+            serde_json::from_str(s).unwrap()
+        }
+        assert_eq!(raw_text(raw("\"a1\"")), "a1");
+        assert_eq!(raw_text(raw("42")), "42");
+        assert_eq!(raw_text(raw("\"a\\\"b\"")), "a\"b");
+        assert_eq!(time_of(raw("1000")), Some(1000));
+        assert_eq!(time_of(raw("\"1970-01-01T00:00:01Z\"")), Some(1000));
+        assert_eq!(
+            daily(Budget {
+                replies: 60,
+                per_secs: 900
+            }),
+            5760
+        );
+    }
+}
