@@ -1,0 +1,395 @@
+//! `helpdesk rules replay` run as a process: on a JSON-lines file and on a
+//! database the bot filled from the X sandbox, its exit codes (0 unchanged,
+//! 1 changed, 2 error), its groups and JSON lines, its filters, and its
+//! agreement, message for message, with `rules test --json -` under each
+//! rule set.
+
+use std::collections::BTreeMap;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+use crate::common::{self, Db, Setup, line, spawn};
+
+const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
+
+/// The repository's rules with two changes: `coupure` no longer names an
+/// outage (those messages fall to the `[default]` escalation), and the
+/// opening hours are escalated instead of answered.
+fn new_rules(dir: &Path) -> PathBuf {
+    let new = dir.join("new");
+    std::fs::create_dir_all(&new).unwrap();
+    for entry in std::fs::read_dir(common::repo_rules()).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let text = text.replacen("\"coupure\", ", "", 1).replacen(
+            "reply = \"Bonjour {author}, nos conseillers répondent",
+            "escalate = { queue = \"tech\", priority = \"low\" }\nold_reply = \"",
+            1,
+        );
+        std::fs::write(new.join(path.file_name().unwrap()), text).unwrap();
+    }
+    // `old_reply` would be an unknown key: drop that line.
+    let faq = new.join("10-faq.toml");
+    let text = std::fs::read_to_string(&faq).unwrap();
+    let kept: Vec<&str> = text
+        .lines()
+        .filter(|l| !l.starts_with("old_reply"))
+        .collect();
+    std::fs::write(&faq, kept.join("\n")).unwrap();
+    new
+}
+
+/// A corpus in French and English, with accents, emoji and typographic
+/// apostrophes, on every channel.
+const CORPUS: &[(&str, &str, &str)] = &[
+    ("m1", "mention", "encore une coupure chez @lumio 😡"),
+    ("m2", "dm", "Coupure d’internet depuis ce matin"),
+    ("m3", "mention", "Quels sont vos horaires ?"),
+    ("m4", "search", "what are your opening hours?"),
+    ("m5", "mention", "je veux être REMBOURSÉ"),
+    ("m6", "dm", "forgot my PASSWORD!!"),
+    ("m7", "mention", "bonjour 👋"),
+    ("m8", "search", "la box ne fonctionne plus"),
+    (
+        "m9",
+        "mention",
+        "coupure de réseau à Lyon, c’est quand la fin ?",
+    ),
+    ("m10", "dm", "horaires du magasin de Nantes ?"),
+    ("m11", "mention", "I was charged twice this month"),
+    ("m12", "search", "coupure générale ?"),
+];
+
+fn write_corpus(dir: &Path) -> PathBuf {
+    let path = dir.join("messages.jsonl");
+    let mut f = std::fs::File::create(&path).unwrap();
+    for (i, (id, channel, text)) in CORPUS.iter().enumerate() {
+        let day = 20 + i % 3;
+        let v = serde_json::json!({"id": id, "channel": channel, "text": text,
+            "platform": "x", "written_at": format!("2026-01-{day}T10:00:00Z")});
+        writeln!(f, "{v}").unwrap();
+    }
+    path
+}
+
+fn helpdesk(args: &[&str], dir: &Path) -> Output {
+    Command::new(BIN)
+        .args(args)
+        .current_dir(dir)
+        .env_remove("HELPDESK_CONFIG")
+        .env_remove("HELPDESK_DATABASE_URL")
+        .output()
+        .unwrap()
+}
+
+fn json_lines(out: &Output) -> Vec<Value> {
+    String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// (rule, action) of every corpus message under `rules`, from `rules test --json -`.
+fn rules_test(rules: &Path) -> Vec<(Value, Value)> {
+    let mut child = Command::new(BIN)
+        .args(["rules", "test", "--json", "-", "--rules"])
+        .arg(rules)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    for (_, channel, text) in CORPUS {
+        writeln!(
+            stdin,
+            "{}",
+            serde_json::json!({"text": text, "channel": channel})
+        )
+        .unwrap();
+    }
+    drop(stdin);
+    let out = child.wait_with_output().unwrap();
+    assert!(out.status.success());
+    json_lines(&out)
+        .into_iter()
+        .map(|v| (v["rule"].clone(), v["action"].clone()))
+        .collect()
+}
+
+#[test]
+fn a_file_replay_agrees_with_rules_test_under_each_rule_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let old = common::repo_rules();
+    let corpus = write_corpus(dir.path());
+    let out = helpdesk(
+        &[
+            "rules",
+            "replay",
+            "--json",
+            "--rules",
+            new.to_str().unwrap(),
+            "--against",
+            old.to_str().unwrap(),
+            "--input",
+            corpus.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = json_lines(&out);
+    let summary = lines.pop().unwrap()["summary"].clone();
+    let (before, after) = (rules_test(&old), rules_test(&new));
+    let mut expected = Vec::new();
+    let mut per_rule: BTreeMap<String, (u64, u64)> = BTreeMap::new();
+    for (i, (id, channel, text)) in CORPUS.iter().enumerate() {
+        let key = |r: &Value| r.as_str().unwrap_or("(unmatched)").to_owned();
+        per_rule.entry(key(&before[i].0)).or_default().0 += 1;
+        per_rule.entry(key(&after[i].0)).or_default().1 += 1;
+        if before[i] != after[i] {
+            expected.push(
+                serde_json::json!({"id": id, "text": text, "channel": channel,
+                "before": {"rule": before[i].0, "action": before[i].1},
+                "after": {"rule": after[i].0, "action": after[i].1}}),
+            );
+        }
+    }
+    assert_eq!(lines, expected);
+    assert!(expected.len() >= 5, "the corpus exercises both changes");
+    assert_eq!(summary["messages"], CORPUS.len());
+    assert_eq!(summary["changed"], expected.len());
+    let counted: BTreeMap<String, (u64, u64)> = summary["per_rule"]
+        .as_object()
+        .unwrap()
+        .iter()
+        .map(|(k, v)| {
+            (
+                k.clone(),
+                (v["before"].as_u64().unwrap(), v["after"].as_u64().unwrap()),
+            )
+        })
+        .collect();
+    assert_eq!(counted, per_rule);
+    assert_eq!(summary["by_change"]["opening-hours: reply → escalate"], 3);
+    assert_eq!(
+        summary["by_change"]["outage-status → unmatched (reply → escalate)"],
+        4
+    );
+}
+
+#[test]
+fn the_readable_preview_groups_changes_with_samples_and_costs() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let corpus = write_corpus(dir.path());
+    let old = common::repo_rules();
+    let args = [
+        "rules",
+        "replay",
+        "--limit",
+        "1",
+        "--rules",
+        new.to_str().unwrap(),
+        "--against",
+        old.to_str().unwrap(),
+        "--input",
+        corpus.to_str().unwrap(),
+    ];
+    let out = helpdesk(&args, dir.path());
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("replayed 12 messages: 7 would be routed differently"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "  opening-hours: reply → escalate: 3\n      m3: Quels sont vos horaires ?\n"
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("  outage-status → unmatched (reply → escalate): 4\n      m1: "),
+        "{text}"
+    );
+    assert!(text.contains("x        2026-01-20  tickets"), "{text}");
+    assert!(
+        !text.contains("m9:"),
+        "--limit 1 shows one sample per group: {text}"
+    );
+    // The same rules on both sides: nothing changes, exit 0.
+    let same = helpdesk(
+        &[
+            "rules",
+            "replay",
+            "--rules",
+            old.to_str().unwrap(),
+            "--against",
+            old.to_str().unwrap(),
+            "--input",
+            corpus.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(same.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&same.stdout).contains("12 messages: 0 would"));
+}
+
+#[test]
+fn channel_and_since_filters_choose_the_messages() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let corpus = write_corpus(dir.path());
+    let old = common::repo_rules();
+    let base = [
+        "rules",
+        "replay",
+        "--json",
+        "--rules",
+        new.to_str().unwrap(),
+        "--against",
+        old.to_str().unwrap(),
+        "--input",
+        corpus.to_str().unwrap(),
+    ];
+    let run = |extra: &[&str]| {
+        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
+        let out = helpdesk(&args, dir.path());
+        json_lines(&out).pop().unwrap()["summary"].clone()
+    };
+    assert_eq!(run(&["--channel", "dm"])["messages"], 3);
+    assert_eq!(
+        run(&["--channel", "dm", "--channel", "search"])["messages"],
+        6
+    );
+    // The corpus was written in January 2026, long before a week ago.
+    assert_eq!(run(&["--since", "1w"])["messages"], 0);
+    assert_eq!(run(&["--since", "5200w"])["messages"], 12);
+    let bad = helpdesk(&[&base[..], &["--since", "soon"]].concat(), dir.path());
+    assert_eq!(bad.status.code(), Some(2));
+}
+
+#[test]
+fn broken_new_rules_are_reported_as_rules_check_does_and_nothing_is_replayed() {
+    let dir = tempfile::tempdir().unwrap();
+    let corpus = write_corpus(dir.path());
+    let broken = common::rules_dir(
+        dir.path(),
+        "[[rule]]\nkeywords = [\"a\"]\nreply = \"hi\"\n\n[[rule]]\nid = \"x\"\nkeywords = []\nreply = \"{nope}\"\n",
+    );
+    let check = helpdesk(
+        &["rules", "check", "--rules", broken.to_str().unwrap()],
+        dir.path(),
+    );
+    let out = helpdesk(
+        &[
+            "rules",
+            "replay",
+            "--json",
+            "--rules",
+            broken.to_str().unwrap(),
+            "--against",
+            common::repo_rules().to_str().unwrap(),
+            "--input",
+            corpus.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(out.status.code(), Some(2));
+    assert!(out.stdout.is_empty(), "nothing replayed");
+    let rendered = String::from_utf8(check.stderr).unwrap();
+    let diagnostics = rendered.rsplit_once("error: ").unwrap().0;
+    assert!(diagnostics.matches("error").count() >= 2, "{rendered}");
+    assert!(
+        String::from_utf8(out.stderr)
+            .unwrap()
+            .starts_with(diagnostics)
+    );
+}
+
+/// The bot records the sandbox's traffic; the replay reads its database
+/// through the configuration, whose rules are the old ones by default.
+async fn replays_the_database_the_bot_filled(db: Db) {
+    let traffic = CORPUS
+        .iter()
+        .enumerate()
+        .map(|(i, (_, channel, text))| {
+            line(&(5000 + i).to_string(), channel, &format!("cust{i}"), text)
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "database_url = \"{}\"\nrules = \"{}\"\n\n[limits]\nglobal = {{ replies = 1, per_secs = 86400 }}\n\n[x]\nbase_url = \"http://127.0.0.1:9\"\naccess_token_env = \"HD_TEST_NO_SUCH_TOKEN\"\n",
+            app.url,
+            common::repo_rules().display()
+        ),
+    )
+    .unwrap();
+    let recorded = app.count("SELECT COUNT(*) FROM messages").await;
+    let run = |extra: &[&str]| {
+        let mut args = vec![
+            "rules",
+            "replay",
+            "--rules",
+            new.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        helpdesk(&args, dir.path())
+    };
+    let out = run(&["--json"]);
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let mut lines = json_lines(&out);
+    let summary = lines.pop().unwrap()["summary"].clone();
+    assert_eq!(summary["messages"], recorded);
+    assert_eq!(summary["changed"], lines.len());
+    assert!(lines.len() >= 5, "{lines:?}");
+    assert!(
+        lines
+            .iter()
+            .all(|l| l["id"].as_str().unwrap().starts_with("50"))
+    );
+    // The readable preview says which days the replies exceed the budget.
+    let text = String::from_utf8(run(&[]).stdout).unwrap();
+    assert!(text.contains("OVER BUDGET (1)"), "{text}");
+    assert_eq!(
+        json_lines(&run(&["--json", "--channel", "dm"]))
+            .pop()
+            .unwrap()["summary"]["messages"],
+        3
+    );
+    // A message written long ago is left out by --since.
+    sqlx::query("UPDATE messages SET written_at = 0 WHERE platform_message_id = '5000'")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    let recent = json_lines(&run(&["--json", "--since", "30d"]))
+        .pop()
+        .unwrap();
+    assert_eq!(recent["summary"]["messages"], recorded - 1);
+}
+
+on_both_databases!(replays_the_database_the_bot_filled);
