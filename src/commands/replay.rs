@@ -208,6 +208,10 @@ struct Replay<'r, W: Write> {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// Above this many rules, the readable table lists only the rules whose
+/// count changes.
+const MAX_RULE_ROWS: usize = 30;
+
 impl<'r, W: Write> Replay<'r, W> {
     fn new(
         old: &'r RuleSet,
@@ -405,9 +409,17 @@ impl<W: Write> Replay<'_, W> {
             "\n  {:width$}  {:>8}  {:>8}",
             "rule", "before", "after"
         )?;
+        // A large rule set shows only the rules whose count changes.
+        let all = rules.len() <= MAX_RULE_ROWS;
         for (rule, [b, a]) in &rules {
             let mark = if b == a { "" } else { "  *" };
-            writeln!(out, "  {rule:width$}  {b:>8}  {a:>8}{mark}")?;
+            if all || b != a {
+                writeln!(out, "  {rule:width$}  {b:>8}  {a:>8}{mark}")?;
+            }
+        }
+        let same = rules.iter().filter(|(_, [b, a])| b == a).count();
+        if !all && same > 0 {
+            writeln!(out, "  … and {same} rules whose count does not change")?;
         }
         let mut groups: Vec<_> = self.groups.iter().collect();
         groups.sort_by(|x, y| y.1.count.cmp(&x.1.count).then_with(|| x.0.cmp(y.0)));
