@@ -27,6 +27,7 @@ mod in_doubt;
 mod length_conformance;
 mod mastodon;
 mod outage;
+mod rules_bulk;
 mod rules_errors;
 mod rules_matching;
 mod runtime_tasks;
