@@ -2,7 +2,9 @@
 # The bulk routing benchmark (see BENCHMARKS.md): the whole
 # `helpdesk rules test --json -` process against a Python loop around
 # pyahocorasick doing the same routing, in the same run, alternating.
-# Usage: bench/rules_test.sh [MESSAGES] [ROUNDS]
+# Usage: bench/rules_test.sh [MESSAGES] [ROUNDS]; HELPDESK_BASELINE=BINARY adds
+# a helpdesk built from another commit to the same rounds (its output must
+# be identical).
 set -eu
 cd "$(dirname "$0")/.."
 messages="${1:-200000}"
@@ -26,4 +28,4 @@ for n in 10 1000 10000; do
     done
 done
 echo "messages: $messages a corpus, rounds: $rounds"
-"$venv/bin/python" bench/rules_test_driver.py "$target/release/helpdesk" "$venv/bin/python" "$work" "$rounds" "$messages"
+"$venv/bin/python" bench/rules_test_driver.py "$target/release/helpdesk" "$venv/bin/python" "$work" "$rounds" "$messages" "${HELPDESK_BASELINE:-}"
