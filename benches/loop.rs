@@ -1,4 +1,4 @@
-//! The bot loop's hot path on SQLite: N inbound messages through routing,
+//! The bot loop's hot path on SQLite and PostgreSQL: N inbound messages through routing,
 //! the store transaction (message, decision, ticket, outbox row) and the
 //! cursor, as the ingest task runs it after a poll.
 //!
@@ -7,7 +7,10 @@
 //! Prints messages per second and the p50/p99 latency of a message (from
 //! the start of its batch to the commit that makes it durable), for the
 //! group commit the bot uses and, as the baseline measured in the same run,
-//! one transaction per message.
+//! one transaction per message. `--postgres URL` (a server URL with a
+//! database the bench may connect to, e.g.
+//! `postgres://postgres@127.0.0.1:5432/test`) measures PostgreSQL too, each
+//! run in a database of its own, created for it and dropped after.
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -77,14 +80,63 @@ struct Run {
     p99_us: f64,
 }
 
-async fn run(n: usize, batch: usize, rules: &RuleSet) -> Run {
-    let dir = tempfile::tempdir().unwrap();
-    let store = Store::open(&format!(
-        "sqlite://{}",
-        dir.path().join("bench.db").display()
-    ))
+/// A fresh database on PostgreSQL at `base` (a URL ending in a database
+/// the bench may connect to): its URL and its name.
+async fn fresh_postgres(base: &str) -> (String, String) {
+    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+    let name = format!(
+        "helpdesk_bench_{}_{}",
+        std::process::id(),
+        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    );
+    sqlx::any::install_default_drivers();
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base)
+        .await
+        .expect("PostgreSQL at --postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+        .execute(&mut conn)
+        .await
+        .expect("create the bench database");
+    if std::env::var_os("HELPDESK_BENCH_PG_LOG").is_some() {
+        // Every statement and its duration in the server's log: where a
+        // batch's time goes, this database only.
+        sqlx::query(sqlx::AssertSqlSafe(format!(
+            "ALTER DATABASE {name} SET log_min_duration_statement = 0"
+        )))
+        .execute(&mut conn)
+        .await
+        .expect("log the bench database's statements");
+    }
+    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
+    (format!("{prefix}/{name}"), name)
+}
+
+async fn drop_postgres(base: &str, name: &str) {
+    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base)
+        .await
+        .expect("PostgreSQL at --postgres");
+    sqlx::query(sqlx::AssertSqlSafe(format!(
+        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+    )))
+    .execute(&mut conn)
     .await
-    .unwrap();
+    .expect("drop the bench database");
+}
+
+/// `postgres`: the server's URL, `None` for SQLite in a temporary folder.
+async fn run(n: usize, batch: usize, rules: &RuleSet, postgres: Option<&str>) -> Run {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, pg_name) = match postgres {
+        Some(base) => {
+            let (url, name) = fresh_postgres(base).await;
+            (url, Some(name))
+        }
+        None => (
+            format!("sqlite://{}", dir.path().join("bench.db").display()),
+            None,
+        ),
+    };
+    let store = Store::open(&url).await.unwrap();
     let clock = Clock::new();
     let config = Config::default();
     let pipeline = Pipeline::new(
@@ -123,6 +175,10 @@ async fn run(n: usize, batch: usize, rules: &RuleSet) -> Run {
         latencies.extend(std::iter::repeat_n(us, chunk.len()));
     }
     let secs = start.elapsed().as_secs_f64();
+    store.pool().close().await;
+    if let (Some(base), Some(name)) = (postgres, pg_name) {
+        drop_postgres(base, &name).await;
+    }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];
     Run {
@@ -172,24 +228,37 @@ fn main() {
         });
         return;
     }
-    let grouped = rt.block_on(run(n, batch, &rules));
-    let single = rt.block_on(run((n / 4).max(100), 1, &rules));
-    println!("bot loop on SQLite: route + one store transaction per batch + outbox enqueue");
+    let postgres = std::env::args()
+        .skip_while(|a| a != "--postgres")
+        .nth(1)
+        .filter(|u| !u.is_empty());
+    let mut backends = vec![("SQLite", None)];
+    if let Some(url) = postgres.as_deref() {
+        backends.push(("PostgreSQL", Some(url)));
+    }
+    println!("bot loop: route + one store transaction per batch + outbox enqueue");
     println!(
         "messages: {n}, batch: {batch}, rules: {}",
         rules.rules().len()
     );
     println!(
-        "| mode | messages/s | p50 latency | p99 latency |\n|---|---:|---:|---:|\n| group commit ({batch} per transaction) | {:.0} | {:.2} ms | {:.2} ms |\n| baseline: one transaction per message | {:.0} | {:.2} ms | {:.2} ms |",
-        grouped.per_sec,
-        grouped.p50_us / 1000.0,
-        grouped.p99_us / 1000.0,
-        single.per_sec,
-        single.p50_us / 1000.0,
-        single.p99_us / 1000.0
+        "| database | mode | messages/s | p50 latency | p99 latency |\n|---|---|---:|---:|---:|"
     );
-    println!(
-        "ratio: {:.1}x the baseline",
-        grouped.per_sec / single.per_sec
-    );
+    for (label, url) in backends {
+        let grouped = rt.block_on(run(n, batch, &rules, url));
+        let single = rt.block_on(run((n / 4).max(100), 1, &rules, url));
+        println!(
+            "| {label} | group commit ({batch} per transaction) | {:.0} | {:.2} ms | {:.2} ms |\n| {label} | baseline: one transaction per message | {:.0} | {:.2} ms | {:.2} ms |",
+            grouped.per_sec,
+            grouped.p50_us / 1000.0,
+            grouped.p99_us / 1000.0,
+            single.per_sec,
+            single.p50_us / 1000.0,
+            single.p99_us / 1000.0
+        );
+        println!(
+            "{label}: group commit {:.1}x the baseline",
+            grouped.per_sec / single.per_sec
+        );
+    }
 }

@@ -1,12 +1,12 @@
 //! `helpdesk rules check` and `helpdesk rules test`: the commands that only
 //! read rule files, for writing rules before the bot runs them.
 
+use std::borrow::Cow;
 use std::io::{BufRead, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
-use serde_json::json;
 
 use crate::commands::args::{Json, RulesFolder, adjust};
 use crate::domain::Channel;
@@ -14,7 +14,7 @@ use crate::domain::money::Usd;
 use crate::platforms::ReplyKind;
 use crate::platforms::x::config::XPrices;
 use crate::platforms::x::cost::{Unit, reply_price};
-use crate::rules::{Action, Decision, LoadOptions, Outcome, Rule, RuleSet, Vars, Via};
+use crate::rules::{Action, Decision, LoadOptions, Loser, Outcome, Rule, RuleSet, Vars, Via};
 use crate::runtime::config::Config;
 
 /// `helpdesk rules …`
@@ -235,40 +235,108 @@ pub fn decision_json(
     channel: Channel,
     prices: &XPrices,
 ) -> serde_json::Value {
-    let mut v = routing_json(d, vars);
-    v["x_cost_usd"] = json!(reply_cost(d, vars, channel, prices).map(Usd::dollars));
-    v
+    let mut reply = String::new();
+    serde_json::to_value(Routed::new(d, vars, channel, prices, &mut reply))
+        .expect("a routing is plain strings and numbers")
 }
 
-/// The routing part of [`decision_json`].
-fn routing_json(d: &Decision<'_>, vars: &Vars<'_>) -> serde_json::Value {
-    let outcome = d.outcome();
-    let (reply, via, queue, priority) = match outcome {
-        Outcome::Reply(t, via) => (Some(t.render(vars)), Some(via), None, None),
-        Outcome::Escalate(e, via) => (
-            e.ack.as_ref().map(|a| a.render(vars)),
-            e.ack.as_ref().map(|_| via),
-            Some(e.queue.as_str()),
-            Some(e.priority.as_str()),
-        ),
-        Outcome::Ignore | Outcome::None => (None, None, None, None),
-    };
-    let losers: Vec<_> = d
-        .losers
-        .iter()
-        .map(|l| json!({"rule": l.rule.id.as_str(), "reason": l.reason.to_string()}))
-        .collect();
-    json!({
-        "rule": d.rule_id().map(|r| r.as_str()),
-        "action": outcome.name(),
-        "reply": reply,
-        "keyword": d.winner.as_ref().map(|w| w.keyword.written.as_str()),
-        "span": d.winner.as_ref().map(|w| [w.span.0, w.span.1]),
-        "losers": losers,
-        "via": via,
-        "queue": queue,
-        "priority": priority,
-    })
+/// One routing as JSON, borrowed from the decision and a reply buffer the
+/// caller reuses: written straight to the output, no `serde_json::Value`
+/// in between. The fields are in the order `serde_json::Value`'s sorted
+/// map printed them, which the output of `rules test --json` keeps.
+#[derive(serde::Serialize)]
+struct Routed<'a> {
+    action: &'static str,
+    keyword: Option<&'a str>,
+    losers: Losers<'a>,
+    priority: Option<&'a str>,
+    queue: Option<&'a str>,
+    reply: Option<&'a str>,
+    rule: Option<&'a str>,
+    span: Option<[usize; 2]>,
+    via: Option<Via>,
+    x_cost_usd: Option<f64>,
+}
+
+impl<'a> Routed<'a> {
+    /// The routing `d`; its reply (or acknowledgement) is rendered into
+    /// `reply`, cleared first, and priced on X once.
+    fn new(
+        d: &'a Decision<'a>,
+        vars: &Vars<'_>,
+        channel: Channel,
+        prices: &XPrices,
+        reply: &'a mut String,
+    ) -> Self {
+        reply.clear();
+        let outcome = d.outcome();
+        let (template, via, queue, priority) = match outcome {
+            Outcome::Reply(t, via) => (Some(t), Some(via), None, None),
+            Outcome::Escalate(e, via) => (
+                e.ack.as_ref(),
+                e.ack.as_ref().map(|_| via),
+                Some(e.queue.as_str()),
+                Some(e.priority.as_str()),
+            ),
+            Outcome::Ignore | Outcome::None => (None, None, None, None),
+        };
+        let mut cost = None;
+        if let (Some(t), Some(via)) = (template, via) {
+            t.render_into(vars, reply);
+            // As `reply_cost`: a DM when the rule says so or the message was one.
+            let kind = if via == Via::Dm || channel == Channel::Dm {
+                ReplyKind::Dm
+            } else {
+                ReplyKind::Public
+            };
+            cost = Some(reply_price(prices, kind, reply).dollars());
+        }
+        Routed {
+            action: outcome.name(),
+            keyword: d.winner.as_ref().map(|w| w.keyword.written.as_str()),
+            losers: Losers(&d.losers),
+            priority,
+            queue,
+            reply: template.map(|_| reply.as_str()),
+            rule: d.rule_id().map(|r| r.as_str()),
+            span: d.winner.as_ref().map(|w| [w.span.0, w.span.1]),
+            via,
+            x_cost_usd: cost,
+        }
+    }
+}
+
+/// The rules that lost, as `[{"reason", "rule"}]`, each reason written
+/// from its `Display` without a `String` in between.
+struct Losers<'a>(&'a [Loser<'a>]);
+
+impl serde::Serialize for Losers<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        struct One<'a>(&'a Loser<'a>);
+        impl serde::Serialize for One<'_> {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                let mut o = s.serialize_struct("Loser", 2)?;
+                o.serialize_field("reason", &Shown(&self.0.reason))?;
+                o.serialize_field("rule", self.0.rule.id.as_str())?;
+                o.end()
+            }
+        }
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for l in self.0 {
+            seq.serialize_element(&One(l))?;
+        }
+        seq.end()
+    }
+}
+
+/// A `Display` value serialised as the string it shows.
+struct Shown<'a, T: std::fmt::Display>(&'a T);
+
+impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self.0)
+    }
 }
 
 /// The routing for a person: which rule won and on which words, what the
@@ -323,48 +391,86 @@ fn explain(d: &Decision<'_>, text: &str, channel: Channel, vars: &Vars<'_>) -> S
 }
 
 /// One line of `rules test -`: a message, and optionally who wrote it.
+/// Borrowed from the line when it holds no escapes (the common case), so
+/// reading a message allocates nothing; the name stays `BulkLine`, which
+/// the error of a line that is not an object shows.
 #[derive(serde::Deserialize)]
-struct BulkLine {
-    text: String,
+struct BulkLine<'a> {
+    #[serde(borrow)]
+    text: Cow<'a, str>,
     #[serde(default)]
     channel: Option<Channel>,
-    #[serde(default)]
-    author: Option<String>,
-    #[serde(default)]
-    name: Option<String>,
+    #[serde(default, borrow)]
+    author: Option<Cow<'a, str>>,
+    #[serde(default, borrow)]
+    name: Option<Cow<'a, str>>,
 }
 
+/// The error object a broken line gets in its place.
+#[derive(serde::Serialize)]
+struct LineError {
+    error: String,
+}
+
+/// Read and written in large blocks: a bulk run is millions of short lines.
+const BULK_BUFFER: usize = 1 << 20;
+
 /// Routes every JSON line of stdin; a line that cannot be read gets an
-/// error object in its place and the exit code 1, the others go on.
+/// error object in its place and the exit code 1, the others go on. It
+/// streams: one input line buffer, one reply buffer and one output buffer,
+/// reused for every message.
 fn bulk(set: &RuleSet, vars: &Vars<'_>, prices: &XPrices) -> Result<i32> {
-    let stdin = std::io::stdin().lock();
-    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut input = std::io::BufReader::with_capacity(BULK_BUFFER, std::io::stdin().lock());
+    let mut out = std::io::BufWriter::with_capacity(BULK_BUFFER, std::io::stdout().lock());
     let mut code = 0;
-    for (n, line) in stdin.lines().enumerate() {
-        let line = line.context("reading stdin")?;
+    let mut buf = String::new();
+    let mut reply = String::new();
+    for n in 1.. {
+        buf.clear();
+        if input.read_line(&mut buf).context("reading stdin")? == 0 {
+            break;
+        }
+        let line = strip_newline(&buf);
         if line.trim().is_empty() {
             continue;
         }
-        let value = route_line(set, vars, &line, prices).unwrap_or_else(|e| {
+        if let Err(e) = route_line(set, vars, line, prices, &mut reply, &mut out) {
+            if e.is_io() {
+                // stdout failed (a closed pipe): nothing more can be said there.
+                return Err(e).context("writing stdout");
+            }
             code = 1;
-            json!({"error": format!("line {}: {e}; expected {{\"text\": \"…\", \"channel\": \"mention|dm|search\"}}", n + 1)})
-        });
-        serde_json::to_writer(&mut out, &value)?;
+            let error = format!(
+                "line {n}: {e}; expected {{\"text\": \"…\", \"channel\": \"mention|dm|search\"}}"
+            );
+            serde_json::to_writer(&mut out, &LineError { error })?;
+        }
         out.write_all(b"\n")?;
     }
     out.flush()?;
     Ok(code)
 }
 
-/// The routing of one bulk line, its own author and name replacing the
-/// defaults in `vars`.
+/// The line without its end: `\n`, or `\r\n`, as `BufRead::lines` cut it.
+fn strip_newline(buf: &str) -> &str {
+    match buf.strip_suffix('\n') {
+        Some(line) => line.strip_suffix('\r').unwrap_or(line),
+        None => buf,
+    }
+}
+
+/// Routes one bulk line, its own author and name replacing the defaults
+/// in `vars`, and writes its JSON to `out` (nothing when the line does not
+/// decode: the caller writes the error in its place).
 fn route_line(
     set: &RuleSet,
     vars: &Vars<'_>,
     line: &str,
     prices: &XPrices,
-) -> Result<serde_json::Value, serde_json::Error> {
-    let m = serde_json::from_str::<BulkLine>(line)?;
+    reply: &mut String,
+    out: &mut impl Write,
+) -> Result<(), serde_json::Error> {
+    let m = serde_json::from_str::<BulkLine<'_>>(line)?;
     let author = m.author.as_deref().map(|a| a.trim_start_matches('@'));
     let v = Vars {
         author: author.unwrap_or(vars.author),
@@ -372,10 +478,6 @@ fn route_line(
         ticket: vars.ticket,
     };
     let channel = m.channel.unwrap_or(Channel::Mention);
-    Ok(decision_json(
-        &set.route(&m.text, channel),
-        &v,
-        channel,
-        prices,
-    ))
+    let d = set.route(&m.text, channel);
+    serde_json::to_writer(out, &Routed::new(&d, &v, channel, prices, reply))
 }

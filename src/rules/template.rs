@@ -170,6 +170,13 @@ impl Template {
     /// back to the handle's words.
     pub fn render(&self, vars: &Vars<'_>) -> String {
         let mut out = String::with_capacity(self.source.len() + 32);
+        self.render_into(vars, &mut out);
+        out
+    }
+
+    /// [`Template::render`] appended to `out`: a bulk caller reuses one
+    /// buffer instead of allocating a reply per message.
+    pub fn render_into(&self, vars: &Vars<'_>, out: &mut String) {
         for s in &self.segments {
             match s {
                 Segment::Text(t) => out.push_str(t),
@@ -192,7 +199,6 @@ impl Template {
                 Segment::Hole(Placeholder::Ticket) => out.push_str(vars.ticket.unwrap_or("")),
             }
         }
-        out
     }
 }
 

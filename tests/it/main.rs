@@ -28,6 +28,7 @@ mod length_conformance;
 mod mastodon;
 mod outage;
 mod replay;
+mod rules_bulk;
 mod rules_errors;
 mod rules_matching;
 mod runtime_tasks;
