@@ -442,24 +442,33 @@ fn fold_fast(c: char, from: (usize, usize), e: &mut Emitter) -> bool {
                 e.char(l, from);
             }
         }
-        // Every letter of Latin-1 and Latin Extended-A but × and ÷.
-        return matches!(cp, 0xC0..=0x17F) && cp != 0xD7 && cp != 0xF7 || is_word_char(c);
+        return is_latin_word_char(cp);
     }
     if is_unchanged_symbol(cp) {
-        e.char(c, from);
-    } else {
-        fold_char(c, |f| match f {
-            Folded::Char(l) => e.char(l, from),
-            Folded::Space => e.space(from),
-        });
+        e.symbol(c, from);
+        return false;
     }
+    fold_char(c, |f| match f {
+        Folded::Char(l) => e.char(l, from),
+        Folded::Space => e.space(from),
+    });
     is_word_char(c)
 }
 
-/// Emoji and pictographs, which folding leaves as they are (checked code
-/// point by code point by a unit test).
+/// [`is_word_char`] for U+0080 to U+017F and U+2000 to U+206F, without
+/// its Unicode look-ups (checked code point by code point by a unit test):
+/// every letter of Latin-1 and Latin Extended-A but × and ÷, and ª ² ³ µ ¹
+/// º ¼ ½ ¾; no General Punctuation character.
+#[inline]
+fn is_latin_word_char(cp: u32) -> bool {
+    matches!(cp, 0xC0..=0x17F) && cp != 0xD7 && cp != 0xF7
+        || matches!(cp, 0xAA | 0xB2 | 0xB3 | 0xB5 | 0xB9 | 0xBA | 0xBC..=0xBE)
+}
+
+/// Emoji and pictographs, which folding leaves as they are and which are
+/// not word characters (checked code point by code point by a unit test).
 fn is_unchanged_symbol(cp: u32) -> bool {
-    matches!(cp, 0x2600..=0x27BF | 0x1F300..=0x1FAFF)
+    matches!(cp, 0x2600..=0x2775 | 0x2794..=0x27BF | 0x1F300..=0x1FAFF)
 }
 
 /// The fast path's output under construction: the text, its walk starts
@@ -567,6 +576,16 @@ impl Emitter {
         }
         self.text.push(c);
         self.out_word = word;
+    }
+
+    /// A symbol that is not a word character (an emoji): a walk starts
+    /// at it.
+    #[inline]
+    fn symbol(&mut self, c: char, from: (usize, usize)) {
+        self.map(from, false);
+        self.walk_here();
+        self.text.push(c);
+        self.out_word = false;
     }
 
     fn finish(mut self, out: &mut Normalized) {
@@ -960,13 +979,14 @@ pub(crate) mod tests {
             }
         }
         // The word-character shortcut of `fold_fast`.
-        for cp in 0xC0..0x180u32 {
+        for cp in (0x80..0x180u32).chain(0x2000..0x2070) {
             let c = char::from_u32(cp).unwrap();
-            assert_eq!(cp != 0xD7 && cp != 0xF7, is_word_char(c), "U+{cp:04X}");
+            assert_eq!(is_latin_word_char(cp), is_word_char(c), "U+{cp:04X}");
         }
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
             if is_unchanged_symbol(c as u32) {
                 assert_eq!(folded(c), c.to_string(), "U+{:04X}", c as u32);
+                assert!(!is_word_char(c), "U+{:04X}", c as u32);
             }
         }
     }
