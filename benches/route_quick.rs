@@ -8,6 +8,11 @@
 //! on one rule count only.
 //!
 //! Run: `cargo bench --bench route_quick [-- RULE_COUNT...]`
+//!
+//! With `--mixed`, the mixed French and English corpus instead
+//! (`generate::mixed`, 200 000 messages): its accented and plain ASCII
+//! variants alternate round by round, and the ratio of their costs is
+//! printed, accented ÷ ASCII.
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -16,7 +21,7 @@ use helpdesk::domain::Channel;
 
 #[path = "common/generate.rs"]
 mod generate;
-use generate::{SIZES, accented, keywords, load, messages};
+use generate::{SIZES, accented, keywords, load, messages, mixed};
 
 const ROUNDS: usize = 40;
 
@@ -27,6 +32,40 @@ fn round(set: &helpdesk::rules::RuleSet, msgs: &[String]) -> f64 {
         black_box(set.route(m, Channel::Mention).rule_id());
     }
     t.elapsed().as_nanos() as f64 / msgs.len() as f64
+}
+
+/// Rounds of each variant over the mixed corpus.
+const MIXED_ROUNDS: usize = 10;
+
+/// The mixed corpus at each rule count: accented and ASCII rounds in turn.
+fn run_mixed(sizes: &[usize]) {
+    println!(
+        "| rules | ASCII best | ASCII median | accented best | accented median | accented ÷ ASCII (best, median) |"
+    );
+    println!("|---:|---:|---:|---:|---:|---:|");
+    for &n in sizes {
+        let kws = keywords(n);
+        let set = load(&kws);
+        let (french, ascii) = mixed(&kws);
+        let (mut a, mut f) = (Vec::new(), Vec::new());
+        for _ in 0..MIXED_ROUNDS {
+            a.push(round(&set, &ascii));
+            f.push(round(&set, &french));
+        }
+        a.sort_by(f64::total_cmp);
+        f.sort_by(f64::total_cmp);
+        let m = MIXED_ROUNDS / 2;
+        let rate = |ns: f64| format!("{:.0} ns ({:.2} M/s)", ns, 1e3 / ns);
+        println!(
+            "| {n} | {} | {} | {} | {} | {:.2}, {:.2} |",
+            rate(a[0]),
+            rate(a[m]),
+            rate(f[0]),
+            rate(f[m]),
+            f[0] / a[0],
+            f[m] / a[m]
+        );
+    }
 }
 
 fn main() {
@@ -40,6 +79,10 @@ fn main() {
     } else {
         sizes
     };
+    if std::env::args().any(|a| a == "--mixed") {
+        run_mixed(&sizes);
+        return;
+    }
     let sets: Vec<_> = sizes
         .iter()
         .map(|&n| {

@@ -83,3 +83,93 @@ pub fn load(kws: &[String]) -> RuleSet {
 pub fn accented(msgs: &[String]) -> Vec<String> {
     msgs.iter().map(|m| m.replacen('e', "é", 3)).collect()
 }
+
+/// Messages in the mixed French and English corpus.
+#[allow(dead_code)] // route_quick only
+pub const MIXED_MESSAGES: usize = 200_000;
+
+/// Words of the mixed corpus, each as a French or English customer writes
+/// it and as the same customer would type it on a plain ASCII keyboard.
+#[allow(dead_code)] // route_quick only
+const MIXED_WORDS: [(&str, &str); 48] = [
+    ("bonjour", "bonjour"),
+    ("problème", "probleme"),
+    ("remboursé", "rembourse"),
+    ("très", "tres"),
+    ("déjà", "deja"),
+    ("été", "ete"),
+    ("reçu", "recu"),
+    ("commandé", "commande"),
+    ("à", "a"),
+    ("où", "ou"),
+    ("fenêtre", "fenetre"),
+    ("prêt", "pret"),
+    ("l’appli", "l'appli"),
+    ("j’ai", "j'ai"),
+    ("c’est", "c'est"),
+    ("n’arrive", "n'arrive"),
+    ("qu’il", "qu'il"),
+    ("«\u{a0}urgent\u{a0}»", "\"urgent\""),
+    ("merci\u{202f}!", "merci !"),
+    ("pourquoi\u{202f}?", "pourquoi ?"),
+    ("hier…", "hier..."),
+    ("😡", ":("),
+    ("🙏", ":)"),
+    ("👍🏽", "+1"),
+    ("❤️", "<3"),
+    ("la", "la"),
+    ("commande", "commande"),
+    ("livraison", "livraison"),
+    ("mot", "mot"),
+    ("de", "de"),
+    ("passe", "passe"),
+    ("compte", "compte"),
+    ("the", "the"),
+    ("order", "order"),
+    ("refund", "refund"),
+    ("still", "still"),
+    ("hasn’t", "hasn't"),
+    ("arrived", "arrived"),
+    ("please", "please"),
+    ("help", "help"),
+    ("my", "my"),
+    ("account", "account"),
+    ("“broken”", "\"broken\""),
+    ("it’s", "it's"),
+    ("and", "and"),
+    ("since", "since"),
+    ("Monday", "Monday"),
+    ("now", "now"),
+];
+
+/// The mixed French and English corpus, [`MIXED_MESSAGES`] messages of
+/// about 280 bytes from a fixed seed: accented letters, typographic
+/// apostrophes and quotes, French spaces, ellipses and emoji as customers
+/// write them, after an `@acme` handle, one in four with a keyword (its
+/// first `e` written `é` in the accented variant). Returns the accented
+/// messages and the same messages typed in plain ASCII, word for word.
+#[allow(dead_code)] // route_quick only
+pub fn mixed(kws: &[String]) -> (Vec<String>, Vec<String>) {
+    let mut rng = StdRng::seed_from_u64(2026);
+    (0..MIXED_MESSAGES)
+        .map(|i| {
+            let mut accented = String::from("@acme ");
+            let mut ascii = accented.clone();
+            if i % 4 == 0 {
+                let k = kws[rng.random_range(0..kws.len())].trim_end_matches('*');
+                accented.push_str(&k.replacen('e', "é", 1));
+                ascii.push_str(k);
+                accented.push(' ');
+                ascii.push(' ');
+            }
+            while ascii.len() < 270 {
+                let (a, plain) = MIXED_WORDS[rng.random_range(0..MIXED_WORDS.len())];
+                accented.push_str(a);
+                ascii.push_str(plain);
+                accented.push(' ');
+                ascii.push(' ');
+            }
+            (accented, ascii)
+        })
+        .unzip()
+}

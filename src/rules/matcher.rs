@@ -302,12 +302,12 @@ mod tests {
         );
     }
 
-    /// The walks the ASCII path marks find what the general scan finds.
+    /// The walks the fast paths mark find what the general scan finds.
     fn assert_same_hits(patterns: &[&str], src: &str) {
         let m = Matcher::new(patterns).unwrap();
         let general = normalize(src, true);
         let mut fast = Normalized::default();
-        super::super::normalize::normalize_ascii_into(src, &mut fast);
+        super::super::normalize::normalize_fast_into(src, &mut fast);
         assert!(fast.is_fast());
         let (mut a, mut b) = (Vec::new(), Vec::new());
         m.scan(&general, &mut a);
@@ -332,6 +332,7 @@ mod tests {
             "log in, my blog #panne ?panne",
             "@acme mot   de\tpasse a ab abc abcd",
             "WiFi wifi-wifi www.wifi.fr http://wifi a",
+            "Mot de passe oublié… l’appli «\u{a0}plante\u{a0}» 😡 #PANNE Log\u{200b}in",
         ] {
             assert_same_hits(&p, src);
         }
@@ -343,6 +344,25 @@ mod tests {
             src in proptest::string::string_regex("([a-dA-D]{1,6}|[ \t]{1,2}|@[a-d]{0,3}|[#?!'.-]|https?://[a-d]{1,3}){0,30}").unwrap()
         ) {
             assert_same_hits(&["a", "ab", "abc", "abcd", "bad", "cab dab", "#a", "?", "d'a", "c-d"], &src);
+        }
+
+        /// On mixed text, a one-character pattern for every character of
+        /// the normalised text: the hits are exactly the walk starts.
+        #[test]
+        fn fast_walks_agree_with_the_general_scan_on_mixed_text(
+            src in proptest::string::string_regex(super::super::normalize::tests::MIXED).unwrap()
+        ) {
+            let text = normalize(&src, true).text;
+            let mut patterns: Vec<String> = text
+                .chars()
+                .filter(|c| *c != ' ')
+                .map(String::from)
+                .collect();
+            patterns.sort();
+            patterns.dedup();
+            patterns.extend(["rembourse", "l'appli", "mot de passe", "cafe"].map(String::from));
+            let patterns: Vec<&str> = patterns.iter().map(String::as_str).collect();
+            assert_same_hits(&patterns, &src);
         }
     }
 }

@@ -365,20 +365,13 @@ impl RuleSet {
     pub fn route(&self, text: &str, channel: Channel) -> Decision<'_> {
         SCRATCH.with(|s| {
             let (norm, hits, touched) = &mut *s.borrow_mut();
-            if text.is_ascii() {
-                normalize::normalize_ascii_into(text, norm);
-            } else {
-                normalize::normalize_into(text, true, false, norm);
-            }
+            // Keeps its map back to the original text as it goes, for the
+            // evidence of the decision.
+            normalize::normalize_fast_into(text, norm);
             hits.clear();
             touched.clear();
             self.matcher.scan(norm, hits);
             self.collect(hits, touched);
-            if !norm.is_fast() && touched.iter().any(|t| t.keyword.is_some()) {
-                // Only a decision with evidence to show pays for the map
-                // back to the original text: the same text, with spans.
-                normalize::normalize_into(text, true, true, norm);
-            }
             self.decide(norm, touched, channel)
         })
     }

@@ -30,9 +30,12 @@ pub struct Normalized {
     /// when the normaliser already knows (the ASCII path); `None`: the
     /// matcher finds them itself.
     pub(crate) walk_bits: Option<Vec<u64>>,
-    /// The ASCII path's map back: `(output byte, original byte)` at every
-    /// point where the offset between them changes.
-    checkpoints: Vec<(u32, u32)>,
+    /// The fast paths' map back: `(output byte, original byte, flat end)`
+    /// at every point where the offset between them changes. With a flat
+    /// end of 0 the output bytes from there map one to one onto the
+    /// original bytes; otherwise every one of them maps to the whole range
+    /// `[original byte, flat end)` (the bytes of one folded character).
+    checkpoints: Vec<(u32, u32, u32)>,
 }
 
 impl Normalized {
@@ -44,10 +47,15 @@ impl Normalized {
             }
             let map = |o: usize| {
                 let k = self.checkpoints.partition_point(|c| c.0 as usize <= o);
-                let (co, ci) = self.checkpoints[k - 1];
-                ci as usize + (o - co as usize)
+                let (co, ci, flat_end) = self.checkpoints[k - 1];
+                if flat_end == 0 {
+                    let at = ci as usize + (o - co as usize);
+                    (at, at + 1)
+                } else {
+                    (ci as usize, flat_end as usize)
+                }
             };
-            return (map(start), map(end - 1) + 1);
+            return (map(start).0, map(end - 1).1);
         }
         if start >= end || end > self.spans.len() {
             return (0, 0);
@@ -254,7 +262,7 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
     text.resize(n + 8, 0);
     let cps = &mut out.checkpoints;
     cps.clear();
-    cps.push((0, 0));
+    cps.push((0, 0, 0));
     let urls = may_hold_url(bytes);
     // Plain slices, so their lengths stay in registers in the loop.
     let (tx, wb) = (&mut text[..], &mut bits[..]);
@@ -327,7 +335,7 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
                 // White space after white space: one space is enough.
                 i += 1;
                 shift += 1;
-                cps.push(((i - shift) as u32, i as u32));
+                cps.push(((i - shift) as u32, i as u32, 0));
                 continue;
             }
             if let Some(end) = masked_entity_end(src, i) {
@@ -339,7 +347,7 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
                 }
                 shift += end - i;
                 i = end;
-                cps.push(((i - shift) as u32, i as u32));
+                cps.push(((i - shift) as u32, i as u32, 0));
                 continue;
             }
         }
@@ -355,6 +363,239 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
     text.truncate(o);
     out.text = String::from_utf8(text).expect("only ASCII bytes were written");
     out.walk_bits = Some(bits);
+}
+
+/// The same result as [`normalize_into`] with masking and spans (text,
+/// map back and walk starts) for any text, in one pass that never runs
+/// NFKD on what Latin-script customers write: ASCII as in
+/// [`normalize_ascii_into`], Latin-1 and Latin Extended-A letters,
+/// typographic quotes, dashes, ellipses and the spaces of French typography
+/// by table ([`LATIN_FOLD`], [`PUNCT_FOLD`]), emoji and other symbols as
+/// they are. Any other character is folded one at a time by the general
+/// path's [`fold_char`]. Equivalence with the general path is a property
+/// test; the tables are checked against `fold_char` code point by code point.
+pub fn normalize_fast_into(src: &str, out: &mut Normalized) {
+    if src.is_ascii() {
+        normalize_ascii_into(src, out);
+        return;
+    }
+    out.clear();
+    out.with_spans = false;
+    let mut e = Emitter::new(out, src.len());
+    let bytes = src.as_bytes();
+    let mut i = 0;
+    // As in the general path: whether the previous original character was
+    // a word character (a handle or URL only starts after one that is not).
+    let mut prev_word = false;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b < 0x80 {
+            if !prev_word
+                && matches!(b, b'@' | b'h' | b'H' | b'w' | b'W')
+                && let Some(end) = masked_entity_end(src, i)
+            {
+                e.space((i, end));
+                (i, prev_word) = (end, false);
+                continue;
+            }
+            if b.is_ascii_alphanumeric() {
+                let start = i;
+                while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
+                    i += 1;
+                }
+                e.ascii_word(&src[start..i], start);
+                prev_word = true;
+                continue;
+            }
+            if b.is_ascii_whitespace() {
+                e.space((i, i + 1));
+            } else {
+                e.char(ASCII_FOLD[b as usize] as char, (i, i + 1));
+            }
+            (i, prev_word) = (i + 1, false);
+            continue;
+        }
+        let c = src[i..].chars().next().expect("i is on a char boundary");
+        let from = (i, i + c.len_utf8());
+        prev_word = fold_fast(c, from, &mut e);
+        i = from.1;
+    }
+    e.finish(out);
+}
+
+/// Folds one non-ASCII character by table when one covers it, else by
+/// [`fold_char`]; says whether it is a word character.
+#[inline]
+fn fold_fast(c: char, from: (usize, usize), e: &mut Emitter) -> bool {
+    let cp = c as u32;
+    let table = match cp {
+        0x80..=0x17F => Some(LATIN_FOLD[cp as usize - 0x80]),
+        0x2000..=0x206F => Some(PUNCT_FOLD[cp as usize - 0x2000]),
+        _ => None,
+    };
+    if let Some(folded) = table {
+        for l in folded.chars() {
+            // No folding gives a plain space: it stands for white space.
+            if l == ' ' {
+                e.space(from);
+            } else {
+                e.char(l, from);
+            }
+        }
+        return is_latin_word_char(cp);
+    }
+    if is_unchanged_symbol(cp) {
+        e.symbol(c, from);
+        return false;
+    }
+    fold_char(c, |f| match f {
+        Folded::Char(l) => e.char(l, from),
+        Folded::Space => e.space(from),
+    });
+    is_word_char(c)
+}
+
+/// [`is_word_char`] for U+0080 to U+017F and U+2000 to U+206F, without
+/// its Unicode look-ups (checked code point by code point by a unit test):
+/// every letter of Latin-1 and Latin Extended-A but × and ÷, and ª ² ³ µ ¹
+/// º ¼ ½ ¾; no General Punctuation character.
+#[inline]
+fn is_latin_word_char(cp: u32) -> bool {
+    matches!(cp, 0xC0..=0x17F) && cp != 0xD7 && cp != 0xF7
+        || matches!(cp, 0xAA | 0xB2 | 0xB3 | 0xB5 | 0xB9 | 0xBA | 0xBC..=0xBE)
+}
+
+/// Emoji and pictographs, which folding leaves as they are and which are
+/// not word characters (checked code point by code point by a unit test).
+fn is_unchanged_symbol(cp: u32) -> bool {
+    matches!(cp, 0x2600..=0x2775 | 0x2794..=0x27BF | 0x1F300..=0x1FAFF)
+}
+
+/// The fast path's output under construction: the text, its walk starts
+/// and its map back, kept as [`normalize_into`] and [`Matcher::scan`]
+/// would have them.
+///
+/// [`Matcher::scan`]: super::matcher::Matcher::scan
+struct Emitter {
+    text: String,
+    bits: Vec<u64>,
+    cps: Vec<(u32, u32, u32)>,
+    /// The current map back: `Some(original - output)` when one to one,
+    /// `None` for a folded character's range (the last checkpoint's).
+    linear: Option<isize>,
+    /// Whether the last output character is a word character.
+    out_word: bool,
+}
+
+impl Emitter {
+    fn new(out: &mut Normalized, len: usize) -> Self {
+        let mut text = std::mem::take(&mut out.text);
+        text.reserve(len);
+        let mut bits = out.walk_bits.take().unwrap_or_default();
+        bits.clear();
+        bits.resize(len / 64 + 2, 0);
+        let mut cps = std::mem::take(&mut out.checkpoints);
+        cps.clear();
+        cps.push((0, 0, 0));
+        Emitter {
+            text,
+            bits,
+            cps,
+            linear: Some(0),
+            out_word: false,
+        }
+    }
+
+    /// Maps the next output bytes to `from`: one to one when a single byte
+    /// gives a single byte, else each to the whole range.
+    #[inline]
+    fn map(&mut self, from: (usize, usize), one_to_one: bool) {
+        let o = self.text.len();
+        if one_to_one {
+            let delta = from.0 as isize - o as isize;
+            if self.linear != Some(delta) {
+                self.cps.push((o as u32, from.0 as u32, 0));
+                self.linear = Some(delta);
+            }
+        } else {
+            let last = *self.cps.last().expect("a first checkpoint");
+            if self.linear.is_some() || (last.1, last.2) != (from.0 as u32, from.1 as u32) {
+                self.cps.push((o as u32, from.0 as u32, from.1 as u32));
+                self.linear = None;
+            }
+        }
+    }
+
+    #[inline]
+    fn walk_here(&mut self) {
+        let o = self.text.len();
+        if o >> 6 >= self.bits.len() {
+            self.bits.resize((o >> 6) + 1, 0);
+        }
+        self.bits[o >> 6] |= 1 << (o & 63);
+    }
+
+    /// A run of ASCII letters and digits, lower-cased.
+    fn ascii_word(&mut self, run: &str, start: usize) {
+        self.map((start, start + 1), true);
+        if !self.out_word {
+            self.walk_here();
+        }
+        let at = self.text.len();
+        self.text.push_str(run);
+        self.text[at..].make_ascii_lowercase();
+        self.out_word = true;
+    }
+
+    /// White space: one space, none at the start or after another.
+    #[inline]
+    fn space(&mut self, from: (usize, usize)) {
+        if self.text.is_empty() || self.text.ends_with(' ') {
+            return;
+        }
+        self.map(from, from.1 - from.0 == 1);
+        self.text.push(' ');
+        self.out_word = false;
+    }
+
+    /// One output character (never a space): a walk starts at a word's
+    /// first character, at every other character, and anywhere in a script
+    /// written without spaces, as the matcher's own scan decides.
+    #[inline]
+    fn char(&mut self, c: char, from: (usize, usize)) {
+        let (word, walk) = if c.is_ascii() {
+            let word = c.is_ascii_alphanumeric();
+            (word, !word || !self.out_word)
+        } else {
+            let word = is_word_char(c);
+            (word, !word || !self.out_word || is_unspaced_script(c))
+        };
+        self.map(from, from.1 - from.0 == 1 && c.is_ascii());
+        if walk {
+            self.walk_here();
+        }
+        self.text.push(c);
+        self.out_word = word;
+    }
+
+    /// A symbol that is not a word character (an emoji): a walk starts
+    /// at it.
+    #[inline]
+    fn symbol(&mut self, c: char, from: (usize, usize)) {
+        self.map(from, false);
+        self.walk_here();
+        self.text.push(c);
+        self.out_word = false;
+    }
+
+    fn finish(mut self, out: &mut Normalized) {
+        if self.text.ends_with(' ') {
+            self.text.pop();
+        }
+        out.text = self.text;
+        out.walk_bits = Some(self.bits);
+        out.checkpoints = self.cps;
+    }
 }
 
 /// The high bit of each byte of `x`.
@@ -481,15 +722,33 @@ static ASCII_FOLD: [u8; 256] = {
 };
 
 fn push_folded(c: char, from: (usize, usize), out: &mut Normalized) {
+    fold_char(c, |f| match f {
+        Folded::Char(l) => out.push_char(l, from),
+        Folded::Space => out.push_space(from),
+    });
+}
+
+/// One piece of a folded character.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Folded {
+    /// A character of the normalised text.
+    Char(char),
+    /// White space (one space, none after another or at the start).
+    Space,
+}
+
+/// How the general path folds one character, piece by piece: the single
+/// definition the fast path's tables are checked against.
+fn fold_char(c: char, mut emit: impl FnMut(Folded)) {
     if is_invisible(c) {
         return;
     }
     if c.is_whitespace() {
-        out.push_space(from);
+        emit(Folded::Space);
         return;
     }
     if let Some(q) = plain_quote(c) {
-        out.push_char(q, from);
+        emit(Folded::Char(q));
         return;
     }
     for d in c.nfkd() {
@@ -497,12 +756,12 @@ fn push_folded(c: char, from: (usize, usize), out: &mut Normalized) {
             match l {
                 _ if is_diacritic(l) || is_invisible(l) => {}
                 'ß' => {
-                    out.push_char('s', from);
-                    out.push_char('s', from);
+                    emit(Folded::Char('s'));
+                    emit(Folded::Char('s'));
                 }
-                'ς' => out.push_char('σ', from),
-                _ if l.is_whitespace() => out.push_space(from),
-                _ => out.push_char(plain_quote(l).unwrap_or(l), from),
+                'ς' => emit(Folded::Char('σ')),
+                _ if l.is_whitespace() => emit(Folded::Space),
+                _ => emit(Folded::Char(plain_quote(l).unwrap_or(l))),
             }
         }
     }
@@ -552,8 +811,67 @@ pub fn normalize(src: &str, mask: bool) -> Normalized {
     out
 }
 
+/// How [`fold_char`] folds U+0080 to U+017F (Latin-1 Supplement and Latin
+/// Extended-A); a space stands for white space. Generated from `fold_char`
+/// and checked against it by `the_tables_fold_as_the_general_path`.
+#[rustfmt::skip]
+static LATIN_FOLD: [&str; 0x100] = [
+    "\u{80}", "\u{81}", "\u{82}", "\u{83}", "\u{84}", " ", "\u{86}", "\u{87}", // U+0080
+    "\u{88}", "\u{89}", "\u{8a}", "\u{8b}", "\u{8c}", "\u{8d}", "\u{8e}", "\u{8f}", // U+0088
+    "\u{90}", "\u{91}", "\u{92}", "\u{93}", "\u{94}", "\u{95}", "\u{96}", "\u{97}", // U+0090
+    "\u{98}", "\u{99}", "\u{9a}", "\u{9b}", "\u{9c}", "\u{9d}", "\u{9e}", "\u{9f}", // U+0098
+    " ", "¡", "¢", "£", "¤", "¥", "¦", "§", // U+00A0
+    " ", "©", "a", "\"", "¬", "", "®", " ", // U+00A8
+    "°", "±", "2", "3", "'", "μ", "¶", "·", // U+00B0
+    " ", "1", "o", "\"", "1⁄4", "1⁄2", "3⁄4", "¿", // U+00B8
+    "a", "a", "a", "a", "a", "a", "æ", "c", // U+00C0
+    "e", "e", "e", "e", "i", "i", "i", "i", // U+00C8
+    "ð", "n", "o", "o", "o", "o", "o", "×", // U+00D0
+    "ø", "u", "u", "u", "u", "y", "þ", "ss", // U+00D8
+    "a", "a", "a", "a", "a", "a", "æ", "c", // U+00E0
+    "e", "e", "e", "e", "i", "i", "i", "i", // U+00E8
+    "ð", "n", "o", "o", "o", "o", "o", "÷", // U+00F0
+    "ø", "u", "u", "u", "u", "y", "þ", "y", // U+00F8
+    "a", "a", "a", "a", "a", "a", "c", "c", // U+0100
+    "c", "c", "c", "c", "c", "c", "d", "d", // U+0108
+    "đ", "đ", "e", "e", "e", "e", "e", "e", // U+0110
+    "e", "e", "e", "e", "g", "g", "g", "g", // U+0118
+    "g", "g", "g", "g", "h", "h", "ħ", "ħ", // U+0120
+    "i", "i", "i", "i", "i", "i", "i", "i", // U+0128
+    "i", "ı", "ij", "ij", "j", "j", "k", "k", // U+0130
+    "ĸ", "l", "l", "l", "l", "l", "l", "l·", // U+0138
+    "l·", "ł", "ł", "n", "n", "n", "n", "n", // U+0140
+    "n", "'n", "ŋ", "ŋ", "o", "o", "o", "o", // U+0148
+    "o", "o", "œ", "œ", "r", "r", "r", "r", // U+0150
+    "r", "r", "s", "s", "s", "s", "s", "s", // U+0158
+    "s", "s", "t", "t", "t", "t", "ŧ", "ŧ", // U+0160
+    "u", "u", "u", "u", "u", "u", "u", "u", // U+0168
+    "u", "u", "u", "u", "w", "w", "y", "y", // U+0170
+    "y", "z", "z", "z", "z", "z", "z", "s", // U+0178
+];
+
+/// How [`fold_char`] folds U+2000 to U+206F (General Punctuation: French
+/// spaces, dashes, quotes, ellipsis, zero-width and bidi controls).
+#[rustfmt::skip]
+static PUNCT_FOLD: [&str; 0x70] = [
+    " ", " ", " ", " ", " ", " ", " ", " ", // U+2000
+    " ", " ", " ", "", "", "", "", "", // U+2008
+    "‐", "‐", "‒", "–", "—", "―", "‖", " ", // U+2010
+    "'", "'", "'", "'", "\"", "\"", "\"", "\"", // U+2018
+    "†", "‡", "•", "‣", ".", "..", "...", "‧", // U+2020
+    " ", " ", "", "", "", "", "", " ", // U+2028
+    "‰", "‱", "'", "\"", "'''", "‵", "‵‵", "‵‵‵", // U+2030
+    "‸", "‹", "›", "※", "!!", "‽", " ", "‿", // U+2038
+    "⁀", "⁁", "⁂", "⁃", "⁄", "⁅", "⁆", "??", // U+2040
+    "?!", "!?", "⁊", "⁋", "⁌", "⁍", "⁎", "⁏", // U+2048
+    "⁐", "⁑", "⁒", "⁓", "⁔", "⁕", "⁖", "''''", // U+2050
+    "⁘", "⁙", "⁚", "⁛", "⁜", "⁝", "⁞", " ", // U+2058
+    "", "", "", "", "", "\u{2065}", "", "", // U+2060
+    "", "", "", "", "", "", "", "", // U+2068
+];
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -595,12 +913,14 @@ mod tests {
         assert_eq!(&src[s..e], "REMBOURSÉ");
     }
 
-    /// The ASCII path gives the general path's text and spans, whatever
-    /// the input: white space runs, handles, URLs, controls, backticks.
+    /// The fast paths give the general path's text and spans, whatever
+    /// the input: white space runs, handles, URLs, controls, backticks,
+    /// accents, quotes, emoji, fullwidth forms, ligatures, combining marks.
     fn assert_same_as_general(src: &str) {
         let general = normalize(src, true);
         let mut fast = Normalized::default();
-        normalize_ascii_into(src, &mut fast);
+        normalize_fast_into(src, &mut fast);
+        assert!(fast.is_fast());
         assert_eq!(fast.text, general.text, "text of {src:?}");
         for (j, b) in fast.text.bytes().enumerate() {
             if b != b' ' {
@@ -615,7 +935,7 @@ mod tests {
     }
 
     #[test]
-    fn the_ascii_path_agrees_on_the_tricky_cases() {
+    fn the_fast_paths_agree_on_the_tricky_cases() {
         for src in [
             "",
             " ",
@@ -627,12 +947,82 @@ mod tests {
             "Whatever when www http://x HTTPS://Y wWw.z",
             "exactly8 bytes!!x  12345678ABCDEFGH        ab",
             "#panne? ok-ok l'appli `x` a\u{7f}b",
+            "Évidemment\u{a0}: l’appli « plante » depuis hier… 😡😡 @Acme_FR",
+            "Ça\u{202f}! Größe STRAẞE ŉ ¼ ŀl ﬁnal ｒｅｆｕｎｄ e\u{301}te\u{301}",
+            "\u{200b}@acme \u{200b} x\u{200b}y é@acme ’@acme https://é.fr/à ok",
+            "\u{a0}\u{a0}début ¨ fin\u{202f}",
+            "café😀www.x.fr 😀https://a ❤️ 👍🏽 ok",
         ] {
             assert_same_as_general(src);
         }
     }
 
+    /// What `fold_char` gives for `c`, white space as a space.
+    fn folded(c: char) -> String {
+        let mut s = String::new();
+        fold_char(c, |f| match f {
+            Folded::Char(l) => {
+                assert_ne!(l, ' ', "a plain space stands for white space");
+                s.push(l);
+            }
+            Folded::Space => s.push(' '),
+        });
+        s
+    }
+
+    #[test]
+    fn the_tables_fold_as_the_general_path() {
+        for (table, lo) in [(&LATIN_FOLD[..], 0x80u32), (&PUNCT_FOLD[..], 0x2000)] {
+            for (k, entry) in table.iter().enumerate() {
+                let c = char::from_u32(lo + k as u32).expect("no surrogates here");
+                assert_eq!(*entry, folded(c), "U+{:04X}", c as u32);
+            }
+        }
+        // The word-character shortcut of `fold_fast`.
+        for cp in (0x80..0x180u32).chain(0x2000..0x2070) {
+            let c = char::from_u32(cp).unwrap();
+            assert_eq!(is_latin_word_char(cp), is_word_char(c), "U+{cp:04X}");
+        }
+        for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
+            if is_unchanged_symbol(c as u32) {
+                assert_eq!(folded(c), c.to_string(), "U+{:04X}", c as u32);
+                assert!(!is_word_char(c), "U+{:04X}", c as u32);
+            }
+        }
+    }
+
+    /// Run with `--ignored --nocapture` to print the tables' source anew.
+    #[test]
+    #[ignore]
+    fn print_tables() {
+        for (name, lo, hi) in [("LATIN", 0x80u32, 0x180u32), ("PUNCT", 0x2000, 0x2070)] {
+            println!("{name}");
+            for row in (lo..hi).step_by(8) {
+                let cells: Vec<String> = (row..row + 8)
+                    .map(|cp| format!("{:?},", folded(char::from_u32(cp).unwrap())))
+                    .collect();
+                println!("    {} // U+{row:04X}", cells.join(" "));
+            }
+        }
+    }
+
+    /// Text as customers write it and as filter dodgers do: ASCII and
+    /// accented words, quotes, emoji, handles, URLs, French spaces,
+    /// fullwidth forms, ligatures, combining marks, invisible characters.
+    pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
+        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}|\u{200d}|@[a-zA-Z_]{0,5}|https?://[a-zé./]{0,5}\
+        |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
+        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
+        {0,40}";
+
     proptest::proptest! {
+        #[test]
+        fn the_fast_path_agrees_with_the_general_one(
+            src in proptest::string::string_regex(MIXED).unwrap()
+        ) {
+            assert_same_as_general(&src);
+        }
+
         #[test]
         fn the_ascii_path_agrees_with_the_general_one(
             src in proptest::string::string_regex("([a-zA-Z0-9]{1,9}| {1,3}|[ \t\n]{1,3}|@[a-z]{0,5}|https?://[a-z./]{0,6}|[wW]{3}[.][a-z]{0,3}|[#?!.,:`'@/_-]|[hHwW]){0,40}").unwrap()
