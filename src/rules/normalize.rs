@@ -993,7 +993,7 @@ pub(crate) mod tests {
 
     /// Run with `--ignored --nocapture` to print the tables' source anew.
     #[test]
-    #[ignore]
+    #[ignore = "a generator, not a check: run by hand to print the fold tables anew"]
     fn print_tables() {
         for (name, lo, hi) in [("LATIN", 0x80u32, 0x180u32), ("PUNCT", 0x2000, 0x2070)] {
             println!("{name}");

@@ -112,12 +112,14 @@ fn run_without_a_token_says_which_variable_to_set() {
     assert!(err.contains("HD_TEST_NO_SUCH_TOKEN"), "{err}");
 }
 
-#[test]
-fn demo_json_prints_one_line_per_message_and_a_summary() {
-    let root = env!("CARGO_MANIFEST_DIR");
+/// Runs `helpdesk demo --json` with `args` in the repository: its summary
+/// and its message lines.
+fn demo_json(args: &[&str]) -> (serde_json::Value, Vec<serde_json::Value>) {
     let out = Command::new(BIN)
-        .args(["demo", "--json"])
-        .current_dir(root)
+        .arg("demo")
+        .args(args)
+        .arg("--json")
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
         .output()
         .unwrap();
     assert!(
@@ -126,14 +128,20 @@ fn demo_json_prints_one_line_per_message_and_a_summary() {
         String::from_utf8_lossy(&out.stderr)
     );
     let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
+    let mut lines: Vec<serde_json::Value> = stdout
         .lines()
         .map(|l| serde_json::from_str(l).unwrap())
         .collect();
-    let (summary, messages) = lines.split_last().unwrap();
-    let s = &summary["summary"];
+    let summary = lines.pop().expect("a summary line");
+    (summary["summary"].clone(), lines)
+}
+
+#[test]
+fn demo_json_prints_one_line_per_message_and_a_summary() {
+    let (s, messages) = demo_json(&[]);
+    let s = &s;
     assert_eq!(s["messages"].as_u64().unwrap() as usize, messages.len());
-    for m in messages {
+    for m in &messages {
         for k in ["id", "rule", "action", "reply_status", "ticket"] {
             assert!(m.get(k).is_some(), "{m} lacks {k}");
         }
@@ -149,23 +157,8 @@ fn demo_json_prints_one_line_per_message_and_a_summary() {
 #[test]
 fn demo_runs_the_same_traffic_on_bluesky() {
     let root = env!("CARGO_MANIFEST_DIR");
-    let out = Command::new(BIN)
-        .args(["demo", "--platform", "bluesky", "--json"])
-        .current_dir(root)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    let lines: Vec<serde_json::Value> = stdout
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect();
-    let (summary, messages) = lines.split_last().unwrap();
-    let s = &summary["summary"];
+    let (s, messages) = demo_json(&["--platform", "bluesky"]);
+    let s = &s;
     assert_eq!(s["messages"].as_u64().unwrap() as usize, messages.len());
     assert!(s["sent"].as_u64().unwrap() >= 20, "{s}");
     assert_eq!(s["posted_to_platform"], s["sent"], "{s}");
