@@ -450,11 +450,7 @@ impl BlueskyClient {
     async fn send_public(&self, out: &Outgoing) -> Result<Sent, ApiError> {
         self.check_points()?;
         let me = self.sessions.get(self).await?;
-        let uri = format!(
-            "at://{}/{POST}/{}",
-            me.did,
-            richtext::row_tid(out.queued_at, out.row)
-        );
+        let (rkey, uri) = row_post(&me.did, out);
         let Some(parent) = self.post(out.in_reply_to.as_str()).await? else {
             return Err(ApiError::Rejected {
                 status: 404,
@@ -488,7 +484,7 @@ impl BlueskyClient {
         let body = json!({
             "repo": me.did,
             "collection": POST,
-            "rkey": richtext::row_tid(out.queued_at, out.row),
+            "rkey": rkey,
             "record": record,
         });
         #[derive(Deserialize)]
@@ -520,8 +516,7 @@ impl BlueskyClient {
     /// or from the AppView (`getPosts`) where the PDS does not answer that.
     async fn find_post(&self, out: &Outgoing) -> Result<Lookup, ApiError> {
         let me = self.sessions.get(self).await?;
-        let rkey = richtext::row_tid(out.queued_at, out.row);
-        let uri = format!("at://{}/{POST}/{rkey}", me.did);
+        let (rkey, uri) = row_post(&me.did, out);
         #[derive(Deserialize)]
         struct Record {
             uri: String,
@@ -700,6 +695,14 @@ impl SessionCalls for BlueskyClient {
             Err(e) => Err(Some(e)),
         }
     }
+}
+
+/// The record key of `out`'s post and its URI in the repo of `did`: the
+/// same for every attempt of the row, so a send and its look-up agree.
+fn row_post(did: &str, out: &Outgoing) -> (String, String) {
+    let rkey = richtext::row_tid(out.queued_at, out.row);
+    let uri = format!("at://{did}/{POST}/{rkey}");
+    (rkey, uri)
 }
 
 /// Reads an answer (see [`crate::platforms::http::read_answer`]).
