@@ -58,6 +58,21 @@ pub struct Json {
     pub on: bool,
 }
 
+/// `--threads`: how many threads route messages in the bulk commands.
+#[derive(Debug, Clone, Copy, Args)]
+pub struct Threads {
+    /// Threads that route messages [default: one per core]; the output is the same with any number.
+    #[arg(long = "threads", id = "threads", value_name = "N")]
+    pub n: Option<std::num::NonZeroUsize>,
+}
+
+impl Threads {
+    /// The number of routing threads: the flag's, or one per core.
+    pub fn get(self) -> usize {
+        super::parallel::workers(self.n)
+    }
+}
+
 /// The agents' flags: where the database is (through the configuration)
 /// and who is acting. `report` takes them too, so that an agent's
 /// environment works for both.

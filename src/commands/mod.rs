@@ -11,6 +11,7 @@ pub mod config_check;
 pub mod demo;
 pub mod init;
 pub mod output;
+pub mod parallel;
 pub mod process;
 pub mod replay;
 pub mod report;

@@ -10,18 +10,19 @@
 
 use std::borrow::Cow;
 use std::collections::{BTreeMap, HashMap};
-use std::io::{BufRead, IsTerminal, Write};
+use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow, bail};
+use anyhow::{Context, Result, anyhow};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
-use crate::commands::args::{Json, adjust};
+use crate::commands::args::{Json, Threads, adjust};
+use crate::commands::parallel::{self, Lines};
 use crate::commands::process::{LogFormat, block_on};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
 use crate::domain::limits::{Budget, Limits};
@@ -60,6 +61,9 @@ pub struct ReplayArgs {
     /// How to print.
     #[command(flatten)]
     pub json: Json,
+    /// How many threads route the messages.
+    #[command(flatten)]
+    pub threads: Threads,
 }
 
 /// A period before now, as `--since` takes it: a number and a unit
@@ -118,11 +122,13 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
     let since = args
         .since
         .map(|s| Clock::new().now_ms() - i64::try_from(s.0.as_millis()).unwrap_or(i64::MAX / 2));
+    let settings = Settings::new(&old, &new, args, since);
     let stdout = std::io::stdout();
-    let mut replay = Replay::new(&old, &new, args, since, stdout.lock());
+    let mut replay = Replay::new(&settings, stdout.lock());
+    let threads = args.threads.get();
     match (&args.input, &config) {
-        (Some(file), _) => replay_file(file, &mut replay)?,
-        (None, Some(c)) => replay_database(&c.database_url, since, &mut replay)?,
+        (Some(file), _) => replay_file(file, threads, &mut replay)?,
+        (None, Some(c)) => replay_database(&c.database_url, since, threads, &mut replay)?,
         (None, None) => unreachable!("a configuration is read when --input is missing"),
     }
     replay.finish(limits.as_ref())
@@ -190,15 +196,21 @@ struct Cost {
     replies: [u64; 2],
 }
 
-/// The replay in progress: counts, groups, and the `--json` output.
-struct Replay<'r, W: Write> {
+/// What a replay routes with and keeps: the two rule sets and the filters.
+/// Shared by the routing threads.
+struct Settings<'r> {
     old: &'r RuleSet,
     new: &'r RuleSet,
     channels: Vec<Channel>,
     since: Option<Millis>,
     limit: usize,
     json: bool,
-    out: std::io::BufWriter<W>,
+}
+
+/// The counts of a replay, or of one block of it: each routing thread
+/// counts its blocks, and the blocks' tallies are merged in input order.
+#[derive(Default)]
+struct Tally<'r> {
     messages: u64,
     changed: u64,
     per_rule: HashMap<Option<&'r str>, [u64; 2]>,
@@ -206,49 +218,47 @@ struct Replay<'r, W: Write> {
     costs: BTreeMap<(&'static str, Option<i64>), Cost>,
 }
 
+/// A routed block: its counts, its `--json` lines, and how many bytes of
+/// the input it held (for the progress bar).
+type Block<'r> = Result<(Tally<'r>, Vec<u8>, u64)>;
+
 const DAY_MS: i64 = 86_400_000;
 
 /// Above this many rules, the readable table lists only the rules whose
 /// count changes.
 const MAX_RULE_ROWS: usize = 30;
 
-impl<'r, W: Write> Replay<'r, W> {
-    fn new(
-        old: &'r RuleSet,
-        new: &'r RuleSet,
-        args: &ReplayArgs,
-        since: Option<Millis>,
-        out: W,
-    ) -> Self {
-        Replay {
+/// Messages of the database handed to a routing thread at once.
+const ROWS_PER_BLOCK: usize = 1024;
+
+impl<'r> Settings<'r> {
+    fn new(old: &'r RuleSet, new: &'r RuleSet, args: &ReplayArgs, since: Option<Millis>) -> Self {
+        Settings {
             old,
             new,
             channels: args.channels.clone(),
             since,
             limit: args.limit,
             json: args.json.on,
-            out: std::io::BufWriter::with_capacity(1 << 16, out),
-            messages: 0,
-            changed: 0,
-            per_rule: HashMap::new(),
-            groups: HashMap::new(),
-            costs: BTreeMap::new(),
         }
     }
+}
 
-    /// Routes one message through both rule sets, as `rules test` does.
-    fn feed(&mut self, m: Message<'_>) -> std::io::Result<()> {
-        if !self.channels.is_empty() && !self.channels.contains(&m.channel) {
-            return Ok(());
+impl<'r> Tally<'r> {
+    /// Routes one message through both rule sets, as `rules test` does;
+    /// a changed message's `--json` line goes to `json`.
+    fn feed(&mut self, s: &Settings<'r>, m: Message<'_>, json: &mut Vec<u8>) {
+        if !s.channels.is_empty() && !s.channels.contains(&m.channel) {
+            return;
         }
-        if let (Some(since), Some(at)) = (self.since, m.written_at)
+        if let (Some(since), Some(at)) = (s.since, m.written_at)
             && at < since
         {
-            return Ok(());
+            return;
         }
         self.messages += 1;
-        let (before, b_cost) = route(self.old, m);
-        let (after, a_cost) = route(self.new, m);
+        let (before, b_cost) = route(s.old, m);
+        let (after, a_cost) = route(s.new, m);
         self.per_rule.entry(before.rule).or_default()[0] += 1;
         self.per_rule.entry(after.rule).or_default()[1] += 1;
         let day = m.written_at.map(|w| w.div_euclid(DAY_MS));
@@ -259,15 +269,15 @@ impl<'r, W: Write> Replay<'r, W> {
         cost.tickets[1] += u64::from(a_cost.0);
         cost.replies[1] += u64::from(a_cost.1);
         if before == after {
-            return Ok(());
+            return;
         }
         self.changed += 1;
         let group = self.groups.entry((before, after)).or_default();
         group.count += 1;
-        if group.samples.len() < self.limit {
+        if group.samples.len() < s.limit {
             group.samples.push((m.id.to_owned(), m.text.to_owned()));
         }
-        if self.json {
+        if s.json {
             let line = ChangedLine {
                 id: m.id,
                 text: m.text,
@@ -275,22 +285,70 @@ impl<'r, W: Write> Replay<'r, W> {
                 before,
                 after,
             };
-            serde_json::to_writer(&mut self.out, &line)?;
-            self.out.write_all(b"\n")?;
+            serde_json::to_writer(&mut *json, &line).expect("writing to memory cannot fail");
+            json.push(b'\n');
         }
-        Ok(())
+    }
+
+    /// Adds the tally of the blocks that follow this one's; a group keeps
+    /// its first `limit` samples in input order.
+    fn merge(&mut self, later: Tally<'r>, limit: usize) {
+        self.messages += later.messages;
+        self.changed += later.changed;
+        for (rule, [b, a]) in later.per_rule {
+            let c = self.per_rule.entry(rule).or_default();
+            c[0] += b;
+            c[1] += a;
+        }
+        for (change, g) in later.groups {
+            let mine = self.groups.entry(change).or_default();
+            mine.count += g.count;
+            let room = limit.saturating_sub(mine.samples.len());
+            mine.samples.extend(g.samples.into_iter().take(room));
+        }
+        for (key, c) in later.costs {
+            let mine = self.costs.entry(key).or_default();
+            for k in 0..2 {
+                mine.tickets[k] += c.tickets[k];
+                mine.replies[k] += c.replies[k];
+            }
+        }
+    }
+}
+
+/// The replay's output: the merged counts, and the `--json` lines as the
+/// blocks come back.
+struct Replay<'r, W: Write> {
+    settings: &'r Settings<'r>,
+    tally: Tally<'r>,
+    out: std::io::BufWriter<W>,
+}
+
+impl<'r, W: Write> Replay<'r, W> {
+    fn new(settings: &'r Settings<'r>, out: W) -> Self {
+        Replay {
+            settings,
+            tally: Tally::default(),
+            out: std::io::BufWriter::with_capacity(1 << 16, out),
+        }
+    }
+
+    /// Takes a routed block, the next in input order.
+    fn take(&mut self, tally: Tally<'r>, json: &[u8]) -> Result<()> {
+        self.tally.merge(tally, self.settings.limit);
+        self.out.write_all(json).context("writing stdout")
     }
 
     /// Prints the summary (readable, or the last `--json` line); the exit
     /// code: 1 when something changed.
     fn finish(mut self, limits: Option<&Limits>) -> Result<i32> {
-        if self.json {
+        if self.settings.json {
             self.write_summary_json()?;
         } else {
             self.write_readable(limits)?;
         }
         self.out.flush()?;
-        Ok(i32::from(self.changed > 0))
+        Ok(i32::from(self.tally.changed > 0))
     }
 }
 
@@ -356,14 +414,16 @@ impl<W: Write> Replay<'_, W> {
     fn write_summary_json(&mut self) -> Result<()> {
         let line = SummaryLine {
             summary: Summary {
-                messages: self.messages,
-                changed: self.changed,
+                messages: self.tally.messages,
+                changed: self.tally.changed,
                 by_change: self
+                    .tally
                     .groups
                     .iter()
                     .map(|((b, a), g)| (change_label(*b, *a), g.count))
                     .collect(),
                 per_rule: self
+                    .tally
                     .per_rule
                     .iter()
                     .map(|(r, [b, a])| {
@@ -388,11 +448,12 @@ impl<W: Write> Replay<'_, W> {
         writeln!(
             out,
             "replayed {} message{}: {} would be routed differently",
-            self.messages,
-            if self.messages == 1 { "" } else { "s" },
-            self.changed
+            self.tally.messages,
+            if self.tally.messages == 1 { "" } else { "s" },
+            self.tally.changed
         )?;
         let mut rules: Vec<_> = self
+            .tally
             .per_rule
             .iter()
             .map(|(r, c)| (rule_key(*r), *c))
@@ -421,7 +482,7 @@ impl<W: Write> Replay<'_, W> {
         if !all && same > 0 {
             writeln!(out, "  … and {same} rules whose count does not change")?;
         }
-        let mut groups: Vec<_> = self.groups.iter().collect();
+        let mut groups: Vec<_> = self.tally.groups.iter().collect();
         groups.sort_by(|x, y| y.1.count.cmp(&x.1.count).then_with(|| x.0.cmp(y.0)));
         if !groups.is_empty() {
             writeln!(out, "\nchanges:")?;
@@ -432,7 +493,7 @@ impl<W: Write> Replay<'_, W> {
                 writeln!(out, "      {id}: {}", excerpt(text))?;
             }
         }
-        write_costs(out, &self.costs, limits)?;
+        write_costs(out, &self.tally.costs, limits)?;
         Ok(())
     }
 }
@@ -533,10 +594,6 @@ fn progress(len: Option<u64>) -> Option<ProgressBar> {
     Some(bar)
 }
 
-/// How often (in messages) the progress bar is updated: often enough to
-/// move, rarely enough to cost nothing.
-const TICK: u64 = 16_384;
-
 /// One line of an `--input` file: the `rules test -` format, with an
 /// optional `platform` and `written_at` (RFC 3339 or Unix ms).
 #[derive(Deserialize)]
@@ -553,9 +610,10 @@ struct FileLine<'a> {
     written_at: Option<&'a RawValue>,
 }
 
-/// Replays a JSON-lines file, read buffered line by line into one reused
-/// buffer; the text is borrowed from it unless it has escapes.
-fn replay_file<W: Write>(path: &Path, replay: &mut Replay<'_, W>) -> Result<()> {
+/// Replays a JSON-lines file: read in blocks of whole lines, which
+/// `threads` workers route; the text is borrowed from the block unless it
+/// has escapes.
+fn replay_file<W: Write>(path: &Path, threads: usize, replay: &mut Replay<'_, W>) -> Result<()> {
     let file = std::fs::File::open(path).with_context(|| {
         format!(
             "cannot open {}: check the path given to --input",
@@ -563,28 +621,51 @@ fn replay_file<W: Write>(path: &Path, replay: &mut Replay<'_, W>) -> Result<()> 
         )
     })?;
     let bar = progress(file.metadata().ok().map(|m| m.len()));
-    let mut reader = std::io::BufReader::with_capacity(1 << 16, file);
-    let mut line = String::new();
-    let (mut n, mut read) = (0u64, 0u64);
-    loop {
-        line.clear();
-        let len = reader
-            .read_line(&mut line)
-            .with_context(|| format!("reading {}", path.display()))?;
-        if len == 0 {
-            break;
-        }
-        n += 1;
-        read += len as u64;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let m: FileLine<'_> = serde_json::from_str(&line).with_context(|| {
+    let settings = replay.settings;
+    let mut read = 0u64;
+    parallel::ordered(
+        threads,
+        |sink| {
+            parallel::read_lines(file, sink, |_| {})
+                .with_context(|| format!("reading {}", path.display()))
+        },
+        |lines| replay_lines(settings, path, &lines),
+        |block: Block<'_>| {
+            let (tally, json, bytes) = block?;
+            replay.take(tally, &json)?;
+            read += bytes;
+            if let Some(bar) = &bar {
+                bar.set_position(read);
+                bar.set_message(format!("{} messages", replay.tally.messages));
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+/// Routes a block of an `--input` file; the first line that is not a
+/// message fails it, naming the line.
+fn replay_lines<'r>(settings: &Settings<'r>, path: &Path, lines: &Lines) -> Block<'r> {
+    let mut tally = Tally::default();
+    let mut json = Vec::new();
+    for (n, line) in lines.iter() {
+        let not_a_message = || {
             format!(
                 "{}: line {n} is not a message: expected {{\"id\": …, \"text\": \"…\", \"channel\": \"mention|dm|search\"}}",
                 path.display()
             )
-        })?;
+        };
+        let line = std::str::from_utf8(line)
+            .map_err(|_| anyhow!("the line is not UTF-8 text"))
+            .with_context(not_a_message)?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let m: FileLine<'_> = serde_json::from_str(line).with_context(not_a_message)?;
         let id =
             m.id.map_or_else(|| Cow::Owned(format!("line {n}")), raw_text);
         let written_at = match m.written_at {
@@ -596,24 +677,16 @@ fn replay_file<W: Write>(path: &Path, replay: &mut Replay<'_, W>) -> Result<()> 
             })?),
             None => None,
         };
-        replay.feed(Message {
+        let message = Message {
             id: &id,
             text: &m.text,
             channel: m.channel.unwrap_or(Channel::Mention),
             platform: m.platform,
             written_at,
-        })?;
-        if let Some(bar) = &bar
-            && n.is_multiple_of(TICK)
-        {
-            bar.set_position(read);
-            bar.set_message(format!("{n} lines"));
-        }
+        };
+        tally.feed(settings, message, &mut json);
     }
-    if let Some(bar) = bar {
-        bar.finish_and_clear();
-    }
-    Ok(())
+    Ok((tally, json, lines.bytes.len() as u64))
 }
 
 /// A JSON value as text: a string without its quotes (borrowed when it has
@@ -636,54 +709,99 @@ fn time_of(raw: &RawValue) -> Option<Millis> {
     }
 }
 
-/// Replays the configured database's `messages` table, streamed.
+/// A message of the database, as read, for a routing thread.
+struct Row {
+    id: String,
+    text: String,
+    channel: String,
+    platform: String,
+    written_at: Millis,
+}
+
+/// Replays the configured database's `messages` table, streamed: one
+/// thread reads it with a cursor, `threads` workers route blocks of rows.
 fn replay_database<W: Write>(
     url: &str,
     since: Option<Millis>,
+    threads: usize,
     replay: &mut Replay<'_, W>,
+) -> Result<()> {
+    let bar = progress(None);
+    let settings = replay.settings;
+    parallel::ordered(
+        threads,
+        |sink| read_database(url, since, sink),
+        |rows| replay_rows(settings, rows),
+        |block: Block<'_>| {
+            let (tally, json, _) = block?;
+            replay.take(tally, &json)?;
+            if let Some(bar) = &bar {
+                bar.set_message(format!("{} messages", replay.tally.messages));
+                bar.tick();
+            }
+            Ok(())
+        },
+    )?;
+    if let Some(bar) = bar {
+        bar.finish_and_clear();
+    }
+    Ok(())
+}
+
+/// Reads the messages written since `since`, in the order they were
+/// stored, and hands them on in blocks.
+fn read_database(
+    url: &str,
+    since: Option<Millis>,
+    sink: &mut dyn FnMut(Vec<Row>) -> bool,
 ) -> Result<()> {
     block_on(LogFormat::Text, "warn", async {
         let store = Store::open(url).await?;
-        let bar = progress(None);
-        let mut failed: Option<anyhow::Error> = None;
-        let mut n = 0u64;
+        let mut rows = Vec::with_capacity(ROWS_PER_BLOCK);
+        let mut open = true;
         messages::for_each_written_since(&store, since.unwrap_or(i64::MIN), |r| {
-            n += 1;
-            let fed = match r.channel.parse::<Channel>() {
-                Ok(channel) => replay
-                    .feed(Message {
-                        id: r.id,
-                        text: r.text,
-                        channel,
-                        platform: r.platform.parse().ok(),
-                        written_at: Some(r.written_at),
-                    })
-                    .map_err(anyhow::Error::from),
-                Err(e) => Err(anyhow!("message {}: {e}", r.id)),
-            };
-            if let Some(bar) = &bar
-                && n.is_multiple_of(TICK)
-            {
-                bar.set_message(format!("{n} messages"));
-                bar.tick();
+            rows.push(Row {
+                id: r.id.to_owned(),
+                text: r.text.to_owned(),
+                channel: r.channel.to_owned(),
+                platform: r.platform.to_owned(),
+                written_at: r.written_at,
+            });
+            if rows.len() == ROWS_PER_BLOCK {
+                open = sink(std::mem::replace(
+                    &mut rows,
+                    Vec::with_capacity(ROWS_PER_BLOCK),
+                ));
             }
-            match fed {
-                Ok(()) => true,
-                Err(e) => {
-                    failed = Some(e);
-                    false
-                }
-            }
+            open
         })
         .await?;
-        if let Some(bar) = bar {
-            bar.finish_and_clear();
+        if open && !rows.is_empty() {
+            sink(rows);
         }
-        match failed {
-            Some(e) => bail!(e),
-            None => Ok(()),
-        }
+        Ok(())
     })
+}
+
+/// Routes a block of the database's messages.
+fn replay_rows<'r>(settings: &Settings<'r>, rows: Vec<Row>) -> Block<'r> {
+    let mut tally = Tally::default();
+    let mut json = Vec::new();
+    for r in &rows {
+        let channel = r
+            .channel
+            .parse::<Channel>()
+            .map_err(|e| anyhow!("message {}: {e}", r.id))?;
+        let message = Message {
+            id: &r.id,
+            text: &r.text,
+            channel,
+            platform: r.platform.parse().ok(),
+            written_at: Some(r.written_at),
+        };
+        tally.feed(settings, message, &mut json);
+    }
+    Ok((tally, json, 0))
 }
 
 #[cfg(test)]

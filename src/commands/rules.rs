@@ -2,13 +2,14 @@
 //! read rule files, for writing rules before the bot runs them.
 
 use std::borrow::Cow;
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
-use crate::commands::args::{Json, RulesFolder, adjust};
+use crate::commands::args::{Json, RulesFolder, Threads, adjust};
+use crate::commands::parallel;
 use crate::domain::Channel;
 use crate::domain::money::Usd;
 use crate::platforms::ReplyKind;
@@ -59,6 +60,9 @@ pub struct TestArgs {
     /// Where X's prices are.
     #[command(flatten)]
     pub prices: Prices,
+    /// How many threads route `-`'s lines.
+    #[command(flatten)]
+    pub threads: Threads,
 }
 
 /// `--config`: the configuration whose `[x.prices]` the rules commands
@@ -154,7 +158,7 @@ fn test(args: &TestArgs) -> Result<i32> {
         ticket: Some(SAMPLE_TICKET),
     };
     if args.text == "-" {
-        return bulk(&set, &vars, &prices);
+        return bulk(&set, &vars, &prices, args.threads.get());
     }
     let d = set.route(&args.text, args.channel);
     // Written, not printed: `println!` panics on a closed pipe.
@@ -412,51 +416,61 @@ struct LineError {
     error: String,
 }
 
-/// Read and written in large blocks: a bulk run is millions of short lines.
+/// Written in large blocks: a bulk run is millions of short lines.
 const BULK_BUFFER: usize = 1 << 20;
 
 /// Routes every JSON line of stdin; a line that cannot be read gets an
 /// error object in its place and the exit code 1, the others go on. It
-/// streams: one input line buffer, one reply buffer and one output buffer,
-/// reused for every message.
-fn bulk(set: &RuleSet, vars: &Vars<'_>, prices: &XPrices) -> Result<i32> {
-    let mut input = std::io::BufReader::with_capacity(BULK_BUFFER, std::io::stdin().lock());
+/// streams: stdin is read in blocks of whole lines that `threads` workers
+/// route (each with one reply buffer, reused), and the results are
+/// written in input order through one output buffer.
+fn bulk(set: &RuleSet, vars: &Vars<'_>, prices: &XPrices, threads: usize) -> Result<i32> {
     let mut out = std::io::BufWriter::with_capacity(BULK_BUFFER, std::io::stdout().lock());
-    let mut code = 0;
-    let mut buf = String::new();
+    let mut failed = false;
+    parallel::ordered(
+        threads,
+        |sink| parallel::read_lines(std::io::stdin(), sink, |_| {}).context("reading stdin"),
+        |lines| route_block(set, vars, prices, &lines),
+        |(routed, bad)| {
+            failed |= bad;
+            // stdout failed (a closed pipe): nothing more can be said there.
+            out.write_all(&routed).context("writing stdout")
+        },
+    )?;
+    out.flush().context("writing stdout")?;
+    Ok(i32::from(failed))
+}
+
+/// Routes a block of bulk lines into their JSON lines, blank lines
+/// skipped; says whether some line could not be read.
+fn route_block(
+    set: &RuleSet,
+    vars: &Vars<'_>,
+    prices: &XPrices,
+    lines: &parallel::Lines,
+) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(lines.bytes.len() * 2);
     let mut reply = String::new();
-    for n in 1.. {
-        buf.clear();
-        if input.read_line(&mut buf).context("reading stdin")? == 0 {
-            break;
-        }
-        let line = strip_newline(&buf);
-        if line.trim().is_empty() {
-            continue;
-        }
-        if let Err(e) = route_line(set, vars, line, prices, &mut reply, &mut out) {
-            if e.is_io() {
-                // stdout failed (a closed pipe): nothing more can be said there.
-                return Err(e).context("writing stdout");
+    let mut failed = false;
+    for (n, line) in lines.iter() {
+        let line = match std::str::from_utf8(line) {
+            Ok(line) if line.trim().is_empty() => continue,
+            Ok(line) => {
+                route_line(set, vars, line, prices, &mut reply, &mut out).map_err(|e| e.to_string())
             }
-            code = 1;
+            Err(_) => Err("not UTF-8 text".to_owned()),
+        };
+        if let Err(e) = line {
+            failed = true;
             let error = format!(
                 "line {n}: {e}; expected {{\"text\": \"…\", \"channel\": \"mention|dm|search\"}}"
             );
-            serde_json::to_writer(&mut out, &LineError { error })?;
+            serde_json::to_writer(&mut out, &LineError { error })
+                .expect("writing to memory cannot fail");
         }
-        out.write_all(b"\n")?;
+        out.push(b'\n');
     }
-    out.flush()?;
-    Ok(code)
-}
-
-/// The line without its end: `\n`, or `\r\n`, as `BufRead::lines` cut it.
-fn strip_newline(buf: &str) -> &str {
-    match buf.strip_suffix('\n') {
-        Some(line) => line.strip_suffix('\r').unwrap_or(line),
-        None => buf,
-    }
+    (out, failed)
 }
 
 /// Routes one bulk line, its own author and name replacing the defaults

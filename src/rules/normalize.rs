@@ -236,19 +236,50 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
 }
 
 /// The same result as [`normalize_into`] with masking and spans, for a
-/// text that is plain ASCII (the common case), in one pass that also marks
-/// where the matcher's walks start: at a letter or digit after a non-word
-/// byte, and at every other byte but the space (`#panne`, `?`). Equivalence
+/// text of ASCII, Latin-1 and Latin Extended-A letters, General
+/// Punctuation, emoji and invisible characters (what French, Spanish,
+/// German and English customers write), in one pass that also marks where
+/// the matcher's walks start: at a letter or digit after a non-word
+/// character, and at every other character but the space (`#panne`, `?`).
+/// Returns `false`, leaving `out` to be overwritten, at the first character
+/// outside those: [`normalize_fast_into`] then takes the text. Equivalence
 /// with the general path is a property test.
 ///
-/// Eight bytes at a time when they hold nothing unusual (letters, digits,
-/// punctuation, single spaces): lower-cased and classified with word-wide
-/// arithmetic, no branch per byte. A byte at a time otherwise: white space
-/// after white space, a control character, `@`, the backtick, or any text
-/// that may hold a URL. Rather than a span per byte, a checkpoint marks
-/// each place where the offset to the original changes.
-pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
-    debug_assert!(src.is_ascii());
+/// Eight bytes at a time when they hold nothing unusual (ASCII letters,
+/// digits, punctuation, single spaces): lower-cased and classified with
+/// word-wide arithmetic, no branch per byte. A byte at a time otherwise:
+/// white space after white space, a control character, `@`, the backtick,
+/// any text that may hold a URL; and a character at a time for the
+/// non-ASCII ones, folded by table ([`LATIN_FOLD`], [`PUNCT_FOLD`]). So an
+/// accent costs one table look-up and the words around it stay on the
+/// eight-byte path. Rather than a span per byte, a checkpoint marks each
+/// place where the offset to the original changes.
+fn normalize_latin_into(src: &str, out: &mut Normalized) -> bool {
+    // Most messages hold no URL: `h` and `w` are then plain letters, and
+    // the first pass finds out on the way (at a `/` or a `.`) rather than
+    // searching the text first.
+    match latin_pass(src, out, false) {
+        Pass::Done => true,
+        Pass::NotLatin => false,
+        Pass::MayHoldUrl => latin_pass(src, out, true) == Pass::Done,
+    }
+}
+
+/// How a pass of [`latin_pass`] ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Pass {
+    /// `out` holds the result.
+    Done,
+    /// A character outside the Latin path's tables.
+    NotLatin,
+    /// The text may hold a URL (`://` or `www.`) and the pass assumed not.
+    MayHoldUrl,
+}
+
+/// One pass of [`normalize_latin_into`]; `urls`: whether the text may
+/// hold a URL, so that `h` and `w` after a non-word character are checked
+/// for one (and the eight-byte loop, which cannot, is off).
+fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
     let bytes = src.as_bytes();
     let n = bytes.len();
     out.clear();
@@ -263,17 +294,20 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
     let cps = &mut out.checkpoints;
     cps.clear();
     cps.push((0, 0, 0));
-    let urls = may_hold_url(bytes);
-    // Plain slices, so their lengths stay in registers in the loop.
-    let (tx, wb) = (&mut text[..], &mut bits[..]);
-    // Original index minus output index.
-    let mut shift = 0usize;
-    // The class of the last byte looked at; the start of the text counts
-    // as white space (leading spaces go, a handle may start there).
+    // The output byte the next one goes to.
+    let mut o = 0usize;
+    // The class of the last byte written; the start of the text counts as
+    // white space (leading spaces go, a handle may start there).
     let mut prev = C_SPACE;
+    // Right after a non-ASCII character, whether it was a word character:
+    // a handle or URL starts only after one that is not, whatever it
+    // folded to (`prev` is the class of what it folded to).
+    let mut after_wide: Option<bool> = None;
     let mut i = 0;
     while i < n {
         if !urls && i + 8 <= n {
+            // Plain slices, so their lengths stay in registers in the loop.
+            let (tx, wb) = (&mut text[..], &mut bits[..]);
             // The previous byte's flags, in byte 0's place.
             let mut prev_alnum: u64 = if prev == C_ALNUM || prev == C_HW {
                 0x80
@@ -284,19 +318,36 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
             let mut plain = 0;
             while i + 8 <= n {
                 let x = u64::from_le_bytes(bytes[i..i + 8].try_into().expect("eight bytes"));
+                // The bytes before the first one it stops at, if any: `k`
+                // of them, whose high bits `mask` keeps. A subtraction in
+                // `in_range` borrows only upwards, so the non-ASCII bytes
+                // above them cannot change their flags.
+                // Where the loop stops: a non-ASCII byte, a `/` or a `.`
+                // (which may end a URL's `://` or `www.`).
+                let stop = x & HIGH | in_range(x, b'.', b'/');
+                let k = if stop == 0 {
+                    8
+                } else {
+                    stop.trailing_zeros() as usize / 8
+                };
+                if k == 0 {
+                    break;
+                }
+                let mask = HIGH >> (8 * (8 - k));
                 // Bit 5 is the case bit of letters: set, every letter is lower case.
-                let alpha = in_range(x | (0x20 * ONES), b'a', b'z');
-                let alnum = alpha | in_range(x, b'0', b'9');
-                let space = in_range(x, b' ', b' ');
+                let alpha = in_range(x | (0x20 * ONES), b'a', b'z') & mask;
+                let alnum = alpha | in_range(x, b'0', b'9') & mask;
+                let space = in_range(x, b' ', b' ') & mask;
                 // Control characters; `@` and the backtick (0x40 and 0x60).
-                let unusual = in_range(x, 0, 0x1f)
+                let unusual = (in_range(x, 0, 0x1f)
                     | in_range(x & !(0x20 * ONES), b'@', b'@')
-                    | (space & (space << 8 | prev_space));
+                    | (space & (space << 8 | prev_space)))
+                    & mask;
                 if unusual != 0 {
                     break;
                 }
-                let o = i - shift;
-                let walks = (alnum & !(alnum << 8 | prev_alnum)) | (!alnum & !space & HIGH);
+                let walks = (alnum & !(alnum << 8 | prev_alnum)) | (!alnum & !space & mask);
+                // All eight written; the bytes past `k` are written again.
                 tx[o..o + 8].copy_from_slice(&(x | alpha >> 2).to_le_bytes());
                 let m = ((walks >> 7).wrapping_mul(0x0102_0408_1020_4080) >> 56) as u128;
                 let m = m << (o & 63);
@@ -304,12 +355,19 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
                 wb[(o >> 6) + 1] |= (m >> 64) as u64;
                 // No branch on the last byte's class: random text would
                 // mispredict it.
-                prev_alnum = alnum >> 56;
-                prev_space = space >> 56;
-                i += 8;
+                prev_alnum = (alnum >> (8 * (k - 1))) & 0x80;
+                prev_space = (space >> (8 * (k - 1))) & 0x80;
+                i += k;
+                o += k;
                 plain += 1;
+                if k < 8 {
+                    break;
+                }
             }
             if plain > 0 {
+                // An `@` right after a non-ASCII character stops the loop
+                // before it; anything else has nothing to check.
+                after_wide = None;
                 prev = if prev_alnum != 0 {
                     C_ALNUM
                 } else if prev_space != 0 {
@@ -322,61 +380,171 @@ pub fn normalize_ascii_into(src: &str, out: &mut Normalized) {
                 break;
             }
         }
-        let o = i - shift;
         let b = bytes[i];
+        if b >= 0x80 {
+            let (cp, end) = decode_wide(bytes, i);
+            let c = char::from_u32(cp).expect("decoded from a str");
+            let folded = match cp {
+                0x80..=0x17F => Some(LATIN_FOLD[cp as usize - 0x80]),
+                0x2000..=0x206F => Some(PUNCT_FOLD[cp as usize - 0x2000]),
+                _ => None,
+            };
+            let word = match folded {
+                // The common case: one ASCII letter or quote (`é`, `’`).
+                Some(f) if f.len() == 1 && f != " " => {
+                    let l = f.as_bytes()[0];
+                    cps.push((o as u32, i as u32, end as u32));
+                    let word = l.is_ascii_alphanumeric();
+                    let walk = !word || !(prev == C_ALNUM || prev == C_HW);
+                    text[o] = l;
+                    bits[o >> 6] |= (walk as u64) << (o & 63);
+                    o += 1;
+                    prev = if word { C_ALNUM } else { C_OTHER };
+                    is_latin_word_char(cp)
+                }
+                Some(folded) => {
+                    o = emit_folded(folded, (i, end), o, &mut text, &mut bits, cps, &mut prev);
+                    is_latin_word_char(cp)
+                }
+                None if is_unchanged_symbol(cp) => {
+                    // An emoji: kept, not a word character, a walk starts at it.
+                    cps.push((o as u32, i as u32, end as u32));
+                    text[o..o + (end - i)].copy_from_slice(&bytes[i..end]);
+                    bits[o >> 6] |= 1 << (o & 63);
+                    o += end - i;
+                    prev = C_OTHER;
+                    false
+                }
+                // Some are marks, so word characters (U+FE0F after an emoji).
+                None if is_invisible(c) => is_word_char(c),
+                None => return Pass::NotLatin,
+            };
+            i = end;
+            after_wide = Some(word);
+            // What follows maps one to one again.
+            cps.push((o as u32, i as u32, 0));
+            continue;
+        }
+        if !urls && is_url_marker(bytes, i) {
+            return Pass::MayHoldUrl;
+        }
         let c = if urls {
             ASCII_CLASS[b as usize]
         } else {
             ASCII_CLASS_NO_URL[b as usize]
         };
         let t = TRANSITION[(prev as usize) << 3 | c as usize];
-        if t & UNUSUAL != 0 {
-            if c == C_SPACE {
-                // White space after white space: one space is enough.
-                i += 1;
-                shift += 1;
-                cps.push(((i - shift) as u32, i as u32, 0));
-                continue;
-            }
-            if let Some(end) = masked_entity_end(src, i) {
-                // A handle or URL becomes a space (none if one is there).
-                if prev != C_SPACE {
-                    tx[o] = b' ';
-                    i += 1;
-                    prev = C_SPACE;
-                }
-                shift += end - i;
-                i = end;
-                cps.push(((i - shift) as u32, i as u32, 0));
-                continue;
-            }
+        if c == C_SPACE && prev == C_SPACE {
+            // White space after white space: one space is enough.
+            i += 1;
+            after_wide = None;
+            cps.push((o as u32, i as u32, 0));
+            continue;
         }
-        tx[o] = ASCII_FOLD[b as usize];
-        wb[o >> 6] |= ((t & WALK) as u64) << (o & 63);
+        let may_start_entity = match after_wide.take() {
+            Some(was_word) => !was_word && (c == C_AT || c == C_HW),
+            None => t & UNUSUAL != 0,
+        };
+        if may_start_entity && let Some(end) = masked_entity_end(src, i) {
+            // A handle or URL becomes a space (none if one is there).
+            if prev != C_SPACE {
+                text[o] = b' ';
+                o += 1;
+                prev = C_SPACE;
+            }
+            i = end;
+            cps.push((o as u32, i as u32, 0));
+            continue;
+        }
+        text[o] = ASCII_FOLD[b as usize];
+        bits[o >> 6] |= ((t & WALK) as u64) << (o & 63);
         prev = c;
         i += 1;
+        o += 1;
     }
-    let mut o = n - shift;
-    if o > 0 && tx[o - 1] == b' ' {
+    if o > 0 && text[o - 1] == b' ' {
         o -= 1;
     }
     text.truncate(o);
-    out.text = String::from_utf8(text).expect("only ASCII bytes were written");
+    out.text = String::from_utf8(text).expect("whole characters were written");
     out.walk_bits = Some(bits);
+    Pass::Done
+}
+
+/// The non-ASCII character that starts at byte `i` of a `str`'s bytes:
+/// its code point and the byte after it. No validation: a `str` is UTF-8.
+#[inline]
+fn decode_wide(b: &[u8], i: usize) -> (u32, usize) {
+    let cont = |k: usize| (b[i + k] & 0x3F) as u32;
+    let lead = b[i] as u32;
+    match b[i] {
+        0xC0..=0xDF => ((lead & 0x1F) << 6 | cont(1), i + 2),
+        0xE0..=0xEF => ((lead & 0x0F) << 12 | cont(1) << 6 | cont(2), i + 3),
+        _ => (
+            (lead & 0x07) << 18 | cont(1) << 12 | cont(2) << 6 | cont(3),
+            i + 4,
+        ),
+    }
+}
+
+/// Writes a non-ASCII character's folding, `folded` (a plain space for
+/// white space), at output byte `o`, for [`normalize_latin_into`]: its
+/// bytes, its walk starts, and a checkpoint mapping them all back to the
+/// character's bytes `from`; returns the output byte after them. Grows the
+/// buffers when the folding is longer than the character (`¼` is `1⁄4`).
+fn emit_folded(
+    folded: &str,
+    from: (usize, usize),
+    mut o: usize,
+    text: &mut Vec<u8>,
+    bits: &mut Vec<u64>,
+    cps: &mut Vec<(u32, u32, u32)>,
+    prev: &mut u8,
+) -> usize {
+    if folded.len() > from.1 - from.0 {
+        let more = folded.len() - (from.1 - from.0);
+        text.resize(text.len() + more, 0);
+        bits.resize(text.len() / 64 + 2, 0);
+    }
+    cps.push((o as u32, from.0 as u32, from.1 as u32));
+    let mut out_word = *prev == C_ALNUM || *prev == C_HW;
+    for l in folded.chars() {
+        if l == ' ' {
+            // One space, none at the start or after another.
+            if *prev != C_SPACE {
+                text[o] = b' ';
+                o += 1;
+                *prev = C_SPACE;
+                out_word = false;
+            }
+            continue;
+        }
+        let word = if l.is_ascii() {
+            l.is_ascii_alphanumeric()
+        } else {
+            is_word_char(l)
+        };
+        if !word || !out_word || is_unspaced_script(l) {
+            bits[o >> 6] |= 1 << (o & 63);
+        }
+        o += l.encode_utf8(&mut text[o..o + l.len_utf8()]).len();
+        out_word = word;
+        *prev = if word { C_ALNUM } else { C_OTHER };
+    }
+    o
 }
 
 /// The same result as [`normalize_into`] with masking and spans (text,
 /// map back and walk starts) for any text, in one pass that never runs
 /// NFKD on what Latin-script customers write: ASCII as in
-/// [`normalize_ascii_into`], Latin-1 and Latin Extended-A letters,
+/// [`normalize_latin_into`], Latin-1 and Latin Extended-A letters,
 /// typographic quotes, dashes, ellipses and the spaces of French typography
 /// by table ([`LATIN_FOLD`], [`PUNCT_FOLD`]), emoji and other symbols as
 /// they are. Any other character is folded one at a time by the general
 /// path's [`fold_char`]. Equivalence with the general path is a property
 /// test; the tables are checked against `fold_char` code point by code point.
 pub fn normalize_fast_into(src: &str, out: &mut Normalized) {
-    if src.is_ascii() {
-        normalize_ascii_into(src, out);
+    if normalize_latin_into(src, out) {
         return;
     }
     out.clear();
@@ -615,15 +783,16 @@ fn in_range(x: u64, lo: u8, hi: u8) -> u64 {
     le_hi & ge_lo & HIGH
 }
 
-/// Whether `b` may hold a URL the masking would remove (`http://`,
-/// `https://` and `www.` in any case): without one, `h` and `w` are just
-/// letters.
-fn may_hold_url(b: &[u8]) -> bool {
-    // Built once: a searcher's set-up costs more than a short search.
-    static SCHEME: std::sync::LazyLock<memchr::memmem::Finder<'static>> =
-        std::sync::LazyLock::new(|| memchr::memmem::Finder::new(b"://"));
-    SCHEME.find(b).is_some()
-        || memchr::memchr_iter(b'.', b).any(|p| p >= 3 && b[p - 3..p].eq_ignore_ascii_case(b"www"))
+/// Whether byte `i` of `b` ends a `://` or a `www.` (in any case): a
+/// text without one holds no URL the masking would remove (`http://`,
+/// `https://`, `www.`), and its `h` and `w` are just letters.
+#[inline]
+fn is_url_marker(b: &[u8], i: usize) -> bool {
+    match b[i] {
+        b'/' => i >= 1 && b[i - 1] == b':' && b.get(i + 1) == Some(&b'/'),
+        b'.' => i >= 3 && b[i - 3..i].eq_ignore_ascii_case(b"www"),
+        _ => false,
+    }
 }
 
 /// [`ASCII_CLASS`]: a letter or digit that cannot begin a URL.
@@ -1015,7 +1184,24 @@ pub(crate) mod tests {
         |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
         {0,40}";
 
+    /// What French, Spanish, German and English customers write, and no
+    /// more: every character of it stays on [`normalize_latin_into`]'s
+    /// path (all of Latin-1, Latin Extended-A and General Punctuation,
+    /// C1 controls, soft hyphens and bidi controls included).
+    pub(crate) const LATIN: &str = "([a-zA-Z0-9]{1,9}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[\u{80}-\u{17f}]\
+        |[ \t\n\u{a0}\u{202f}\u{2009}]{1,3}|[\u{2000}-\u{206f}]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}\
+        |@[a-zA-Z_]{0,5}|https?://[a-zé./]{0,5}|[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]){0,60}";
+
     proptest::proptest! {
+        #[test]
+        fn the_latin_path_takes_latin_text_and_agrees_with_the_general_one(
+            src in proptest::string::string_regex(LATIN).unwrap()
+        ) {
+            let mut out = Normalized::default();
+            proptest::prop_assert!(normalize_latin_into(&src, &mut out), "{:?}", src);
+            assert_same_as_general(&src);
+        }
+
         #[test]
         fn the_fast_path_agrees_with_the_general_one(
             src in proptest::string::string_regex(MIXED).unwrap()

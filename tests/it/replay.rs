@@ -186,6 +186,50 @@ fn a_file_replay_agrees_with_rules_test_under_each_rule_set() {
 }
 
 #[test]
+fn a_file_replay_prints_the_same_whatever_the_number_of_threads() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let one = write_corpus(dir.path());
+    let corpus = std::fs::read_to_string(&one).unwrap();
+    // Thousands of lines, so dozens of blocks go to the threads.
+    let big = dir.path().join("big.jsonl");
+    let mut text = String::new();
+    for copy in 0..400 {
+        text.push_str(&corpus.replace("\"id\":\"m", &format!("\"id\":\"c{copy}-m")));
+    }
+    std::fs::write(&big, text).unwrap();
+    let old = crate::common::repo_rules();
+    let run = |threads: &str, json: bool| {
+        let mut args = vec!["rules", "replay", "--rules", new.to_str().unwrap()];
+        args.extend(["--against", old.to_str().unwrap()]);
+        args.extend(["--input", big.to_str().unwrap(), "--threads", threads]);
+        if json {
+            args.push("--json");
+        }
+        helpdesk(&args, dir.path())
+    };
+    for json in [true, false] {
+        let (a, b) = (run("1", json), run("4", json));
+        assert_eq!(
+            a.status.code(),
+            Some(1),
+            "{}",
+            String::from_utf8_lossy(&a.stderr)
+        );
+        assert_eq!(b.status.code(), Some(1));
+        assert!(
+            a.stdout == b.stdout,
+            "1 and 4 threads differ (json: {json})"
+        );
+    }
+    // The samples are the first of each group, in input order.
+    let readable = String::from_utf8(run("4", false).stdout).unwrap();
+    assert!(readable.contains("replayed 4800 messages"), "{readable}");
+    assert!(readable.contains("c0-m"), "{readable}");
+    assert!(!readable.contains("c1-m"), "{readable}");
+}
+
+#[test]
 fn the_readable_preview_groups_changes_with_samples_and_costs() {
     let dir = tempfile::tempdir().unwrap();
     let new = new_rules(dir.path());

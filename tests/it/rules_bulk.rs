@@ -23,7 +23,11 @@ fn data(name: &str) -> std::path::PathBuf {
 
 /// Runs `helpdesk rules test <args> -` on the corpus; its stdout and code.
 fn bulk(args: &[&str]) -> (Vec<u8>, i32) {
-    let corpus = std::fs::read(data("bulk_corpus.jsonl")).unwrap();
+    bulk_of(std::fs::read(data("bulk_corpus.jsonl")).unwrap(), args)
+}
+
+/// Runs `helpdesk rules test <args> -` on `corpus`; its stdout and code.
+fn bulk_of(corpus: Vec<u8>, args: &[&str]) -> (Vec<u8>, i32) {
     let mut child = Command::new(BIN)
         .args(["rules", "test", "--rules"])
         .arg(crate::common::repo_rules())
@@ -102,4 +106,59 @@ fn bulk_of_good_lines_only_exits_0() {
     let text = String::from_utf8(out.stdout).unwrap();
     assert_eq!(text.lines().count(), 2, "{text}");
     assert!(text.starts_with("{\"action\":\"escalate\""), "{text}");
+}
+
+/// The corpus many times over (its last line given a newline), so the
+/// input makes dozens of blocks for the routing threads.
+fn big_corpus(copies: usize) -> Vec<u8> {
+    let mut one = std::fs::read(data("bulk_corpus.jsonl")).unwrap();
+    if !one.ends_with(b"\n") {
+        one.push(b'\n');
+    }
+    one.repeat(copies)
+}
+
+#[test]
+fn bulk_output_is_the_same_whatever_the_number_of_threads() {
+    let corpus = big_corpus(60);
+    assert!(corpus.len() > 20 * 64 * 1024, "{} bytes", corpus.len());
+    let (one, code1) = bulk_of(corpus.clone(), &["--json", "--threads", "1"]);
+    let (four, code4) = bulk_of(corpus, &["--json", "--threads", "4"]);
+    assert_eq!((code1, code4), (1, 1));
+    assert!(one == four, "the outputs of 1 and 4 threads differ");
+    // Each copy's output is the recorded one, errors numbered by their
+    // line in the whole input.
+    let want = std::fs::read_to_string(data("bulk_expected.jsonl")).unwrap();
+    let got = String::from_utf8(four).unwrap();
+    let per_copy = want.lines().count();
+    let lines: Vec<&str> = got.lines().collect();
+    assert_eq!(lines.len(), per_copy * 60);
+    let input_lines = big_corpus(1).iter().filter(|b| **b == b'\n').count();
+    for (k, (g, w)) in lines[per_copy * 59..].iter().zip(want.lines()).enumerate() {
+        if let Some(rest) = w.strip_prefix("{\"error\":\"line ") {
+            let (n, tail) = rest.split_once(':').unwrap();
+            let n: usize = n.parse().unwrap();
+            let moved = format!("{{\"error\":\"line {}:{tail}", n + 59 * input_lines);
+            assert_eq!(*g, moved, "line {k} of the last copy");
+        } else {
+            assert_eq!(g, &w, "line {k} of the last copy");
+        }
+    }
+}
+
+#[test]
+fn a_line_that_is_not_utf8_gets_an_error_in_its_place() {
+    let mut input = b"{\"text\": \"panne\"}\n".to_vec();
+    input.extend_from_slice(b"{\"text\": \"caf\xe9\"}\n");
+    input.extend_from_slice(b"{\"text\": \"merci\"}\n");
+    let (out, code) = bulk_of(input, &["--json"]);
+    assert_eq!(code, 1);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    assert!(
+        lines[1].starts_with("{\"error\":\"line 2: not UTF-8 text"),
+        "{text}"
+    );
+    assert!(lines[2].starts_with("{\"action\""), "{text}");
 }
