@@ -10,6 +10,7 @@ JSON-lines file and into a SQLite database; then times, alternating in one
 run, the release binary's
   baseline:  helpdesk rules test --json - --rules OLD  < corpus   (one rule set)
   file:      helpdesk rules replay --json --rules NEW --against OLD --input corpus
+  file, one thread: the same with --threads 1
   sqlite:    helpdesk rules replay --json --rules NEW --config helpdesk.toml
 and prints messages per second and the ratio of each to the baseline.
 """
@@ -125,6 +126,9 @@ def main():
         "rules replay --json --input (two rule sets)":
             ([exe, "rules", "replay", "--json", "--rules", f"{work}/new", "--against", f"{work}/old",
               "--input", f"{work}/corpus.jsonl"], False),
+        "rules replay --json --input --threads 1":
+            ([exe, "rules", "replay", "--json", "--rules", f"{work}/new", "--against", f"{work}/old",
+              "--input", f"{work}/corpus.jsonl", "--threads", "1"], False),
         "rules replay --json from SQLite (two rule sets)":
             ([exe, "rules", "replay", "--json", "--rules", f"{work}/new", "--config", f"{work}/helpdesk.toml"],
              False),

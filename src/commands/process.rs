@@ -42,3 +42,19 @@ pub fn block_on<T>(
         .context("cannot start the async runtime")?
         .block_on(command)
 }
+
+/// [`block_on`] on the calling thread alone: for a command's reader
+/// thread, whose cores the rest of the command uses (the routing threads
+/// of `rules replay`), so that no runtime threads compete with them.
+pub fn block_on_here<T>(
+    format: LogFormat,
+    level: &str,
+    command: impl Future<Output = Result<T>>,
+) -> Result<T> {
+    init_logging(format, level);
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?
+        .block_on(command)
+}

@@ -23,7 +23,7 @@ use serde_json::value::RawValue;
 
 use crate::commands::args::{Json, Threads, adjust};
 use crate::commands::parallel::{self, Lines};
-use crate::commands::process::{LogFormat, block_on};
+use crate::commands::process::{LogFormat, block_on_here};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
 use crate::domain::limits::{Budget, Limits};
 use crate::domain::{Channel, Platform};
@@ -755,7 +755,7 @@ fn read_database(
     since: Option<Millis>,
     sink: &mut dyn FnMut(Vec<Row>) -> bool,
 ) -> Result<()> {
-    block_on(LogFormat::Text, "warn", async {
+    block_on_here(LogFormat::Text, "warn", async {
         let store = Store::open(url).await?;
         let mut rows = Vec::with_capacity(ROWS_PER_BLOCK);
         let mut open = true;

@@ -73,6 +73,8 @@ struct RawRule {
     #[serde(default)]
     require: Vec<Spanned<String>>,
     #[serde(default)]
+    require_any: Vec<Spanned<String>>,
+    #[serde(default)]
     exclude: Vec<Spanned<String>>,
     channels: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
@@ -384,6 +386,7 @@ impl Loader<'_> {
         let id = self.rule_id(f, &raw.id);
         let keywords = self.trigger_keywords(f, &id, &raw);
         let require = self.keywords(f, &raw.require, "require");
+        let require_any = self.keywords(f, &raw.require_any, "require_any");
         let exclude = self.keywords(f, &raw.exclude, "exclude");
         if require.len() > 64 {
             self.err(
@@ -419,6 +422,7 @@ impl Loader<'_> {
             description: raw.description,
             keywords,
             require,
+            require_any,
             exclude,
             channels,
             priority: raw.priority,
@@ -784,6 +788,7 @@ fn compile(
         let lists = [
             (Role::Keyword, &rule.keywords),
             (Role::Require, &rule.require),
+            (Role::RequireAny, &rule.require_any),
             (Role::Exclude, &rule.exclude),
         ];
         for (role, list) in lists {
@@ -842,7 +847,7 @@ fn check_examples(set: &RuleSet, spans: &[ExampleSpans], diags: &mut Vec<Diagnos
                 (None, None) => "no rule matched it".to_owned(),
             };
             diags.push(Diagnostic::at(spans.file, span.clone(), format!("example {text:?} of rule `{}` does not route to it on {channel}: {why}", rule.id))
-                .hint("add a keyword this example contains, adjust require/exclude/priority, or fix the example"));
+                .hint("add a keyword this example contains, adjust require/require_any/exclude/priority, or fix the example"));
         }
         for (text, span) in rule.not_examples.iter().zip(&spans.not_examples) {
             checked += 1;

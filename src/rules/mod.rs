@@ -102,6 +102,8 @@ pub struct Rule {
     pub keywords: Vec<Keyword>,
     /// All of these must match too.
     pub require: Vec<Keyword>,
+    /// At least one of these must match too, unless the list is empty.
+    pub require_any: Vec<Keyword>,
     /// None of these may match.
     pub exclude: Vec<Keyword>,
     /// Where the rule applies.
@@ -136,6 +138,7 @@ pub enum DefaultAction {
 enum Role {
     Keyword,
     Require,
+    RequireAny,
     Exclude,
 }
 
@@ -165,7 +168,7 @@ pub struct Stats {
     pub files: usize,
     /// Rules loaded.
     pub rules: usize,
-    /// Keyword entries (keywords, require and exclude).
+    /// Keyword entries (keywords, require, require_any and exclude).
     pub keywords: usize,
     /// Distinct patterns in the automaton.
     pub patterns: usize,
@@ -185,6 +188,8 @@ pub enum LoseReason {
     },
     /// A `require` entry is missing from the message.
     MissingRequire(String),
+    /// No `require_any` entry is in the message.
+    NoneOfRequireAny(Vec<String>),
     /// An `exclude` entry is in the message.
     Excluded {
         /// The exclude entry.
@@ -218,6 +223,14 @@ impl std::fmt::Display for LoseReason {
                 )
             }
             LoseReason::MissingRequire(k) => write!(f, "required `{k}` is not in the message"),
+            LoseReason::NoneOfRequireAny(entries) => {
+                write!(f, "none of `require_any` matched (")?;
+                for (i, k) in entries.iter().enumerate() {
+                    let sep = if i == 0 { "" } else { ", " };
+                    write!(f, "{sep}`{k}`")?;
+                }
+                write!(f, ")")
+            }
             LoseReason::Excluded { keyword, span } => {
                 write!(f, "excluded by `{keyword}` at {}..{}", span.0, span.1)
             }
@@ -321,6 +334,8 @@ struct Touched {
     rule: u32,
     keyword: Option<(u16, u32, u32)>,
     required: u64,
+    /// Whether some `require_any` entry matched.
+    any_required: bool,
     excluded: Option<(u16, u32, u32)>,
 }
 
@@ -383,6 +398,7 @@ impl RuleSet {
                 let entry = match u.role {
                     Role::Keyword => &rule.keywords[u.index as usize],
                     Role::Require => &rule.require[u.index as usize],
+                    Role::RequireAny => &rule.require_any[u.index as usize],
                     Role::Exclude => &rule.exclude[u.index as usize],
                 };
                 if entry.needs_end_boundary && !h.ends_at_boundary {
@@ -395,6 +411,7 @@ impl RuleSet {
                             rule: u.rule,
                             keyword: None,
                             required: 0,
+                            any_required: false,
                             excluded: None,
                         });
                         touched.last_mut().expect("just pushed")
@@ -404,6 +421,7 @@ impl RuleSet {
                 match u.role {
                     Role::Keyword => t.keyword = t.keyword.or(at),
                     Role::Require => t.required |= 1 << u.index,
+                    Role::RequireAny => t.any_required = true,
                     Role::Exclude => t.excluded = t.excluded.or(at),
                 }
             }
@@ -453,7 +471,8 @@ impl RuleSet {
 
 impl Rule {
     /// Why this rule, which matched a keyword, cannot win on `channel`:
-    /// the channel, then an exclude entry, then a missing require entry.
+    /// the channel, then an exclude entry, then a missing require entry,
+    /// then no require_any entry.
     fn ineligible(&self, t: &Touched, channel: Channel, norm: &Normalized) -> Option<LoseReason> {
         let all_required = 1u64
             .checked_shl(self.require.len() as u32)
@@ -475,6 +494,10 @@ impl Rule {
                 .expect("some require is missing");
             Some(LoseReason::MissingRequire(
                 self.require[missing].written.clone(),
+            ))
+        } else if !self.require_any.is_empty() && !t.any_required {
+            Some(LoseReason::NoneOfRequireAny(
+                self.require_any.iter().map(|k| k.written.clone()).collect(),
             ))
         } else {
             None

@@ -47,6 +47,27 @@ require = ["forfait", "data"]
 reply = "Roaming info"
 
 [[rule]]
+id = "cancel"
+keywords = ["résilier", "resiliation", "cancel"]
+require_any = ["abonnement", "contrat", "subscription", "contract*", "box internet"]
+escalate = { queue = "retention" }
+
+[[rule]]
+id = "cancel-order"
+keywords = ["cancel"]
+require = ["order"]
+require_any = ["today", "now"]
+exclude = ["don't"]
+priority = 1
+reply = "Orders: https://help.example/orders"
+
+[[rule]]
+id = "move"
+keywords = ["déménagement", "moving"]
+require_any = []
+reply = "Moving: https://help.example/move"
+
+[[rule]]
 id = "japanese-refund"
 keywords = ["払い戻し"]
 reply = "返金について"
@@ -107,6 +128,33 @@ fn matching_contract_table() {
         // Require: every entry.
         ("roaming forfait data", Mention, Some("roaming")),
         ("roaming forfait", Mention, None),
+        // Require_any: at least one entry, with keywords' matching.
+        ("je veux résilier mon abonnement", Mention, Some("cancel")),
+        ("RESILIER le CONTRAT", Mention, Some("cancel")),
+        ("cancel my subscription", Mention, Some("cancel")),
+        ("cancel the contracts", Mention, Some("cancel")), // `contract*` is a prefix
+        (
+            "je veux résilier ma box   internet",
+            Mention,
+            Some("cancel"),
+        ), // a phrase
+        ("je veux résilier", Mention, None),
+        ("cancel", Mention, None),
+        ("cancel my contrat-cadre", Mention, Some("cancel")),
+        ("cancel https://example.com/subscription", Mention, None), // URLs are not searched
+        ("résilier @abonnement", Mention, None),                    // nor handles
+        // Require and require_any together, with priority.
+        ("cancel my order now", Mention, Some("cancel-order")),
+        ("cancel my order", Mention, None),
+        ("cancel my order subscription", Mention, Some("cancel")),
+        (
+            "cancel my order now subscription",
+            Mention,
+            Some("cancel-order"),
+        ),
+        ("don't cancel my order now", Mention, None),
+        // An empty require_any asks for nothing.
+        ("moving next week", Mention, Some("move")),
         // Priority, then file order.
         ("panne et remboursement", Mention, Some("refund")),
         ("#panne outage", Mention, Some("outage-hashtag")),
@@ -227,4 +275,41 @@ fn sixty_four_require_entries_are_all_needed() {
     );
     let most = format!("go {}", words[1..].join(" "));
     assert_eq!(set.route(&most, Channel::Mention).rule_id(), None);
+}
+
+#[test]
+fn a_rule_without_any_require_any_entry_says_so() {
+    let set = set();
+    let d = set.route("je veux résilier, c'est tout", Channel::Mention);
+    assert_eq!(d.rule_id(), None);
+    let lost: Vec<String> = d
+        .losers
+        .iter()
+        .map(|l| format!("{}: {}", l.rule.id, l.reason))
+        .collect();
+    assert_eq!(
+        lost,
+        vec![
+            "cancel: none of `require_any` matched (`abonnement`, `contrat`, `subscription`, `contract*`, `box internet`)"
+        ]
+    );
+    // A missing `require` is said before require_any; an exclude before both.
+    let d = set.route("cancel", Channel::Mention);
+    let lost: Vec<String> = d.losers.iter().map(|l| l.reason.to_string()).collect();
+    assert_eq!(
+        lost,
+        vec![
+            "none of `require_any` matched (`abonnement`, `contrat`, `subscription`, `contract*`, `box internet`)".to_owned(),
+            "required `order` is not in the message".to_owned()
+        ]
+    );
+    let d = set.route("don't cancel", Channel::Mention);
+    assert!(
+        d.losers[1]
+            .reason
+            .to_string()
+            .starts_with("excluded by `don't`"),
+        "{:?}",
+        d.losers
+    );
 }
