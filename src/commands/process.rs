@@ -35,12 +35,12 @@ pub fn block_on<T>(
     level: &str,
     command: impl Future<Output = Result<T>>,
 ) -> Result<T> {
-    init_logging(format, level);
-    tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?
-        .block_on(command)
+    run(
+        tokio::runtime::Builder::new_multi_thread(),
+        format,
+        level,
+        command,
+    )
 }
 
 /// [`block_on`] on the calling thread alone: for a command's reader
@@ -51,8 +51,22 @@ pub fn block_on_here<T>(
     level: &str,
     command: impl Future<Output = Result<T>>,
 ) -> Result<T> {
+    run(
+        tokio::runtime::Builder::new_current_thread(),
+        format,
+        level,
+        command,
+    )
+}
+
+fn run<T>(
+    mut runtime: tokio::runtime::Builder,
+    format: LogFormat,
+    level: &str,
+    command: impl Future<Output = Result<T>>,
+) -> Result<T> {
     init_logging(format, level);
-    tokio::runtime::Builder::new_current_thread()
+    runtime
         .enable_all()
         .build()
         .context("cannot start the async runtime")?
