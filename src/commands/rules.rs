@@ -125,7 +125,7 @@ fn check(dir: &Path, prices: &XPrices) -> Result<i32> {
                     ""
                 }
             )?;
-            for line in set.rules().iter().filter_map(|r| x_cost_line(r, prices)) {
+            for line in set.rules().iter().flat_map(|r| x_cost_lines(r, prices)) {
                 writeln!(out, "{line}")?;
             }
             0
@@ -183,31 +183,41 @@ const SAMPLE: Vars<'static> = Vars {
 
 /// What a rule's reply (or acknowledgement) costs on X, where it leaves
 /// publicly for a mention or a search hit, and the cheaper form when there
-/// is one: a DM, or the reply without its link.
-fn x_cost_line(rule: &Rule, prices: &XPrices) -> Option<String> {
-    let template = match &rule.action {
+/// is one: a DM, or the reply without its link. One line per language of a
+/// language table, since one may hold a link and another not.
+fn x_cost_lines(rule: &Rule, prices: &XPrices) -> Vec<String> {
+    let text = match &rule.action {
         Action::Reply(t) => t,
-        Action::Escalate(e) => e.ack.as_ref()?,
-        Action::Ignore => return None,
+        Action::Escalate(e) => match &e.ack {
+            Some(a) => a,
+            None => return Vec::new(),
+        },
+        Action::Ignore => return Vec::new(),
     };
-    let text = template.render(&SAMPLE);
     let public = rule.via == Via::Same
         && (rule.channels.contains(Channel::Mention) || rule.channels.contains(Channel::Search));
-    let at = format!("{}:{}: {}", rule.file, rule.line, rule.id);
-    if !public {
-        let dm = reply_price(prices, ReplyKind::Dm, &text);
-        return Some(format!("{at}: costs ${dm} per reply on X (a DM)"));
-    }
-    let price = reply_price(prices, ReplyKind::Public, &text);
-    let mut line = format!("{at}: costs ${price} per public reply on X");
-    if Unit::of_reply(ReplyKind::Public, &text) == Unit::ContentCreateWithUrl {
-        let dm = prices.dm_interaction_create;
-        let plain = prices.content_create;
-        line.push_str(&format!(
-            " (it has a link); cheaper: `via = \"dm\"` (${dm}), or the link left out (${plain})"
-        ));
-    }
-    Some(line)
+    text.variants()
+        .into_iter()
+        .map(|(lang, template)| {
+            let text = template.render(&SAMPLE);
+            let lang = lang.map_or_else(String::new, |l| format!(" ({l})"));
+            let at = format!("{}:{}: {}{lang}", rule.file, rule.line, rule.id);
+            if !public {
+                let dm = reply_price(prices, ReplyKind::Dm, &text);
+                return format!("{at}: costs ${dm} per reply on X (a DM)");
+            }
+            let price = reply_price(prices, ReplyKind::Public, &text);
+            let mut line = format!("{at}: costs ${price} per public reply on X");
+            if Unit::of_reply(ReplyKind::Public, &text) == Unit::ContentCreateWithUrl {
+                let dm = prices.dm_interaction_create;
+                let plain = prices.content_create;
+                line.push_str(&format!(
+                    " (it has a link); cheaper: `via = \"dm\"` (${dm}), or the link left out (${plain})"
+                ));
+            }
+            line
+        })
+        .collect()
 }
 
 /// What the reply of a routing costs on X (`None`: no reply): a DM when
@@ -219,8 +229,8 @@ fn reply_cost(
     prices: &XPrices,
 ) -> Option<Usd> {
     let (text, via) = match d.outcome() {
-        Outcome::Reply(t, via) => (t.render(vars), via),
-        Outcome::Escalate(e, via) => (e.ack.as_ref()?.render(vars), via),
+        Outcome::Reply(t, via) => (t.pick(None, None).0.render(vars), via),
+        Outcome::Escalate(e, via) => (e.ack.as_ref()?.pick(None, None).0.render(vars), via),
         Outcome::Ignore | Outcome::None => return None,
     };
     let kind = if via == Via::Dm || channel == Channel::Dm {
@@ -275,9 +285,9 @@ impl<'a> Routed<'a> {
         reply.clear();
         let outcome = d.outcome();
         let (template, via, queue, priority) = match outcome {
-            Outcome::Reply(t, via) => (Some(t), Some(via), None, None),
+            Outcome::Reply(t, via) => (Some(t.pick(None, None).0), Some(via), None, None),
             Outcome::Escalate(e, via) => (
-                e.ack.as_ref(),
+                e.ack.as_ref().map(|a| a.pick(None, None).0),
                 e.ack.as_ref().map(|_| via),
                 Some(e.queue.as_str()),
                 Some(e.priority.as_str()),
@@ -375,7 +385,7 @@ fn explain(d: &Decision<'_>, text: &str, channel: Channel, vars: &Vars<'_>) -> S
             } else {
                 "where the customer wrote"
             },
-            t.render(vars)
+            t.pick(None, None).0.render(vars)
         )),
         Outcome::Escalate(e, _) => {
             out.push_str(&format!(
@@ -383,7 +393,7 @@ fn explain(d: &Decision<'_>, text: &str, channel: Channel, vars: &Vars<'_>) -> S
                 e.queue, e.priority
             ));
             if let Some(a) = &e.ack {
-                out.push_str(&format!("ack:     {}\n", a.render(vars)));
+                out.push_str(&format!("ack:     {}\n", a.pick(None, None).0.render(vars)));
             }
         }
         _ => out.push('\n'),

@@ -6,6 +6,7 @@
 
 pub mod clock;
 pub mod inert;
+pub mod language;
 pub mod limits;
 pub mod money;
 pub mod secret;

@@ -16,8 +16,9 @@ use super::diagnostic::{Diagnostic, RulesError, SourceFile};
 use super::keys::keys_of;
 use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
-use super::template::{Placeholder, Template, TemplateError, Vars};
+use super::template::{Localized, Placeholder, Template, TemplateError, Vars};
 use super::{Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Stats, Use, Via};
+use crate::domain::language::Lang;
 use crate::domain::text::LengthLimit;
 use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId, TicketRef};
 
@@ -79,7 +80,7 @@ struct RawRule {
     channels: Option<Spanned<Vec<Spanned<String>>>>,
     #[serde(default)]
     priority: i64,
-    reply: Option<Spanned<String>>,
+    reply: Option<Spanned<RawText>>,
     escalate: Option<Spanned<RawEscalate>>,
     ignore: Option<Spanned<bool>>,
     via: Option<Spanned<String>>,
@@ -95,7 +96,44 @@ struct RawRule {
 struct RawEscalate {
     queue: Spanned<String>,
     priority: Option<Spanned<String>>,
-    ack: Option<Spanned<String>>,
+    ack: Option<Spanned<RawText>>,
+}
+
+/// A `reply` or `ack` as written: one text (its span is the value's), or
+/// a table of language codes to texts, each with its span.
+enum RawText {
+    One(String),
+    ByLang(Vec<(Spanned<String>, Spanned<String>)>),
+}
+
+impl<'de> Deserialize<'de> for RawText {
+    // By hand: a derived untagged enum buffers the value and loses the
+    // spans that the errors point with.
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> serde::de::Visitor<'de> for Text {
+            type Value = RawText;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(
+                    "a text, or a table of texts by language such as { fr = \"…\", en = \"…\" }",
+                )
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<RawText, E> {
+                Ok(RawText::One(v.to_owned()))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<RawText, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(key) = map.next_key::<Spanned<String>>()? {
+                    entries.push((key, map.next_value::<Spanned<String>>()?));
+                }
+                Ok(RawText::ByLang(entries))
+            }
+        }
+        d.deserialize_any(Text)
+    }
 }
 
 /// The `[default]` table.
@@ -589,13 +627,62 @@ impl Loader<'_> {
         };
         let ack = match &raw.ack {
             None => Some(None),
-            Some(a) => self.template(f, a, true, "ack").map(Some),
+            Some(a) => self.localized(f, a, true, "ack").map(Some),
         };
         Some(Escalation {
             queue: queue?,
             priority: priority?,
             ack: ack?,
         })
+    }
+
+    /// A reply or ack, one text or a language table, each text parsed and
+    /// checked as [`Self::template`] does; `None` once its problems are
+    /// reported.
+    fn localized(
+        &mut self,
+        f: usize,
+        t: &Spanned<RawText>,
+        allow_ticket: bool,
+        key: &str,
+    ) -> Option<Localized> {
+        let mut entries = match t.get_ref() {
+            RawText::One(text) => {
+                let text = Spanned::new(t.span(), text.clone());
+                return self
+                    .template(f, &text, allow_ticket, key)
+                    .map(Localized::Any);
+            }
+            RawText::ByLang(entries) => entries.iter().collect::<Vec<_>>(),
+        };
+        if entries.is_empty() {
+            self.err(f, t.span(), format!("`{key}` is an empty table"), format!("give the text, {key} = \"…\", or one per language: {key} = {{ fr = \"…\", en = \"…\" }}"));
+            return None;
+        }
+        // A TOML table is read in key order; the first in the file is the
+        // last resort, so the file's order counts.
+        entries.sort_by_key(|(_, text)| text.span().start);
+        let n_errors = self.diags.len();
+        let mut table = Vec::with_capacity(entries.len());
+        for (code, text) in entries {
+            let lang = match Lang::parse(code.get_ref()) {
+                Ok(lang) => Some(lang),
+                Err(e) => {
+                    self.err(
+                        f,
+                        code.span(),
+                        format!("in `{key}`: {e}"),
+                        "a language table's keys are ISO 639-1 codes: fr, en, es, de…",
+                    );
+                    None
+                }
+            };
+            let tpl = self.template(f, text, allow_ticket, &format!("{key}.{}", code.get_ref()));
+            if let (Some(lang), Some(tpl)) = (lang, tpl) {
+                table.push((lang, tpl));
+            }
+        }
+        (self.diags.len() == n_errors).then_some(Localized::ByLang(table))
     }
 
     /// A reply or ack template, parsed and checked against every platform's
@@ -666,7 +753,7 @@ impl Loader<'_> {
     fn action(
         &mut self,
         f: usize,
-        reply: &Option<Spanned<String>>,
+        reply: &Option<Spanned<RawText>>,
         escalate: &Option<Spanned<RawEscalate>>,
         ignore: &Option<Spanned<bool>>,
         span: Range<usize>,
@@ -691,7 +778,7 @@ impl Loader<'_> {
             }
         }
         if let Some(r) = reply {
-            return self.template(f, r, false, "reply").map(Action::Reply);
+            return self.localized(f, r, false, "reply").map(Action::Reply);
         }
         if let Some(e) = escalate {
             return self.escalation(f, e.get_ref()).map(Action::Escalate);

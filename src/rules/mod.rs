@@ -26,7 +26,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, RulesError, SourceFile, line_col};
 pub use load::LoadOptions;
-pub use template::{Template, Vars};
+pub use template::{Localized, Template, Vars};
 
 use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId};
 use matcher::{Matcher, RawHit};
@@ -66,14 +66,14 @@ pub struct Escalation {
     /// Its priority.
     pub priority: Priority,
     /// What the customer is told, if anything.
-    pub ack: Option<Template>,
+    pub ack: Option<Localized>,
 }
 
 /// What a rule does when it wins.
 #[derive(Debug, Clone)]
 pub enum Action {
     /// Answer automatically.
-    Reply(Template),
+    Reply(Localized),
     /// Open (or add to) a ticket.
     Escalate(Escalation),
     /// Record the match and do nothing.
@@ -283,8 +283,8 @@ pub struct Decision<'r> {
 /// What a decision asks for, whichever rule or default produced it.
 #[derive(Debug, Clone, Copy)]
 pub enum Outcome<'r> {
-    /// Reply with this template.
-    Reply(&'r Template, Via),
+    /// Reply with this text (one per language, perhaps).
+    Reply(&'r Localized, Via),
     /// Escalate, with the ack's delivery route.
     Escalate(&'r Escalation, Via),
     /// Record only.

@@ -5,6 +5,8 @@
 
 use std::fmt;
 
+use crate::domain::language::Lang;
+
 /// A value a template can insert.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Placeholder {
@@ -64,6 +66,40 @@ enum Segment {
 pub struct Template {
     source: String,
     segments: Vec<Segment>,
+}
+
+/// A reply or an acknowledgement: one text for every language, or one
+/// per language (a table of ISO 639-1 codes), in file order.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Localized {
+    /// `reply = "…"`: the same text whatever the customer writes in.
+    Any(Template),
+    /// `reply = { fr = "…", en = "…" }`, never empty.
+    ByLang(Vec<(Lang, Template)>),
+}
+
+impl Localized {
+    /// The text for a customer who writes in `lang` (`None`: not known):
+    /// that language's, else the `default` language's, else the first of
+    /// the table; and the language chosen (`None` for a single text).
+    pub fn pick(&self, lang: Option<Lang>, default: Option<Lang>) -> (&Template, Option<Lang>) {
+        match self {
+            Localized::Any(t) => (t, None),
+            Localized::ByLang(table) => {
+                let find = |l: Option<Lang>| table.iter().find(|(k, _)| Some(*k) == l);
+                let (k, t) = find(lang).or_else(|| find(default)).unwrap_or(&table[0]);
+                (t, Some(*k))
+            }
+        }
+    }
+
+    /// Every text, with its language (`None` for a single text).
+    pub fn variants(&self) -> Vec<(Option<Lang>, &Template)> {
+        match self {
+            Localized::Any(t) => vec![(None, t)],
+            Localized::ByLang(table) => table.iter().map(|(k, t)| (Some(*k), t)).collect(),
+        }
+    }
 }
 
 /// What is wrong with a template, with the byte range inside the template.
@@ -247,5 +283,55 @@ mod tests {
         assert!(Template::parse("see {ticket}", false).is_err());
         assert!(Template::parse("open {author", false).is_err());
         assert!(Template::parse("stray }", false).is_err());
+    }
+}
+
+#[cfg(test)]
+mod localized_tests {
+    use super::*;
+
+    fn table(entries: &[(&str, &str)]) -> Localized {
+        Localized::ByLang(
+            entries
+                .iter()
+                .map(|(l, t)| (Lang::parse(l).unwrap(), Template::parse(t, false).unwrap()))
+                .collect(),
+        )
+    }
+
+    fn picked(
+        l: &Localized,
+        lang: Option<&str>,
+        default: Option<&str>,
+    ) -> (String, Option<String>) {
+        let lang = lang.map(|c| Lang::parse(c).unwrap());
+        let default = default.map(|c| Lang::parse(c).unwrap());
+        let (t, k) = l.pick(lang, default);
+        (t.source().to_owned(), k.map(|k| k.to_string()))
+    }
+
+    #[test]
+    fn the_customers_language_then_the_default_then_the_first() {
+        let l = table(&[("fr", "Bonjour"), ("en", "Hello"), ("es", "Hola")]);
+        let cases = [
+            (Some("en"), Some("fr"), "Hello", "en"),
+            (Some("es"), None, "Hola", "es"),
+            (Some("de"), Some("en"), "Hello", "en"),
+            (Some("de"), Some("it"), "Bonjour", "fr"),
+            (None, Some("es"), "Hola", "es"),
+            (None, None, "Bonjour", "fr"),
+        ];
+        for (lang, default, text, chosen) in cases {
+            assert_eq!(
+                picked(&l, lang, default),
+                (text.to_owned(), Some(chosen.to_owned())),
+                "{lang:?} {default:?}"
+            );
+        }
+        let one = Localized::Any(Template::parse("Hi", false).unwrap());
+        assert_eq!(
+            picked(&one, Some("fr"), Some("en")),
+            ("Hi".to_owned(), None)
+        );
     }
 }

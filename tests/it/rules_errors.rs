@@ -202,6 +202,11 @@ id = "invoice"
 keywords = ["facture"]
 via = "dm"
 reply = "Votre facture : https://lumio.com/facture"
+
+[[rule]]
+id = "outage"
+keywords = ["panne"]
+reply = { fr = "Nous vérifions votre ligne : https://lumio.com/diag", en = "We are on it." }
 "#,
     )
     .unwrap();
@@ -216,6 +221,15 @@ reply = "Votre facture : https://lumio.com/facture"
     );
     assert!(
         out.contains("a.toml:7: thanks: costs $0.015 per public reply on X\n"),
+        "{out}"
+    );
+    // Each text of a language table on its own line: one has a link.
+    assert!(
+        out.contains("a.toml:18: outage (fr): costs $0.20 per public reply on X (it has a link)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("a.toml:18: outage (en): costs $0.015 per public reply on X\n"),
         "{out}"
     );
     assert!(
@@ -268,4 +282,69 @@ reply = "Votre facture : https://lumio.com/facture"
     assert_eq!(v["x_cost_usd"], 0.25);
     let v = json(&["rules", "test", "--json", "--rules", rules, "zzz"]);
     assert_eq!(v["x_cost_usd"], serde_json::Value::Null);
+}
+
+#[test]
+fn language_tables_are_checked_text_by_text() {
+    let a = r#"[[rule]]
+id = "cancel"
+keywords = ["cancel"]
+escalate = { queue = "retention", ack = { fr = "{author} dossier {ticket}", EN = "{author} case {ticket}", fra = "x" } }
+
+[[rule]]
+id = "outage"
+keywords = ["panne"]
+reply = { fr = "{author} Nous vérifions {ticket}", en = "{author} {name} {name} {name} {name} {name} {name}" }
+
+[[rule]]
+id = "empty"
+keywords = ["vide"]
+reply = {}
+
+[[rule]]
+id = "number"
+keywords = ["nombre"]
+reply = { fr = 3 }
+"#;
+    let out = errors(&[("a.toml", a)]);
+    for want in [
+        // A bad code at the code; `EN` is `en`.
+        "a.toml:4:108: error: in `ack`: `fra` is not a language code: write two letters of ISO 639-1, such as fr, en or es",
+        // Each text's placeholders and length, at that text.
+        "a.toml:9:41: error: in `reply.fr`: `{ticket}` can only be used in an escalation's `ack`",
+        "a.toml:9:57: error: `reply.en` is too long for x: 622 of 280",
+        "a.toml:14:9: error: `reply` is an empty table",
+        "a.toml:19:16: error: invalid type: integer `3`, expected a string",
+    ] {
+        assert!(out.contains(want), "missing {want:?} in:\n{out}");
+    }
+}
+
+#[test]
+fn a_language_table_loads_in_file_order() {
+    let set = RuleSet::load_sources(
+        vec![SourceFile {
+            name: "a.toml".into(),
+            text: r#"[[rule]]
+id = "hello"
+keywords = ["hello"]
+reply = { fr = "Bonjour {author}", en = "Hello {author}", es = "Hola {author}" }
+"#
+            .into(),
+        }],
+        &LoadOptions::default(),
+    )
+    .unwrap_or_else(|e| panic!("{}", e.render()));
+    let rule = &set.rules()[0];
+    let helpdesk::rules::Action::Reply(text) = &rule.action else {
+        panic!("a reply")
+    };
+    let langs: Vec<String> = text
+        .variants()
+        .iter()
+        .map(|(l, _)| l.unwrap().to_string())
+        .collect();
+    // Not in key order (en, es, fr): the first in the file is the fallback.
+    assert_eq!(langs, ["fr", "en", "es"]);
+    assert_eq!(text.pick(None, None).0.source(), "Bonjour {author}");
 }

@@ -11,7 +11,7 @@ use crate::domain::states::{Action, TicketStatus};
 use crate::domain::{Channel, Priority, Queue, TicketRef};
 use crate::platforms::{Account, Event};
 use crate::rules::normalize::normalize;
-use crate::rules::{Decision, Outcome, Template, Via};
+use crate::rules::{Decision, Localized, Outcome, Via};
 use crate::storage::tickets::Latest;
 
 use super::Reply;
@@ -73,7 +73,7 @@ pub(super) enum TicketStep<'r> {
         /// Its priority.
         priority: Priority,
         /// The acknowledgement and its route.
-        ack: Option<(&'r Template, Via)>,
+        ack: Option<(&'r Localized, Via)>,
     },
 }
 

@@ -30,7 +30,7 @@ use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
 use crate::domain::{Channel, MessageId, Platform, Stream, TicketRef};
 use crate::platforms::{Account, Batch, Event, ReplyKind};
-use crate::rules::{Outcome, RuleSet, Template, Vars, Via};
+use crate::rules::{Localized, Outcome, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
 use crate::storage::opt_outs::OptOut;
 use crate::storage::tickets::{self, Latest, NewTicket};
@@ -263,9 +263,11 @@ impl Pipeline {
             .map(|e| {
                 let decision = rules.route(&e.text, e.channel);
                 let reply_text = match decision.outcome() {
-                    Outcome::Reply(t, _) => t.render(&Vars {
+                    // The first text of a language table, until the
+                    // customer's language is known (issue #17).
+                    Outcome::Reply(t, _) => t.pick(None, None).0.render(&Vars {
                         author: e.author.handle.as_str(),
-                        name: &customer_name(e, t),
+                        name: &customer_name(e, t.pick(None, None).0),
                         ticket: None,
                     }),
                     _ => String::new(),
@@ -450,7 +452,7 @@ impl Pipeline {
         plan: &Plan<'r>,
         rule: Option<&str>,
         after: &mut Option<Latest>,
-    ) -> Result<(Option<TicketRef>, Option<(&'r Template, Via)>), StoreError> {
+    ) -> Result<(Option<TicketRef>, Option<(&'r Localized, Via)>), StoreError> {
         let now = self.clock.now_ms();
         match &plan.ticket {
             TicketStep::None => Ok((None, None)),
@@ -495,7 +497,8 @@ impl Pipeline {
 }
 
 /// The acknowledgement of a new ticket, with its reference.
-fn render_ack(e: &Event, ack: &Template, ticket: Option<TicketRef>) -> String {
+fn render_ack(e: &Event, ack: &Localized, ticket: Option<TicketRef>) -> String {
+    let ack = ack.pick(None, None).0;
     let r = ticket.map(|t| t.to_string());
     let name = customer_name(e, ack);
     ack.render(&Vars {
