@@ -1,7 +1,7 @@
-//! What a batch has done so far that its later messages must see (the
+//! What a batch has decided so far that its later messages must see (the
 //! database is read once, before the batch), and the rows it writes in a
 //! few statements before its commit (SQLite pays a thread round trip per
-//! statement).
+//! statement, PostgreSQL a network one).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,17 +17,31 @@ use crate::storage::outbox::{self, NewRow};
 use crate::storage::tickets::Latest;
 use crate::storage::{Backend, StoreError, messages};
 
-/// The batch so far.
+/// What the batch's messages decided so far that its later messages must
+/// see (the database is read once, before the batch).
 #[derive(Default)]
 pub(super) struct BatchState {
-    /// Rows to write before the commit.
-    pub pending: Pending,
     /// Message ids already handled in this batch.
     pub seen: HashSet<String>,
     /// Customers who said a stop word in this batch.
     pub stopped: HashSet<String>,
     /// Each customer's latest ticket after this batch's messages.
     pub tickets: HashMap<String, Option<Latest>>,
+    /// (customer, text) of the replies queued.
+    pub texts: HashSet<(String, String)>,
+    /// Automatic replies queued per conversation.
+    pub per_conversation: HashMap<String, i64>,
+}
+
+impl BatchState {
+    /// Notes an automatic reply queued to `customer` in `conversation`.
+    pub fn replied(&mut self, customer: &str, conversation: &str, text: &str) {
+        self.texts.insert((customer.to_owned(), text.to_owned()));
+        *self
+            .per_conversation
+            .entry(conversation.to_owned())
+            .or_default() += 1;
+    }
 }
 
 /// One automatic reply for the outbox.
@@ -42,30 +56,15 @@ pub(super) struct OutRow {
     pub text: String,
 }
 
-/// A batch's rows, and what later messages of the same batch must see of
-/// them.
+/// A batch's rows, written together before its commit.
 #[derive(Default)]
 pub(super) struct Pending {
     pub messages: Vec<NewMessage>,
     pub opt_outs: Vec<OptOut>,
-    rows: Vec<OutRow>,
-    /// (customer, text) of the replies queued.
-    pub texts: HashSet<(String, String)>,
-    /// Automatic replies queued per conversation.
-    pub per_conversation: HashMap<String, i64>,
+    pub rows: Vec<OutRow>,
 }
 
 impl Pending {
-    /// Adds an automatic reply.
-    pub fn push(&mut self, r: OutRow) {
-        self.texts.insert((r.customer_id.clone(), r.text.clone()));
-        *self
-            .per_conversation
-            .entry(r.conversation.clone())
-            .or_default() += 1;
-        self.rows.push(r);
-    }
-
     /// Writes the batch's messages, opt-outs and outbox rows, in that
     /// order (the later rows point at the messages).
     pub async fn flush(
