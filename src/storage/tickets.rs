@@ -68,7 +68,8 @@ pub async fn open(
 
 /// Opens `tickets` in status `new`, in as few statements as it can (one
 /// for a batch's new tickets, where one statement per ticket made most of
-/// a batch's round trips on PostgreSQL); their ids, in the order given.
+/// a batch's round trips on PostgreSQL; see [`dialect::statement_bytes`]);
+/// their ids, in the order given.
 /// Their `created` events are written by a trigger, as for [`open`].
 ///
 /// Neither SQLite nor PostgreSQL promises the order in which `RETURNING`
@@ -88,7 +89,13 @@ pub async fn open_many(
     let mut ids = Vec::with_capacity(tickets.len());
     let mut rest = tickets;
     while !rest.is_empty() {
-        let chunk = &rest[..distinct_customers_prefix(rest, 100)];
+        let first = dialect::chunks(
+            rest,
+            100,
+            dialect::statement_bytes(backend),
+            NewTicket::bytes,
+        )[0];
+        let chunk = &first[..distinct_customers_prefix(first)];
         rest = &rest[chunk.len()..];
         let sql = format!(
             "INSERT INTO tickets (queue, priority, status, platform, customer_id, customer_handle, \
@@ -137,13 +144,26 @@ pub async fn open_many(
     Ok(ids)
 }
 
-/// How many of the first `max` tickets can share a statement: up to the
-/// first repeated customer (see [`open_many`]).
-fn distinct_customers_prefix(tickets: &[NewTicket<'_>], max: usize) -> usize {
+impl NewTicket<'_> {
+    /// About what its parameters weigh in a statement.
+    fn bytes(&self) -> usize {
+        let t = dialect::text_bytes;
+        t(self.queue.as_str())
+            + t(self.customer_id)
+            + t(self.customer_handle)
+            + t(self.conversation_id)
+            + t(self.rule_id.unwrap_or(""))
+            + t(self.note.unwrap_or(""))
+            + 5 * 12
+    }
+}
+
+/// How many of the first tickets can share a statement: up to the first
+/// repeated customer (see [`open_many`]).
+fn distinct_customers_prefix(tickets: &[NewTicket<'_>]) -> usize {
     let mut seen = std::collections::HashSet::new();
     tickets
         .iter()
-        .take(max)
         .take_while(|t| seen.insert((t.platform, t.customer_id)))
         .count()
 }

@@ -20,7 +20,10 @@ use tracing::instrument::WithSubscriber;
 
 use crate::common::{self, Db};
 
-on_both_databases!(one_batch_leaves_the_rows_of_one_message_at_a_time);
+on_both_databases!(
+    one_batch_leaves_the_rows_of_one_message_at_a_time,
+    a_batch_cut_into_several_statements_leaves_the_same_rows,
+);
 
 /// A mention (or a DM, for `dm`) from `customer`, in a thread of its own
 /// unless `thread` names one.
@@ -172,7 +175,18 @@ async fn ingest(
         .unwrap()
 }
 
-async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
+/// The rows `batch` (made at the given time) leaves when ingested as one
+/// batch, checked against one message at a time on the same history: what
+/// the pipeline answered and the rows of the batch's store. `None`: no
+/// PostgreSQL for tests.
+async fn batch_against_one_at_a_time(
+    db: Db,
+    make: impl Fn(i64) -> Vec<Event>,
+) -> Option<(
+    Vec<Processed>,
+    Vec<(&'static str, Vec<Vec<Option<String>>>)>,
+    Store,
+)> {
     let rules = RuleSet::load_dir(&common::repo_rules(), &LoadOptions::default()).unwrap();
     let config = Config::default();
     let clock = Clock::new();
@@ -193,46 +207,12 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
         first_start: now,
         platform: Platform::X,
     };
-    let batch = vec![
-        // bob opens a ticket (with an ack), then writes twice more: both join it.
-        event(10, "bob", "I want a refund, charged twice", None, now),
-        event(11, "bob", "still waiting for my refund", None, now),
-        // cleo gets an FAQ answer, then opens a ticket in the same thread,
-        // then follows it up.
-        event(12, "cleo", "quels sont vos horaires ?", None, now),
-        event(13, "cleo", "le technicien n'est jamais venu", Some(12), now),
-        event(14, "bob", "vous m'avez oublié ?", None, now),
-        // ana joins the ticket she opened in an earlier batch.
-        event(15, "ana", "any news on my refund?", None, now),
-        // dan opens a ticket with no rule (the default), then stops the
-        // automatic replies and asks an FAQ question: no answer.
-        event(
-            16,
-            "dan",
-            "bonjour, une question sur mon contrat pro",
-            None,
-            now,
-        ),
-        event(17, "cleo", "toujours rien", Some(12), now),
-        event(18, "dan", "stop", None, now),
-        // eve's solved ticket is reopened, then followed up.
-        event(19, "eve", "il n'est toujours pas venu", None, now),
-        event(20, "eve", "allô ?", None, now),
-        // fay opens a ticket whose ack is the same text kind as bob's.
-        event(21, "fay", "refund please, I was overcharged", None, now),
-        // A message delivered twice in one batch is recorded once.
-        event(22, "gus", "mot de passe oublié", None, now),
-        event(22, "gus", "mot de passe oublié", None, now),
-        event(23, "dan", "mot de passe oublié", None, now),
-        event(24, "fay", "and the invoice is wrong too", None, now),
-    ];
+    let batch = make(now);
     let dir = tempfile::tempdir().unwrap();
     let (one, many) = (dir.path().join("batch"), dir.path().join("single"));
     std::fs::create_dir_all(&one).unwrap();
     std::fs::create_dir_all(&many).unwrap();
-    let Some(batched) = store_with_history(db, &one, &pipeline, &rules, &ctx, now).await else {
-        return;
-    };
+    let batched = store_with_history(db, &one, &pipeline, &rules, &ctx, now).await?;
     let single = store_with_history(db, &many, &pipeline, &rules, &ctx, now)
         .await
         .unwrap();
@@ -258,8 +238,50 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
             "{table}: one batch against one message at a time"
         );
     }
+    single.pool().close().await;
+    Some((got, got_rows, batched))
+}
 
-    // The scenario does what it says (the comparison above is not empty).
+async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
+    let batch = |now| {
+        vec![
+            // bob opens a ticket (with an ack), then writes twice more: both join it.
+            event(10, "bob", "I want a refund, charged twice", None, now),
+            event(11, "bob", "still waiting for my refund", None, now),
+            // cleo gets an FAQ answer, then opens a ticket in the same thread,
+            // then follows it up.
+            event(12, "cleo", "quels sont vos horaires ?", None, now),
+            event(13, "cleo", "le technicien n'est jamais venu", Some(12), now),
+            event(14, "bob", "vous m'avez oublié ?", None, now),
+            // ana joins the ticket she opened in an earlier batch.
+            event(15, "ana", "any news on my refund?", None, now),
+            // dan opens a ticket with no rule (the default), then stops the
+            // automatic replies and asks an FAQ question: it joins his ticket.
+            event(
+                16,
+                "dan",
+                "bonjour, une question sur mon contrat pro",
+                None,
+                now,
+            ),
+            event(17, "cleo", "toujours rien", Some(12), now),
+            event(18, "dan", "stop", None, now),
+            // eve's solved ticket is reopened, then followed up.
+            event(19, "eve", "il n'est toujours pas venu", None, now),
+            event(20, "eve", "allô ?", None, now),
+            // fay opens a ticket with an ack like bob's.
+            event(21, "fay", "refund please, I was overcharged", None, now),
+            // A message delivered twice in one batch is recorded once.
+            event(22, "gus", "mot de passe oublié", None, now),
+            event(22, "gus", "mot de passe oublié", None, now),
+            event(23, "dan", "mot de passe oublié", None, now),
+            event(24, "fay", "and the invoice is wrong too", None, now),
+        ]
+    };
+    let Some((got, got_rows, batched)) = batch_against_one_at_a_time(db, batch).await else {
+        return;
+    };
+    // The scenario does what it says (the comparison is not of empty tables).
     let count = |table: &str| {
         got_rows
             .iter()
@@ -269,6 +291,7 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
     };
     assert_eq!(count("tickets"), 6, "ana, eve, then bob, cleo, dan, fay");
     assert_eq!(count("messages"), 2 + 15, "the duplicate is recorded once");
+    assert_eq!(count("opt_outs"), 1);
     let opened: Vec<_> = got.iter().filter_map(|p| p.ticket).collect();
     assert_eq!(opened.iter().filter(|t| t.0 == opened[0].0).count(), 3);
     let eve = sqlx::query("SELECT status FROM tickets WHERE customer_id = 'u-eve'")
@@ -276,11 +299,44 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
         .await
         .unwrap();
     assert_eq!(eve.try_get::<String, _>(0).unwrap(), "open", "reopened");
-    let ok = sqlx::query("SELECT COUNT(*) FROM opt_outs")
-        .fetch_one(batched.pool())
-        .await
-        .unwrap();
-    assert_eq!(ok.try_get::<i64, _>(0).unwrap(), 1);
     batched.pool().close().await;
-    single.pool().close().await;
+}
+
+/// A bot's full page of long messages: on PostgreSQL its rows take several
+/// statements each (`dialect::statement_bytes`), and the rows that point
+/// at its messages must still find them.
+async fn a_batch_cut_into_several_statements_leaves_the_same_rows(db: Db) {
+    const TEXTS: &[&str] = &[
+        "I was charged twice this month and I want a refund now",
+        "quels sont vos horaires ce week-end ?",
+        "le technicien n'est jamais venu, j'ai posé ma journée",
+        "mot de passe oublié, je n'arrive plus à me connecter",
+        "stop",
+    ];
+    let batch = |now| {
+        (0..100u32)
+            .map(|i| {
+                let customer = format!("customer{}", i % 30);
+                let text = match TEXTS[i as usize % TEXTS.len()] {
+                    "stop" => "stop".to_owned(),
+                    t => format!("{t} {}", "é".repeat(100)),
+                };
+                event(1000 + i, &customer, &text, Some(1000 + i % 40), now)
+            })
+            .collect()
+    };
+    let Some((_, got_rows, batched)) = batch_against_one_at_a_time(db, batch).await else {
+        return;
+    };
+    let count = |table: &str| {
+        got_rows
+            .iter()
+            .find(|(t, _)| *t == table)
+            .map(|(_, r)| r.len())
+            .unwrap()
+    };
+    assert_eq!(count("messages"), 2 + 100);
+    assert!(count("outbox") > 20, "{}", count("outbox"));
+    assert!(count("opt_outs") > 5, "{}", count("opt_outs"));
+    batched.pool().close().await;
 }

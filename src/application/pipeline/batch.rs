@@ -66,31 +66,56 @@ pub(super) struct Pending {
 
 impl Pending {
     /// Writes the batch's messages, opt-outs and outbox rows, in that
-    /// order (the later rows point at the messages).
+    /// order (the later rows point at the messages, by the ids their
+    /// insert returns): three statements at most for a batch of up to 100.
     pub async fn flush(
         &mut self,
         conn: &mut AnyConnection,
         backend: Backend,
         now: Millis,
     ) -> Result<(), StoreError> {
-        messages::insert_batch(conn, backend, &self.messages).await?;
-        opt_outs::insert(conn, &self.opt_outs).await?;
-        let rows: Vec<NewRow<'_>> = self
+        let ids = messages::insert_batch(conn, backend, &self.messages).await?;
+        // A batch holds each platform id once (a message met twice is
+        // recorded once), and one platform.
+        let row_of: HashMap<&str, i64> = self
+            .messages
+            .iter()
+            .map(|m| m.id.as_str())
+            .zip(ids)
+            .collect();
+        let row = |platform_id: &str| {
+            row_of
+                .get(platform_id)
+                .copied()
+                .ok_or(StoreError::Inconsistent(
+                    "a row points at a message the batch did not write",
+                ))
+        };
+        let opt_outs = self
+            .opt_outs
+            .iter()
+            .map(|o| Ok((row(&o.message_id)?, o)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        opt_outs::insert(conn, backend, &opt_outs).await?;
+        let rows = self
             .rows
             .iter()
-            .map(|r| NewRow {
-                platform: r.platform,
-                kind: r.kind,
-                origin: Origin::Auto,
-                ticket: r.ticket,
-                customer_id: &r.customer_id,
-                handle: &r.handle,
-                conversation: &r.conversation,
-                in_reply_to: &r.in_reply_to,
-                text: &r.text,
+            .map(|r| {
+                let new = NewRow {
+                    platform: r.platform,
+                    kind: r.kind,
+                    origin: Origin::Auto,
+                    ticket: r.ticket,
+                    customer_id: &r.customer_id,
+                    handle: &r.handle,
+                    conversation: &r.conversation,
+                    in_reply_to: &r.in_reply_to,
+                    text: &r.text,
+                };
+                Ok((row(&r.in_reply_to)?, new))
             })
-            .collect();
-        outbox::insert_automatic(conn, &rows, now).await?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        outbox::insert_automatic(conn, backend, &rows, now).await?;
         self.messages.clear();
         self.opt_outs.clear();
         self.rows.clear();

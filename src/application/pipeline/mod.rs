@@ -198,7 +198,9 @@ impl Pipeline {
         // written together.
         let now = self.clock.now_ms();
         let routed = self.route_all(rules, events);
-        let known = self.prefetch(tx, ctx.platform, events, &routed).await?;
+        let known = self
+            .prefetch(tx, store.backend(), ctx.platform, events, &routed)
+            .await?;
         let decided = self.decide_all(ctx, events, &routed, &known, now);
         let opened = self
             .open_tickets(tx, store.backend(), events, &routed, &decided, now)
@@ -312,6 +314,7 @@ impl Pipeline {
     async fn prefetch(
         &self,
         conn: &mut AnyConnection,
+        backend: Backend,
         platform: Platform,
         events: &[Event],
         routed: &[Routed<'_>],
@@ -328,7 +331,7 @@ impl Pipeline {
                 reply_text: &r.reply_text,
             })
             .collect();
-        messages::known(conn, platform, since, &probes).await
+        messages::known(conn, backend, platform, since, &probes).await
     }
 
     /// What the database said, plus what this batch decided since.
