@@ -77,8 +77,10 @@ pub async fn open(
 /// inserted with, its (platform, customer): a statement never holds two
 /// tickets of the same customer (a batch opens at most one per customer,
 /// since the customer's later messages join it; should it not, the next
-/// statement takes the second one). Statements follow the given order, so
-/// ids still grow with it.
+/// statement takes the second one). Statements follow the given order, and
+/// both engines number a statement's rows in VALUES order (not promised;
+/// `tests/it/batching.rs` compares the ids with one ticket at a time), so
+/// ids grow with it as they did.
 pub async fn open_many(
     conn: &mut AnyConnection,
     backend: Backend,
