@@ -2,6 +2,8 @@
 //! it, written once (its unique key makes a replayed poll harmless), and
 //! what the pipeline reads before a batch.
 
+use std::collections::HashMap;
+
 use sqlx::{AnyConnection, Row};
 
 use super::tickets::Latest;
@@ -51,20 +53,58 @@ pub struct NewMessage {
     pub mentioned: Option<String>,
 }
 
-/// Writes a batch's messages, 50 to a statement (18 parameters a row stay
-/// far under every backend's limit). Each joins its ticket's conversation
+impl NewMessage {
+    /// About what its parameters weigh in a statement.
+    fn bytes(&self) -> usize {
+        let t = dialect::text_bytes;
+        [
+            &self.id,
+            &self.conversation,
+            &self.author_id,
+            &self.handle,
+            &self.name,
+            &self.text,
+        ]
+        .iter()
+        .map(|s| t(s))
+        .sum::<usize>()
+            + [
+                &self.in_reply_to,
+                &self.rule,
+                &self.keyword,
+                &self.reason,
+                &self.mentioned,
+            ]
+            .iter()
+            .map(|s| t(s.as_deref().unwrap_or("")))
+            .sum::<usize>()
+            + 7 * 12
+    }
+}
+
+/// Writes a batch's messages, 100 to a statement on SQLite (a whole batch
+/// of the bot's in one step; 18 parameters a row stay far under every
+/// backend's limit), as many as [`dialect::statement_bytes`] lets through
+/// on PostgreSQL; their row ids, in the order given, for the rows that
+/// point at them (outbox, opt-outs). Each joins its ticket's conversation
 /// by a trigger (migration 0003).
+///
+/// `RETURNING` gives the rows in no promised order, so each id is matched
+/// back by the row's unique key (platform, platform id).
 pub async fn insert_batch(
     conn: &mut AnyConnection,
     backend: Backend,
     messages: &[NewMessage],
-) -> Result<(), StoreError> {
+) -> Result<Vec<i64>, StoreError> {
     let anonymous = dialect::anonymous_parameters(backend);
-    for chunk in messages.chunks(50) {
+    let mut ids = Vec::with_capacity(messages.len());
+    let max_bytes = dialect::statement_bytes(backend);
+    for chunk in dialect::chunks(messages, 100, max_bytes, NewMessage::bytes) {
         let sql = format!(
             "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
              author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
-             action, auto_reply, reason, ticket_id, mentioned_ids) VALUES {}",
+             action, auto_reply, reason, ticket_id, mentioned_ids) VALUES {} \
+             RETURNING id, platform, platform_message_id",
             dialect::values_list(chunk.len(), 18, 0, anonymous, |p| format!(
                 "({})",
                 p.join(", ")
@@ -92,9 +132,21 @@ pub async fn insert_batch(
                 .bind(m.ticket.map(|t| t.0))
                 .bind(m.mentioned.as_deref());
         }
-        q.execute(&mut *conn).await?;
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut by_key = HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let key: (String, String) = (r.try_get(1)?, r.try_get(2)?);
+            by_key.insert(key, r.try_get::<i64, _>(0)?);
+        }
+        for m in chunk {
+            let key = (m.platform.as_str().to_owned(), m.id.clone());
+            let id = by_key.get(&key).copied().ok_or(StoreError::Inconsistent(
+                "a new message came back without its id",
+            ))?;
+            ids.push(id);
+        }
     }
-    Ok(())
+    Ok(ids)
 }
 
 /// The platform id of the customer's last message on `ticket`: what a
@@ -161,17 +213,21 @@ pub struct Known {
 }
 
 /// Everything the decisions of a batch need from the database, in one
-/// round trip per 100 messages: a duplicate, an opt-out, the
+/// round trip per 100 messages (or per [`dialect::statement_bytes`] of
+/// them on PostgreSQL): a duplicate, an opt-out, the
 /// conversation's automatic replies, the same reply sent since `since`,
 /// and the customer's latest ticket that is not closed.
 pub async fn known(
     conn: &mut AnyConnection,
+    backend: Backend,
     platform: Platform,
     since: Millis,
     probes: &[Probe<'_>],
 ) -> Result<Vec<Known>, StoreError> {
     let mut out = Vec::with_capacity(probes.len());
-    for chunk in probes.chunks(100) {
+    let t = dialect::text_bytes;
+    let size = |p: &Probe<'_>| t(p.id) + t(p.customer) + t(p.conversation) + t(p.reply_text) + 12;
+    for chunk in dialect::chunks(probes, 100, dialect::statement_bytes(backend), size) {
         let values =
             dialect::values_list(chunk.len(), 5, 2, false, |p| format!("({})", p.join(", ")));
         let sql = format!(

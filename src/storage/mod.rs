@@ -84,6 +84,10 @@ pub enum StoreError {
     /// A query failed (disk full, database gone, constraint violated…).
     #[error("{}", describe_query_error(.0))]
     Query(#[from] sqlx::Error),
+    /// What was written does not match what was meant (a bug, not the
+    /// database's fault); the transaction must be rolled back.
+    #[error("internal error, nothing of it kept: {0}")]
+    Inconsistent(&'static str),
 }
 
 /// What to do about a failed migration: only a migration this version does

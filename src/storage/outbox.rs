@@ -67,46 +67,50 @@ pub async fn insert(
     Ok(id)
 }
 
-/// Queues a batch's automatic replies, 100 to a statement; each points at
-/// the message it answers (looked up inside the statement, so the
-/// messages must be written first).
+/// Queues the automatic replies of a batch, 100 to a statement (fewer on
+/// PostgreSQL: [`dialect::statement_bytes`]), each with
+/// the row id of the message it answers (known from the messages' insert:
+/// no look-up per row).
 pub async fn insert_automatic(
     conn: &mut AnyConnection,
-    rows: &[NewRow<'_>],
+    backend: Backend,
+    rows: &[(i64, NewRow<'_>)],
     now: Millis,
 ) -> Result<(), StoreError> {
-    for chunk in rows.chunks(100) {
+    let anonymous = dialect::anonymous_parameters(backend);
+    let t = dialect::text_bytes;
+    let size = |(_, r): &(i64, NewRow<'_>)| {
+        t(r.customer_id) + t(r.handle) + t(r.conversation) + t(r.in_reply_to) + t(r.text) + 7 * 12
+    };
+    for chunk in dialect::chunks(rows, 100, dialect::statement_bytes(backend), size) {
         let sql = format!(
             "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
              customer_handle, conversation_id, in_reply_to, text, status, created_at, \
              next_attempt_at, updated_at) VALUES {}",
-            dialect::values_list(chunk.len(), 9, 0, false, |p| format!(
-                "({0}, {1}, '{auto}', (SELECT id FROM messages WHERE platform = {0} \
-                 AND platform_message_id = {6}), {2}, {3}, {4}, {5}, {6}, {7}, '{queued}', {8}, {8}, {8})",
+            dialect::values_list(chunk.len(), 12, 0, anonymous, |p| format!(
+                "({}, {}, '{auto}', {}, '{queued}', {})",
                 p[0],
                 p[1],
-                p[2],
-                p[3],
-                p[4],
-                p[5],
-                p[6],
-                p[7],
-                p[8],
+                p[2..9].join(", "),
+                p[9..].join(", "),
                 auto = Origin::Auto,
                 queued = OutboxStatus::Queued,
             ))
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
-        for r in chunk {
+        for (message, r) in chunk {
             q = q
                 .bind(r.platform.as_str())
                 .bind(r.kind.as_str())
+                .bind(*message)
                 .bind(r.ticket.map(|t| t.0))
                 .bind(r.customer_id)
                 .bind(r.handle)
                 .bind(r.conversation)
                 .bind(r.in_reply_to)
                 .bind(r.text)
+                .bind(now)
+                .bind(now)
                 .bind(now);
         }
         q.execute(&mut *conn).await?;

@@ -66,6 +66,110 @@ pub async fn open(
     Ok(TicketRef(id))
 }
 
+/// Opens `tickets` in status `new`, in as few statements as it can (one
+/// for a batch's new tickets, where one statement per ticket made most of
+/// a batch's round trips on PostgreSQL; see [`dialect::statement_bytes`]);
+/// their ids, in the order given.
+/// Their `created` events are written by a trigger, as for [`open`].
+///
+/// Neither SQLite nor PostgreSQL promises the order in which `RETURNING`
+/// gives a multi-row insert's rows, so each row is known by the key it was
+/// inserted with, its (platform, customer): a statement never holds two
+/// tickets of the same customer (a batch opens at most one per customer,
+/// since the customer's later messages join it; should it not, the next
+/// statement takes the second one). Statements follow the given order, and
+/// both engines number a statement's rows in VALUES order (not promised;
+/// `tests/it/batching.rs` compares the ids with one ticket at a time), so
+/// ids grow with it as they did.
+pub async fn open_many(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    tickets: &[NewTicket<'_>],
+    now: Millis,
+) -> Result<Vec<TicketRef>, StoreError> {
+    let anonymous = dialect::anonymous_parameters(backend);
+    let mut ids = Vec::with_capacity(tickets.len());
+    let mut rest = tickets;
+    while !rest.is_empty() {
+        let first = dialect::chunks(
+            rest,
+            100,
+            dialect::statement_bytes(backend),
+            NewTicket::bytes,
+        )[0];
+        let chunk = &first[..distinct_customers_prefix(first)];
+        rest = &rest[chunk.len()..];
+        let sql = format!(
+            "INSERT INTO tickets (queue, priority, status, platform, customer_id, customer_handle, \
+             conversation_id, rule_id, note, created_at, updated_at, first_response_due) VALUES {} \
+             RETURNING id, platform, customer_id",
+            dialect::values_list(chunk.len(), 11, 0, anonymous, |p| format!(
+                "({}, {}, '{new}', {})",
+                p[0],
+                p[1],
+                p[2..].join(", "),
+                new = TicketStatus::New,
+            ))
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q
+                .bind(t.queue.as_str())
+                .bind(t.priority.as_str())
+                .bind(t.platform.as_str())
+                .bind(t.customer_id)
+                .bind(t.customer_handle)
+                .bind(t.conversation_id)
+                .bind(t.rule_id)
+                .bind(t.note)
+                .bind(now)
+                .bind(now)
+                .bind(t.first_response_due);
+        }
+        let rows = q.fetch_all(&mut *conn).await?;
+        let mut by_customer = std::collections::HashMap::with_capacity(rows.len());
+        for r in &rows {
+            let key: (String, String) = (r.try_get(1)?, r.try_get(2)?);
+            by_customer.insert(key, TicketRef(r.try_get(0)?));
+        }
+        for t in chunk {
+            let key = (t.platform.as_str().to_owned(), t.customer_id.to_owned());
+            let id = by_customer
+                .get(&key)
+                .copied()
+                .ok_or(StoreError::Inconsistent(
+                    "a new ticket came back without its id",
+                ))?;
+            ids.push(id);
+        }
+    }
+    Ok(ids)
+}
+
+impl NewTicket<'_> {
+    /// About what its parameters weigh in a statement.
+    fn bytes(&self) -> usize {
+        let t = dialect::text_bytes;
+        t(self.queue.as_str())
+            + t(self.customer_id)
+            + t(self.customer_handle)
+            + t(self.conversation_id)
+            + t(self.rule_id.unwrap_or(""))
+            + t(self.note.unwrap_or(""))
+            + 5 * 12
+    }
+}
+
+/// How many of the first tickets can share a statement: up to the first
+/// repeated customer (see [`open_many`]).
+fn distinct_customers_prefix(tickets: &[NewTicket<'_>]) -> usize {
+    let mut seen = std::collections::HashSet::new();
+    tickets
+        .iter()
+        .take_while(|t| seen.insert((t.platform, t.customer_id)))
+        .count()
+}
+
 /// Marks the ticket as changed now (its conversation grew).
 pub async fn touch(
     conn: &mut AnyConnection,
@@ -391,7 +495,7 @@ pub async fn get(store: &Store, t: TicketRef) -> Result<Option<Row>, StoreError>
 
 /// A customer's most recent ticket that is not closed, as the pipeline
 /// reads it before a batch.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Latest {
     /// The ticket.
     pub id: TicketRef,

@@ -17,6 +17,7 @@ mod common;
 
 mod agents;
 mod architecture;
+mod batching;
 mod bluesky;
 mod bot_loop;
 mod chaos;

@@ -1,7 +1,7 @@
-//! What a batch has done so far that its later messages must see (the
+//! What a batch has decided so far that its later messages must see (the
 //! database is read once, before the batch), and the rows it writes in a
 //! few statements before its commit (SQLite pays a thread round trip per
-//! statement).
+//! statement, PostgreSQL a network one).
 
 use std::collections::{HashMap, HashSet};
 
@@ -17,17 +17,31 @@ use crate::storage::outbox::{self, NewRow};
 use crate::storage::tickets::Latest;
 use crate::storage::{Backend, StoreError, messages};
 
-/// The batch so far.
+/// What the batch's messages decided so far that its later messages must
+/// see (the database is read once, before the batch).
 #[derive(Default)]
 pub(super) struct BatchState {
-    /// Rows to write before the commit.
-    pub pending: Pending,
     /// Message ids already handled in this batch.
     pub seen: HashSet<String>,
     /// Customers who said a stop word in this batch.
     pub stopped: HashSet<String>,
     /// Each customer's latest ticket after this batch's messages.
     pub tickets: HashMap<String, Option<Latest>>,
+    /// (customer, text) of the replies queued.
+    pub texts: HashSet<(String, String)>,
+    /// Automatic replies queued per conversation.
+    pub per_conversation: HashMap<String, i64>,
+}
+
+impl BatchState {
+    /// Notes an automatic reply queued to `customer` in `conversation`.
+    pub fn replied(&mut self, customer: &str, conversation: &str, text: &str) {
+        self.texts.insert((customer.to_owned(), text.to_owned()));
+        *self
+            .per_conversation
+            .entry(conversation.to_owned())
+            .or_default() += 1;
+    }
 }
 
 /// One automatic reply for the outbox.
@@ -42,56 +56,66 @@ pub(super) struct OutRow {
     pub text: String,
 }
 
-/// A batch's rows, and what later messages of the same batch must see of
-/// them.
+/// A batch's rows, written together before its commit.
 #[derive(Default)]
 pub(super) struct Pending {
     pub messages: Vec<NewMessage>,
     pub opt_outs: Vec<OptOut>,
-    rows: Vec<OutRow>,
-    /// (customer, text) of the replies queued.
-    pub texts: HashSet<(String, String)>,
-    /// Automatic replies queued per conversation.
-    pub per_conversation: HashMap<String, i64>,
+    pub rows: Vec<OutRow>,
 }
 
 impl Pending {
-    /// Adds an automatic reply.
-    pub fn push(&mut self, r: OutRow) {
-        self.texts.insert((r.customer_id.clone(), r.text.clone()));
-        *self
-            .per_conversation
-            .entry(r.conversation.clone())
-            .or_default() += 1;
-        self.rows.push(r);
-    }
-
     /// Writes the batch's messages, opt-outs and outbox rows, in that
-    /// order (the later rows point at the messages).
+    /// order (the later rows point at the messages, by the ids their
+    /// insert returns): three statements at most for a batch of up to 100.
     pub async fn flush(
         &mut self,
         conn: &mut AnyConnection,
         backend: Backend,
         now: Millis,
     ) -> Result<(), StoreError> {
-        messages::insert_batch(conn, backend, &self.messages).await?;
-        opt_outs::insert(conn, &self.opt_outs).await?;
-        let rows: Vec<NewRow<'_>> = self
+        let ids = messages::insert_batch(conn, backend, &self.messages).await?;
+        // A batch holds each platform id once (a message met twice is
+        // recorded once), and one platform.
+        let row_of: HashMap<&str, i64> = self
+            .messages
+            .iter()
+            .map(|m| m.id.as_str())
+            .zip(ids)
+            .collect();
+        let row = |platform_id: &str| {
+            row_of
+                .get(platform_id)
+                .copied()
+                .ok_or(StoreError::Inconsistent(
+                    "a row points at a message the batch did not write",
+                ))
+        };
+        let opt_outs = self
+            .opt_outs
+            .iter()
+            .map(|o| Ok((row(&o.message_id)?, o)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        opt_outs::insert(conn, backend, &opt_outs).await?;
+        let rows = self
             .rows
             .iter()
-            .map(|r| NewRow {
-                platform: r.platform,
-                kind: r.kind,
-                origin: Origin::Auto,
-                ticket: r.ticket,
-                customer_id: &r.customer_id,
-                handle: &r.handle,
-                conversation: &r.conversation,
-                in_reply_to: &r.in_reply_to,
-                text: &r.text,
+            .map(|r| {
+                let new = NewRow {
+                    platform: r.platform,
+                    kind: r.kind,
+                    origin: Origin::Auto,
+                    ticket: r.ticket,
+                    customer_id: &r.customer_id,
+                    handle: &r.handle,
+                    conversation: &r.conversation,
+                    in_reply_to: &r.in_reply_to,
+                    text: &r.text,
+                };
+                Ok((row(&r.in_reply_to)?, new))
             })
-            .collect();
-        outbox::insert_automatic(conn, &rows, now).await?;
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        outbox::insert_automatic(conn, backend, &rows, now).await?;
         self.messages.clear();
         self.opt_outs.clear();
         self.rows.clear();

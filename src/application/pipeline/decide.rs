@@ -40,7 +40,7 @@ pub(super) struct Policy {
 /// What is known of a message's customer and conversation when it is
 /// decided: the database before the batch, plus the batch's earlier
 /// messages.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub(super) struct Seen {
     /// The customer opted out of automatic replies.
     pub opted_out: bool,

@@ -11,8 +11,11 @@
 //! others, and the stream's cursor only moves once every message of the
 //! batch is committed.
 //!
-//! Per message: [`decide`](decide) (pure: protections, tickets, caps) then
-//! [`Pipeline::act`] (the writes the plan asks for).
+//! Per batch: every message is decided first ([`decide`](decide), pure:
+//! protections, tickets, caps), then the tickets the batch opens are
+//! inserted in one statement, then [`Pipeline::act`] makes each message's
+//! writes (most of them as rows written together before the commit): a
+//! few round trips a batch, however many tickets it opens.
 
 mod batch;
 mod decide;
@@ -22,7 +25,7 @@ use std::collections::HashSet;
 use sqlx::AnyConnection;
 use tracing::Instrument;
 
-use self::batch::{BatchState, OutRow};
+use self::batch::{BatchState, OutRow, Pending};
 use self::decide::{Plan, Policy, Seen, TicketStep, action_of, stop_form};
 use crate::application::tickets::TicketPolicy;
 use crate::domain::clock::{Clock, Millis};
@@ -34,7 +37,7 @@ use crate::rules::{Localized, Outcome, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
 use crate::storage::opt_outs::OptOut;
 use crate::storage::tickets::{self, Latest, NewTicket};
-use crate::storage::{Store, StoreError, record_skipped, set_cursor};
+use crate::storage::{Backend, Store, StoreError, record_skipped, set_cursor};
 
 /// What the pipeline needs to know about the platform account.
 #[derive(Debug, Clone)]
@@ -177,6 +180,12 @@ impl Pipeline {
     }
 
     /// Routes, decides and writes `events` inside `tx`'s transaction.
+    ///
+    /// In three steps, so that a batch costs a few round trips whatever it
+    /// holds: every message is decided first ([`Self::decide_all`], pure),
+    /// then the tickets the batch opens are inserted in one statement, then
+    /// each message's writes are made, most of them as rows written
+    /// together before the commit.
     async fn record(
         &self,
         tx: &mut AnyConnection,
@@ -185,15 +194,36 @@ impl Pipeline {
         ctx: &Context<'_>,
         events: &[Event],
     ) -> Result<Vec<Processed>, StoreError> {
-        let mut out = Vec::with_capacity(events.len());
-        let mut state = BatchState::default();
-        let routed = self.route_all(rules, events);
-        let known = self.prefetch(tx, ctx.platform, events, &routed).await?;
-        for ((e, r), k) in events.iter().zip(routed).zip(known) {
-            out.push(self.process_in_span(tx, ctx, e, r, k, &mut state).await?);
-        }
+        // One time for the whole batch: its messages are decided and
+        // written together.
         let now = self.clock.now_ms();
-        state.pending.flush(tx, store.backend(), now).await?;
+        let routed = self.route_all(rules, events);
+        let known = self
+            .prefetch(tx, store.backend(), ctx.platform, events, &routed)
+            .await?;
+        let decided = self.decide_all(ctx, events, &routed, &known, now);
+        let opened = self
+            .open_tickets(tx, store.backend(), events, &routed, &decided, now)
+            .await?;
+        let mut acting = Acting {
+            state: BatchState::default(),
+            pending: Pending::default(),
+            opened: opened.into_iter(),
+            now,
+        };
+        let mut out = Vec::with_capacity(events.len());
+        for (((e, r), k), d) in events.iter().zip(&routed).zip(&known).zip(decided) {
+            out.push(
+                self.process_in_span(tx, ctx, (e, r, k), d, &mut acting)
+                    .await?,
+            );
+        }
+        if acting.opened.next().is_some() {
+            return Err(StoreError::Inconsistent(
+                "a ticket the batch opened was not used by its message",
+            ));
+        }
+        acting.pending.flush(tx, store.backend(), now).await?;
         Ok(out)
     }
 
@@ -216,15 +246,15 @@ impl Pipeline {
 
     /// Processes one event inside its own tracing span (id, rule, action),
     /// and counts it.
-    async fn process_in_span(
+    async fn process_in_span<'r>(
         &self,
         conn: &mut AnyConnection,
         ctx: &Context<'_>,
-        e: &Event,
-        routed: Routed<'_>,
-        known: Known,
-        state: &mut BatchState,
+        item: (&Event, &Routed<'r>, &Known),
+        decided: Option<Decided<'r>>,
+        acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
+        let e = item.0;
         let span = tracing::info_span!(
             "message",
             platform = %e.platform,
@@ -234,7 +264,7 @@ impl Pipeline {
             action = tracing::field::Empty,
         );
         let p = self
-            .process(conn, ctx, e, routed, known, state)
+            .process(conn, ctx, item, decided, acting)
             .instrument(span.clone())
             .await?;
         if !p.duplicate {
@@ -286,6 +316,7 @@ impl Pipeline {
     async fn prefetch(
         &self,
         conn: &mut AnyConnection,
+        backend: Backend,
         platform: Platform,
         events: &[Event],
         routed: &[Routed<'_>],
@@ -302,46 +333,142 @@ impl Pipeline {
                 reply_text: &r.reply_text,
             })
             .collect();
-        messages::known(conn, platform, since, &probes).await
+        messages::known(conn, backend, platform, since, &probes).await
     }
 
-    /// What the database said, plus what this batch did since.
-    fn seen(&self, e: &Event, reply_text: &str, known: Known, state: &BatchState) -> Seen {
+    /// What the database said, plus what this batch decided since.
+    fn seen(&self, e: &Event, reply_text: &str, known: &Known, state: &BatchState) -> Seen {
         let customer = e.author.id.as_str();
-        let pending = &state.pending;
         Seen {
             opted_out: known.opted_out || state.stopped.contains(customer),
             auto_replies: known.auto_replies
-                + pending
+                + state
                     .per_conversation
                     .get(e.conversation.as_str())
                     .copied()
                     .unwrap_or(0),
             same_text: known.same_text
-                || pending
+                || state
                     .texts
                     .contains(&(customer.to_owned(), reply_text.to_owned())),
             latest: match state.tickets.get(customer) {
                 Some(t) => t.clone(),
-                None => known.latest,
+                None => known.latest.clone(),
             },
         }
     }
 
-    /// Processes one event inside `conn`'s transaction; its rows join the
-    /// batch's pending rows, written before the commit.
-    async fn process(
+    /// The policy's decision on one message.
+    fn decide_one<'r>(
+        &self,
+        ctx: &Context<'_>,
+        e: &Event,
+        routed: &Routed<'r>,
+        seen: &Seen,
+        now: Millis,
+    ) -> Plan<'r> {
+        let me = (ctx.me, ctx.first_start);
+        self.policy
+            .decide(me, e, (&routed.decision, &routed.reply_text), seen, now)
+    }
+
+    /// Decides every message of the batch, in order, before anything is
+    /// written (pure). `None`: a message already recorded, or met earlier
+    /// in the batch.
+    ///
+    /// A ticket the batch opens has no id until it is inserted, after this:
+    /// the later messages of its customer are decided against a
+    /// provisional id (`T--1`, `T--2`, …, never written), and decided
+    /// again with the real one when they are written ([`Self::process`]).
+    fn decide_all<'r>(
+        &self,
+        ctx: &Context<'_>,
+        events: &[Event],
+        routed: &[Routed<'r>],
+        known: &[Known],
+        now: Millis,
+    ) -> Vec<Option<Decided<'r>>> {
+        let mut state = BatchState::default();
+        let mut opens = 0;
+        events
+            .iter()
+            .zip(routed)
+            .zip(known)
+            .map(|((e, r), k)| {
+                if k.existing || !state.seen.insert(e.id.as_str().to_owned()) {
+                    return None;
+                }
+                let seen = self.seen(e, &r.reply_text, k, &state);
+                let plan = self.decide_one(ctx, e, r, &seen, now);
+                let ticket = match &plan.ticket {
+                    TicketStep::None => None,
+                    TicketStep::Join { id, .. } => Some(*id),
+                    TicketStep::Open { .. } => {
+                        opens += 1;
+                        Some(TicketRef(-opens))
+                    }
+                };
+                note(&mut state, e, &plan, seen.latest.clone(), ticket);
+                Some(Decided { seen, plan })
+            })
+            .collect()
+    }
+
+    /// Inserts the tickets the batch's decisions open, in one statement
+    /// (see [`tickets::open_many`]); their ids, in message order.
+    async fn open_tickets(
+        &self,
+        conn: &mut AnyConnection,
+        backend: Backend,
+        events: &[Event],
+        routed: &[Routed<'_>],
+        decided: &[Option<Decided<'_>>],
+        now: Millis,
+    ) -> Result<Vec<TicketRef>, StoreError> {
+        let new: Vec<NewTicket<'_>> = events
+            .iter()
+            .zip(routed)
+            .zip(decided)
+            .filter_map(|((e, r), d)| {
+                let d = d.as_ref()?;
+                let TicketStep::Open {
+                    queue, priority, ..
+                } = &d.plan.ticket
+                else {
+                    return None;
+                };
+                Some(NewTicket {
+                    queue,
+                    priority: *priority,
+                    platform: e.platform,
+                    customer_id: e.author.id.as_str(),
+                    customer_handle: e.author.handle.as_str(),
+                    conversation_id: e.conversation.as_str(),
+                    rule_id: r.decision.rule_id().map(|id| id.as_str()),
+                    note: d.plan.reason.as_deref(),
+                    first_response_due: self.tickets.first_response_due(*priority, now),
+                })
+            })
+            .collect();
+        if new.is_empty() {
+            return Ok(Vec::new());
+        }
+        tickets::open_many(conn, backend, &new, now).await
+    }
+
+    /// Writes one message of the batch inside `conn`'s transaction, with
+    /// the ticket ids now known; its rows join the batch's pending rows.
+    async fn process<'r>(
         &self,
         conn: &mut AnyConnection,
         ctx: &Context<'_>,
-        e: &Event,
-        routed: Routed<'_>,
-        known: Known,
-        state: &mut BatchState,
+        (e, routed, known): (&Event, &Routed<'r>, &Known),
+        decided: Option<Decided<'r>>,
+        acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
         let decision = &routed.decision;
         let rule = decision.rule_id().map(|r| r.as_str().to_owned());
-        if known.existing || !state.seen.insert(e.id.as_str().to_owned()) {
+        let Some(d) = decided else {
             return Ok(Processed {
                 id: e.id.clone(),
                 duplicate: true,
@@ -350,52 +477,68 @@ impl Pipeline {
                 ticket: None,
                 reply: Reply::None,
             });
-        }
-        let now = self.clock.now_ms();
-        let seen = self.seen(e, &routed.reply_text, known, state);
-        let me = (ctx.me, ctx.first_start);
-        let plan = self
-            .policy
-            .decide(me, e, (decision, &routed.reply_text), &seen, now);
+        };
+        let seen = self.seen(e, &routed.reply_text, known, &acting.state);
+        let plan = if seen == d.seen {
+            d.plan
+        } else {
+            // It was decided on a ticket of this batch's by its provisional
+            // id (or on what such a decision changed): decided again, now
+            // that the id is known. The tickets are inserted already, so it
+            // must open exactly what it opened then; it does, for ids are
+            // not part of a decision, but a mistake here would give a
+            // message the wrong ticket: the batch fails instead, and is
+            // retried one message per transaction.
+            let again = self.decide_one(ctx, e, routed, &seen, acting.now);
+            if !same_opening(&again, &d.plan) {
+                return Err(StoreError::Inconsistent(
+                    "a message decided again opened another ticket",
+                ));
+            }
+            again
+        };
+        let ticket = match &plan.ticket {
+            TicketStep::None => None,
+            TicketStep::Join { id, .. } => Some(*id),
+            TicketStep::Open { .. } => Some(acting.opened.next().ok_or(
+                StoreError::Inconsistent("a message opened a ticket the batch did not insert"),
+            )?),
+        };
+        let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
-        self.act(conn, e, plan, seen.latest, (rule, keyword), state)
+        self.act(conn, e, (plan, ticket, to_send), (rule, keyword), acting)
             .await
     }
 
-    /// Writes what `plan` asks for: the ticket step first (the message row
-    /// points at the ticket), then the message, its opt-out and its reply
-    /// as pending rows of the batch.
+    /// Writes what `plan` asks for: the survey answer and a reopened
+    /// ticket now, then the message, its opt-out and its reply as pending
+    /// rows of the batch. (A new ticket is inserted already.)
     async fn act(
         &self,
         conn: &mut AnyConnection,
         e: &Event,
-        plan: Plan<'_>,
-        latest: Option<Latest>,
+        (plan, ticket, to_send): (Plan<'_>, Option<TicketRef>, Option<(String, Via)>),
         (rule, keyword): (Option<String>, Option<String>),
-        state: &mut BatchState,
+        acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
-        let now = self.clock.now_ms();
+        let now = acting.now;
         let customer = e.author.id.as_str();
-        // What later messages of this batch must see of this customer's ticket.
-        let mut after = latest;
         if let Some((t, rating)) = plan.rating {
             tickets::rate(conn, t, rating, now).await?;
         }
         if let Some(t) = plan.survey_answered {
             tickets::survey_answered(conn, t, now).await?;
-            if let Some(a) = after.as_mut() {
-                a.survey_answered = true;
-            }
         }
-        let (ticket, ack) = self
-            .ticket_step(conn, e, &plan, rule.as_deref(), &mut after)
-            .await?;
-        let to_send = match (&plan.reply, ack) {
-            (Some((text, via)), _) => Some((text.clone(), *via)),
-            (None, Some((a, via))) => Some((render_ack(e, a, ticket), via)),
-            (None, None) => None,
-        };
-        state.pending.messages.push(NewMessage {
+        if let TicketStep::Join {
+            id,
+            status,
+            reopen: Some(to),
+        } = &plan.ticket
+        {
+            tickets::set_status(conn, *id, "customer", (*status, *to), None, now).await?;
+        }
+        let pending = &mut acting.pending;
+        pending.messages.push(NewMessage {
             platform: e.platform,
             id: e.id.as_str().to_owned(),
             channel: e.channel,
@@ -418,10 +561,8 @@ impl Pipeline {
                 ids.join(" ")
             }),
         });
-        state.tickets.insert(customer.to_owned(), after);
         if plan.stop {
-            state.stopped.insert(customer.to_owned());
-            state.pending.opt_outs.push(OptOut {
+            pending.opt_outs.push(OptOut {
                 platform: e.platform,
                 customer_id: customer.to_owned(),
                 message_id: e.id.as_str().to_owned(),
@@ -431,7 +572,7 @@ impl Pipeline {
         // The message joins its ticket's conversation by a trigger
         // (migration 0003), whoever inserts it.
         if let Some((text, via)) = to_send {
-            state.pending.push(reply_row(e, ticket, text, via));
+            pending.rows.push(reply_row(e, ticket, text, via));
         }
         Ok(Processed {
             id: e.id.clone(),
@@ -442,57 +583,87 @@ impl Pipeline {
             reply: plan.auto_reply,
         })
     }
+}
 
-    /// Joins (and maybe reopens) or opens the message's ticket; the ticket
-    /// and the acknowledgement to send. `after` follows the change.
-    async fn ticket_step<'r>(
-        &self,
-        conn: &mut AnyConnection,
-        e: &Event,
-        plan: &Plan<'r>,
-        rule: Option<&str>,
-        after: &mut Option<Latest>,
-    ) -> Result<(Option<TicketRef>, Option<(&'r Localized, Via)>), StoreError> {
-        let now = self.clock.now_ms();
-        match &plan.ticket {
-            TicketStep::None => Ok((None, None)),
-            TicketStep::Join { id, status, reopen } => {
-                if let Some(to) = reopen {
-                    tickets::set_status(conn, *id, "customer", (*status, *to), None, now).await?;
-                    if let Some(a) = after.as_mut() {
-                        a.status = *to;
-                        a.solved_at = None;
-                    }
-                }
-                Ok((Some(*id), None))
-            }
-            TicketStep::Open {
-                queue,
-                priority,
-                ack,
-            } => {
-                let new = NewTicket {
-                    queue,
-                    priority: *priority,
-                    platform: e.platform,
-                    customer_id: e.author.id.as_str(),
-                    customer_handle: e.author.handle.as_str(),
-                    conversation_id: e.conversation.as_str(),
-                    rule_id: rule,
-                    note: plan.reason.as_deref(),
-                    first_response_due: self.tickets.first_response_due(*priority, now),
-                };
-                let id = tickets::open(conn, &new, now).await?;
-                *after = Some(Latest {
-                    id,
-                    status: TicketStatus::New,
-                    solved_at: None,
-                    survey_sent: false,
-                    survey_answered: false,
-                });
-                Ok((Some(id), *ack))
+/// One message of a batch decided, before its writes.
+struct Decided<'r> {
+    /// What it was decided on.
+    seen: Seen,
+    /// The decision.
+    plan: Plan<'r>,
+}
+
+/// The writing of a batch's messages, in order: what the earlier ones
+/// decided, their rows, the ids of the tickets the batch opened (each
+/// taken by the message that opens it), and the batch's time.
+struct Acting {
+    state: BatchState,
+    pending: Pending,
+    opened: std::vec::IntoIter<TicketRef>,
+    now: Millis,
+}
+
+/// Notes in `state` what `plan` changes for the batch's later messages:
+/// the customer's latest ticket (`ticket`: the one the message joins or
+/// opens; `latest`: the one it was decided on), their stop, the reply it
+/// queues. Returns that reply, with its route.
+fn note(
+    state: &mut BatchState,
+    e: &Event,
+    plan: &Plan<'_>,
+    latest: Option<Latest>,
+    ticket: Option<TicketRef>,
+) -> Option<(String, Via)> {
+    let customer = e.author.id.as_str();
+    let mut after = latest;
+    if plan.survey_answered.is_some()
+        && let Some(a) = after.as_mut()
+    {
+        a.survey_answered = true;
+    }
+    let mut ack = None;
+    match &plan.ticket {
+        TicketStep::None => {}
+        TicketStep::Join { reopen, .. } => {
+            if let (Some(to), Some(a)) = (reopen, after.as_mut()) {
+                a.status = *to;
+                a.solved_at = None;
             }
         }
+        TicketStep::Open { ack: a, .. } => {
+            ack = *a;
+            after = ticket.map(|id| Latest {
+                id,
+                status: TicketStatus::New,
+                solved_at: None,
+                survey_sent: false,
+                survey_answered: false,
+            });
+        }
+    }
+    state.tickets.insert(customer.to_owned(), after);
+    if plan.stop {
+        state.stopped.insert(customer.to_owned());
+    }
+    let to_send = match (&plan.reply, ack) {
+        (Some((text, via)), _) => Some((text.clone(), *via)),
+        (None, Some((a, via))) => Some((render_ack(e, a, ticket), via)),
+        (None, None) => None,
+    };
+    if let Some((text, _)) = &to_send {
+        state.replied(customer, e.conversation.as_str(), text);
+    }
+    to_send
+}
+
+/// Whether two decisions on a message open the same ticket, or none.
+fn same_opening(a: &Plan<'_>, b: &Plan<'_>) -> bool {
+    match (&a.ticket, &b.ticket) {
+        (TicketStep::Open { .. }, TicketStep::Open { .. }) => {
+            a.ticket == b.ticket && a.reason == b.reason
+        }
+        (TicketStep::Open { .. }, _) | (_, TicketStep::Open { .. }) => false,
+        _ => true,
     }
 }
 
