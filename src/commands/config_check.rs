@@ -76,7 +76,11 @@ pub fn check(path: &Path, out: &mut dyn Write) -> Result<i32> {
 /// Loads the rules with their examples: a line on stdout, the errors in
 /// full on stderr. Whether they load.
 fn check_rules(config: &Config, out: &mut dyn Write) -> Result<bool> {
-    match RuleSet::load_dir(&config.rules, &LoadOptions::default()) {
+    let opts = LoadOptions {
+        signature: config.replies.signature.clone(),
+        ..LoadOptions::default()
+    };
+    match RuleSet::load_dir(&config.rules, &opts) {
         Ok(r) => {
             let s = r.stats();
             writeln!(

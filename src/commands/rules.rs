@@ -11,11 +11,14 @@ use clap::{Args, Subcommand};
 use crate::commands::args::{Json, RulesFolder, Threads, adjust};
 use crate::commands::parallel;
 use crate::domain::Channel;
+use crate::domain::language::LocalizedText;
 use crate::domain::money::Usd;
 use crate::platforms::ReplyKind;
 use crate::platforms::x::config::XPrices;
 use crate::platforms::x::cost::{Unit, reply_price};
-use crate::rules::{Action, Decision, LoadOptions, Loser, Outcome, Rule, RuleSet, Vars, Via};
+use crate::rules::{
+    Action, Decision, LoadOptions, Localized, Loser, Outcome, Rule, RuleSet, Vars, Via,
+};
 use crate::runtime::config::Config;
 
 /// `helpdesk rules …`
@@ -26,7 +29,7 @@ pub enum RulesCommand {
         /// Where the rules are.
         #[command(flatten)]
         rules: RulesFolder,
-        /// Where X's prices are (its `[x.prices]`); X's published prices by default.
+        /// The settings of a configuration to apply (`--config`).
         #[command(flatten)]
         prices: Prices,
     },
@@ -57,7 +60,7 @@ pub struct TestArgs {
     pub name: String,
     /// The message; `-` reads JSON lines `{"text", "channel"}` from stdin.
     pub text: String,
-    /// Where X's prices are.
+    /// The settings of a configuration to apply (`--config`).
     #[command(flatten)]
     pub prices: Prices,
     /// How many threads route `-`'s lines.
@@ -65,23 +68,63 @@ pub struct TestArgs {
     pub threads: Threads,
 }
 
-/// `--config`: the configuration whose `[x.prices]` the rules commands
-/// price X's replies with (X's published prices without it).
+/// `--config`: the configuration whose settings the rules commands apply:
+/// `[x.prices]` to price X's replies (X's published prices without it),
+/// `[replies] signature` at the end of every automatic reply.
 #[derive(Debug, Clone, Args)]
 pub struct Prices {
-    /// A configuration file whose [x.prices] prices the replies on X (default: X's published prices)
+    /// A configuration file whose [x.prices] and [replies] signature apply (default: X's published prices, no signature)
     #[arg(long = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
 }
 
+/// What a configuration changes for the rules commands.
+#[derive(Debug, Clone, Default)]
+pub struct Applied {
+    /// `[x.prices]`.
+    pub prices: XPrices,
+    /// `[replies] signature`.
+    pub signature: Option<LocalizedText>,
+}
+
+impl Applied {
+    /// The rules' load options: the signature counts in the length check.
+    fn load_options(&self) -> LoadOptions {
+        LoadOptions {
+            signature: self.signature.clone(),
+            ..LoadOptions::default()
+        }
+    }
+
+    /// `text`, rendered into `out` (cleared first) and signed, as the bot
+    /// sends an automatic reply.
+    fn render_into(&self, text: &Localized, vars: &Vars<'_>, out: &mut String) {
+        out.clear();
+        text.pick(None, None).0.render_into(vars, out);
+        if let Some(s) = &self.signature {
+            out.push_str(s.pick(None, None));
+        }
+    }
+
+    /// [`Self::render_into`] into a new string.
+    fn render(&self, text: &Localized, vars: &Vars<'_>) -> String {
+        let mut out = String::new();
+        self.render_into(text, vars, &mut out);
+        out
+    }
+}
+
 impl Prices {
-    /// The prices: the configuration's `[x.prices]`, or the defaults.
-    pub fn load(&self) -> Result<XPrices> {
+    /// The configuration's settings, or the defaults without one.
+    pub fn load(&self) -> Result<Applied> {
         let Some(path) = &self.config else {
-            return Ok(XPrices::default());
+            return Ok(Applied::default());
         };
         let config = Config::load(path, false)?;
-        Ok(config.x.map(|x| x.prices).unwrap_or_default())
+        Ok(Applied {
+            prices: config.x.map(|x| x.prices).unwrap_or_default(),
+            signature: config.replies.signature,
+        })
     }
 }
 
@@ -106,8 +149,8 @@ pub fn execute(cmd: RulesCommand) -> Result<i32> {
 /// The ticket reference shown in rendered acks when no ticket exists yet.
 const SAMPLE_TICKET: &str = "T-1000";
 
-fn check(dir: &Path, prices: &XPrices) -> Result<i32> {
-    Ok(match RuleSet::load_dir(dir, &LoadOptions::default()) {
+fn check(dir: &Path, applied: &Applied) -> Result<i32> {
+    Ok(match RuleSet::load_dir(dir, &applied.load_options()) {
         Ok(set) => {
             let s = set.stats();
             let mut out = std::io::stdout().lock();
@@ -125,7 +168,7 @@ fn check(dir: &Path, prices: &XPrices) -> Result<i32> {
                     ""
                 }
             )?;
-            for line in set.rules().iter().flat_map(|r| x_cost_lines(r, prices)) {
+            for line in set.rules().iter().flat_map(|r| x_cost_lines(r, applied)) {
                 writeln!(out, "{line}")?;
             }
             0
@@ -144,8 +187,8 @@ fn check(dir: &Path, prices: &XPrices) -> Result<i32> {
 }
 
 fn test(args: &TestArgs) -> Result<i32> {
-    let prices = args.prices.load()?;
-    let set = match RuleSet::load_dir(&args.rules.path, &LoadOptions::default()) {
+    let applied = args.prices.load()?;
+    let set = match RuleSet::load_dir(&args.rules.path, &applied.load_options()) {
         Ok(set) => set,
         Err(e) => {
             eprint!("{}", e.render());
@@ -158,16 +201,20 @@ fn test(args: &TestArgs) -> Result<i32> {
         ticket: Some(SAMPLE_TICKET),
     };
     if args.text == "-" {
-        return bulk(&set, &vars, &prices, args.threads.get());
+        return bulk(&set, &vars, &applied, args.threads.get());
     }
     let d = set.route(&args.text, args.channel);
     // Written, not printed: `println!` panics on a closed pipe.
     let mut out = std::io::stdout().lock();
     if args.json.on {
-        writeln!(out, "{}", decision_json(&d, &vars, args.channel, &prices))?;
+        writeln!(out, "{}", decision_json(&d, &vars, args.channel, &applied))?;
     } else {
-        write!(out, "{}", explain(&d, &args.text, args.channel, &vars))?;
-        if let Some(cost) = reply_cost(&d, &vars, args.channel, &prices) {
+        write!(
+            out,
+            "{}",
+            explain(&d, &args.text, args.channel, &vars, &applied)
+        )?;
+        if let Some(cost) = reply_cost(&d, &vars, args.channel, &applied) {
             writeln!(out, "cost:    ${cost} on X")?;
         }
     }
@@ -185,7 +232,8 @@ const SAMPLE: Vars<'static> = Vars {
 /// publicly for a mention or a search hit, and the cheaper form when there
 /// is one: a DM, or the reply without its link. One line per language of a
 /// language table, since one may hold a link and another not.
-fn x_cost_lines(rule: &Rule, prices: &XPrices) -> Vec<String> {
+fn x_cost_lines(rule: &Rule, applied: &Applied) -> Vec<String> {
+    let prices = &applied.prices;
     let text = match &rule.action {
         Action::Reply(t) => t,
         Action::Escalate(e) => match &e.ack {
@@ -199,7 +247,10 @@ fn x_cost_lines(rule: &Rule, prices: &XPrices) -> Vec<String> {
     text.variants()
         .into_iter()
         .map(|(lang, template)| {
-            let text = template.render(&SAMPLE);
+            let mut text = template.render(&SAMPLE);
+            if let Some(s) = &applied.signature {
+                text.push_str(s.pick(lang, None));
+            }
             let lang = lang.map_or_else(String::new, |l| format!(" ({l})"));
             let at = format!("{}:{}: {}{lang}", rule.file, rule.line, rule.id);
             if !public {
@@ -226,11 +277,11 @@ fn reply_cost(
     d: &Decision<'_>,
     vars: &Vars<'_>,
     channel: Channel,
-    prices: &XPrices,
+    applied: &Applied,
 ) -> Option<Usd> {
     let (text, via) = match d.outcome() {
-        Outcome::Reply(t, via) => (t.pick(None, None).0.render(vars), via),
-        Outcome::Escalate(e, via) => (e.ack.as_ref()?.pick(None, None).0.render(vars), via),
+        Outcome::Reply(t, via) => (applied.render(t, vars), via),
+        Outcome::Escalate(e, via) => (applied.render(e.ack.as_ref()?, vars), via),
         Outcome::Ignore | Outcome::None => return None,
     };
     let kind = if via == Via::Dm || channel == Channel::Dm {
@@ -238,7 +289,7 @@ fn reply_cost(
     } else {
         ReplyKind::Public
     };
-    Some(reply_price(prices, kind, &text))
+    Some(reply_price(&applied.prices, kind, &text))
 }
 
 /// The JSON result of one routing, as `rules test --json` prints it, with
@@ -247,10 +298,10 @@ pub fn decision_json(
     d: &Decision<'_>,
     vars: &Vars<'_>,
     channel: Channel,
-    prices: &XPrices,
+    applied: &Applied,
 ) -> serde_json::Value {
     let mut reply = String::new();
-    serde_json::to_value(Routed::new(d, vars, channel, prices, &mut reply))
+    serde_json::to_value(Routed::new(d, vars, channel, applied, &mut reply))
         .expect("a routing is plain strings and numbers")
 }
 
@@ -279,15 +330,15 @@ impl<'a> Routed<'a> {
         d: &'a Decision<'a>,
         vars: &Vars<'_>,
         channel: Channel,
-        prices: &XPrices,
+        applied: &Applied,
         reply: &'a mut String,
     ) -> Self {
         reply.clear();
         let outcome = d.outcome();
         let (template, via, queue, priority) = match outcome {
-            Outcome::Reply(t, via) => (Some(t.pick(None, None).0), Some(via), None, None),
+            Outcome::Reply(t, via) => (Some(t), Some(via), None, None),
             Outcome::Escalate(e, via) => (
-                e.ack.as_ref().map(|a| a.pick(None, None).0),
+                e.ack.as_ref(),
                 e.ack.as_ref().map(|_| via),
                 Some(e.queue.as_str()),
                 Some(e.priority.as_str()),
@@ -296,14 +347,14 @@ impl<'a> Routed<'a> {
         };
         let mut cost = None;
         if let (Some(t), Some(via)) = (template, via) {
-            t.render_into(vars, reply);
+            applied.render_into(t, vars, reply);
             // As `reply_cost`: a DM when the rule says so or the message was one.
             let kind = if via == Via::Dm || channel == Channel::Dm {
                 ReplyKind::Dm
             } else {
                 ReplyKind::Public
             };
-            cost = Some(reply_price(prices, kind, reply).dollars());
+            cost = Some(reply_price(&applied.prices, kind, reply).dollars());
         }
         Routed {
             action: outcome.name(),
@@ -355,7 +406,13 @@ impl<T: std::fmt::Display> serde::Serialize for Shown<'_, T> {
 
 /// The routing for a person: which rule won and on which words, what the
 /// bot would do, and why each other candidate lost.
-fn explain(d: &Decision<'_>, text: &str, channel: Channel, vars: &Vars<'_>) -> String {
+fn explain(
+    d: &Decision<'_>,
+    text: &str,
+    channel: Channel,
+    vars: &Vars<'_>,
+    applied: &Applied,
+) -> String {
     let mut out = String::new();
     match &d.winner {
         Some(w) => {
@@ -385,7 +442,7 @@ fn explain(d: &Decision<'_>, text: &str, channel: Channel, vars: &Vars<'_>) -> S
             } else {
                 "where the customer wrote"
             },
-            t.pick(None, None).0.render(vars)
+            applied.render(t, vars)
         )),
         Outcome::Escalate(e, _) => {
             out.push_str(&format!(
@@ -393,7 +450,7 @@ fn explain(d: &Decision<'_>, text: &str, channel: Channel, vars: &Vars<'_>) -> S
                 e.queue, e.priority
             ));
             if let Some(a) = &e.ack {
-                out.push_str(&format!("ack:     {}\n", a.pick(None, None).0.render(vars)));
+                out.push_str(&format!("ack:     {}\n", applied.render(a, vars)));
             }
         }
         _ => out.push('\n'),
@@ -434,13 +491,13 @@ const BULK_BUFFER: usize = 1 << 20;
 /// streams: stdin is read in blocks of whole lines that `threads` workers
 /// route (each with one reply buffer, reused), and the results are
 /// written in input order through one output buffer.
-fn bulk(set: &RuleSet, vars: &Vars<'_>, prices: &XPrices, threads: usize) -> Result<i32> {
+fn bulk(set: &RuleSet, vars: &Vars<'_>, applied: &Applied, threads: usize) -> Result<i32> {
     let mut out = std::io::BufWriter::with_capacity(BULK_BUFFER, std::io::stdout().lock());
     let mut failed = false;
     parallel::ordered(
         threads,
         |sink| parallel::read_lines(std::io::stdin(), sink, |_| {}).context("reading stdin"),
-        |lines| route_block(set, vars, prices, &lines),
+        |lines| route_block(set, vars, applied, &lines),
         |(routed, bad)| {
             failed |= bad;
             // stdout failed (a closed pipe): nothing more can be said there.
@@ -456,7 +513,7 @@ fn bulk(set: &RuleSet, vars: &Vars<'_>, prices: &XPrices, threads: usize) -> Res
 fn route_block(
     set: &RuleSet,
     vars: &Vars<'_>,
-    prices: &XPrices,
+    applied: &Applied,
     lines: &parallel::Lines,
 ) -> (Vec<u8>, bool) {
     let mut out = Vec::with_capacity(lines.bytes.len() * 2);
@@ -465,9 +522,8 @@ fn route_block(
     for (n, line) in lines.iter() {
         let line = match std::str::from_utf8(line) {
             Ok(line) if line.trim().is_empty() => continue,
-            Ok(line) => {
-                route_line(set, vars, line, prices, &mut reply, &mut out).map_err(|e| e.to_string())
-            }
+            Ok(line) => route_line(set, vars, line, applied, &mut reply, &mut out)
+                .map_err(|e| e.to_string()),
             Err(_) => Err("not UTF-8 text".to_owned()),
         };
         if let Err(e) = line {
@@ -490,7 +546,7 @@ fn route_line(
     set: &RuleSet,
     vars: &Vars<'_>,
     line: &str,
-    prices: &XPrices,
+    applied: &Applied,
     reply: &mut String,
     out: &mut impl Write,
 ) -> Result<(), serde_json::Error> {
@@ -503,5 +559,5 @@ fn route_line(
     };
     let channel = m.channel.unwrap_or(Channel::Mention);
     let d = set.route(&m.text, channel);
-    serde_json::to_writer(out, &Routed::new(&d, &v, channel, prices, reply))
+    serde_json::to_writer(out, &Routed::new(&d, &v, channel, applied, reply))
 }

@@ -124,7 +124,10 @@ async fn load_rules(
     config: &Config,
     connectors: &[Arc<dyn Connector>],
 ) -> anyhow::Result<(RuleSet, LoadOptions)> {
-    let mut opts = LoadOptions::default();
+    let mut opts = LoadOptions {
+        signature: config.replies.signature.clone(),
+        ..LoadOptions::default()
+    };
     opts.limits.clear();
     for c in connectors {
         opts.limits.push(c.length_limit().await);

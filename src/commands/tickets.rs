@@ -193,7 +193,7 @@ struct Action {
 async fn act(config: &Config, store: &Store, a: &Action, out: &mut dyn Write) -> Result<i32> {
     let result = tickets::apply(
         store,
-        &config.tickets,
+        &config.ticket_policy(),
         &config.protection.bots,
         a.ticket,
         &a.who,

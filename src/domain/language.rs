@@ -4,6 +4,9 @@
 
 use std::fmt;
 
+use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::ser::{SerializeMap, Serializer};
+
 /// A language: two lower-case ISO 639-1 letters (`fr`, `en`, `es`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct Lang([u8; 2]);
@@ -45,6 +48,80 @@ impl fmt::Display for Lang {
     }
 }
 
+/// A plain text of the configuration, one for every language or one per
+/// language (`signature = " · automated reply"`, or `{ fr = "…", en = "…" }`),
+/// the table in the order written, since its first text is the last resort.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalizedText(Vec<(Option<Lang>, String)>);
+
+impl LocalizedText {
+    /// One text for every language.
+    pub fn any(text: impl Into<String>) -> Self {
+        LocalizedText(vec![(None, text.into())])
+    }
+
+    /// The text for a customer who writes in `lang`: that language's, else
+    /// the `default` language's, else the first.
+    pub fn pick(&self, lang: Option<Lang>, default: Option<Lang>) -> &str {
+        let find = |l: Option<Lang>| self.0.iter().find(|(k, _)| l.is_some() && *k == l);
+        let (_, text) = find(lang).or_else(|| find(default)).unwrap_or(&self.0[0]);
+        text
+    }
+
+    /// Every text, with its language (`None` for a single text).
+    pub fn variants(&self) -> impl Iterator<Item = (Option<Lang>, &str)> {
+        self.0.iter().map(|(l, t)| (*l, t.as_str()))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for LocalizedText {
+    // By hand: a map read into a `BTreeMap` would lose the order written.
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct Text;
+        impl<'de> Visitor<'de> for Text {
+            type Value = LocalizedText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(
+                    "a text, or a table of texts by language such as { fr = \"…\", en = \"…\" }",
+                )
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<LocalizedText, E> {
+                Ok(LocalizedText::any(v))
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<LocalizedText, A::Error> {
+                let mut entries = Vec::new();
+                while let Some(code) = map.next_key::<String>()? {
+                    let lang = Lang::parse(&code).map_err(de::Error::custom)?;
+                    entries.push((Some(lang), map.next_value::<String>()?));
+                }
+                if entries.is_empty() {
+                    return Err(de::Error::custom(
+                        "an empty table: give a text, or one per language",
+                    ));
+                }
+                Ok(LocalizedText(entries))
+            }
+        }
+        d.deserialize_any(Text)
+    }
+}
+
+impl serde::Serialize for LocalizedText {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        match self.0.as_slice() {
+            [(None, text)] => s.serialize_str(text),
+            entries => {
+                let mut map = s.serialize_map(Some(entries.len()))?;
+                for (lang, text) in entries {
+                    let code = lang.map(|l| l.to_string()).unwrap_or_default();
+                    map.serialize_entry(&code, text)?;
+                }
+                map.end()
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -65,6 +142,32 @@ mod tests {
         assert_eq!(Lang::from_tag("es").unwrap().as_str(), "es");
         for none in ["und", "zxx", "qme", "", "-"] {
             assert_eq!(Lang::from_tag(none), None, "{none:?}");
+        }
+    }
+
+    #[test]
+    fn a_text_table_keeps_its_order_and_falls_back() {
+        let t: LocalizedText =
+            toml::from_str::<toml::Table>("s = { fr = \" · réponse auto\", en = \" · auto\" }")
+                .unwrap()["s"]
+                .clone()
+                .try_into()
+                .unwrap();
+        let fr = Lang::parse("fr").ok();
+        let en = Lang::parse("en").ok();
+        let de = Lang::parse("de").ok();
+        assert_eq!(t.pick(en, fr), " · auto");
+        assert_eq!(t.pick(de, en), " · auto");
+        assert_eq!(t.pick(de, None), " · réponse auto");
+        assert_eq!(t.pick(None, None), " · réponse auto");
+        let one = LocalizedText::any(" · bot");
+        assert_eq!(one.pick(fr, en), " · bot");
+        for bad in ["s = { fra = \"x\" }", "s = {}", "s = 3"] {
+            let table = toml::from_str::<toml::Table>(bad).unwrap();
+            assert!(
+                table["s"].clone().try_into::<LocalizedText>().is_err(),
+                "{bad}"
+            );
         }
     }
 }

@@ -18,7 +18,7 @@ use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
 use super::template::{Localized, Placeholder, Template, TemplateError, Vars};
 use super::{Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Stats, Use, Via};
-use crate::domain::language::Lang;
+use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::text::LengthLimit;
 use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId, TicketRef};
 
@@ -29,6 +29,9 @@ pub struct LoadOptions {
     pub limits: Vec<LengthLimit>,
     /// Run `examples` and `not_examples` (on by default; benchmarks turn it off).
     pub check_examples: bool,
+    /// `[replies] signature`, which every automatic reply ends with: the
+    /// length check counts its longest text.
+    pub signature: Option<LocalizedText>,
 }
 
 impl Default for LoadOptions {
@@ -36,6 +39,7 @@ impl Default for LoadOptions {
         LoadOptions {
             limits: vec![LengthLimit::X, LengthLimit::MASTODON, LengthLimit::BLUESKY],
             check_examples: true,
+            signature: None,
         }
     }
 }
@@ -725,8 +729,9 @@ impl Loader<'_> {
         }
     }
 
-    /// Whether `tpl`, filled with the longest values a customer can bring,
-    /// fits every platform's limit; each limit it exceeds is reported.
+    /// Whether `tpl`, filled with the longest values a customer can bring
+    /// and followed by the longest text of `[replies] signature`, fits
+    /// every platform's limit; each limit it exceeds is reported.
     fn fits_every_limit(
         &mut self,
         f: usize,
@@ -735,14 +740,31 @@ impl Loader<'_> {
         tpl: &Template,
     ) -> bool {
         let rendered = tpl.render(&WORST_VARS);
+        let signatures: Vec<&str> = match &self.opts.signature {
+            Some(s) => s.variants().map(|(_, text)| text).collect(),
+            None => vec![""],
+        };
         let mut ok = true;
         for limit in &self.opts.limits {
-            if limit.surely_fits(&rendered) {
-                continue;
-            }
-            let n = limit.count(&rendered);
+            // The signature that makes it longest on this platform.
+            let n = signatures
+                .iter()
+                .map(|sig| {
+                    let signed = format!("{rendered}{sig}");
+                    if limit.surely_fits(&signed) {
+                        0
+                    } else {
+                        limit.count(&signed)
+                    }
+                })
+                .max()
+                .unwrap_or(0);
             if n > limit.max {
-                self.err(f, t.span(), too_long(key, limit, n, tpl),
+                let mut message = too_long(key, limit, n, tpl);
+                if self.opts.signature.is_some() {
+                    message.push_str(", signature included");
+                }
+                self.err(f, t.span(), message,
                     format!("shorten it by {} or more, or link to a help page instead of spelling everything out", n - limit.max));
                 ok = false;
             }

@@ -181,7 +181,7 @@ impl Bot {
             pipeline: Pipeline::new(
                 &config.limits,
                 &config.protection,
-                &config.tickets,
+                &config.ticket_policy(),
                 config.answer_backlog,
                 clock.clone(),
             ),
@@ -200,7 +200,7 @@ impl Bot {
             clock: clock.clone(),
         };
         let maintenance = Maintenance {
-            tickets: config.tickets.clone(),
+            tickets: config.ticket_policy(),
             bots: config.protection.bots.clone(),
             store: store.clone(),
             clock,

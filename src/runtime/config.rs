@@ -58,6 +58,19 @@ pub struct Config {
     pub stream_failing_secs: u64,
     /// `[http]`: limits of the webhook and admin endpoints.
     pub http: HttpLimits,
+    /// `[replies]`: what every automatic reply carries.
+    pub replies: Replies,
+}
+
+/// `[replies]`: what every automatic reply carries.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Replies {
+    /// Appended to every automatic reply (an FAQ answer, an
+    /// acknowledgement, the survey), never to an agent's, so that the
+    /// brand never passes a machine off as a person: a text, or one per
+    /// language. The rules' length check counts it.
+    pub signature: Option<crate::domain::language::LocalizedText>,
 }
 
 /// `[http]`: what one peer of the webhook or admin endpoint may hold.
@@ -120,6 +133,7 @@ impl Default for Config {
             shutdown_deadline_secs: 20,
             stream_failing_secs: 300,
             http: HttpLimits::default(),
+            replies: Replies::default(),
         }
     }
 }
@@ -232,6 +246,15 @@ impl Config {
         let overridden = config.apply_env(env)?;
         config.validate().map_err(|e| e.blame(path, &overridden))?;
         Ok(config)
+    }
+
+    /// `[tickets]` as the application uses it: with `[replies] signature`,
+    /// which the survey and every automatic reply end with.
+    pub fn ticket_policy(&self) -> crate::application::tickets::TicketPolicy {
+        crate::application::tickets::TicketPolicy {
+            signature: self.replies.signature.clone(),
+            ..self.tickets.clone()
+        }
     }
 
     /// The file's settings over the defaults, their types checked but not

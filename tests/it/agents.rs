@@ -20,6 +20,7 @@ on_both_databases!(
     bad_external_writes_are_rejected_by_the_database,
     sla_overdue_and_too_long_replies,
     the_documented_insert_works_in_the_database_shells_and_bad_agent_names_are_refused,
+    automatic_replies_end_with_the_signature_and_agents_replies_do_not,
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
@@ -492,4 +493,68 @@ async fn the_documented_insert_works_in_the_database_shells_and_bad_agent_names_
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(err.contains("invalid agent name"), "{err}");
+}
+
+/// `[replies] signature`: the FAQ answer, the acknowledgement and the
+/// survey end with it; an agent's reply, from the CLI or `agent_actions`,
+/// does not.
+async fn automatic_replies_end_with_the_signature_and_agents_replies_do_not(db: Db) {
+    let traffic = [
+        line("5401", "mention", "ana", "@lumio quels sont vos horaires ?"),
+        line(
+            "5402",
+            "mention",
+            "tom",
+            "@lumio I want a refund, charged twice",
+        ),
+    ]
+    .join("\n");
+    let mut setup = Setup::new(db, &traffic);
+    let signature = " · réponse automatique";
+    setup.config.replies.signature =
+        Some(helpdesk::domain::language::LocalizedText::any(signature));
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    app.settle().await;
+    let posted = app.sandbox.posted();
+    assert_eq!(posted.len(), 2, "{posted:?}");
+    for p in &posted {
+        assert!(
+            p.text.ends_with(signature),
+            "automatic, so signed: {:?}",
+            p.text
+        );
+        assert_eq!(p.text.matches(signature).count(), 1, "{:?}", p.text);
+    }
+    let policy = app.config.ticket_policy();
+    let t = TicketRef(1001);
+    let apply = |cmd: Command| {
+        let (store, clock, policy) = (app.store.clone(), app.clock.clone(), policy.clone());
+        async move {
+            tickets::apply(&store, &policy, &[], t, "bob", &cmd, clock.now_ms())
+                .await
+                .unwrap()
+        }
+    };
+    apply(Command::Claim).await;
+    apply(Command::Reply {
+        text: "Refund issued.".into(),
+        dm: false,
+    })
+    .await;
+    apply(Command::Solve).await;
+    app.settle().await;
+    let posted = app.sandbox.posted();
+    assert_eq!(posted.len(), 4, "{posted:?}");
+    assert_eq!(
+        posted[2].text, "Refund issued.",
+        "an agent's reply is not signed"
+    );
+    assert!(posted[3].text.contains("T-1001"), "{:?}", posted[3].text);
+    assert!(
+        posted[3].text.ends_with(signature),
+        "the survey is: {:?}",
+        posted[3].text
+    );
 }

@@ -348,3 +348,50 @@ reply = { fr = "Bonjour {author}", en = "Hello {author}", es = "Hola {author}" }
     assert_eq!(langs, ["fr", "en", "es"]);
     assert_eq!(text.pick(None, None).0.source(), "Bonjour {author}");
 }
+
+#[test]
+fn the_signature_of_the_configuration_counts_and_shows() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    // 250 characters and {author} (16 at most, with the `@`, and a space):
+    // fits X alone, not with a 30-character signature.
+    let long = "a".repeat(250);
+    std::fs::write(
+        rules.join("a.toml"),
+        format!("[[rule]]\nid = \"long\"\nkeywords = [\"long\"]\nreply = \"{{author}} {long}\"\n\n[[rule]]\nid = \"short\"\nkeywords = [\"short\"]\nreply = {{ fr = \"Bonjour\", en = \"Hello\" }}\n"),
+    )
+    .unwrap();
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        "[replies]\nsignature = { fr = \" · réponse automatique, merci\", en = \" · automated reply\" }\n",
+    )
+    .unwrap();
+    let rules = rules.to_str().unwrap();
+    let config = config.to_str().unwrap();
+    let (code, out, err) = helpdesk(&["rules", "check", "--rules", rules]);
+    assert_eq!(code, 0, "{out}{err}");
+    let (code, _, err) = helpdesk(&["rules", "check", "--rules", rules, "--config", config]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("`reply` is too long for x: 296 of 280") && err.contains("signature included"),
+        "{err}"
+    );
+    std::fs::write(
+        std::path::Path::new(rules).join("a.toml"),
+        "[[rule]]\nid = \"short\"\nkeywords = [\"short\"]\nreply = { fr = \"Bonjour\", en = \"Hello\" }\n",
+    )
+    .unwrap();
+    let (code, out, err) = helpdesk(&[
+        "rules", "test", "--rules", rules, "--config", config, "--json", "short",
+    ]);
+    assert_eq!(code, 0, "{err}");
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(v["reply"], "Bonjour · réponse automatique, merci");
+    let (_, out, _) = helpdesk(&["rules", "test", "--rules", rules, "short"]);
+    assert!(
+        out.contains("reply:   Bonjour\n"),
+        "no --config, no signature: {out}"
+    );
+}

@@ -29,6 +29,7 @@ use self::batch::{BatchState, OutRow, Pending};
 use self::decide::{Plan, Policy, Seen, TicketStep, action_of, stop_form};
 use crate::application::tickets::TicketPolicy;
 use crate::domain::clock::{Clock, Millis};
+use crate::domain::language::LocalizedText;
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
 use crate::domain::{Channel, MessageId, Platform, Stream, TicketRef};
@@ -293,13 +294,9 @@ impl Pipeline {
             .map(|e| {
                 let decision = rules.route(&e.text, e.channel);
                 let reply_text = match decision.outcome() {
-                    // The first text of a language table, until the
-                    // customer's language is known (issue #17).
-                    Outcome::Reply(t, _) => t.pick(None, None).0.render(&Vars {
-                        author: e.author.handle.as_str(),
-                        name: &customer_name(e, t.pick(None, None).0),
-                        ticket: None,
-                    }),
+                    Outcome::Reply(t, _) => {
+                        sign(render(e, t, None), self.tickets.signature.as_ref())
+                    }
                     _ => String::new(),
                 };
                 Routed {
@@ -408,7 +405,14 @@ impl Pipeline {
                         Some(TicketRef(-opens))
                     }
                 };
-                note(&mut state, e, &plan, seen.latest.clone(), ticket);
+                note(
+                    &mut state,
+                    e,
+                    &plan,
+                    seen.latest.clone(),
+                    ticket,
+                    self.tickets.signature.as_ref(),
+                );
                 Some(Decided { seen, plan })
             })
             .collect()
@@ -504,7 +508,8 @@ impl Pipeline {
                 StoreError::Inconsistent("a message opened a ticket the batch did not insert"),
             )?),
         };
-        let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket);
+        let signature = self.tickets.signature.as_ref();
+        let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, signature);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
         self.act(conn, e, (plan, ticket, to_send), (rule, keyword), acting)
             .await
@@ -613,6 +618,7 @@ fn note(
     plan: &Plan<'_>,
     latest: Option<Latest>,
     ticket: Option<TicketRef>,
+    signature: Option<&LocalizedText>,
 ) -> Option<(String, Via)> {
     let customer = e.author.id.as_str();
     let mut after = latest;
@@ -647,7 +653,7 @@ fn note(
     }
     let to_send = match (&plan.reply, ack) {
         (Some((text, via)), _) => Some((text.clone(), *via)),
-        (None, Some((a, via))) => Some((render_ack(e, a, ticket), via)),
+        (None, Some((a, via))) => Some((sign(render(e, a, ticket), signature), via)),
         (None, None) => None,
     };
     if let Some((text, _)) = &to_send {
@@ -667,12 +673,23 @@ fn same_opening(a: &Plan<'_>, b: &Plan<'_>) -> bool {
     }
 }
 
-/// The acknowledgement of a new ticket, with its reference.
-fn render_ack(e: &Event, ack: &Localized, ticket: Option<TicketRef>) -> String {
-    let ack = ack.pick(None, None).0;
+/// An automatic reply with `[replies] signature` appended: every text the
+/// rules send goes through here, never an agent's.
+fn sign(mut text: String, signature: Option<&LocalizedText>) -> String {
+    if let Some(s) = signature {
+        text.push_str(s.pick(None, None));
+    }
+    text
+}
+
+/// A rule's reply, or the acknowledgement of a new ticket with its
+/// reference, for the author of `e`. The first text of a language table,
+/// until the customer's language is known (issue #17).
+fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>) -> String {
+    let (template, _) = text.pick(None, None);
     let r = ticket.map(|t| t.to_string());
-    let name = customer_name(e, ack);
-    ack.render(&Vars {
+    let name = customer_name(e, template);
+    template.render(&Vars {
         author: e.author.handle.as_str(),
         name: &name,
         ticket: r.as_deref(),

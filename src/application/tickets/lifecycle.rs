@@ -15,9 +15,10 @@
 
 use serde::Deserialize;
 
-use crate::domain::Priority;
 use crate::domain::clock::Millis;
+use crate::domain::language::LocalizedText;
 use crate::domain::states::{TicketStatus, Verb};
+use crate::domain::{Priority, TicketRef};
 
 /// What an agent does to a ticket.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -164,6 +165,11 @@ pub struct TicketPolicy {
     pub solved_days: u32,
     /// The satisfaction question, sent by DM when a ticket is solved.
     pub survey: String,
+    /// `[replies] signature`, which the survey ends with like every
+    /// automatic reply; not a `[tickets]` key: `Config::ticket_policy`
+    /// puts it here.
+    #[serde(skip)]
+    pub signature: Option<LocalizedText>,
 }
 
 /// First-response targets, in hours.
@@ -197,11 +203,21 @@ impl Default for TicketPolicy {
             sla_hours: SlaHours::default(),
             solved_days: 4,
             survey: "Comment avons-nous fait ? Répondez par un chiffre de 1 à 5. How did we do? Reply with a number from 1 to 5.".into(),
+            signature: None,
         }
     }
 }
 
 impl TicketPolicy {
+    /// The survey for ticket `id`, signed.
+    pub fn survey_text(&self, id: TicketRef) -> String {
+        let mut text = format!("{} ({id})", self.survey);
+        if let Some(s) = &self.signature {
+            text.push_str(s.pick(None, None));
+        }
+        text
+    }
+
     /// When the first response to a new ticket of `priority` is due.
     pub fn first_response_due(&self, priority: Priority, created: Millis) -> Millis {
         let h = match priority {
