@@ -61,7 +61,7 @@ pub struct Json {
 /// `--threads`: how many threads route messages in the bulk commands.
 #[derive(Debug, Clone, Copy, Args)]
 pub struct Threads {
-    /// Threads that route messages [default: one per core]; the output is the same with any number.
+    /// Threads that route messages [default: one per core; at most four per core]; the output is the same with any number.
     #[arg(long = "threads", id = "threads", value_name = "N")]
     pub n: Option<std::num::NonZeroUsize>,
 }

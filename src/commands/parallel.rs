@@ -9,21 +9,25 @@
 //! Three kinds of thread, so none waits on another in a circle: one
 //! produces blocks (reading a file or a database), the workers turn each
 //! block into a result, and the calling thread consumes the results in
-//! order (it holds stdout, which cannot move to another thread). Every
-//! channel is bounded, so memory stays a few blocks per worker however
-//! large the input; a consumer that stops (a closed pipe) ends the workers
-//! and then the producer, which both find their channel closed.
+//! order (it holds stdout, which cannot move to another thread). A block
+//! starts only with one of a fixed number of tokens, given back when its
+//! result is consumed, so memory stays a few blocks per worker however
+//! large the input and however slow one block; a consumer that stops (a
+//! closed pipe) ends the workers and then the producer, which both find
+//! their channel closed. A worker's panic reaches the consumer in its
+//! block's turn, which stops the others and raises it.
 
 use std::collections::BTreeMap;
 use std::io::Read;
 use std::num::NonZeroUsize;
+use std::panic::AssertUnwindSafe;
 use std::sync::{Arc, Mutex, mpsc};
 
-/// How many workers to route with: `--threads`, or one per core.
+/// How many workers to route with: `--threads` (at most four per core:
+/// more only cost memory and switches), or one per core.
 pub fn workers(threads: Option<NonZeroUsize>) -> usize {
-    threads
-        .or_else(|| std::thread::available_parallelism().ok())
-        .map_or(1, NonZeroUsize::get)
+    let cores = std::thread::available_parallelism().map_or(1, NonZeroUsize::get);
+    threads.map_or(cores, |n| n.get().min(4 * cores))
 }
 
 /// Runs `produce` on a thread of its own, handing it a sink for jobs that
@@ -45,14 +49,22 @@ where
     let workers = workers.max(1);
     std::thread::scope(|scope| {
         let (job_tx, job_rx) = mpsc::sync_channel::<(u64, J)>(workers * 2);
-        let (done_tx, done_rx) = mpsc::sync_channel::<(u64, T)>(workers * 2);
+        let (done_tx, done_rx) = mpsc::sync_channel::<(u64, Worked<T>)>(workers * 2);
+        // A job may start only with a token, given back once its result is
+        // consumed: however slow one block is, no more than `window` wait
+        // in memory for their turn.
+        let window = workers * 4;
+        let (token_tx, token_rx) = mpsc::sync_channel::<()>(window);
+        for _ in 0..window {
+            token_tx.send(()).expect("room for every token");
+        }
         // Owned by the workers alone, so that the last one to stop closes
         // the channel and a producer still sending learns nobody listens.
         let job_rx = Arc::new(Mutex::new(job_rx));
         let producer = scope.spawn(move || {
             let mut seq = 0u64;
             produce(&mut |job| {
-                let sent = job_tx.send((seq, job)).is_ok();
+                let sent = token_rx.recv().is_ok() && job_tx.send((seq, job)).is_ok();
                 seq += 1;
                 sent
             })
@@ -64,7 +76,11 @@ where
                     // The lock is held only to take a job, never while working.
                     let job = job_rx.lock().map(|rx| rx.recv());
                     let Ok(Ok((seq, job))) = job else { break };
-                    if done_tx.send((seq, work(job))).is_err() {
+                    // A panic is a bug: it goes to the consumer in the
+                    // job's turn, which stops everything and raises it,
+                    // rather than leaving a hole the others wait behind.
+                    let worked = std::panic::catch_unwind(AssertUnwindSafe(|| work(job)));
+                    if done_tx.send((seq, worked)).is_err() {
                         break;
                     }
                 }
@@ -74,27 +90,41 @@ where
         // Results arrive in any order; each waits here until its turn.
         let mut waiting = BTreeMap::new();
         let mut next = 0u64;
-        let mut consumed = Ok(());
-        for (seq, result) in done_rx.iter() {
+        let mut stopped: Option<Result<(), E>> = None;
+        let mut panicked = None;
+        'receive: for (seq, result) in done_rx.iter() {
             waiting.insert(seq, result);
             while let Some(result) = waiting.remove(&next) {
                 next += 1;
-                consumed = consume(result);
-                if consumed.is_err() {
-                    break;
+                match result {
+                    Ok(result) => {
+                        if let Err(e) = consume(result) {
+                            stopped = Some(Err(e));
+                            break 'receive;
+                        }
+                        // The producer may be gone already: no one to wake.
+                        let _ = token_tx.send(());
+                    }
+                    Err(payload) => {
+                        panicked = Some(payload);
+                        break 'receive;
+                    }
                 }
             }
-            if consumed.is_err() {
-                break;
-            }
         }
-        // Closing our end stops the workers, whose exit closes the jobs'
-        // channel, which stops the producer.
-        drop(done_rx);
+        // Closing our ends stops the workers and the producer, whose
+        // channels then find no one listening.
+        drop((done_rx, token_tx, waiting));
         let produced = producer.join().expect("the producer does not panic");
-        consumed.and(produced)
+        if let Some(payload) = panicked {
+            std::panic::resume_unwind(payload);
+        }
+        stopped.unwrap_or(Ok(())).and(produced)
     })
 }
+
+/// A job's result, or the panic it raised.
+type Worked<T> = std::thread::Result<T>;
 
 /// Whole lines of the input, and the number of the first.
 #[derive(Debug)]
@@ -134,8 +164,11 @@ pub fn read_lines(
     loop {
         let mut block = std::mem::take(&mut carry);
         let mut eof = false;
-        // Fill to the block size, and on until a line ends in it.
-        while !eof && (block.len() < BLOCK || memchr::memrchr(b'\n', &block).is_none()) {
+        // The carried bytes hold no line end: they follow the last one.
+        let mut has_line = false;
+        // Fill to the block size, and on until a line ends in it; only the
+        // bytes just read are searched, so a long line costs its length.
+        while !(eof || has_line && block.len() >= BLOCK) {
             let at = block.len();
             block.resize(at + BLOCK, 0);
             let n = loop {
@@ -147,6 +180,12 @@ pub fn read_lines(
             block.truncate(at + n);
             total += n as u64;
             eof = n == 0;
+            has_line |= memchr::memchr(b'\n', &block[at..]).is_some();
+            if has_line && n > 0 && n < BLOCK {
+                // A short read: nothing more has come yet (a pipe, a
+                // person typing); route what has rather than wait.
+                break;
+            }
         }
         if block.is_empty() {
             return Ok(());
@@ -221,6 +260,60 @@ mod tests {
             .flat_map(|b| b.iter().map(|(_, l)| l.to_vec()).collect::<Vec<_>>())
             .collect();
         assert_eq!(lines, vec![b"a".to_vec(), long, b"b".to_vec()]);
+    }
+
+    #[test]
+    fn a_line_that_has_come_is_routed_without_waiting_for_more() {
+        // A person typing: the first read brings one line; reading again
+        // before it is handed on would wait for them.
+        struct Typing<'a>(u32, &'a std::cell::Cell<bool>);
+        impl Read for Typing<'_> {
+            fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+                self.0 += 1;
+                match self.0 {
+                    1 => {
+                        buf[..6].copy_from_slice(b"hello\n");
+                        Ok(6)
+                    }
+                    _ if !self.1.get() => Err(std::io::Error::other("waited for more input")),
+                    _ => Ok(0),
+                }
+            }
+        }
+        let handed = std::cell::Cell::new(false);
+        let mut got = Vec::new();
+        read_lines(
+            Typing(0, &handed),
+            &mut |l| {
+                handed.set(true);
+                got.extend(l.iter().map(|(n, l)| (n, l.to_vec())));
+                true
+            },
+            |_| {},
+        )
+        .unwrap();
+        assert_eq!(got, vec![(1, b"hello".to_vec())]);
+    }
+
+    #[test]
+    #[should_panic(expected = "block 3 is broken")]
+    fn a_panicking_worker_stops_the_run_and_raises_its_panic() {
+        let _ = ordered(
+            2,
+            |sink| {
+                // Endless: only the panic stops it.
+                let mut n = 0u64;
+                while sink(n) {
+                    n += 1;
+                }
+                Ok::<(), ()>(())
+            },
+            |n| {
+                assert!(n != 3, "block 3 is broken");
+                n
+            },
+            |_| Ok(()),
+        );
     }
 
     #[test]

@@ -218,9 +218,27 @@ struct Tally<'r> {
     costs: BTreeMap<(&'static str, Option<i64>), Cost>,
 }
 
-/// A routed block: its counts, its `--json` lines, and how many bytes of
-/// the input it held (for the progress bar).
-type Block<'r> = Result<(Tally<'r>, Vec<u8>, u64)>;
+/// A routed block: its counts, its `--json` lines, how many bytes of the
+/// input it held (for the progress bar), and the error that stopped it
+/// (what came before it in the block is counted and printed, as a run
+/// one message at a time would have).
+struct Block<'r> {
+    tally: Tally<'r>,
+    json: Vec<u8>,
+    bytes: u64,
+    failed: Option<anyhow::Error>,
+}
+
+impl<'r> Block<'r> {
+    fn new() -> Self {
+        Block {
+            tally: Tally::default(),
+            json: Vec::new(),
+            bytes: 0,
+            failed: None,
+        }
+    }
+}
 
 const DAY_MS: i64 = 86_400_000;
 
@@ -333,10 +351,15 @@ impl<'r, W: Write> Replay<'r, W> {
         }
     }
 
-    /// Takes a routed block, the next in input order.
-    fn take(&mut self, tally: Tally<'r>, json: &[u8]) -> Result<()> {
-        self.tally.merge(tally, self.settings.limit);
-        self.out.write_all(json).context("writing stdout")
+    /// Takes a routed block, the next in input order; its error, if any,
+    /// once what came before it is counted and written.
+    fn take(&mut self, block: Block<'r>) -> Result<()> {
+        self.tally.merge(block.tally, self.settings.limit);
+        self.out.write_all(&block.json).context("writing stdout")?;
+        match block.failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// Prints the summary (readable, or the last `--json` line); the exit
@@ -631,9 +654,8 @@ fn replay_file<W: Write>(path: &Path, threads: usize, replay: &mut Replay<'_, W>
         },
         |lines| replay_lines(settings, path, &lines),
         |block: Block<'_>| {
-            let (tally, json, bytes) = block?;
-            replay.take(tally, &json)?;
-            read += bytes;
+            read += block.bytes;
+            replay.take(block)?;
             if let Some(bar) = &bar {
                 bar.set_position(read);
                 bar.set_message(format!("{} messages", replay.tally.messages));
@@ -648,45 +670,60 @@ fn replay_file<W: Write>(path: &Path, threads: usize, replay: &mut Replay<'_, W>
 }
 
 /// Routes a block of an `--input` file; the first line that is not a
-/// message fails it, naming the line.
+/// message stops it, naming the line.
 fn replay_lines<'r>(settings: &Settings<'r>, path: &Path, lines: &Lines) -> Block<'r> {
-    let mut tally = Tally::default();
-    let mut json = Vec::new();
+    let mut block = Block::new();
+    block.bytes = lines.bytes.len() as u64;
     for (n, line) in lines.iter() {
-        let not_a_message = || {
-            format!(
-                "{}: line {n} is not a message: expected {{\"id\": …, \"text\": \"…\", \"channel\": \"mention|dm|search\"}}",
+        if let Err(e) = replay_line(settings, path, n, line, &mut block) {
+            block.failed = Some(e);
+            break;
+        }
+    }
+    block
+}
+
+/// Routes line `n` of an `--input` file into `block`.
+fn replay_line<'r>(
+    settings: &Settings<'r>,
+    path: &Path,
+    n: u64,
+    line: &[u8],
+    block: &mut Block<'r>,
+) -> Result<()> {
+    let not_a_message = || {
+        format!(
+            "{}: line {n} is not a message: expected {{\"id\": …, \"text\": \"…\", \"channel\": \"mention|dm|search\"}}",
+            path.display()
+        )
+    };
+    let line = std::str::from_utf8(line)
+        .map_err(|_| anyhow!("the line is not UTF-8 text"))
+        .with_context(not_a_message)?;
+    if line.trim().is_empty() {
+        return Ok(());
+    }
+    let m: FileLine<'_> = serde_json::from_str(line).with_context(not_a_message)?;
+    let id =
+        m.id.map_or_else(|| Cow::Owned(format!("line {n}")), raw_text);
+    let written_at = match m.written_at {
+        Some(raw) => Some(time_of(raw).ok_or_else(|| {
+            anyhow!(
+                "{}: line {n}: written_at must be RFC 3339 or Unix milliseconds",
                 path.display()
             )
-        };
-        let line = std::str::from_utf8(line)
-            .map_err(|_| anyhow!("the line is not UTF-8 text"))
-            .with_context(not_a_message)?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        let m: FileLine<'_> = serde_json::from_str(line).with_context(not_a_message)?;
-        let id =
-            m.id.map_or_else(|| Cow::Owned(format!("line {n}")), raw_text);
-        let written_at = match m.written_at {
-            Some(raw) => Some(time_of(raw).ok_or_else(|| {
-                anyhow!(
-                    "{}: line {n}: written_at must be RFC 3339 or Unix milliseconds",
-                    path.display()
-                )
-            })?),
-            None => None,
-        };
-        let message = Message {
-            id: &id,
-            text: &m.text,
-            channel: m.channel.unwrap_or(Channel::Mention),
-            platform: m.platform,
-            written_at,
-        };
-        tally.feed(settings, message, &mut json);
-    }
-    Ok((tally, json, lines.bytes.len() as u64))
+        })?),
+        None => None,
+    };
+    let message = Message {
+        id: &id,
+        text: &m.text,
+        channel: m.channel.unwrap_or(Channel::Mention),
+        platform: m.platform,
+        written_at,
+    };
+    block.tally.feed(settings, message, &mut block.json);
+    Ok(())
 }
 
 /// A JSON value as text: a string without its quotes (borrowed when it has
@@ -733,8 +770,7 @@ fn replay_database<W: Write>(
         |sink| read_database(url, since, sink),
         |rows| replay_rows(settings, rows),
         |block: Block<'_>| {
-            let (tally, json, _) = block?;
-            replay.take(tally, &json)?;
+            replay.take(block)?;
             if let Some(bar) = &bar {
                 bar.set_message(format!("{} messages", replay.tally.messages));
                 bar.tick();
@@ -783,15 +819,18 @@ fn read_database(
     })
 }
 
-/// Routes a block of the database's messages.
+/// Routes a block of the database's messages; a row whose channel is
+/// unknown stops it.
 fn replay_rows<'r>(settings: &Settings<'r>, rows: Vec<Row>) -> Block<'r> {
-    let mut tally = Tally::default();
-    let mut json = Vec::new();
+    let mut block = Block::new();
     for r in &rows {
-        let channel = r
-            .channel
-            .parse::<Channel>()
-            .map_err(|e| anyhow!("message {}: {e}", r.id))?;
+        let channel = match r.channel.parse::<Channel>() {
+            Ok(channel) => channel,
+            Err(e) => {
+                block.failed = Some(anyhow!("message {}: {e}", r.id));
+                break;
+            }
+        };
         let message = Message {
             id: &r.id,
             text: &r.text,
@@ -799,9 +838,9 @@ fn replay_rows<'r>(settings: &Settings<'r>, rows: Vec<Row>) -> Block<'r> {
             platform: r.platform.parse().ok(),
             written_at: Some(r.written_at),
         };
-        tally.feed(settings, message, &mut json);
+        block.tally.feed(settings, message, &mut block.json);
     }
-    Ok((tally, json, 0))
+    block
 }
 
 #[cfg(test)]

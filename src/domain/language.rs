@@ -1,6 +1,5 @@
-//! Languages, as ISO 639-1 codes: the keys of a rule's language table, the
-//! `[language] default` of the configuration, and what a platform tags a
-//! post with.
+//! Languages, as ISO 639-1 codes: the keys of a rule's language table and
+//! of `[replies] signature`, and what a platform tags a post with.
 
 use std::fmt;
 
@@ -92,6 +91,11 @@ impl<'de> serde::Deserialize<'de> for LocalizedText {
                 let mut entries = Vec::new();
                 while let Some(code) = map.next_key::<String>()? {
                     let lang = Lang::parse(&code).map_err(de::Error::custom)?;
+                    if entries.iter().any(|(l, _)| *l == Some(lang)) {
+                        return Err(de::Error::custom(format!(
+                            "`{lang}` is given twice: keep one text per language"
+                        )));
+                    }
                     entries.push((Some(lang), map.next_value::<String>()?));
                 }
                 if entries.is_empty() {
@@ -162,7 +166,12 @@ mod tests {
         assert_eq!(t.pick(None, None), " · réponse auto");
         let one = LocalizedText::any(" · bot");
         assert_eq!(one.pick(fr, en), " · bot");
-        for bad in ["s = { fra = \"x\" }", "s = {}", "s = 3"] {
+        for bad in [
+            "s = { fra = \"x\" }",
+            "s = {}",
+            "s = 3",
+            "s = { fr = \"a\", FR = \"b\" }",
+        ] {
             let table = toml::from_str::<toml::Table>(bad).unwrap();
             assert!(
                 table["s"].clone().try_into::<LocalizedText>().is_err(),

@@ -670,6 +670,16 @@ impl Loader<'_> {
         let mut table = Vec::with_capacity(entries.len());
         for (code, text) in entries {
             let lang = match Lang::parse(code.get_ref()) {
+                Ok(lang) if table.iter().any(|(l, _)| *l == lang) => {
+                    // `FR` and `fr` are one language: the second text would never be sent.
+                    self.err(
+                        f,
+                        code.span(),
+                        format!("in `{key}`: `{lang}` is given twice"),
+                        "keep one text per language",
+                    );
+                    None
+                }
                 Ok(lang) => Some(lang),
                 Err(e) => {
                     self.err(

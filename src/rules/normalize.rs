@@ -417,7 +417,13 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
                 }
                 // Some are marks, so word characters (U+FE0F after an emoji).
                 None if is_invisible(c) => is_word_char(c),
-                None => return Pass::NotLatin,
+                None => {
+                    // The buffers go back for the per-character path.
+                    text.clear();
+                    out.text = String::from_utf8(text).expect("empty");
+                    out.walk_bits = Some(bits);
+                    return Pass::NotLatin;
+                }
             };
             i = end;
             after_wide = Some(word);

@@ -85,6 +85,20 @@ fn helpdesk(args: &[&str], dir: &Path) -> Output {
         .unwrap()
 }
 
+/// `rules replay --rules NEW --against <the repository's rules> --input FILE`, and `extra`.
+fn replay_input(dir: &Path, new: &Path, input: &Path, extra: &[&str]) -> Output {
+    let old = crate::common::repo_rules();
+    let mut args = vec!["rules", "replay", "--rules", new.to_str().unwrap()];
+    args.extend([
+        "--against",
+        old.to_str().unwrap(),
+        "--input",
+        input.to_str().unwrap(),
+    ]);
+    args.extend(extra);
+    helpdesk(&args, dir)
+}
+
 fn json_lines(out: &Output) -> Vec<Value> {
     String::from_utf8_lossy(&out.stdout)
         .lines()
@@ -198,15 +212,12 @@ fn a_file_replay_prints_the_same_whatever_the_number_of_threads() {
         text.push_str(&corpus.replace("\"id\":\"m", &format!("\"id\":\"c{copy}-m")));
     }
     std::fs::write(&big, text).unwrap();
-    let old = crate::common::repo_rules();
     let run = |threads: &str, json: bool| {
-        let mut args = vec!["rules", "replay", "--rules", new.to_str().unwrap()];
-        args.extend(["--against", old.to_str().unwrap()]);
-        args.extend(["--input", big.to_str().unwrap(), "--threads", threads]);
+        let mut extra = vec!["--threads", threads];
         if json {
-            args.push("--json");
+            extra.push("--json");
         }
-        helpdesk(&args, dir.path())
+        replay_input(dir.path(), &new, &big, &extra)
     };
     for json in [true, false] {
         let (a, b) = (run("1", json), run("4", json));
@@ -227,6 +238,29 @@ fn a_file_replay_prints_the_same_whatever_the_number_of_threads() {
     assert!(readable.contains("replayed 4800 messages"), "{readable}");
     assert!(readable.contains("c0-m"), "{readable}");
     assert!(!readable.contains("c1-m"), "{readable}");
+}
+
+#[test]
+fn a_broken_line_stops_the_replay_after_printing_what_came_before_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let corpus = write_corpus(dir.path());
+    let mut text = std::fs::read_to_string(&corpus).unwrap();
+    text.push_str("{\"text\": oops}\n");
+    text.push_str(&std::fs::read_to_string(&corpus).unwrap());
+    std::fs::write(&corpus, text).unwrap();
+    let out = replay_input(dir.path(), &new, &corpus, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("line 13 is not a message"), "{err}");
+    // The 7 changes of the 12 lines before it, as one at a time would have
+    // printed them, and nothing after it (no summary: the replay failed).
+    assert_eq!(
+        json_lines(&out).len(),
+        7,
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
 }
 
 #[test]

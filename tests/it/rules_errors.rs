@@ -305,6 +305,11 @@ reply = {}
 id = "number"
 keywords = ["nombre"]
 reply = { fr = 3 }
+
+[[rule]]
+id = "twice"
+keywords = ["deux"]
+reply = { fr = "un", en = "one", FR = "deux" }
 "#;
     let out = errors(&[("a.toml", a)]);
     for want in [
@@ -315,6 +320,9 @@ reply = { fr = 3 }
         "a.toml:9:57: error: `reply.en` is too long for x: 622 of 280",
         "a.toml:14:9: error: `reply` is an empty table",
         "a.toml:19:16: error: invalid type: integer `3`, expected a string",
+        // `FR` is `fr`: the second would never be sent.
+        "a.toml:24:",
+        "in `reply`: `fr` is given twice",
     ] {
         assert!(out.contains(want), "missing {want:?} in:\n{out}");
     }
