@@ -36,7 +36,8 @@ pub fn values_list(
     out
 }
 
-/// The most parameter bytes one multi-row statement should carry.
+/// The most bytes one multi-row statement should carry: its parameters and
+/// its text (on a statement-cache miss the text goes in the same write).
 ///
 /// On PostgreSQL, sqlx 0.9.0 writes to its TCP socket with Nagle's
 /// algorithm on and the kernel's default send buffer (16 KiB): a statement
@@ -44,28 +45,34 @@ pub fn values_list(
 /// server's delayed ACK, 40 ms on Linux, even on 127.0.0.1 (measured: a
 /// 100-row outbox insert took 45 ms, a 50-row one 2 ms; BENCHMARKS.md). A
 /// second statement costs a round trip, a fraction of a millisecond, so a
-/// batch's rows are cut at 8 KiB. (sqlx's fix, TCP_NODELAY, is merged but
-/// not released; this limit can go once it is.) SQLite has no socket.
+/// batch's rows are cut at 12 KiB, text included: the chunks' lengths vary
+/// with the messages, so a statement's text is often new to sqlx's cache
+/// and sent whole. (sqlx's fix, TCP_NODELAY, is merged but not released;
+/// this limit can go once it is.) SQLite has no socket.
 pub fn statement_bytes(backend: Backend) -> usize {
     match backend {
-        Backend::Postgres => 8 * 1024,
+        Backend::Postgres => 12 * 1024,
         Backend::Sqlite => usize::MAX,
     }
 }
 
+/// What a row's `($n, …)` adds to a statement's text, per parameter.
+const SQL_BYTES_PER_PARAMETER: usize = 7;
+
 /// `rows` cut into statements of at most `max_rows` rows and `max_bytes`
-/// of parameters as `size` estimates a row's (a row larger than that goes
-/// alone), in order.
+/// of parameters (as `size` estimates a row's) and text (`parameters` a
+/// row), in order; a row larger than that goes alone.
 pub fn chunks<T>(
     rows: &[T],
     max_rows: usize,
     max_bytes: usize,
+    parameters: usize,
     size: impl Fn(&T) -> usize,
 ) -> Vec<&[T]> {
     let mut out = Vec::new();
     let (mut start, mut bytes) = (0, 0);
     for (i, row) in rows.iter().enumerate() {
-        let n = size(row);
+        let n = size(row) + parameters * SQL_BYTES_PER_PARAMETER;
         if i > start && (i - start == max_rows || bytes + n > max_bytes) {
             out.push(&rows[start..i]);
             (start, bytes) = (i, 0);
@@ -106,13 +113,15 @@ mod tests {
     #[test]
     fn chunks_keep_the_order_and_both_limits() {
         let rows = [3, 3, 3, 9, 1, 1, 1];
-        let cut = chunks(&rows, 2, 7, |r| *r);
+        let cut = chunks(&rows, 2, 7, 0, |r| *r);
         assert_eq!(
             cut,
             vec![&[3, 3][..], &[3][..], &[9][..], &[1, 1][..], &[1][..]]
         );
-        assert!(chunks(&[0u8; 0], 2, 7, |_| 1).is_empty());
-        assert_eq!(chunks(&rows, 100, usize::MAX, |r| *r), vec![&rows[..]]);
+        assert!(chunks(&[0u8; 0], 2, 7, 0, |_| 1).is_empty());
+        assert_eq!(chunks(&rows, 100, usize::MAX, 0, |r| *r), vec![&rows[..]]);
+        // The text counts: 7 bytes a parameter.
+        assert_eq!(chunks(&rows, 100, 20, 1, |r| *r).len(), 5);
     }
 
     #[test]

@@ -99,7 +99,7 @@ pub async fn insert_batch(
     let anonymous = dialect::anonymous_parameters(backend);
     let mut ids = Vec::with_capacity(messages.len());
     let max_bytes = dialect::statement_bytes(backend);
-    for chunk in dialect::chunks(messages, 100, max_bytes, NewMessage::bytes) {
+    for chunk in dialect::chunks(messages, 100, max_bytes, 18, NewMessage::bytes) {
         let sql = format!(
             "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
              author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
@@ -227,7 +227,7 @@ pub async fn known(
     let mut out = Vec::with_capacity(probes.len());
     let t = dialect::text_bytes;
     let size = |p: &Probe<'_>| t(p.id) + t(p.customer) + t(p.conversation) + t(p.reply_text) + 12;
-    for chunk in dialect::chunks(probes, 100, dialect::statement_bytes(backend), size) {
+    for chunk in dialect::chunks(probes, 100, dialect::statement_bytes(backend), 5, size) {
         let values =
             dialect::values_list(chunk.len(), 5, 2, false, |p| format!("({})", p.join(", ")));
         let sql = format!(

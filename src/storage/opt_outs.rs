@@ -31,7 +31,7 @@ pub async fn insert(
 ) -> Result<(), StoreError> {
     let anonymous = dialect::anonymous_parameters(backend);
     let size = |(_, o): &(i64, &OptOut)| dialect::text_bytes(&o.customer_id) + 3 * 12;
-    for chunk in dialect::chunks(opt_outs, 100, dialect::statement_bytes(backend), size) {
+    for chunk in dialect::chunks(opt_outs, 100, dialect::statement_bytes(backend), 4, size) {
         let sql = format!(
             "INSERT INTO opt_outs (platform, customer_id, message_id, at) VALUES {} \
              ON CONFLICT (platform, customer_id) DO NOTHING",

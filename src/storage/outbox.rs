@@ -82,7 +82,7 @@ pub async fn insert_automatic(
     let size = |(_, r): &(i64, NewRow<'_>)| {
         t(r.customer_id) + t(r.handle) + t(r.conversation) + t(r.in_reply_to) + t(r.text) + 7 * 12
     };
-    for chunk in dialect::chunks(rows, 100, dialect::statement_bytes(backend), size) {
+    for chunk in dialect::chunks(rows, 100, dialect::statement_bytes(backend), 12, size) {
         let sql = format!(
             "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
              customer_handle, conversation_id, in_reply_to, text, status, created_at, \

@@ -95,6 +95,7 @@ pub async fn open_many(
             rest,
             100,
             dialect::statement_bytes(backend),
+            11,
             NewTicket::bytes,
         )[0];
         let chunk = &first[..distinct_customers_prefix(first)];
