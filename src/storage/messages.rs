@@ -292,21 +292,28 @@ pub struct Recorded<'a> {
     pub written_at: Millis,
 }
 
+/// The messages a replay reads, in arrival order.
+const WRITTEN_SINCE: &str = "SELECT platform, platform_message_id, channel, text, written_at \
+     FROM messages WHERE written_at >= $1 ORDER BY id";
+
 /// Hands every message written at or after `since` to `each`, in arrival
 /// order, streamed with a cursor: one row in memory at a time, however
 /// large the table. Read-only. Stops early when `each` returns `false`.
+///
+/// A SQLite file is read directly, on the calling thread, with rusqlite
+/// (the same SQLite library sqlx links): a bulk read of millions of rows
+/// would otherwise pay sqlx's hand-over of each row between threads. A
+/// reader does not block the bot writing (WAL).
 pub async fn for_each_written_since(
     store: &Store,
     since: Millis,
     mut each: impl FnMut(Recorded<'_>) -> bool,
 ) -> Result<(), StoreError> {
     use futures_util::TryStreamExt as _;
-    let mut rows = sqlx::query(
-        "SELECT platform, platform_message_id, channel, text, written_at FROM messages \
-         WHERE written_at >= $1 ORDER BY id",
-    )
-    .bind(since)
-    .fetch(store.pool());
+    if let Some(file) = store.sqlite_file() {
+        return read_sqlite_since(file, since, each);
+    }
+    let mut rows = sqlx::query(WRITTEN_SINCE).bind(since).fetch(store.pool());
     while let Some(row) = rows.try_next().await? {
         let m = Recorded {
             platform: row.try_get(0)?,
@@ -314,6 +321,41 @@ pub async fn for_each_written_since(
             channel: row.try_get(2)?,
             text: row.try_get(3)?,
             written_at: row.try_get(4)?,
+        };
+        if !each(m) {
+            break;
+        }
+    }
+    Ok(())
+}
+
+/// [`for_each_written_since`] on a SQLite file, read-only.
+fn read_sqlite_since(
+    file: &std::path::Path,
+    since: Millis,
+    mut each: impl FnMut(Recorded<'_>) -> bool,
+) -> Result<(), StoreError> {
+    use rusqlite::OpenFlags;
+    let failed = |source| StoreError::SqliteRead {
+        file: file.display().to_string(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX;
+    let conn = rusqlite::Connection::open_with_flags(file, flags).map_err(failed)?;
+    let mut statement = conn.prepare(WRITTEN_SINCE).map_err(failed)?;
+    let mut rows = statement.query([since]).map_err(failed)?;
+    while let Some(row) = rows.next().map_err(failed)? {
+        let text = |i: usize| -> Result<&str, StoreError> {
+            row.get_ref(i)
+                .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
+                .map_err(failed)
+        };
+        let m = Recorded {
+            platform: text(0)?,
+            id: text(1)?,
+            channel: text(2)?,
+            text: text(3)?,
+            written_at: row.get(4).map_err(failed)?,
         };
         if !each(m) {
             break;

@@ -48,6 +48,15 @@ pub enum Backend {
 /// Why the database cannot be used.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
+    /// Reading the SQLite file directly (the bulk read of `rules replay`)
+    /// failed.
+    #[error("cannot read the SQLite database {file}: {source}; check that the file is readable")]
+    SqliteRead {
+        /// The file.
+        file: String,
+        /// SQLite's error.
+        source: rusqlite::Error,
+    },
     /// The URL is neither `sqlite:` nor `postgres:`.
     #[error(
         "unsupported database URL `{0}`: use sqlite://FILE (created on first start) or postgres://USER@HOST/DB"
@@ -168,6 +177,10 @@ mod query_error_tests {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+    /// The SQLite file, for the bulk read that goes around sqlx
+    /// ([`messages::for_each_written_since`]); `None` on PostgreSQL and in
+    /// memory.
+    sqlite_file: Option<std::path::PathBuf>,
 }
 
 /// What replaces a credential in a printed URL.
@@ -399,7 +412,23 @@ impl Store {
                 url: shown.clone(),
                 source,
             })?;
-        Ok(Store { pool, backend })
+        let sqlite_file = match backend {
+            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
+                .ok()
+                .map(|o| o.get_filename().to_owned())
+                .filter(|f| f.as_os_str() != ":memory:"),
+            Backend::Postgres => None,
+        };
+        Ok(Store {
+            pool,
+            backend,
+            sqlite_file,
+        })
+    }
+
+    /// The SQLite file, if this is one on disk.
+    pub fn sqlite_file(&self) -> Option<&std::path::Path> {
+        self.sqlite_file.as_deref()
     }
 
     /// The pool, for read-only queries.
