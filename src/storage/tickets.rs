@@ -38,32 +38,17 @@ pub struct NewTicket<'a> {
 }
 
 /// Opens a ticket in status `new`. Its `created` event is written by a
-/// trigger (migration 0003), whoever inserts.
+/// trigger (migration 0003), whoever inserts: [`open_many`] with one.
 pub async fn open(
     conn: &mut AnyConnection,
+    backend: Backend,
     t: &NewTicket<'_>,
     now: Millis,
 ) -> Result<TicketRef, StoreError> {
-    let id: i64 = sqlx::query(
-        "INSERT INTO tickets (queue, priority, status, platform, customer_id, customer_handle, \
-         conversation_id, rule_id, note, created_at, updated_at, first_response_due) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $10, $11) RETURNING id",
-    )
-    .bind(t.queue.as_str())
-    .bind(t.priority.as_str())
-    .bind(TicketStatus::New.as_str())
-    .bind(t.platform.as_str())
-    .bind(t.customer_id)
-    .bind(t.customer_handle)
-    .bind(t.conversation_id)
-    .bind(t.rule_id)
-    .bind(t.note)
-    .bind(now)
-    .bind(t.first_response_due)
-    .fetch_one(&mut *conn)
-    .await?
-    .try_get(0)?;
-    Ok(TicketRef(id))
+    let ids = open_many(conn, backend, std::slice::from_ref(t), now).await?;
+    ids.first().copied().ok_or(StoreError::Inconsistent(
+        "no ticket id came back for the ticket opened",
+    ))
 }
 
 /// Opens `tickets` in status `new`, in as few statements as it can (one

@@ -767,7 +767,8 @@ impl Sender {
             Some(t) => Some(t),
             // Nobody may be left wondering: a reply in doubt gets a ticket.
             None if to == OutboxStatus::NeedsReview => {
-                let t = tickets::open(&mut tx, &self.review_ticket(row, now), now).await?;
+                let backend = self.store.backend();
+                let t = tickets::open(&mut tx, backend, &self.review_ticket(row, now), now).await?;
                 // The agent finds the reply in doubt from the ticket.
                 outbox::attach_ticket(&mut tx, row.id, t).await?;
                 Some(t)
