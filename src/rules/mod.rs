@@ -16,6 +16,7 @@
 
 mod diagnostic;
 mod keys;
+pub mod language;
 mod load;
 mod matcher;
 pub mod normalize;
