@@ -139,20 +139,7 @@ fn a_file_replay_agrees_with_rules_test_under_each_rule_set() {
     let new = new_rules(dir.path());
     let old = common::repo_rules();
     let corpus = write_corpus(dir.path());
-    let out = helpdesk(
-        &[
-            "rules",
-            "replay",
-            "--json",
-            "--rules",
-            new.to_str().unwrap(),
-            "--against",
-            old.to_str().unwrap(),
-            "--input",
-            corpus.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let out = replay_input(dir.path(), &new, &corpus, &["--json"]);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -269,19 +256,7 @@ fn the_readable_preview_groups_changes_with_samples_and_costs() {
     let new = new_rules(dir.path());
     let corpus = write_corpus(dir.path());
     let old = common::repo_rules();
-    let args = [
-        "rules",
-        "replay",
-        "--limit",
-        "1",
-        "--rules",
-        new.to_str().unwrap(),
-        "--against",
-        old.to_str().unwrap(),
-        "--input",
-        corpus.to_str().unwrap(),
-    ];
-    let out = helpdesk(&args, dir.path());
+    let out = replay_input(dir.path(), &new, &corpus, &["--limit", "1"]);
     assert_eq!(out.status.code(), Some(1));
     let text = String::from_utf8(out.stdout).unwrap();
     assert!(
@@ -304,19 +279,7 @@ fn the_readable_preview_groups_changes_with_samples_and_costs() {
         "--limit 1 shows one sample per group: {text}"
     );
     // The same rules on both sides: nothing changes, exit 0.
-    let same = helpdesk(
-        &[
-            "rules",
-            "replay",
-            "--rules",
-            old.to_str().unwrap(),
-            "--against",
-            old.to_str().unwrap(),
-            "--input",
-            corpus.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
+    let same = replay_input(dir.path(), &old, &corpus, &[]);
     assert_eq!(same.status.code(), Some(0));
     assert!(String::from_utf8_lossy(&same.stdout).contains("12 messages: 0 would"));
 }
@@ -326,21 +289,9 @@ fn channel_and_since_filters_choose_the_messages() {
     let dir = tempfile::tempdir().unwrap();
     let new = new_rules(dir.path());
     let corpus = write_corpus(dir.path());
-    let old = common::repo_rules();
-    let base = [
-        "rules",
-        "replay",
-        "--json",
-        "--rules",
-        new.to_str().unwrap(),
-        "--against",
-        old.to_str().unwrap(),
-        "--input",
-        corpus.to_str().unwrap(),
-    ];
     let run = |extra: &[&str]| {
-        let args: Vec<&str> = base.iter().chain(extra).copied().collect();
-        let out = helpdesk(&args, dir.path());
+        let args: Vec<&str> = ["--json"].iter().chain(extra).copied().collect();
+        let out = replay_input(dir.path(), &new, &corpus, &args);
         json_lines(&out).pop().unwrap()["summary"].clone()
     };
     assert_eq!(run(&["--channel", "dm"])["messages"], 3);
@@ -351,7 +302,7 @@ fn channel_and_since_filters_choose_the_messages() {
     // The corpus was written in January 2026, long before a week ago.
     assert_eq!(run(&["--since", "1w"])["messages"], 0);
     assert_eq!(run(&["--since", "5200w"])["messages"], 12);
-    let bad = helpdesk(&[&base[..], &["--since", "soon"]].concat(), dir.path());
+    let bad = replay_input(dir.path(), &new, &corpus, &["--json", "--since", "soon"]);
     assert_eq!(bad.status.code(), Some(2));
 }
 
