@@ -331,7 +331,30 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
                     stop.trailing_zeros() as usize / 8
                 };
                 if k == 0 {
-                    break;
+                    // A character the loop folds in its stride, or a stop.
+                    let Some((l, end)) = inline_fold(bytes, i) else {
+                        break;
+                    };
+                    cps.push((o as u32, i as u32, end as u32));
+                    if l == b' ' {
+                        // One space, none at the start or after another.
+                        if prev_space == 0 {
+                            tx[o] = b' ';
+                            o += 1;
+                        }
+                        (prev_alnum, prev_space) = (0, 0x80);
+                    } else {
+                        let word = l.is_ascii_alphanumeric();
+                        tx[o] = l;
+                        wb[o >> 6] |= ((!word || prev_alnum == 0) as u64) << (o & 63);
+                        o += 1;
+                        (prev_alnum, prev_space) = (if word { 0x80 } else { 0 }, 0);
+                    }
+                    i = end;
+                    // What follows maps one to one again.
+                    cps.push((o as u32, i as u32, 0));
+                    plain += 1;
+                    continue;
                 }
                 let mask = HIGH >> (8 * (8 - k));
                 // Bit 5 is the case bit of letters: set, every letter is lower case.
@@ -360,9 +383,6 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
                 i += k;
                 o += k;
                 plain += 1;
-                if k < 8 {
-                    break;
-                }
             }
             if plain > 0 {
                 // An `@` right after a non-ASCII character stops the loop
@@ -476,6 +496,62 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
     out.walk_bits = Some(bits);
     Pass::Done
 }
+
+/// If the character at byte `i` of a `str`'s bytes (not ASCII, or `.` or
+/// `/`) is one the eight-byte loop of [`latin_pass`] folds in its stride,
+/// what it folds to (see [`INLINE_FOLD`]) and the byte after it. French
+/// text has one every dozen bytes or so (`é`, `’`, the no-break spaces of
+/// its typography); leaving the loop for each cost as much as the rest.
+#[inline]
+fn inline_fold(b: &[u8], i: usize) -> Option<(u8, usize)> {
+    let cont = |k: usize| (b[i + k] & 0x3F) as usize;
+    let (at, end) = match b[i] {
+        // U+0080 to U+017F.
+        0xC2..=0xC5 => (((b[i] as usize & 0x1F) << 6 | cont(1)) - 0x80, i + 2),
+        // U+2000 to U+207F.
+        0xE2 if b[i + 1] & 0xFE == 0x80 => {
+            (0x100 + ((b[i + 1] as usize & 1) << 6 | cont(2)), i + 3)
+        }
+        _ => return None,
+    };
+    let l = INLINE_FOLD[at];
+    (l != 0).then_some((l, end))
+}
+
+/// What the eight-byte loop of [`latin_pass`] folds in its stride: for
+/// U+0080 to U+017F at `cp - 0x80` and U+2000 to U+207F at
+/// `0x100 + cp - 0x2000`, the one ASCII byte [`LATIN_FOLD`] or
+/// [`PUNCT_FOLD`] folds the character to, when that byte has the
+/// character's own word class (a letter or digit for a word character; a
+/// space, quote or hyphen for another), so that what follows it behaves
+/// as after the original; 0 for every other character.
+static INLINE_FOLD: [u8; 0x180] = {
+    let mut t = [0u8; 0x180];
+    let mut at = 0;
+    while at < 0x170 {
+        let (cp, folded) = if at < 0x100 {
+            (0x80 + at as u32, LATIN_FOLD[at].as_bytes())
+        } else {
+            (
+                0x2000 + (at - 0x100) as u32,
+                PUNCT_FOLD[at - 0x100].as_bytes(),
+            )
+        };
+        if folded.len() == 1 {
+            let l = folded[0];
+            let fits = if is_latin_word_char(cp) {
+                l.is_ascii_alphanumeric()
+            } else {
+                matches!(l, b' ' | b'\'' | b'"' | b'-')
+            };
+            if fits {
+                t[at] = l;
+            }
+        }
+        at += 1;
+    }
+    t
+};
 
 /// The non-ASCII character that starts at byte `i` of a `str`'s bytes:
 /// its code point and the byte after it. No validation: a `str` is UTF-8.
@@ -634,7 +710,7 @@ fn fold_fast(c: char, from: (usize, usize), e: &mut Emitter) -> bool {
 /// every letter of Latin-1 and Latin Extended-A but × and ÷, and ª ² ³ µ ¹
 /// º ¼ ½ ¾; no General Punctuation character.
 #[inline]
-fn is_latin_word_char(cp: u32) -> bool {
+const fn is_latin_word_char(cp: u32) -> bool {
     matches!(cp, 0xC0..=0x17F) && cp != 0xD7 && cp != 0xF7
         || matches!(cp, 0xAA | 0xB2 | 0xB3 | 0xB5 | 0xB9 | 0xBA | 0xBC..=0xBE)
 }
@@ -1127,6 +1203,11 @@ pub(crate) mod tests {
             "\u{200b}@acme \u{200b} x\u{200b}y é@acme ’@acme https://é.fr/à ok",
             "\u{a0}\u{a0}début ¨ fin\u{202f}",
             "café😀www.x.fr 😀https://a ❤️ 👍🏽 ok",
+            // Folded in the eight-byte loop's stride: after eight plain bytes.
+            "abcdefgh\u{a0}\u{a0} \u{202f}x abcdefgh ¨ ¨y abcdefgh\u{a0}",
+            "abcdefghé@acme abcdefgh’@acme abcdefgh’https://x.fr abcdefghéwww.x.fr",
+            "@jean_dupontéé abcdefg’s ÀÉÎÕÜ ŀŉ abcdefgh²³ª×÷ abcdefgh‐—“x”",
+            "\u{a0}abcdefgh\u{2060}abcdefgh\u{200b}abcdefghß",
         ] {
             assert_same_as_general(src);
         }
