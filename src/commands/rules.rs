@@ -11,11 +11,12 @@ use clap::{Args, Subcommand};
 use crate::commands::args::{Json, RulesFolder, Threads, adjust};
 use crate::commands::parallel;
 use crate::domain::Channel;
-use crate::domain::language::LocalizedText;
+use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::money::Usd;
 use crate::platforms::ReplyKind;
 use crate::platforms::x::config::XPrices;
 use crate::platforms::x::cost::{Unit, reply_price};
+use crate::rules::language::{Detected, Detector};
 use crate::rules::{
     Action, Decision, LoadOptions, Localized, Loser, Outcome, Rule, RuleSet, Vars, Via,
 };
@@ -85,6 +86,13 @@ pub struct Applied {
     pub prices: XPrices,
     /// `[replies] signature`.
     pub signature: Option<LocalizedText>,
+    /// `[language] default`.
+    pub default_lang: Option<Lang>,
+    /// Whether each message's language is read: for one message, when a
+    /// configuration is given, or when a text differs by language. Not
+    /// for every line otherwise: reading a language costs some 0.1 ms, a
+    /// hundred times routing.
+    pub detect: bool,
 }
 
 impl Applied {
@@ -96,21 +104,48 @@ impl Applied {
         }
     }
 
-    /// `text`, rendered into `out` (cleared first) and signed, as the bot
-    /// sends an automatic reply.
-    fn render_into(&self, text: &Localized, vars: &Vars<'_>, out: &mut String) {
+    /// The language of `message`, when it is read (see [`Applied::detect`]).
+    fn hear(&self, message: &str) -> Option<Detected> {
+        self.detect
+            .then(|| Detector::shared().detect(message, None))
+    }
+
+    /// `text`, rendered into `out` (cleared first) in the language `lang`
+    /// (else `[language] default`) and signed, as the bot sends an
+    /// automatic reply; returns the language of the text chosen (`None`
+    /// for a text that does not differ by language).
+    fn render_into(
+        &self,
+        text: &Localized,
+        vars: &Vars<'_>,
+        lang: Option<Lang>,
+        out: &mut String,
+    ) -> Option<Lang> {
         out.clear();
-        text.pick(None, None).0.render_into(vars, out);
+        let (template, chosen) = text.pick(lang, self.default_lang);
+        template.render_into(vars, out);
         if let Some(s) = &self.signature {
-            out.push_str(s.pick(None, None));
+            out.push_str(s.pick(lang, self.default_lang));
         }
+        chosen
     }
 
     /// [`Self::render_into`] into a new string.
-    fn render(&self, text: &Localized, vars: &Vars<'_>) -> String {
+    fn render(&self, text: &Localized, vars: &Vars<'_>, lang: Option<Lang>) -> String {
         let mut out = String::new();
-        self.render_into(text, vars, &mut out);
+        self.render_into(text, vars, lang, &mut out);
         out
+    }
+
+    /// Turns detection on when a text of `set` or the signature differs
+    /// by language.
+    fn listen_for(&mut self, set: &RuleSet) {
+        let tables = set.rules().iter().any(|r| match &r.action {
+            Action::Reply(t) => t.is_table(),
+            Action::Escalate(e) => e.ack.as_ref().is_some_and(Localized::is_table),
+            Action::Ignore => false,
+        });
+        self.detect |= tables || self.signature.as_ref().is_some_and(LocalizedText::is_table);
     }
 }
 
@@ -124,6 +159,8 @@ impl Prices {
         Ok(Applied {
             prices: config.x.map(|x| x.prices).unwrap_or_default(),
             signature: config.replies.signature,
+            default_lang: config.language.default,
+            detect: true,
         })
     }
 }
@@ -187,7 +224,7 @@ fn check(dir: &Path, applied: &Applied) -> Result<i32> {
 }
 
 fn test(args: &TestArgs) -> Result<i32> {
-    let applied = args.prices.load()?;
+    let mut applied = args.prices.load()?;
     let set = match RuleSet::load_dir(&args.rules.path, &applied.load_options()) {
         Ok(set) => set,
         Err(e) => {
@@ -195,6 +232,8 @@ fn test(args: &TestArgs) -> Result<i32> {
             return Ok(1);
         }
     };
+    applied.listen_for(&set);
+    applied.detect |= args.text != "-";
     let vars = Vars {
         author: args.author.trim_start_matches('@'),
         name: &args.name,
@@ -206,15 +245,18 @@ fn test(args: &TestArgs) -> Result<i32> {
     let d = set.route(&args.text, args.channel);
     // Written, not printed: `println!` panics on a closed pipe.
     let mut out = std::io::stdout().lock();
+    let heard = applied.hear(&args.text);
     if args.json.on {
-        writeln!(out, "{}", decision_json(&d, &vars, args.channel, &applied))?;
+        let json = decision_json(&d, &vars, args.channel, &applied, heard);
+        writeln!(out, "{json}")?;
     } else {
         write!(
             out,
             "{}",
-            explain(&d, &args.text, args.channel, &vars, &applied)
+            explain(&d, &args.text, args.channel, &vars, &applied, heard)
         )?;
-        if let Some(cost) = reply_cost(&d, &vars, args.channel, &applied) {
+        let lang = heard.and_then(|h| h.lang);
+        if let Some(cost) = reply_cost(&d, &vars, args.channel, &applied, lang) {
             writeln!(out, "cost:    ${cost} on X")?;
         }
     }
@@ -278,10 +320,11 @@ fn reply_cost(
     vars: &Vars<'_>,
     channel: Channel,
     applied: &Applied,
+    lang: Option<Lang>,
 ) -> Option<Usd> {
     let (text, via) = match d.outcome() {
-        Outcome::Reply(t, via) => (applied.render(t, vars), via),
-        Outcome::Escalate(e, via) => (applied.render(e.ack.as_ref()?, vars), via),
+        Outcome::Reply(t, via) => (applied.render(t, vars, lang), via),
+        Outcome::Escalate(e, via) => (applied.render(e.ack.as_ref()?, vars, lang), via),
         Outcome::Ignore | Outcome::None => return None,
     };
     let kind = if via == Via::Dm || channel == Channel::Dm {
@@ -293,15 +336,17 @@ fn reply_cost(
 }
 
 /// The JSON result of one routing, as `rules test --json` prints it, with
-/// what its reply costs on X (`x_cost_usd`, `null` without a reply).
+/// what its reply costs on X (`x_cost_usd`, `null` without a reply) and
+/// the message's language as `heard` (`null`s when it was not read).
 pub fn decision_json(
     d: &Decision<'_>,
     vars: &Vars<'_>,
     channel: Channel,
     applied: &Applied,
+    heard: Option<Detected>,
 ) -> serde_json::Value {
     let mut reply = String::new();
-    serde_json::to_value(Routed::new(d, vars, channel, applied, &mut reply))
+    serde_json::to_value(Routed::new(d, vars, channel, applied, heard, &mut reply))
         .expect("a routing is plain strings and numbers")
 }
 
@@ -313,10 +358,22 @@ pub fn decision_json(
 struct Routed<'a> {
     action: &'static str,
     keyword: Option<&'a str>,
+    /// The message's language, `null` when unsure (the default applies);
+    /// absent when not read (see [`Applied::detect`]).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language: Option<Option<Lang>>,
+    /// The detector's confidence in its best guess, 0 to 1; absent when
+    /// the language was not read.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    language_confidence: Option<f64>,
     losers: Losers<'a>,
     priority: Option<&'a str>,
     queue: Option<&'a str>,
     reply: Option<&'a str>,
+    /// The language of the text chosen from a language table; absent for
+    /// a text that does not differ by language.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reply_language: Option<Lang>,
     rule: Option<&'a str>,
     span: Option<[usize; 2]>,
     via: Option<Via>,
@@ -331,9 +388,12 @@ impl<'a> Routed<'a> {
         vars: &Vars<'_>,
         channel: Channel,
         applied: &Applied,
+        heard: Option<Detected>,
         reply: &'a mut String,
     ) -> Self {
         reply.clear();
+        let lang = heard.and_then(|h| h.lang);
+        let mut reply_language = None;
         let outcome = d.outcome();
         let (template, via, queue, priority) = match outcome {
             Outcome::Reply(t, via) => (Some(t), Some(via), None, None),
@@ -347,7 +407,7 @@ impl<'a> Routed<'a> {
         };
         let mut cost = None;
         if let (Some(t), Some(via)) = (template, via) {
-            applied.render_into(t, vars, reply);
+            reply_language = applied.render_into(t, vars, lang, reply);
             // As `reply_cost`: a DM when the rule says so or the message was one.
             let kind = if via == Via::Dm || channel == Channel::Dm {
                 ReplyKind::Dm
@@ -359,10 +419,14 @@ impl<'a> Routed<'a> {
         Routed {
             action: outcome.name(),
             keyword: d.winner.as_ref().map(|w| w.keyword.written.as_str()),
+            language: heard.map(|h| h.lang),
+            // Three decimals: more says nothing.
+            language_confidence: heard.map(|h| (h.confidence * 1000.0).round() / 1000.0),
             losers: Losers(&d.losers),
             priority,
             queue,
             reply: template.map(|_| reply.as_str()),
+            reply_language,
             rule: d.rule_id().map(|r| r.as_str()),
             span: d.winner.as_ref().map(|w| [w.span.0, w.span.1]),
             via,
@@ -412,8 +476,10 @@ fn explain(
     channel: Channel,
     vars: &Vars<'_>,
     applied: &Applied,
+    heard: Option<Detected>,
 ) -> String {
     let mut out = String::new();
+    let lang = heard.and_then(|h| h.lang);
     match &d.winner {
         Some(w) => {
             out.push_str(&format!(
@@ -430,10 +496,20 @@ fn explain(
         None if d.default.is_some() => out.push_str("rule:    none matched; the [default] applies\n"),
         None => out.push_str("rule:    none matched, and there is no [default]: the message is recorded and left alone\n"),
     }
-    out.push_str(&format!(
-        "channel: {channel}\naction:  {}",
-        d.outcome().name()
-    ));
+    out.push_str(&format!("channel: {channel}\n"));
+    if let Some(h) = heard {
+        let confidence = format!("confidence {:.2}", h.confidence);
+        out.push_str(&match (h.lang, applied.default_lang) {
+            (Some(l), _) => format!("language: {l} ({confidence})\n"),
+            (None, Some(d)) => {
+                format!("language: unsure ({confidence}); the default, {d}, applies\n")
+            }
+            (None, None) => {
+                format!("language: unsure ({confidence}); a table's first text applies\n")
+            }
+        });
+    }
+    out.push_str(&format!("action:  {}", d.outcome().name()));
     match d.outcome() {
         Outcome::Reply(t, via) => out.push_str(&format!(
             " ({})\nreply:   {}\n",
@@ -442,7 +518,7 @@ fn explain(
             } else {
                 "where the customer wrote"
             },
-            applied.render(t, vars)
+            applied.render(t, vars, lang)
         )),
         Outcome::Escalate(e, _) => {
             out.push_str(&format!(
@@ -450,7 +526,7 @@ fn explain(
                 e.queue, e.priority
             ));
             if let Some(a) = &e.ack {
-                out.push_str(&format!("ack:     {}\n", applied.render(a, vars)));
+                out.push_str(&format!("ack:     {}\n", applied.render(a, vars, lang)));
             }
         }
         _ => out.push('\n'),
@@ -559,5 +635,6 @@ fn route_line(
     };
     let channel = m.channel.unwrap_or(Channel::Mention);
     let d = set.route(&m.text, channel);
-    serde_json::to_writer(out, &Routed::new(&d, &v, channel, applied, reply))
+    let heard = applied.hear(&m.text);
+    serde_json::to_writer(out, &Routed::new(&d, &v, channel, applied, heard, reply))
 }

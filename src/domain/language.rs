@@ -7,8 +7,24 @@ use serde::de::{self, Deserializer, MapAccess, Visitor};
 use serde::ser::{SerializeMap, Serializer};
 
 /// A language: two lower-case ISO 639-1 letters (`fr`, `en`, `es`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Deserialize, serde::Serialize,
+)]
+#[serde(try_from = "String", into = "String")]
 pub struct Lang([u8; 2]);
+
+impl TryFrom<String> for Lang {
+    type Error = NotALang;
+    fn try_from(s: String) -> Result<Lang, NotALang> {
+        Lang::parse(&s)
+    }
+}
+
+impl From<Lang> for String {
+    fn from(l: Lang) -> String {
+        l.as_str().to_owned()
+    }
+}
 
 /// Why a text is not a language code.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -65,6 +81,12 @@ impl LocalizedText {
         let find = |l: Option<Lang>| self.0.iter().find(|(k, _)| l.is_some() && *k == l);
         let (_, text) = find(lang).or_else(|| find(default)).unwrap_or(&self.0[0]);
         text
+    }
+
+    /// Whether the text differs by language, so that the customer's
+    /// language must be known to pick it.
+    pub fn is_table(&self) -> bool {
+        self.0.iter().any(|(l, _)| l.is_some())
     }
 
     /// Every text, with its language (`None` for a single text).

@@ -63,6 +63,14 @@ impl std::fmt::Debug for Detector {
 }
 
 impl Detector {
+    /// The process's one detector, built on first use: its models take
+    /// some 18 MiB and a noticeable time to load, so a bot whose rules have
+    /// no language table never loads them.
+    pub fn shared() -> &'static Detector {
+        static SHARED: std::sync::OnceLock<Detector> = std::sync::OnceLock::new();
+        SHARED.get_or_init(Detector::new)
+    }
+
     /// The detector, its models loaded on first use.
     pub fn new() -> Self {
         Detector {

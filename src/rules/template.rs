@@ -93,6 +93,12 @@ impl Localized {
         }
     }
 
+    /// Whether the text differs by language, so that the customer's
+    /// language must be known to pick it.
+    pub fn is_table(&self) -> bool {
+        matches!(self, Localized::ByLang(_))
+    }
+
     /// Every text, with its language (`None` for a single text).
     pub fn variants(&self) -> Vec<(Option<Lang>, &Template)> {
         match self {

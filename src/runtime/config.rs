@@ -60,6 +60,18 @@ pub struct Config {
     pub http: HttpLimits,
     /// `[replies]`: what every automatic reply carries.
     pub replies: Replies,
+    /// `[language]`: the language of a customer whose language is not known.
+    pub language: LanguageSettings,
+}
+
+/// `[language]`: how a text is chosen from a rule's language table.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct LanguageSettings {
+    /// The language of a customer whose message is too short or too mixed
+    /// to tell (and whose platform does not say): a table's text in it,
+    /// else the table's first. Without it, the table's first.
+    pub default: Option<crate::domain::language::Lang>,
 }
 
 /// `[replies]`: what every automatic reply carries.
@@ -134,6 +146,7 @@ impl Default for Config {
             stream_failing_secs: 300,
             http: HttpLimits::default(),
             replies: Replies::default(),
+            language: LanguageSettings::default(),
         }
     }
 }
@@ -253,6 +266,7 @@ impl Config {
     pub fn ticket_policy(&self) -> crate::application::tickets::TicketPolicy {
         crate::application::tickets::TicketPolicy {
             signature: self.replies.signature.clone(),
+            default_lang: self.language.default,
             ..self.tickets.clone()
         }
     }

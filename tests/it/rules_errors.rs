@@ -396,10 +396,13 @@ fn the_signature_of_the_configuration_counts_and_shows() {
     ]);
     assert_eq!(code, 0, "{err}");
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(v["reply"], "Bonjour · réponse automatique, merci");
+    // "short" reads as English: the English text and signature.
+    assert_eq!(v["language"], "en", "{out}");
+    assert_eq!(v["reply_language"], "en", "{out}");
+    assert_eq!(v["reply"], "Hello · automated reply");
     let (_, out, _) = helpdesk(&["rules", "test", "--rules", rules, "short"]);
     assert!(
-        out.contains("reply:   Bonjour\n"),
+        out.contains("reply:   Hello\n") && out.contains("language: en (confidence"),
         "no --config, no signature: {out}"
     );
 }

@@ -29,11 +29,12 @@ use self::batch::{BatchState, OutRow, Pending};
 use self::decide::{Plan, Policy, Seen, TicketStep, action_of, stop_form};
 use crate::application::tickets::TicketPolicy;
 use crate::domain::clock::{Clock, Millis};
-use crate::domain::language::LocalizedText;
+use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
 use crate::domain::{Channel, MessageId, Platform, Stream, TicketRef};
 use crate::platforms::{Account, Batch, Event, ReplyKind};
+use crate::rules::language::Detector;
 use crate::rules::{Localized, Outcome, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
 use crate::storage::opt_outs::OptOut;
@@ -102,6 +103,19 @@ pub struct Pipeline {
 struct Routed<'r> {
     decision: crate::rules::Decision<'r>,
     reply_text: String,
+    /// The customer's language, read only when the text the rule sends
+    /// (or the signature) differs by language: detection costs some 0.1 ms,
+    /// more than routing.
+    lang: Option<Lang>,
+}
+
+/// How an automatic text is written for one customer: in their language
+/// (else `[language] default`), ending with `[replies] signature`.
+#[derive(Debug, Clone, Copy)]
+struct Voice<'a> {
+    lang: Option<Lang>,
+    default: Option<Lang>,
+    signature: Option<&'a LocalizedText>,
 }
 
 impl Pipeline {
@@ -293,18 +307,44 @@ impl Pipeline {
             .iter()
             .map(|e| {
                 let decision = rules.route(&e.text, e.channel);
+                let sent = match decision.outcome() {
+                    Outcome::Reply(t, _) => Some(t),
+                    Outcome::Escalate(esc, _) => esc.ack.as_ref(),
+                    Outcome::Ignore | Outcome::None => None,
+                };
+                let signed_by_lang = self
+                    .tickets
+                    .signature
+                    .as_ref()
+                    .is_some_and(|s| s.is_table());
+                let lang = match sent {
+                    Some(t) if t.is_table() || signed_by_lang => {
+                        Detector::shared().detect(&e.text, None).lang
+                    }
+                    _ => None,
+                };
                 let reply_text = match decision.outcome() {
                     Outcome::Reply(t, _) => {
-                        sign(render(e, t, None), self.tickets.signature.as_ref())
+                        sign(render(e, t, None, self.voice(lang)), self.voice(lang))
                     }
                     _ => String::new(),
                 };
                 Routed {
                     decision,
                     reply_text,
+                    lang,
                 }
             })
             .collect()
+    }
+
+    /// How the texts sent to a customer who writes in `lang` are written.
+    fn voice(&self, lang: Option<Lang>) -> Voice<'_> {
+        Voice {
+            lang,
+            default: self.tickets.default_lang,
+            signature: self.tickets.signature.as_ref(),
+        }
     }
 
     /// Everything the decisions of a batch need from the database, in one
@@ -411,7 +451,7 @@ impl Pipeline {
                     &plan,
                     seen.latest.clone(),
                     ticket,
-                    self.tickets.signature.as_ref(),
+                    self.voice(r.lang),
                 );
                 Some(Decided { seen, plan })
             })
@@ -508,8 +548,8 @@ impl Pipeline {
                 StoreError::Inconsistent("a message opened a ticket the batch did not insert"),
             )?),
         };
-        let signature = self.tickets.signature.as_ref();
-        let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, signature);
+        let voice = self.voice(routed.lang);
+        let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
         self.act(conn, e, (plan, ticket, to_send), (rule, keyword), acting)
             .await
@@ -618,7 +658,7 @@ fn note(
     plan: &Plan<'_>,
     latest: Option<Latest>,
     ticket: Option<TicketRef>,
-    signature: Option<&LocalizedText>,
+    voice: Voice<'_>,
 ) -> Option<(String, Via)> {
     let customer = e.author.id.as_str();
     let mut after = latest;
@@ -653,7 +693,7 @@ fn note(
     }
     let to_send = match (&plan.reply, ack) {
         (Some((text, via)), _) => Some((text.clone(), *via)),
-        (None, Some((a, via))) => Some((sign(render(e, a, ticket), signature), via)),
+        (None, Some((a, via))) => Some((sign(render(e, a, ticket, voice), voice), via)),
         (None, None) => None,
     };
     if let Some((text, _)) = &to_send {
@@ -675,18 +715,17 @@ fn same_opening(a: &Plan<'_>, b: &Plan<'_>) -> bool {
 
 /// An automatic reply with `[replies] signature` appended: every text the
 /// rules send goes through here, never an agent's.
-fn sign(mut text: String, signature: Option<&LocalizedText>) -> String {
-    if let Some(s) = signature {
-        text.push_str(s.pick(None, None));
+fn sign(mut text: String, voice: Voice<'_>) -> String {
+    if let Some(s) = voice.signature {
+        text.push_str(s.pick(voice.lang, voice.default));
     }
     text
 }
 
 /// A rule's reply, or the acknowledgement of a new ticket with its
-/// reference, for the author of `e`. The first text of a language table,
-/// until the customer's language is known (issue #17).
-fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>) -> String {
-    let (template, _) = text.pick(None, None);
+/// reference, for the author of `e`, in their language.
+fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>, voice: Voice<'_>) -> String {
+    let (template, _) = text.pick(voice.lang, voice.default);
     let r = ticket.map(|t| t.to_string());
     let name = customer_name(e, template);
     template.render(&Vars {

@@ -170,6 +170,10 @@ pub struct TicketPolicy {
     /// puts it here.
     #[serde(skip)]
     pub signature: Option<LocalizedText>,
+    /// `[language] default`: the language of a customer whose language is
+    /// not known; not a `[tickets]` key either.
+    #[serde(skip)]
+    pub default_lang: Option<crate::domain::language::Lang>,
 }
 
 /// First-response targets, in hours.
@@ -204,6 +208,7 @@ impl Default for TicketPolicy {
             solved_days: 4,
             survey: "Comment avons-nous fait ? Répondez par un chiffre de 1 à 5. How did we do? Reply with a number from 1 to 5.".into(),
             signature: None,
+            default_lang: None,
         }
     }
 }
@@ -213,7 +218,7 @@ impl TicketPolicy {
     pub fn survey_text(&self, id: TicketRef) -> String {
         let mut text = format!("{} ({id})", self.survey);
         if let Some(s) = &self.signature {
-            text.push_str(s.pick(None, None));
+            text.push_str(s.pick(None, self.default_lang));
         }
         text
     }
