@@ -69,6 +69,7 @@ fn events(n: usize, offset: usize, now: i64) -> Vec<Event> {
                 at: now,
                 in_reply_to: None,
                 is_repost: false,
+                lang: None,
             }
         })
         .collect()

@@ -24,6 +24,7 @@ use async_trait::async_trait;
 use crate::domain::Stream;
 
 use crate::domain::clock::Millis;
+use crate::domain::language::Lang;
 use crate::domain::{Channel, ConversationId, Handle, MessageId, Platform as PlatformName, UserId};
 
 /// One inbound message, whatever platform it came from.
@@ -50,6 +51,11 @@ pub struct Event {
     /// The accounts the message mentions, by id, where the platform says
     /// (X). X puts them in the thread of a reply unless told not to.
     pub mentioned: Vec<UserId>,
+    /// The language the platform tags the message with (X `lang`,
+    /// Mastodon `language`, Bluesky's first `langs`): a hint for when the
+    /// text itself cannot tell, since it comes from an account's or a
+    /// client's settings rather than from what the customer wrote.
+    pub lang: Option<Lang>,
 }
 
 /// The author of a message.

@@ -43,6 +43,7 @@ fn event(id: u32, customer: &str, text: &str, thread: Option<u32>, now: i64) -> 
         at: now,
         in_reply_to: None,
         is_repost: false,
+        lang: None,
     }
 }
 

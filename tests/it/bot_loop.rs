@@ -509,6 +509,8 @@ escalate = { queue = "repairs", ack = { fr = "Un conseiller vous écrit ({ticket
             "@lumio Quiero un reembolso, mi pedido nunca llegó",
         ),
         line("1904", "mention", "kim", "@lumio refund"),
+        // Too short for the text, but X tags it Spanish: the tag decides.
+        serde_json::json!({"id": "1907", "channel": "mention", "author": "zoe", "text": "@lumio refund", "lang": "es"}).to_string(),
         line(
             "1905",
             "mention",
@@ -548,6 +550,8 @@ escalate = { queue = "repairs", ack = { fr = "Un conseiller vous écrit ({ticket
         // varied with the handle, as any repeated reply is).
         "@kim Voici comment obtenir un remboursement. · automatique".to_owned(),
         "Un conseiller vous écrit (T-1001). · automatique".to_owned(),
+        // The same text as eva's, so varied with the handle.
+        "@zoe Así se pide un reembolso. · automatique".to_owned(),
         // No Spanish ack: the default's.
         "Un conseiller vous écrit (T-1002). · automatique".to_owned(),
     ];

@@ -319,7 +319,7 @@ impl Pipeline {
                     .is_some_and(|s| s.is_table());
                 let lang = match sent {
                     Some(t) if t.is_table() || signed_by_lang => {
-                        Detector::shared().detect(&e.text, None).lang
+                        Detector::shared().detect(&e.text, e.lang).lang
                     }
                     _ => None,
                 };

@@ -1082,6 +1082,12 @@ impl Notification {
             in_reply_to: reply_uri("parent").map(MessageId::new),
             is_repost: false,
             mentioned,
+            lang: self
+                .record
+                .get("langs")
+                .and_then(|l| l.get(0))
+                .and_then(Value::as_str)
+                .and_then(crate::domain::language::Lang::from_tag),
             id: MessageId::new(self.uri),
         })
     }
@@ -1209,6 +1215,7 @@ impl ChatMessage {
             in_reply_to: None,
             is_repost: false,
             mentioned: Vec::new(),
+            lang: None,
         }
     }
 }
@@ -1302,6 +1309,25 @@ mod tests {
             error_from(502, &h, b"<html>", 0),
             ApiError::Transient(_)
         ));
+    }
+
+    #[test]
+    fn the_posts_first_language_is_kept_as_a_hint() {
+        let n = |langs: Value| -> Notification {
+            serde_json::from_value(json!({"uri": "at://p", "cid": "c", "reason": "mention",
+                "isRead": false, "indexedAt": "2026-11-30T12:00:00Z",
+                "author": {"did": "did:plc:eve", "handle": "eve.test"},
+                "record": {"$type": POST, "text": "hi", "createdAt": "2026-11-30T12:00:00Z",
+                    "langs": langs}}))
+            .unwrap()
+        };
+        let lang = |langs| n(langs).into_event(&me(), &Clock::new()).unwrap().lang;
+        assert_eq!(
+            lang(json!(["pt-BR", "en"])).map(|l| l.to_string()),
+            Some("pt".into())
+        );
+        assert_eq!(lang(json!([])), None);
+        assert_eq!(lang(json!("fr")), None, "not a list: no hint");
     }
 
     #[test]

@@ -521,6 +521,7 @@ struct MStatus {
     #[serde(default)]
     mentions: Vec<MMention>,
     reblog: Option<serde_json::Value>,
+    language: Option<String>,
 }
 
 /// A mention in a status: its profile URL and its `acct`.
@@ -582,6 +583,10 @@ impl Notification {
                 .unwrap_or_else(|| clock.now_ms()),
             in_reply_to: s.in_reply_to_id.map(MessageId::new),
             is_repost: s.reblog.is_some(),
+            lang: s
+                .language
+                .as_deref()
+                .and_then(crate::domain::language::Lang::from_tag),
             id: MessageId::new(s.id),
         })
     }
@@ -688,6 +693,24 @@ fn decode_entities(s: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_status_language_is_kept_as_a_hint() {
+        let body = serde_json::json!([
+            {"id": "1", "type": "mention", "account": {"id": "7", "acct": "ana"},
+             "status": {"id": "10", "content": "<p>ok</p>", "language": "fr-CA"}},
+            {"id": "2", "type": "mention", "account": {"id": "8", "acct": "bob"},
+             "status": {"id": "11", "content": "<p>ok</p>", "language": null}},
+        ])
+        .to_string();
+        let (events, skipped) = decode_notifications(body.as_bytes(), &Clock::new()).unwrap();
+        assert!(skipped.is_empty());
+        let langs: Vec<_> = events
+            .iter()
+            .map(|e| e.lang.map(|l| l.to_string()))
+            .collect();
+        assert_eq!(langs, [Some("fr".to_owned()), None]);
+    }
 
     #[test]
     fn html_becomes_text() {

@@ -61,6 +61,9 @@ pub struct TrafficLine {
     pub name: Option<String>,
     /// The text.
     pub text: String,
+    /// The language X tags the post with (`lang`), if any.
+    #[serde(default)]
+    pub lang: Option<String>,
     /// The conversation (default: the message's own id, or the DM pair).
     #[serde(default)]
     pub conversation: Option<String>,
@@ -643,6 +646,11 @@ impl Inner {
         }
         if fields.contains("created_at") {
             o.insert("created_at".into(), json!(rfc3339(it.created_at)));
+        }
+        if fields.contains("lang")
+            && let Some(lang) = &l.lang
+        {
+            o.insert("lang".into(), json!(lang));
         }
         if fields.contains("entities") {
             let mentions = self.mention_entities(&l.text);

@@ -41,7 +41,7 @@ const MAX_PAGES: usize = 20;
 
 /// The fields the bot needs on every tweet.
 const TWEET_FIELDS: &str =
-    "created_at,conversation_id,in_reply_to_user_id,referenced_tweets,author_id,entities";
+    "created_at,conversation_id,in_reply_to_user_id,referenced_tweets,author_id,entities,lang";
 /// The fields the bot needs on every DM event.
 const DM_FIELDS: &str = "id,text,event_type,dm_conversation_id,created_at,sender_id";
 
@@ -1195,6 +1195,7 @@ struct TweetJson {
     created_at: Option<String>,
     referenced_tweets: Option<Vec<Referenced>>,
     entities: Option<Entities>,
+    lang: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -1261,6 +1262,10 @@ impl TweetJson {
             text: self.text,
             in_reply_to,
             is_repost,
+            lang: self
+                .lang
+                .as_deref()
+                .and_then(crate::domain::language::Lang::from_tag),
         }
     }
 }
@@ -1304,6 +1309,7 @@ impl DmJson {
             text: self.text,
             in_reply_to: None,
             is_repost: false,
+            lang: None,
         }
     }
 }

@@ -395,6 +395,7 @@ struct V1Tweet {
     user: V1User,
     retweeted_status: Option<serde_json::Value>,
     entities: Option<V1Entities>,
+    lang: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -511,6 +512,10 @@ impl V1Tweet {
             text,
             in_reply_to: self.in_reply_to_status_id_str.map(MessageId::new),
             is_repost: self.retweeted_status.is_some(),
+            lang: self
+                .lang
+                .as_deref()
+                .and_then(crate::domain::language::Lang::from_tag),
         }
     }
 }
@@ -546,6 +551,7 @@ impl V1Dm {
             text: mc.message_data.text,
             in_reply_to: None,
             is_repost: false,
+            lang: None,
         })
     }
 }

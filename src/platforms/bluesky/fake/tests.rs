@@ -297,6 +297,7 @@ async fn notifications_come_newest_first_in_pages_from_their_arrival() {
         author: "dave_x".into(),
         name: None,
         text: "@brand où est ma commande ?".into(),
+        lang: None,
         conversation: None,
         in_reply_to: None,
         at: Some(At::Offset(60.0)),
