@@ -140,12 +140,8 @@ impl Applied {
     /// Turns detection on when a text of `set` or the signature differs
     /// by language.
     fn listen_for(&mut self, set: &RuleSet) {
-        let tables = set.rules().iter().any(|r| match &r.action {
-            Action::Reply(t) => t.is_table(),
-            Action::Escalate(e) => e.ack.as_ref().is_some_and(Localized::is_table),
-            Action::Ignore => false,
-        });
-        self.detect |= tables || self.signature.as_ref().is_some_and(LocalizedText::is_table);
+        self.detect |= set.has_language_tables()
+            || self.signature.as_ref().is_some_and(LocalizedText::is_table);
     }
 }
 
@@ -291,7 +287,7 @@ fn x_cost_lines(rule: &Rule, applied: &Applied) -> Vec<String> {
         .map(|(lang, template)| {
             let mut text = template.render(&SAMPLE);
             if let Some(s) = &applied.signature {
-                text.push_str(s.pick(lang, None));
+                text.push_str(s.pick(lang, applied.default_lang));
             }
             let lang = lang.map_or_else(String::new, |l| format!(" ({l})"));
             let at = format!("{}:{}: {}{lang}", rule.file, rule.line, rule.id);

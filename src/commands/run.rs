@@ -134,6 +134,8 @@ async fn load_rules(
     }
     let rules =
         RuleSet::load_dir(&config.rules, &opts).map_err(|e| anyhow::anyhow!("{}", e.render()))?;
+    // Before the loop starts: the models must not load inside a batch.
+    crate::rules::language::Detector::warm_for(&rules, &opts);
     tracing::info!(rules = rules.rules().len(), folder = %config.rules.display(), "rules loaded");
     Ok((rules, opts))
 }

@@ -19,6 +19,9 @@ use crate::domain::language::Lang;
 /// sure, on the held-apart half).
 pub const SURE: f64 = 0.6;
 
+/// The bytes of a message the detector reads, at most.
+const MAX_READ: usize = 2_000;
+
 /// The languages the detector tells apart.
 const LANGUAGES: [Language; 3] = [Language::English, Language::French, Language::Spanish];
 
@@ -71,6 +74,16 @@ impl Detector {
         SHARED.get_or_init(Detector::new)
     }
 
+    /// Builds [`Self::shared`] now if `set` (or the signature of `opts`)
+    /// will need it, so that its models do not load on the first message
+    /// while a batch holds the database. Blocks: call it off the runtime.
+    pub fn warm_for(set: &super::RuleSet, opts: &super::LoadOptions) {
+        let signed_by_lang = opts.signature.as_ref().is_some_and(|s| s.is_table());
+        if set.has_language_tables() || signed_by_lang {
+            Detector::shared();
+        }
+    }
+
     /// The detector, its models loaded on first use.
     pub fn new() -> Self {
         Detector {
@@ -80,6 +93,9 @@ impl Detector {
 
     /// The language of `text`; `tag` is the platform's, if any.
     pub fn detect(&self, text: &str, tag: Option<Lang>) -> Detected {
+        // A language shows in its first sentences; a 100 000-character DM
+        // must not cost a hundred times more than a post.
+        let text = &text[..text.floor_char_boundary(MAX_READ.min(text.len()))];
         let words = without_handles_tags_and_links(text);
         let best = if words.is_empty() {
             None

@@ -366,6 +366,18 @@ impl RuleSet {
         self.default.as_ref()
     }
 
+    /// Whether a text the set sends (a rule's reply or ack, the
+    /// `[default]`'s ack) differs by language, so that the customer's
+    /// language must be read.
+    pub fn has_language_tables(&self) -> bool {
+        let ack = |e: &Escalation| e.ack.as_ref().is_some_and(Localized::is_table);
+        self.rules.iter().any(|r| match &r.action {
+            Action::Reply(t) => t.is_table(),
+            Action::Escalate(e) => ack(e),
+            Action::Ignore => false,
+        }) || matches!(&self.default, Some(DefaultAction::Escalate(e)) if ack(e))
+    }
+
     /// Counts for summaries.
     pub fn stats(&self) -> Stats {
         self.stats

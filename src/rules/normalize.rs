@@ -250,7 +250,8 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
 /// word-wide arithmetic, no branch per byte. A byte at a time otherwise:
 /// white space after white space, a control character, `@`, the backtick,
 /// any text that may hold a URL; and a character at a time for the
-/// non-ASCII ones, folded by table ([`LATIN_FOLD`], [`PUNCT_FOLD`]). So an
+/// non-ASCII ones, folded by table ([`LATIN_FOLD`], [`PUNCT_FOLD`]), except
+/// those the eight-byte loop folds in its stride ([`INLINE_FOLD`]). So an
 /// accent costs one table look-up and the words around it stay on the
 /// eight-byte path. Rather than a span per byte, a checkpoint marks each
 /// place where the offset to the original changes.
@@ -386,7 +387,10 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
             }
             if plain > 0 {
                 // An `@` right after a non-ASCII character stops the loop
-                // before it; anything else has nothing to check.
+                // before it; anything else has nothing to check. A
+                // character folded in the loop's stride leaves `prev` at
+                // its own word class (`INLINE_FOLD` keeps it), so the class
+                // tables decide after it as `after_wide` would have.
                 after_wide = None;
                 prev = if prev_alnum != 0 {
                     C_ALNUM

@@ -31,7 +31,14 @@ pub async fn reload(
     clock: &Clock,
 ) -> bool {
     let (d, o) = (dir.to_owned(), opts.clone());
-    let built = tokio::task::spawn_blocking(move || RuleSet::load_dir(&d, &o)).await;
+    let built = tokio::task::spawn_blocking(move || {
+        let built = RuleSet::load_dir(&d, &o);
+        if let Ok(set) = &built {
+            crate::rules::language::Detector::warm_for(set, &o);
+        }
+        built
+    })
+    .await;
     match built {
         Ok(Ok(set)) => {
             let n = set.rules().len();
