@@ -28,9 +28,14 @@ fn bulk(args: &[&str]) -> (Vec<u8>, i32) {
 
 /// Runs `helpdesk rules test <args> -` on `corpus`; its stdout and code.
 fn bulk_of(corpus: Vec<u8>, args: &[&str]) -> (Vec<u8>, i32) {
+    bulk_with(&crate::common::repo_rules(), corpus, args)
+}
+
+/// [`bulk_of`] with the rules of folder `rules`.
+pub fn bulk_with(rules: &std::path::Path, corpus: Vec<u8>, args: &[&str]) -> (Vec<u8>, i32) {
     let mut child = Command::new(BIN)
         .args(["rules", "test", "--rules"])
-        .arg(crate::common::repo_rules())
+        .arg(rules)
         .args(args)
         .arg("-")
         .stdin(Stdio::piped())

@@ -412,31 +412,15 @@ fn the_signature_of_the_configuration_counts_and_shows() {
 /// French ack, with its language.
 #[test]
 fn bulk_reads_languages_for_a_default_ack_table() {
-    use std::io::Write;
     let dir = tempfile::tempdir().unwrap();
     let rules = crate::common::rules_dir(
         dir.path(),
         "[[rule]]\nid = \"hours\"\nkeywords = [\"hours\"]\nreply = \"8-21\"\n\n[default]\nescalate = { queue = \"general\", ack = { en = \"We will write to you.\", fr = \"Nous vous écrivons.\" } }\n",
     );
-    let mut child = Command::new(env!("CARGO_BIN_EXE_helpdesk"))
-        .args(["rules", "test", "--json", "--rules"])
-        .arg(&rules)
-        .arg("-")
-        .stdin(std::process::Stdio::piped())
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(
-            "{\"text\": \"Bonjour, ma commande n'est jamais arrivée et personne ne répond\"}\n"
-                .as_bytes(),
-        )
-        .unwrap();
-    let out = child.wait_with_output().unwrap();
-    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let line = "{\"text\": \"Bonjour, ma commande n'est jamais arrivée et personne ne répond\"}\n";
+    let (out, code) = crate::rules_bulk::bulk_with(&rules, line.as_bytes().to_vec(), &["--json"]);
+    assert_eq!(code, 0);
+    let v: serde_json::Value = serde_json::from_slice(&out).unwrap();
     assert_eq!(v["language"], "fr", "{v}");
     assert_eq!(v["reply_language"], "fr", "{v}");
     assert_eq!(v["reply"], "Nous vous écrivons.");
