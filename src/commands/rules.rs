@@ -105,9 +105,8 @@ impl Applied {
     }
 
     /// The language of `message`, when it is read (see [`Applied::detect`]).
-    fn hear(&self, message: &str) -> Option<Detected> {
-        self.detect
-            .then(|| Detector::shared().detect(message, None))
+    fn hear(&self, message: &str, tag: Option<Lang>) -> Option<Detected> {
+        self.detect.then(|| Detector::shared().detect(message, tag))
     }
 
     /// `text`, rendered into `out` (cleared first) in the language `lang`
@@ -241,7 +240,7 @@ fn test(args: &TestArgs) -> Result<i32> {
     let d = set.route(&args.text, args.channel);
     // Written, not printed: `println!` panics on a closed pipe.
     let mut out = std::io::stdout().lock();
-    let heard = applied.hear(&args.text);
+    let heard = applied.hear(&args.text, None);
     if args.json.on {
         let json = decision_json(&d, &vars, args.channel, &applied, heard);
         writeln!(out, "{json}")?;
@@ -547,6 +546,9 @@ struct BulkLine<'a> {
     author: Option<Cow<'a, str>>,
     #[serde(default, borrow)]
     name: Option<Cow<'a, str>>,
+    /// The platform's language tag (`fr`, `en-US`), a hint as in the bot.
+    #[serde(default, borrow)]
+    lang: Option<Cow<'a, str>>,
 }
 
 /// The error object a broken line gets in its place.
@@ -631,6 +633,7 @@ fn route_line(
     };
     let channel = m.channel.unwrap_or(Channel::Mention);
     let d = set.route(&m.text, channel);
-    let heard = applied.hear(&m.text);
+    let tag = m.lang.as_deref().and_then(Lang::from_tag);
+    let heard = applied.hear(&m.text, tag);
     serde_json::to_writer(out, &Routed::new(&d, &v, channel, applied, heard, reply))
 }
