@@ -303,6 +303,11 @@ impl Pipeline {
     /// Routes every event of a batch and renders the replies the rules ask
     /// for (the same-reply check needs the text before anything is written).
     fn route_all<'r>(&self, rules: &'r RuleSet, events: &[Event]) -> Vec<Routed<'r>> {
+        let signed_by_lang = self
+            .tickets
+            .signature
+            .as_ref()
+            .is_some_and(|s| s.is_table());
         events
             .iter()
             .map(|e| {
@@ -312,11 +317,6 @@ impl Pipeline {
                     Outcome::Escalate(esc, _) => esc.ack.as_ref(),
                     Outcome::Ignore | Outcome::None => None,
                 };
-                let signed_by_lang = self
-                    .tickets
-                    .signature
-                    .as_ref()
-                    .is_some_and(|s| s.is_table());
                 let lang = match sent {
                     Some(t) if t.is_table() || signed_by_lang => {
                         Detector::shared().detect(&e.text, e.lang).lang
