@@ -11,6 +11,8 @@ use clap::{Args, Subcommand};
 use crate::commands::args::{Json, RulesFolder, Threads, adjust};
 use crate::commands::parallel;
 use crate::domain::Channel;
+use crate::domain::clock::{Clock, Millis, parse_rfc3339};
+use crate::domain::hours::BusinessHours;
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::money::Usd;
 use crate::platforms::ReplyKind;
@@ -18,7 +20,8 @@ use crate::platforms::x::config::XPrices;
 use crate::platforms::x::cost::{Unit, reply_price};
 use crate::rules::language::{Detected, Detector};
 use crate::rules::{
-    Action, Decision, LoadOptions, Localized, Loser, Outcome, Rule, RuleSet, Vars, Via,
+    Action, Decision, Escalation, LoadOptions, Localized, Loser, Outcome, Placeholder, Rule,
+    RuleSet, Vars, Via,
 };
 use crate::runtime::config::Config;
 
@@ -32,7 +35,7 @@ pub enum RulesCommand {
         rules: RulesFolder,
         /// The settings of a configuration to apply (`--config`).
         #[command(flatten)]
-        prices: Prices,
+        prices: WithConfig,
     },
     /// Show which rule a message routes to, and why the others lost.
     Test(TestArgs),
@@ -63,18 +66,29 @@ pub struct TestArgs {
     pub text: String,
     /// The settings of a configuration to apply (`--config`).
     #[command(flatten)]
-    pub prices: Prices,
+    pub prices: WithConfig,
     /// How many threads route `-`'s lines.
     #[command(flatten)]
     pub threads: Threads,
+    /// Try the message at this moment (RFC 3339, such as 2026-12-05T23:00:00+01:00) instead of now: with --config's [hours], the closed-hours ack applies when the team is away
+    #[arg(long, value_name = "TIME", value_parser = parse_at)]
+    pub at: Option<Millis>,
+}
+
+/// `--at`'s value.
+fn parse_at(s: &str) -> Result<Millis, String> {
+    parse_rfc3339(s).ok_or_else(|| {
+        format!("`{s}` is not an RFC 3339 time: write it as 2026-12-05T23:00:00+01:00 (or with Z for UTC)")
+    })
 }
 
 /// `--config`: the configuration whose settings the rules commands apply:
 /// `[x.prices]` to price X's replies (X's published prices without it),
-/// `[replies] signature` at the end of every automatic reply.
+/// `[replies] signature` at the end of every automatic reply,
+/// `[language] default`, and `[hours]` for the closed-hours ack.
 #[derive(Debug, Clone, Args)]
-pub struct Prices {
-    /// A configuration file whose [x.prices] and [replies] signature apply (default: X's published prices, no signature)
+pub struct WithConfig {
+    /// A configuration file whose [x.prices], [replies], [language] and [hours] apply (default: X's published prices, no signature, always open)
     #[arg(long = "config", value_name = "CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -93,9 +107,24 @@ pub struct Applied {
     /// for every line otherwise: reading a language costs some 0.1 ms, a
     /// hundred times routing.
     pub detect: bool,
+    /// `[hours]`.
+    pub hours: Option<BusinessHours>,
+    /// When the team opens next, if it is away at the moment tried
+    /// (`--at`, else now): the closed-hours ack applies.
+    pub opens: Option<Millis>,
 }
 
 impl Applied {
+    /// Tries the messages at `at`: with `[hours]`, the team may be away.
+    pub fn at(&mut self, at: Millis) {
+        self.opens = self.hours.as_ref().and_then(|h| h.opens_after(at));
+    }
+
+    /// The acknowledgement an escalation sends at the moment tried.
+    fn ack<'e>(&self, e: &'e Escalation) -> Option<&'e Localized> {
+        e.ack_for(self.opens.is_some())
+    }
+
     /// The rules' load options: the signature counts in the length check.
     fn load_options(&self) -> LoadOptions {
         LoadOptions {
@@ -122,7 +151,17 @@ impl Applied {
     ) -> Option<Lang> {
         out.clear();
         let (template, chosen) = text.pick(lang, self.default_lang);
-        template.render_into(vars, out);
+        let opens = match (&self.hours, self.opens) {
+            (Some(h), Some(at)) if template.uses(Placeholder::Opens) => {
+                Some(h.describe(at, chosen.or(lang).or(self.default_lang)))
+            }
+            _ => None,
+        };
+        let vars = Vars {
+            opens: opens.as_deref(),
+            ..*vars
+        };
+        template.render_into(&vars, out);
         if let Some(s) = &self.signature {
             out.push_str(s.pick(lang, self.default_lang));
         }
@@ -144,7 +183,7 @@ impl Applied {
     }
 }
 
-impl Prices {
+impl WithConfig {
     /// The configuration's settings, or the defaults without one.
     pub fn load(&self) -> Result<Applied> {
         let Some(path) = &self.config else {
@@ -156,6 +195,8 @@ impl Prices {
             signature: config.replies.signature,
             default_lang: config.language.default,
             detect: true,
+            hours: config.hours,
+            opens: None,
         })
     }
 }
@@ -233,7 +274,9 @@ fn test(args: &TestArgs) -> Result<i32> {
         author: args.author.trim_start_matches('@'),
         name: &args.name,
         ticket: Some(SAMPLE_TICKET),
+        opens: None,
     };
+    applied.at(args.at.unwrap_or_else(|| Clock::new().now_ms()));
     if args.text == "-" {
         return bulk(&set, &vars, &applied, args.threads.get());
     }
@@ -263,6 +306,7 @@ const SAMPLE: Vars<'static> = Vars {
     author: "customer",
     name: "Customer",
     ticket: Some(SAMPLE_TICKET),
+    opens: None,
 };
 
 /// What a rule's reply (or acknowledgement) costs on X, where it leaves
@@ -319,7 +363,7 @@ fn reply_cost(
 ) -> Option<Usd> {
     let (text, via) = match d.outcome() {
         Outcome::Reply(t, via) => (applied.render(t, vars, lang), via),
-        Outcome::Escalate(e, via) => (applied.render(e.ack.as_ref()?, vars, lang), via),
+        Outcome::Escalate(e, via) => (applied.render(applied.ack(e)?, vars, lang), via),
         Outcome::Ignore | Outcome::None => return None,
     };
     let kind = if via == Via::Dm || channel == Channel::Dm {
@@ -393,8 +437,8 @@ impl<'a> Routed<'a> {
         let (template, via, queue, priority) = match outcome {
             Outcome::Reply(t, via) => (Some(t), Some(via), None, None),
             Outcome::Escalate(e, via) => (
-                e.ack.as_ref(),
-                e.ack.as_ref().map(|_| via),
+                applied.ack(e),
+                applied.ack(e).map(|_| via),
                 Some(e.queue.as_str()),
                 Some(e.priority.as_str()),
             ),
@@ -520,7 +564,18 @@ fn explain(
                 " to queue {} at priority {}\n",
                 e.queue, e.priority
             ));
-            if let Some(a) = &e.ack {
+            if let (Some(h), Some(at)) = (&applied.hours, applied.opens) {
+                let which = if e.ack_closed.is_some() {
+                    "ack_closed applies"
+                } else {
+                    "the rule has no ack_closed, so its ack applies"
+                };
+                out.push_str(&format!(
+                    "closed:  the team is away until {}: {which}\n",
+                    h.describe(at, None)
+                ));
+            }
+            if let Some(a) = applied.ack(e) {
                 out.push_str(&format!("ack:     {}\n", applied.render(a, vars, lang)));
             }
         }
@@ -630,6 +685,7 @@ fn route_line(
         author: author.unwrap_or(vars.author),
         name: m.name.as_deref().unwrap_or(vars.name),
         ticket: vars.ticket,
+        opens: None,
     };
     let channel = m.channel.unwrap_or(Channel::Mention);
     let d = set.route(&m.text, channel);

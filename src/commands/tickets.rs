@@ -16,6 +16,7 @@ use crate::commands::args::{AgentArgs, Json, adjust};
 use crate::commands::output::when;
 use crate::commands::process::{LogFormat, block_on};
 use crate::domain::clock::{Clock, Millis};
+use crate::domain::hours::BusinessHours;
 use crate::domain::states::TicketStatus;
 use crate::domain::{AgentName, TicketRef};
 use crate::runtime::config::Config;
@@ -154,12 +155,12 @@ pub async fn tickets(agent: &AgentArgs, cmd: TicketsCommand, out: &mut dyn Write
     let (ticket, command) = match cmd {
         TicketsCommand::List(list) => {
             let found = tickets::list(&store, &list.filter(agent)?, now).await?;
-            write_list(&found, list.json.on, out)?;
+            write_list(&found, list.json.on, config.hours.as_ref(), out)?;
             return Ok(0);
         }
         TicketsCommand::Show { ticket, json } => {
             let (summary, timeline) = tickets::show(&store, ticket, now).await?;
-            write_ticket(&summary, timeline, json.on, out)?;
+            write_ticket(&summary, timeline, json.on, config.hours.as_ref(), out)?;
             return Ok(0);
         }
         TicketsCommand::Claim { ticket } => (ticket, Command::Claim),
@@ -230,29 +231,47 @@ fn done(a: &Applied, cmd: &Command, who: &str) -> String {
     format!("{}: {} by {who}: {change}{extra}", a.ticket, cmd.name())
 }
 
+/// A due time for agents: on the brand's wall clock with `[hours]` (the
+/// SLA counts its open hours), else in UTC.
+fn due(ms: Option<Millis>, hours: Option<&BusinessHours>) -> String {
+    match (ms, hours) {
+        (Some(ms), Some(h)) => h.local(ms),
+        _ => when(ms),
+    }
+}
+
 /// `tickets list`: one JSON array, or a table with a count at the end.
-fn write_list(list: &[Summary], json: bool, out: &mut dyn Write) -> Result<()> {
+fn write_list(
+    list: &[Summary],
+    json: bool,
+    hours: Option<&BusinessHours>,
+    out: &mut dyn Write,
+) -> Result<()> {
     if json {
         serde_json::to_writer_pretty(&mut *out, list)?;
         writeln!(out)?;
         return Ok(());
     }
+    let due_title = match hours {
+        Some(h) => format!("first reply due (open hours, {})", h.timezone()),
+        None => "first reply due (UTC)".to_owned(),
+    };
     writeln!(
         out,
-        "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} first reply due",
+        "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {due_title}",
         "ticket", "status", "prio", "queue", "customer", "agent"
     )?;
     for t in list {
         writeln!(
             out,
-            "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<17} {}",
+            "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<21} {}",
             t.reference,
             t.status,
             t.priority,
             t.queue,
             format!("@{}", t.customer),
             t.assignee.as_deref().unwrap_or("-"),
-            when(t.first_response_due),
+            due(t.first_response_due, hours),
             if t.overdue { "OVERDUE" } else { "" }
         )?;
     }
@@ -262,7 +281,13 @@ fn write_list(list: &[Summary], json: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 /// `tickets show`: the ticket and its timeline, as JSON or for reading.
-fn write_ticket(s: &Summary, timeline: Vec<Entry>, json: bool, out: &mut dyn Write) -> Result<()> {
+fn write_ticket(
+    s: &Summary,
+    timeline: Vec<Entry>,
+    json: bool,
+    hours: Option<&BusinessHours>,
+    out: &mut dyn Write,
+) -> Result<()> {
     if json {
         serde_json::to_writer_pretty(
             &mut *out,
@@ -285,7 +310,7 @@ fn write_ticket(s: &Summary, timeline: Vec<Entry>, json: bool, out: &mut dyn Wri
     writeln!(
         out,
         "first reply due {}{}, answered {}{}\n",
-        when(s.first_response_due),
+        due(s.first_response_due, hours),
         if s.overdue { " (OVERDUE)" } else { "" },
         when(s.first_response_at),
         s.csat.map(|c| format!(", rated {c}/5")).unwrap_or_default()

@@ -5,6 +5,7 @@
 //! string. Nothing in this module does IO.
 
 pub mod clock;
+pub mod hours;
 pub mod inert;
 pub mod language;
 pub mod limits;

@@ -16,7 +16,7 @@ use super::diagnostic::{Diagnostic, RulesError, SourceFile};
 use super::keys::keys_of;
 use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
-use super::template::{Localized, Placeholder, Template, TemplateError, Vars};
+use super::template::{Localized, Placeholder, Slot, Template, TemplateError, Vars};
 use super::{Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Stats, Use, Via};
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::text::LengthLimit;
@@ -57,6 +57,7 @@ const WORST_VARS: Vars<'static> = Vars {
     author: WORST_HANDLE,
     name: WORST_NAME,
     ticket: Some(TicketRef::WORST_CASE),
+    opens: None,
 };
 
 /// A `[[rule]]` as written: the one definition of the rule keys.
@@ -101,6 +102,7 @@ struct RawEscalate {
     queue: Spanned<String>,
     priority: Option<Spanned<String>>,
     ack: Option<Spanned<RawText>>,
+    ack_closed: Option<Spanned<RawText>>,
 }
 
 /// A `reply` or `ack` as written: one text (its span is the value's), or
@@ -631,12 +633,19 @@ impl Loader<'_> {
         };
         let ack = match &raw.ack {
             None => Some(None),
-            Some(a) => self.localized(f, a, true, "ack").map(Some),
+            Some(a) => self.localized(f, a, Slot::Ack, "ack").map(Some),
+        };
+        let ack_closed = match &raw.ack_closed {
+            None => Some(None),
+            Some(a) => self
+                .localized(f, a, Slot::AckClosed, "ack_closed")
+                .map(Some),
         };
         Some(Escalation {
             queue: queue?,
             priority: priority?,
             ack: ack?,
+            ack_closed: ack_closed?,
         })
     }
 
@@ -647,15 +656,13 @@ impl Loader<'_> {
         &mut self,
         f: usize,
         t: &Spanned<RawText>,
-        allow_ticket: bool,
+        slot: Slot,
         key: &str,
     ) -> Option<Localized> {
         let mut entries = match t.get_ref() {
             RawText::One(text) => {
                 let text = Spanned::new(t.span(), text.clone());
-                return self
-                    .template(f, &text, allow_ticket, key)
-                    .map(Localized::Any);
+                return self.template(f, &text, slot, key).map(Localized::Any);
             }
             RawText::ByLang(entries) => entries.iter().collect::<Vec<_>>(),
         };
@@ -691,7 +698,7 @@ impl Loader<'_> {
                     None
                 }
             };
-            let tpl = self.template(f, text, allow_ticket, &format!("{key}.{}", code.get_ref()));
+            let tpl = self.template(f, text, slot, &format!("{key}.{}", code.get_ref()));
             if let (Some(lang), Some(tpl)) = (lang, tpl) {
                 table.push((lang, tpl));
             }
@@ -705,10 +712,10 @@ impl Loader<'_> {
         &mut self,
         f: usize,
         t: &Spanned<String>,
-        allow_ticket: bool,
+        slot: Slot,
         key: &str,
     ) -> Option<Template> {
-        match Template::parse(t.get_ref(), allow_ticket) {
+        match Template::parse(t.get_ref(), slot) {
             Ok(tpl) => self.fits_every_limit(f, t, key, &tpl).then_some(tpl),
             Err(errors) => {
                 self.template_errors(f, t, key, errors);
@@ -749,7 +756,16 @@ impl Loader<'_> {
         key: &str,
         tpl: &Template,
     ) -> bool {
-        let rendered = tpl.render(&WORST_VARS);
+        let worst_opens;
+        let rendered = if tpl.uses(Placeholder::Opens) {
+            worst_opens = crate::domain::hours::BusinessHours::worst_description();
+            tpl.render(&Vars {
+                opens: Some(&worst_opens),
+                ..WORST_VARS
+            })
+        } else {
+            tpl.render(&WORST_VARS)
+        };
         let signatures: Vec<&str> = match &self.opts.signature {
             Some(s) => s.variants().map(|(_, text)| text).collect(),
             None => vec![""],
@@ -810,7 +826,9 @@ impl Loader<'_> {
             }
         }
         if let Some(r) = reply {
-            return self.localized(f, r, false, "reply").map(Action::Reply);
+            return self
+                .localized(f, r, Slot::Reply, "reply")
+                .map(Action::Reply);
         }
         if let Some(e) = escalate {
             return self.escalation(f, e.get_ref()).map(Action::Escalate);
@@ -872,6 +890,9 @@ fn too_long(key: &str, limit: &LengthLimit, n: usize, tpl: &Template) -> String 
     }
     if tpl.uses(Placeholder::Ticket) {
         filled.push("{ticket} as the longest reference");
+    }
+    if tpl.uses(Placeholder::Opens) {
+        filled.push("{opens} as the longest opening time in any language");
     }
     let at = if filled.is_empty() {
         String::new()

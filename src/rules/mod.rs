@@ -27,7 +27,7 @@ use std::path::Path;
 
 pub use diagnostic::{Diagnostic, RulesError, SourceFile, line_col};
 pub use load::LoadOptions;
-pub use template::{Localized, Template, Vars};
+pub use template::{Localized, Placeholder, Template, Vars};
 
 use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId};
 use matcher::{Matcher, RawHit};
@@ -68,6 +68,20 @@ pub struct Escalation {
     pub priority: Priority,
     /// What the customer is told, if anything.
     pub ack: Option<Localized>,
+    /// What the customer is told instead while the team is away
+    /// (`[hours]`); without it, `ack` whatever the hour.
+    pub ack_closed: Option<Localized>,
+}
+
+impl Escalation {
+    /// The acknowledgement to send: `ack_closed` when the team is away and
+    /// the rule has one, else `ack`.
+    pub fn ack_for(&self, closed: bool) -> Option<&Localized> {
+        match (&self.ack_closed, closed) {
+            (Some(c), true) => Some(c),
+            _ => self.ack.as_ref(),
+        }
+    }
 }
 
 /// What a rule does when it wins.
@@ -368,9 +382,13 @@ impl RuleSet {
 
     /// Whether a text the set sends (a rule's reply or ack, the
     /// `[default]`'s ack) differs by language, so that the customer's
-    /// language must be read.
+    /// language must be read. `{opens}` counts: the opening time is
+    /// written in the customer's language.
     pub fn has_language_tables(&self) -> bool {
-        let ack = |e: &Escalation| e.ack.as_ref().is_some_and(Localized::is_table);
+        let ack = |e: &Escalation| {
+            e.ack.as_ref().is_some_and(Localized::is_table)
+                || e.ack_closed.as_ref().is_some_and(Localized::needs_language)
+        };
         self.rules.iter().any(|r| match &r.action {
             Action::Reply(t) => t.is_table(),
             Action::Escalate(e) => ack(e),

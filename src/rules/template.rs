@@ -1,4 +1,4 @@
-//! Reply templates: `{author}`, `{name}` and `{ticket}` placeholders.
+//! Reply templates: `{author}`, `{name}`, `{ticket}` and `{opens}` placeholders.
 //!
 //! A template is parsed once at load, so rendering cannot fail and an unknown
 //! placeholder is a load error, never a reply with a literal `{oops}` in it.
@@ -16,6 +16,38 @@ pub enum Placeholder {
     Name,
     /// The ticket reference (`T-1042`); only in an escalation's `ack`.
     Ticket,
+    /// When the team next opens, in the customer's language; only in
+    /// `ack_closed`.
+    Opens,
+}
+
+/// Where a template is written, which decides the placeholders it may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Slot {
+    /// A `reply` (or any text that opens no ticket).
+    Reply,
+    /// An escalation's `ack`: `{ticket}` too.
+    Ack,
+    /// An escalation's `ack_closed`: `{ticket}` and `{opens}`.
+    AckClosed,
+}
+
+impl Slot {
+    fn allows(self, p: Placeholder) -> bool {
+        match p {
+            Placeholder::Author | Placeholder::Name => true,
+            Placeholder::Ticket => self != Slot::Reply,
+            Placeholder::Opens => self == Slot::AckClosed,
+        }
+    }
+
+    fn known(self) -> &'static str {
+        match self {
+            Slot::Reply => "{author} or {name}",
+            Slot::Ack => "{author}, {name} or {ticket}",
+            Slot::AckClosed => "{author}, {name}, {ticket} or {opens}",
+        }
+    }
 }
 
 impl Placeholder {
@@ -24,32 +56,35 @@ impl Placeholder {
             "author" => Some(Placeholder::Author),
             "name" => Some(Placeholder::Name),
             "ticket" => Some(Placeholder::Ticket),
+            "opens" => Some(Placeholder::Opens),
             _ => None,
         }
     }
 
     /// The placeholder `{name}` at `range` of a template, or why it cannot
-    /// be there: unknown, or `{ticket}` where no ticket is opened.
+    /// be there: unknown, or not in this `slot` (`{ticket}` where no ticket
+    /// is opened, `{opens}` outside the closed-hours ack).
     fn in_template(
         name: &str,
         range: std::ops::Range<usize>,
-        allow_ticket: bool,
+        slot: Slot,
     ) -> Result<Self, TemplateError> {
         match Placeholder::parse(name) {
-            Some(Placeholder::Ticket) if !allow_ticket => Err(TemplateError {
+            Some(p) if slot.allows(p) => Ok(p),
+            Some(Placeholder::Ticket) => Err(TemplateError {
                 range,
-                message: "`{ticket}` can only be used in an escalation's `ack`".into(),
+                message: "`{ticket}` can only be used in an escalation's `ack` or `ack_closed`".into(),
                 hint: "a plain reply opens no ticket: remove `{ticket}`, or make the rule `escalate = { queue = \"…\", ack = \"…{ticket}…\" }`".into(),
             }),
-            Some(p) => Ok(p),
+            Some(_) => Err(TemplateError {
+                range,
+                message: "`{opens}` can only be used in an escalation's `ack_closed`".into(),
+                hint: "the next opening time is only known to be wanted when the team is away: write it in `ack_closed = \"… {opens} …\"` beside `ack`".into(),
+            }),
             None => Err(TemplateError {
                 range,
                 message: format!("unknown placeholder `{{{name}}}`"),
-                hint: if allow_ticket {
-                    "use {author}, {name} or {ticket}; write `{{` for a literal brace".into()
-                } else {
-                    "use {author} or {name}; write `{{` for a literal brace".into()
-                },
+                hint: format!("use {}; write `{{{{` for a literal brace", slot.known()),
             }),
         }
     }
@@ -99,6 +134,16 @@ impl Localized {
         matches!(self, Localized::ByLang(_))
     }
 
+    /// Whether the customer's language changes the text sent: a table, or
+    /// `{opens}`, which is written in their language.
+    pub fn needs_language(&self) -> bool {
+        self.is_table()
+            || self
+                .variants()
+                .iter()
+                .any(|(_, t)| t.uses(Placeholder::Opens))
+    }
+
     /// Every text, with its language (`None` for a single text).
     pub fn variants(&self) -> Vec<(Option<Lang>, &Template)> {
         match self {
@@ -128,11 +173,13 @@ pub struct Vars<'a> {
     pub name: &'a str,
     /// The ticket reference, when there is one.
     pub ticket: Option<&'a str>,
+    /// The next opening, written for the customer, when the team is away.
+    pub opens: Option<&'a str>,
 }
 
 impl Template {
-    /// Parses a template. `allow_ticket` is true only for an escalation's `ack`.
-    pub fn parse(source: &str, allow_ticket: bool) -> Result<Self, Vec<TemplateError>> {
+    /// Parses a template written in `slot`.
+    pub fn parse(source: &str, slot: Slot) -> Result<Self, Vec<TemplateError>> {
         let mut segments = Vec::new();
         let mut errors = Vec::new();
         let mut text = String::new();
@@ -158,11 +205,7 @@ impl Template {
                         });
                         break;
                     };
-                    match Placeholder::in_template(
-                        &source[i + 1..close],
-                        i..close + 1,
-                        allow_ticket,
-                    ) {
+                    match Placeholder::in_template(&source[i + 1..close], i..close + 1, slot) {
                         Ok(p) => {
                             if !text.is_empty() {
                                 segments.push(Segment::Text(std::mem::take(&mut text)));
@@ -239,6 +282,7 @@ impl Template {
                     }
                 }
                 Segment::Hole(Placeholder::Ticket) => out.push_str(vars.ticket.unwrap_or("")),
+                Segment::Hole(Placeholder::Opens) => out.push_str(vars.opens.unwrap_or("")),
             }
         }
     }
@@ -256,39 +300,46 @@ mod tests {
 
     #[test]
     fn renders_placeholders_and_escapes() {
-        let t = Template::parse("Hi {author} ({name}) {{x}} {ticket}", true).unwrap();
+        let t = Template::parse("Hi {author} ({name}) {{x}} {ticket}", Slot::Ack).unwrap();
         let v = Vars {
             author: "bob",
             name: "Bob",
             ticket: Some("T-1"),
+            opens: None,
         };
         assert_eq!(t.render(&v), "Hi @bob (Bob) {x} T-1");
     }
 
     #[test]
     fn customer_values_are_inert() {
-        let t = Template::parse("Hi {name}, thanks {author}!", false).unwrap();
+        let t = Template::parse("Hi {name}, thanks {author}!", Slot::Reply).unwrap();
         let v = Vars {
             author: "eve1",
             name: "@elonmusk @POTUS https://evil.example/phish #scam",
             ticket: None,
+            opens: None,
         };
         assert_eq!(t.render(&v), "Hi elonmusk POTUS scam, thanks @eve1!");
         let odd = Vars {
             author: "eve @ceo",
             name: "\u{200B}",
             ticket: None,
+            opens: None,
         };
         assert_eq!(t.render(&odd), "Hi eve ceo, thanks eve ceo!");
     }
 
     #[test]
     fn rejects_unknown_and_misplaced_placeholders() {
-        let e = Template::parse("Hi {user}", false).unwrap_err();
+        let e = Template::parse("Hi {user}", Slot::Reply).unwrap_err();
         assert_eq!(e[0].range, 3..9);
-        assert!(Template::parse("see {ticket}", false).is_err());
-        assert!(Template::parse("open {author", false).is_err());
-        assert!(Template::parse("stray }", false).is_err());
+        assert!(Template::parse("see {ticket}", Slot::Reply).is_err());
+        assert!(Template::parse("see {ticket}", Slot::Ack).is_ok());
+        let e = Template::parse("back {opens}", Slot::Ack).unwrap_err();
+        assert!(e[0].message.contains("ack_closed"), "{}", e[0].message);
+        assert!(Template::parse("back {opens} ({ticket})", Slot::AckClosed).is_ok());
+        assert!(Template::parse("open {author", Slot::Reply).is_err());
+        assert!(Template::parse("stray }", Slot::Reply).is_err());
     }
 }
 
@@ -300,7 +351,12 @@ mod localized_tests {
         Localized::ByLang(
             entries
                 .iter()
-                .map(|(l, t)| (Lang::parse(l).unwrap(), Template::parse(t, false).unwrap()))
+                .map(|(l, t)| {
+                    (
+                        Lang::parse(l).unwrap(),
+                        Template::parse(t, Slot::Reply).unwrap(),
+                    )
+                })
                 .collect(),
         )
     }
@@ -334,7 +390,7 @@ mod localized_tests {
                 "{lang:?} {default:?}"
             );
         }
-        let one = Localized::Any(Template::parse("Hi", false).unwrap());
+        let one = Localized::Any(Template::parse("Hi", Slot::Reply).unwrap());
         assert_eq!(
             picked(&one, Some("fr"), Some("en")),
             ("Hi".to_owned(), None)

@@ -62,6 +62,9 @@ pub struct Config {
     pub replies: Replies,
     /// `[language]`: the language of a customer whose language is not known.
     pub language: LanguageSettings,
+    /// `[hours]`: when the team is in. Absent: always, as far as the
+    /// acknowledgements and the SLA are concerned.
+    pub hours: Option<crate::domain::hours::BusinessHours>,
 }
 
 /// `[language]`: how a text is chosen from a rule's language table.
@@ -147,6 +150,7 @@ impl Default for Config {
             http: HttpLimits::default(),
             replies: Replies::default(),
             language: LanguageSettings::default(),
+            hours: None,
         }
     }
 }
@@ -267,6 +271,7 @@ impl Config {
         crate::application::tickets::TicketPolicy {
             signature: self.replies.signature.clone(),
             default_lang: self.language.default,
+            hours: self.hours.clone(),
             ..self.tickets.clone()
         }
     }

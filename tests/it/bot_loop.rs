@@ -29,6 +29,7 @@ on_both_databases!(
     transient_errors_are_retried_with_backoff,
     duplicate_content_is_varied_once,
     each_customer_is_answered_in_their_language,
+    out_of_hours_escalations_say_when_the_team_opens,
     unauthorized_pauses_and_keeps_the_queue,
     other_client_errors_fail_with_the_reason,
     restart_continues_from_the_cursor,
@@ -557,6 +558,96 @@ escalate = { queue = "repairs", ack = { fr = "Un conseiller vous écrit ({ticket
     ];
     want.sort();
     assert_eq!(texts, want);
+}
+
+/// `[hours]`: while the team is away, an escalation is acknowledged with
+/// `ack_closed`, `{opens}` written in the customer's language, and its SLA
+/// counts open hours only; an FAQ answer goes out as at any hour.
+async fn out_of_hours_escalations_say_when_the_team_opens(db: Db) {
+    use helpdesk::domain::hours::BusinessHours;
+    use helpdesk::domain::language::Lang;
+    // Open one hour a week, on the weekday two days from now in New York:
+    // the team is away now, whatever the hour this test runs.
+    let ny_day = jiff::Timestamp::now()
+        .to_zoned_datetime(jiff::tz::TimeZone::get("America/New_York").unwrap())
+        .weekday()
+        .to_monday_zero_offset();
+    let day = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"][(ny_day as usize + 2) % 7];
+    let hours: BusinessHours = toml::from_str(&format!(
+        "timezone = \"America/New_York\"\n{day} = \"09:00-10:00\""
+    ))
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let rules = rules_dir(
+        dir.path(),
+        r#"
+[[rule]]
+id = "broken"
+keywords = ["broken", "cassé"]
+escalate = { queue = "repairs", ack = "Un conseiller vous écrit ({ticket}).", ack_closed = { fr = "Nous sommes fermés ; réponse {opens} ({ticket}).", en = "We're closed; an answer {opens} ({ticket})." } }
+
+[[rule]]
+id = "refund"
+keywords = ["refund"]
+reply = "Here is how to get a refund."
+"#,
+    );
+    let traffic = [
+        line(
+            "2001",
+            "mention",
+            "lea",
+            "@lumio Mon téléphone est cassé depuis hier, il ne s'allume plus du tout",
+        ),
+        line(
+            "2002",
+            "mention",
+            "tom",
+            "@lumio My phone has been broken since yesterday and will not turn on",
+        ),
+        line(
+            "2003",
+            "mention",
+            "bob",
+            "@lumio how do I get a refund for my order?",
+        ),
+    ]
+    .join("\n");
+    let mut setup = Setup::new(db, &traffic);
+    setup.rules = Some(rules);
+    setup.config.hours = Some(hours.clone());
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    app.settle().await;
+    let opens = hours
+        .opens_after(jiff::Timestamp::now().as_millisecond())
+        .expect("closed now");
+    let fr = hours.describe(opens, Some(Lang::parse("fr").unwrap()));
+    let en = hours.describe(opens, Some(Lang::parse("en").unwrap()));
+    assert!(fr != en && fr.contains("à 09:00"), "{fr}");
+    let mut texts: Vec<String> = app.sandbox.posted().into_iter().map(|p| p.text).collect();
+    texts.sort();
+    let mut want = vec![
+        format!("Nous sommes fermés ; réponse {fr} (T-1001)."),
+        format!("We're closed; an answer {en} (T-1002)."),
+        "Here is how to get a refund.".to_owned(),
+    ];
+    want.sort();
+    assert_eq!(texts, want);
+    // Normal priority: 24 h of open time, one hour a week, so 24 weeks on.
+    let rows = sqlx::query("SELECT created_at, first_response_due FROM tickets")
+        .fetch_all(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(rows.len(), 2);
+    for r in rows {
+        let created: i64 = r.try_get(0).unwrap();
+        let due: i64 = r.try_get(1).unwrap();
+        assert_eq!(due, hours.add_open(created, 24 * 3_600_000));
+        let weeks = (due - created) / (7 * 86_400_000);
+        assert!((23..=24).contains(&weeks), "{weeks} weeks");
+    }
 }
 
 async fn duplicate_content_is_varied_once(db: Db) {

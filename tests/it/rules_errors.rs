@@ -431,3 +431,117 @@ fn bulk_reads_languages_for_a_default_ack_table() {
         assert_eq!(v["reply"], "Nous vous écrivons.");
     }
 }
+
+#[test]
+fn opens_is_only_for_ack_closed_and_counted_at_its_longest() {
+    let a = r#"[[rule]]
+id = "one"
+keywords = ["refund"]
+reply = "back {opens}"
+
+[[rule]]
+id = "two"
+keywords = ["broken"]
+escalate = { queue = "repairs", ack = "back {opens}" }
+
+[[rule]]
+id = "three"
+keywords = ["cancel"]
+escalate = { queue = "retention", ack = "ok", ack_closed = { en = "{name} {name} {name} {name} we open {opens} ({ticket})" } }
+"#;
+    let out = errors(&[("a.toml", a)]);
+    let expect = [
+        "a.toml:4:15: error: in `reply`: `{opens}` can only be used in an escalation's `ack_closed`",
+        "a.toml:9:45: error: in `ack`: `{opens}` can only be used in an escalation's `ack_closed`",
+        "error: `ack_closed.en` is too long for x",
+        "{opens} as the longest opening time in any language",
+    ];
+    let missing: Vec<_> = expect.iter().filter(|e| !out.contains(*e)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{out}");
+}
+
+/// `rules test --config --at`: the closed-hours ack with the next opening
+/// on the brand's wall clock, across a daylight-saving change and a
+/// holiday, in the customer's language; the usual ack while open.
+#[test]
+fn rules_test_tries_a_message_at_a_given_moment() {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = dir.path().join("rules");
+    std::fs::create_dir(&rules).unwrap();
+    std::fs::write(
+        rules.join("a.toml"),
+        r#"[[rule]]
+id = "cancel"
+keywords = ["cancel", "résilier"]
+escalate = { queue = "retention", ack = "On it ({ticket}).", ack_closed = { fr = "Fermé : réponse {opens} ({ticket}).", en = "Closed: an answer {opens} ({ticket})." } }
+"#,
+    )
+    .unwrap();
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        r#"[hours]
+timezone = "Europe/Paris"
+mon = "09:00-18:00"
+tue = "09:00-18:00"
+fri = "09:00-12:30"
+holidays = ["2026-04-06"]
+"#,
+    )
+    .unwrap();
+    let reply = |text: &str, at: &str| {
+        let (code, out, err) = helpdesk(&[
+            "rules",
+            "test",
+            "--rules",
+            rules.to_str().unwrap(),
+            "--config",
+            config.to_str().unwrap(),
+            "--at",
+            at,
+            "--json",
+            text,
+        ]);
+        assert_eq!(code, 0, "{err}");
+        let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+        v["reply"].as_str().unwrap().to_owned()
+    };
+    let fr = "Je voudrais résilier mon abonnement, merci de me rappeler";
+    let en = "I would like to cancel my subscription, please call me back";
+    // Saturday 28 March 2026; Paris moves to summer time on the 29th.
+    assert_eq!(
+        reply(fr, "2026-03-28T10:00:00Z"),
+        "Fermé : réponse lundi 30 mars à 09:00 (CEST) (T-1000)."
+    );
+    // Friday 3 April after 12:30; Monday the 6th is a holiday.
+    assert_eq!(
+        reply(en, "2026-04-03T11:00:00Z"),
+        "Closed: an answer Tuesday 7 April at 09:00 (CEST) (T-1000)."
+    );
+    // The same instant seen from New York is still Friday morning there,
+    // but the team's hours are Paris's.
+    assert_eq!(
+        reply(en, "2026-04-03T06:00:00-05:00"),
+        "Closed: an answer Tuesday 7 April at 09:00 (CEST) (T-1000)."
+    );
+    // Monday 30 March at 07:00 UTC is 09:00 in Paris: open.
+    assert_eq!(reply(en, "2026-03-30T07:00:00Z"), "On it (T-1000).");
+    let (code, out, _) = helpdesk(&[
+        "rules",
+        "test",
+        "--rules",
+        rules.to_str().unwrap(),
+        "--config",
+        config.to_str().unwrap(),
+        "--at",
+        "2026-03-28T10:00:00Z",
+        en,
+    ]);
+    assert_eq!(code, 0);
+    assert!(
+        out.contains(
+            "closed:  the team is away until Monday 30 March at 09:00 (CEST): ack_closed applies"
+        ),
+        "{out}"
+    );
+}

@@ -119,10 +119,10 @@ pub(super) fn action_of(outcome: Outcome<'_>) -> Action {
 }
 
 /// Whether the rules asked for an automatic message to the customer.
-fn wanted_reply(outcome: Outcome<'_>) -> bool {
+fn wanted_reply(outcome: Outcome<'_>, closed: bool) -> bool {
     match outcome {
         Outcome::Reply(..) => true,
-        Outcome::Escalate(e, _) => e.ack.is_some(),
+        Outcome::Escalate(e, _) => e.ack_for(closed).is_some(),
         Outcome::Ignore | Outcome::None => false,
     }
 }
@@ -156,14 +156,15 @@ impl Policy {
     }
 
     /// Decides what to do with `e`, routed to `decision` whose reply (if
-    /// any) renders as `reply_text`.
+    /// any) renders as `reply_text`, at `now`; `closed`: the team is away
+    /// (`[hours]`), so an escalation acknowledges with `ack_closed`.
     pub(super) fn decide<'r>(
         &self,
         (me, first_start): (&Account, Millis),
         e: &Event,
         (decision, reply_text): (&Decision<'r>, &str),
         seen: &Seen,
-        now: Millis,
+        (now, closed): (Millis, bool),
     ) -> Plan<'r> {
         let outcome = decision.outcome();
         let mut plan = Plan {
@@ -190,9 +191,9 @@ impl Policy {
             plan.reason = Some("the customer asked to stop automatic replies".into());
             plan.stop = true;
         } else if !self.follow_up(e, outcome, seen, now, &mut plan) {
-            self.route(outcome, reply_text, seen, &mut plan);
+            self.route(outcome, reply_text, seen, closed, &mut plan);
         }
-        plan.auto_reply = self.auto_reply(outcome, &plan);
+        plan.auto_reply = self.auto_reply(outcome, closed, &plan);
         plan
     }
 
@@ -251,7 +252,14 @@ impl Policy {
 
     /// A message that starts afresh: the rules' outcome, under the caps and
     /// the customer's opt-out.
-    fn route<'r>(&self, outcome: Outcome<'r>, reply_text: &str, seen: &Seen, plan: &mut Plan<'r>) {
+    fn route<'r>(
+        &self,
+        outcome: Outcome<'r>,
+        reply_text: &str,
+        seen: &Seen,
+        closed: bool,
+        plan: &mut Plan<'r>,
+    ) {
         let capped = seen.auto_replies >= self.limits.per_conversation as i64;
         match outcome {
             Outcome::Reply(_, via) => {
@@ -275,7 +283,7 @@ impl Policy {
                 }
             }
             Outcome::Escalate(esc, via) => {
-                let ack = esc.ack.as_ref().filter(|_| {
+                let ack = esc.ack_for(closed).filter(|_| {
                     if seen.opted_out {
                         plan.reason = Some("the customer opted out of automatic replies".into());
                     } else if capped {
@@ -297,12 +305,12 @@ impl Policy {
     }
 
     /// What becomes of the automatic reply the rules asked for.
-    fn auto_reply(&self, outcome: Outcome<'_>, plan: &Plan<'_>) -> Reply {
+    fn auto_reply(&self, outcome: Outcome<'_>, closed: bool, plan: &Plan<'_>) -> Reply {
         let ack = matches!(plan.ticket, TicketStep::Open { ack: Some(_), .. });
         let follow_up = matches!(plan.ticket, TicketStep::Join { .. });
         match &plan.reason {
             _ if plan.reply.is_some() || ack => Reply::Queued,
-            Some(r) if wanted_reply(outcome) && !follow_up => Reply::Suppressed(r.clone()),
+            Some(r) if wanted_reply(outcome, closed) && !follow_up => Reply::Suppressed(r.clone()),
             _ => Reply::None,
         }
     }

@@ -29,13 +29,14 @@ use self::batch::{BatchState, OutRow, Pending};
 use self::decide::{Plan, Policy, Seen, TicketStep, action_of, stop_form};
 use crate::application::tickets::TicketPolicy;
 use crate::domain::clock::{Clock, Millis};
+use crate::domain::hours::BusinessHours;
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
 use crate::domain::{Channel, MessageId, Platform, Stream, TicketRef};
 use crate::platforms::{Account, Batch, Event, ReplyKind};
 use crate::rules::language::Detector;
-use crate::rules::{Localized, Outcome, RuleSet, Template, Vars, Via};
+use crate::rules::{Localized, Outcome, Placeholder, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
 use crate::storage::opt_outs::OptOut;
 use crate::storage::tickets::{self, Latest, NewTicket};
@@ -116,6 +117,8 @@ struct Voice<'a> {
     lang: Option<Lang>,
     default: Option<Lang>,
     signature: Option<&'a LocalizedText>,
+    /// `[hours]` and the next opening, while the team is away: `{opens}`.
+    closed: Option<(&'a BusinessHours, Millis)>,
 }
 
 impl Pipeline {
@@ -212,11 +215,12 @@ impl Pipeline {
         // One time for the whole batch: its messages are decided and
         // written together.
         let now = self.clock.now_ms();
-        let routed = self.route_all(rules, events);
+        let opens = self.tickets.hours.as_ref().and_then(|h| h.opens_after(now));
+        let routed = self.route_all(rules, events, opens);
         let known = self
             .prefetch(tx, store.backend(), ctx.platform, events, &routed)
             .await?;
-        let decided = self.decide_all(ctx, events, &routed, &known, now);
+        let decided = self.decide_all(ctx, events, &routed, &known, (now, opens));
         let opened = self
             .open_tickets(tx, store.backend(), events, &routed, &decided, now)
             .await?;
@@ -225,6 +229,7 @@ impl Pipeline {
             pending: Pending::default(),
             opened: opened.into_iter(),
             now,
+            opens,
         };
         let mut out = Vec::with_capacity(events.len());
         for (((e, r), k), d) in events.iter().zip(&routed).zip(&known).zip(decided) {
@@ -302,7 +307,13 @@ impl Pipeline {
 
     /// Routes every event of a batch and renders the replies the rules ask
     /// for (the same-reply check needs the text before anything is written).
-    fn route_all<'r>(&self, rules: &'r RuleSet, events: &[Event]) -> Vec<Routed<'r>> {
+    /// `opens`: the next opening while the team is away.
+    fn route_all<'r>(
+        &self,
+        rules: &'r RuleSet,
+        events: &[Event],
+        opens: Option<Millis>,
+    ) -> Vec<Routed<'r>> {
         let signed_by_lang = self
             .tickets
             .signature
@@ -314,19 +325,20 @@ impl Pipeline {
                 let decision = rules.route(&e.text, e.channel);
                 let sent = match decision.outcome() {
                     Outcome::Reply(t, _) => Some(t),
-                    Outcome::Escalate(esc, _) => esc.ack.as_ref(),
+                    Outcome::Escalate(esc, _) => esc.ack_for(opens.is_some()),
                     Outcome::Ignore | Outcome::None => None,
                 };
                 let lang = match sent {
-                    Some(t) if t.is_table() || signed_by_lang => {
+                    Some(t) if t.needs_language() || signed_by_lang => {
                         Detector::shared().detect(&e.text, e.lang).lang
                     }
                     _ => None,
                 };
                 let reply_text = match decision.outcome() {
-                    Outcome::Reply(t, _) => {
-                        sign(render(e, t, None, self.voice(lang)), self.voice(lang))
-                    }
+                    Outcome::Reply(t, _) => sign(
+                        render(e, t, None, self.voice(lang, opens)),
+                        self.voice(lang, opens),
+                    ),
                     _ => String::new(),
                 };
                 Routed {
@@ -339,11 +351,14 @@ impl Pipeline {
     }
 
     /// How the texts sent to a customer who writes in `lang` are written.
-    fn voice(&self, lang: Option<Lang>) -> Voice<'_> {
+    /// How an automatic text is written for a customer who reads `lang`,
+    /// `opens` being the next opening while the team is away.
+    fn voice(&self, lang: Option<Lang>, opens: Option<Millis>) -> Voice<'_> {
         Voice {
             lang,
             default: self.tickets.default_lang,
             signature: self.tickets.signature.as_ref(),
+            closed: self.tickets.hours.as_ref().zip(opens),
         }
     }
 
@@ -402,11 +417,17 @@ impl Pipeline {
         e: &Event,
         routed: &Routed<'r>,
         seen: &Seen,
-        now: Millis,
+        (now, opens): (Millis, Option<Millis>),
     ) -> Plan<'r> {
         let me = (ctx.me, ctx.first_start);
-        self.policy
-            .decide(me, e, (&routed.decision, &routed.reply_text), seen, now)
+        let closed = opens.is_some();
+        self.policy.decide(
+            me,
+            e,
+            (&routed.decision, &routed.reply_text),
+            seen,
+            (now, closed),
+        )
     }
 
     /// Decides every message of the batch, in order, before anything is
@@ -423,7 +444,7 @@ impl Pipeline {
         events: &[Event],
         routed: &[Routed<'r>],
         known: &[Known],
-        now: Millis,
+        (now, next_opening): (Millis, Option<Millis>),
     ) -> Vec<Option<Decided<'r>>> {
         let mut state = BatchState::default();
         let mut opens = 0;
@@ -436,7 +457,7 @@ impl Pipeline {
                     return None;
                 }
                 let seen = self.seen(e, &r.reply_text, k, &state);
-                let plan = self.decide_one(ctx, e, r, &seen, now);
+                let plan = self.decide_one(ctx, e, r, &seen, (now, next_opening));
                 let ticket = match &plan.ticket {
                     TicketStep::None => None,
                     TicketStep::Join { id, .. } => Some(*id),
@@ -451,7 +472,7 @@ impl Pipeline {
                     &plan,
                     seen.latest.clone(),
                     ticket,
-                    self.voice(r.lang),
+                    self.voice(r.lang, next_opening),
                 );
                 Some(Decided { seen, plan })
             })
@@ -533,7 +554,7 @@ impl Pipeline {
             // not part of a decision, but a mistake here would give a
             // message the wrong ticket: the batch fails instead, and is
             // retried one message per transaction.
-            let again = self.decide_one(ctx, e, routed, &seen, acting.now);
+            let again = self.decide_one(ctx, e, routed, &seen, (acting.now, acting.opens));
             if !same_opening(&again, &d.plan) {
                 return Err(StoreError::Inconsistent(
                     "a message decided again opened another ticket",
@@ -548,7 +569,7 @@ impl Pipeline {
                 StoreError::Inconsistent("a message opened a ticket the batch did not insert"),
             )?),
         };
-        let voice = self.voice(routed.lang);
+        let voice = self.voice(routed.lang, acting.opens);
         let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
         self.act(conn, e, (plan, ticket, to_send), (rule, keyword), acting)
@@ -646,6 +667,8 @@ struct Acting {
     pending: Pending,
     opened: std::vec::IntoIter<TicketRef>,
     now: Millis,
+    /// The next opening while the team is away, at `now`.
+    opens: Option<Millis>,
 }
 
 /// Notes in `state` what `plan` changes for the batch's later messages:
@@ -725,13 +748,19 @@ fn sign(mut text: String, voice: Voice<'_>) -> String {
 /// A rule's reply, or the acknowledgement of a new ticket with its
 /// reference, for the author of `e`, in their language.
 fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>, voice: Voice<'_>) -> String {
-    let (template, _) = text.pick(voice.lang, voice.default);
+    let (template, chosen) = text.pick(voice.lang, voice.default);
     let r = ticket.map(|t| t.to_string());
     let name = customer_name(e, template);
+    // The opening in the language of the text chosen, else the customer's.
+    let opens = voice
+        .closed
+        .filter(|_| template.uses(Placeholder::Opens))
+        .map(|(h, at)| h.describe(at, chosen.or(voice.lang).or(voice.default)));
     template.render(&Vars {
         author: e.author.handle.as_str(),
         name: &name,
         ticket: r.as_deref(),
+        opens: opens.as_deref(),
     })
 }
 

@@ -174,6 +174,10 @@ pub struct TicketPolicy {
     /// not known; not a `[tickets]` key either.
     #[serde(skip)]
     pub default_lang: Option<crate::domain::language::Lang>,
+    /// `[hours]`: the SLA runs only while the team is in; not a
+    /// `[tickets]` key either.
+    #[serde(skip)]
+    pub hours: Option<crate::domain::hours::BusinessHours>,
 }
 
 /// First-response targets, in hours.
@@ -209,6 +213,7 @@ impl Default for TicketPolicy {
             survey: "Comment avons-nous fait ? Répondez par un chiffre de 1 à 5. How did we do? Reply with a number from 1 to 5.".into(),
             signature: None,
             default_lang: None,
+            hours: None,
         }
     }
 }
@@ -223,7 +228,9 @@ impl TicketPolicy {
         text
     }
 
-    /// When the first response to a new ticket of `priority` is due.
+    /// When the first response to a new ticket of `priority` is due: so
+    /// many hours after `created`, counting only open hours when
+    /// `[hours]` is set (a ticket of Friday night is due on Monday).
     pub fn first_response_due(&self, priority: Priority, created: Millis) -> Millis {
         let h = match priority {
             Priority::Urgent => self.sla_hours.urgent,
@@ -231,7 +238,11 @@ impl TicketPolicy {
             Priority::Normal => self.sla_hours.normal,
             Priority::Low => self.sla_hours.low,
         };
-        created + h as Millis * 3_600_000
+        let duration = h as Millis * 3_600_000;
+        match &self.hours {
+            Some(hours) => hours.add_open(created, duration),
+            None => created + duration,
+        }
     }
 
     /// How long a solved ticket stays reopenable, in ms.
