@@ -39,6 +39,11 @@ pub struct Report {
     pub by_action: BTreeMap<String, i64>,
     /// Messages per winning rule (`(default)` when none won).
     pub by_rule: BTreeMap<String, i64>,
+    /// Messages per customer language (ISO 639-1; `unknown` when it was
+    /// not read or could not be told).
+    pub by_language: BTreeMap<String, i64>,
+    /// Tickets opened per customer language, likewise.
+    pub tickets_by_language: BTreeMap<String, i64>,
     /// Automatic replies actually sent.
     pub answered_automatically: i64,
     /// Tickets opened in the period.
@@ -120,6 +125,8 @@ pub fn summarize(since: Millis, a: Activity) -> Report {
         messages: a.messages_per_channel,
         by_action: a.messages_per_action,
         by_rule: a.messages_per_rule,
+        by_language: a.messages_per_language,
+        tickets_by_language: a.tickets_per_language,
         answered_automatically: a.auto_replies_sent,
         tickets_opened: a.tickets_opened,
         tickets_solved: a.tickets_solved,

@@ -23,6 +23,7 @@ use crate::commands::process::{LogFormat, block_on};
 use crate::domain::Platform;
 use crate::domain::clock::Clock;
 use crate::domain::limits::Limits;
+use crate::domain::money::Usd;
 use crate::domain::secret::Secret;
 use crate::platforms::Connector;
 use crate::platforms::bluesky::BlueskyClient;
@@ -30,7 +31,7 @@ use crate::platforms::bluesky::config::BlueskyConfig;
 use crate::platforms::bluesky::fake::{FakePds, PdsSetup};
 use crate::platforms::bluesky::session::Sessions;
 use crate::platforms::x::XClient;
-use crate::platforms::x::config::XConfig;
+use crate::platforms::x::config::{XConfig, XPrices};
 use crate::platforms::x::fake::{Sandbox, SandboxConfig, TrafficLine, read_traffic};
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
@@ -59,6 +60,9 @@ pub struct DemoArgs {
     /// How to print.
     #[command(flatten)]
     pub json: Json,
+    /// A configuration whose settings the demo applies: [limits], [protection], [tickets], [replies], [language], [hours], and [x]'s prices and daily budget (not its database, rules folder or accounts: the demo keeps its own)
+    #[arg(long, value_name = "CONFIG")]
+    pub config: Option<PathBuf>,
 }
 
 /// Runs the demo, its report on stdout; returns the exit code.
@@ -118,21 +122,36 @@ impl Fake {
 
 /// Runs the demo and writes the report to `out`.
 pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
-    let rules = RuleSet::load_dir(&opts.rules.path, &LoadOptions::default())
+    let settings = match &opts.config {
+        Some(path) => Config::load(path, false)?,
+        None => Config::default(),
+    };
+    let load = LoadOptions {
+        signature: settings.replies.signature.clone(),
+        ..LoadOptions::default()
+    };
+    let rules = RuleSet::load_dir(&opts.rules.path, &load)
         .map_err(|e| anyhow::anyhow!("{}", e.render()))?;
     let traffic = read_traffic(&opts.traffic)?;
     let total = traffic.len();
     let clock = Clock::new();
     let db = DemoDatabase::new(opts.db.as_deref())?;
+    let x_spend = settings
+        .x
+        .as_ref()
+        .map(|x| (x.prices, x.max_usd_per_day));
     let mut config = Config {
         database_url: format!("sqlite://{}", db.path.display()),
         rules: opts.rules.path.clone(),
-        ..Config::default()
+        x: None,
+        mastodon: None,
+        bluesky: None,
+        ..settings
     };
     let store = Store::open(&config.database_url).await?;
     let (fake, client) = match opts.platform {
         Platform::Bluesky => bluesky(traffic, &mut config, &store, &clock).await?,
-        _ => x(traffic, &mut config, &clock).await?,
+        _ => x(traffic, &mut config, x_spend, &clock).await?,
     };
     let bot = Bot::new(&config, store.clone(), Arc::new(rules), vec![client], clock).await?;
     settle(&bot, &fake).await?;
@@ -147,18 +166,24 @@ pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
 }
 
 /// The X sandbox with the traffic, and the X client to it.
+/// `spend`: the configuration's `[x.prices]` and daily budget, if any.
 async fn x(
     traffic: Vec<TrafficLine>,
     config: &mut Config,
+    spend: Option<(XPrices, Option<Usd>)>,
     clock: &Clock,
 ) -> Result<(Fake, Arc<dyn Connector>)> {
     let sandbox = Sandbox::start(traffic, SandboxConfig::default(), clock.clone()).await?;
-    let x = XConfig {
+    let mut x = XConfig {
         base_url: sandbox.base_url(),
         min_poll_interval_ms: 0,
         poll_interval_ms: 0,
         ..XConfig::default()
     };
+    if let Some((prices, budget)) = spend {
+        x.prices = prices;
+        x.max_usd_per_day = budget;
+    }
     let client = XClient::new(&x, Secret::new(sandbox.token()), clock.clone());
     config.x = Some(x);
     Ok((Fake::X(sandbox), Arc::new(client)))

@@ -66,6 +66,11 @@ fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     write_row("replies sent", r.answered_automatically, out)?;
     writeln!(out, "\nper rule")?;
     write_counts(&r.by_rule, out)?;
+    writeln!(out, "\nper language (messages, tickets)")?;
+    for (lang, n) in &r.by_language {
+        let t = r.tickets_by_language.get(lang).copied().unwrap_or(0);
+        write_row(lang, format!("{n}, {t}"), out)?;
+    }
     write_tickets(r, out)?;
     write_x_cost(r, out)?;
     writeln!(

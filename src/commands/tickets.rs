@@ -298,13 +298,17 @@ fn write_ticket(
     }
     writeln!(
         out,
-        "{}  {}  {} priority, queue {}, @{} on {}, agent {}",
+        "{}  {}  {} priority, queue {}, @{} on {}{}, agent {}",
         s.reference,
         s.status,
         s.priority,
         s.queue,
         s.customer,
         s.platform,
+        s.lang
+            .as_deref()
+            .map(|l| format!(" in {l}"))
+            .unwrap_or_default(),
         s.assignee.as_deref().unwrap_or("-")
     )?;
     writeln!(

@@ -9,6 +9,7 @@ use sqlx::{AnyConnection, Row};
 use super::tickets::Latest;
 use super::{Backend, Store, StoreError, dialect};
 use crate::domain::clock::Millis;
+use crate::domain::language::Lang;
 use crate::domain::states::{Action, AutoReply, Origin, OutboxStatus, TicketStatus};
 use crate::domain::{Channel, Platform, TicketRef};
 
@@ -51,6 +52,8 @@ pub struct NewMessage {
     pub ticket: Option<TicketRef>,
     /// The ids of the accounts it mentions, space-separated.
     pub mentioned: Option<String>,
+    /// The customer's language, when it was read or the platform said.
+    pub lang: Option<Lang>,
 }
 
 impl NewMessage {
@@ -78,12 +81,12 @@ impl NewMessage {
             .iter()
             .map(|s| t(s.as_deref().unwrap_or("")))
             .sum::<usize>()
-            + 7 * 12
+            + 8 * 12
     }
 }
 
 /// Writes a batch's messages, 100 to a statement on SQLite (a whole batch
-/// of the bot's in one step; 18 parameters a row stay far under every
+/// of the bot's in one step; 19 parameters a row stay far under every
 /// backend's limit), as many as [`dialect::statement_bytes`] lets through
 /// on PostgreSQL; their row ids, in the order given, for the rows that
 /// point at them (outbox, opt-outs). Each joins its ticket's conversation
@@ -99,13 +102,13 @@ pub async fn insert_batch(
     let anonymous = dialect::anonymous_parameters(backend);
     let mut ids = Vec::with_capacity(messages.len());
     let max_bytes = dialect::statement_bytes(backend);
-    for chunk in dialect::chunks(messages, 100, max_bytes, 18, NewMessage::bytes) {
+    for chunk in dialect::chunks(messages, 100, max_bytes, 19, NewMessage::bytes) {
         let sql = format!(
             "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
              author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
-             action, auto_reply, reason, ticket_id, mentioned_ids) VALUES {} \
+             action, auto_reply, reason, ticket_id, mentioned_ids, lang) VALUES {} \
              RETURNING id, platform, platform_message_id",
-            dialect::values_list(chunk.len(), 18, 0, anonymous, |p| format!(
+            dialect::values_list(chunk.len(), 19, 0, anonymous, |p| format!(
                 "({})",
                 p.join(", ")
             ))
@@ -130,7 +133,8 @@ pub async fn insert_batch(
                 .bind(m.auto_reply.as_str())
                 .bind(m.reason.as_deref())
                 .bind(m.ticket.map(|t| t.0))
-                .bind(m.mentioned.as_deref());
+                .bind(m.mentioned.as_deref())
+                .bind(m.lang.map(String::from));
         }
         let rows = q.fetch_all(&mut *conn).await?;
         let mut by_key = HashMap::with_capacity(rows.len());

@@ -11,6 +11,7 @@ use sqlx::{AnyConnection, Row as _};
 use super::ticket_events::{self, NewEvent};
 use super::{Backend, Store, StoreError, decode, dialect};
 use crate::domain::clock::Millis;
+use crate::domain::language::Lang;
 use crate::domain::states::{EventKind, TicketStatus};
 use crate::domain::{Platform, Priority, Queue, TicketRef};
 
@@ -35,6 +36,8 @@ pub struct NewTicket<'a> {
     pub note: Option<&'a str>,
     /// When the first human response is due.
     pub first_response_due: Millis,
+    /// The customer's language, as read on the message that opened it.
+    pub lang: Option<Lang>,
 }
 
 /// Opens a ticket in status `new`. Its `created` event is written by a
@@ -80,16 +83,16 @@ pub async fn open_many(
             rest,
             100,
             dialect::statement_bytes(backend),
-            11,
+            12,
             NewTicket::bytes,
         )[0];
         let chunk = &first[..distinct_customers_prefix(first)];
         rest = &rest[chunk.len()..];
         let sql = format!(
             "INSERT INTO tickets (queue, priority, status, platform, customer_id, customer_handle, \
-             conversation_id, rule_id, note, created_at, updated_at, first_response_due) VALUES {} \
+             conversation_id, rule_id, note, created_at, updated_at, first_response_due, lang) VALUES {} \
              RETURNING id, platform, customer_id",
-            dialect::values_list(chunk.len(), 11, 0, anonymous, |p| format!(
+            dialect::values_list(chunk.len(), 12, 0, anonymous, |p| format!(
                 "({}, {}, '{new}', {})",
                 p[0],
                 p[1],
@@ -110,7 +113,8 @@ pub async fn open_many(
                 .bind(t.note)
                 .bind(now)
                 .bind(now)
-                .bind(t.first_response_due);
+                .bind(t.first_response_due)
+                .bind(t.lang.map(String::from));
         }
         let rows = q.fetch_all(&mut *conn).await?;
         let mut by_customer = std::collections::HashMap::with_capacity(rows.len());
@@ -142,7 +146,7 @@ impl NewTicket<'_> {
             + t(self.conversation_id)
             + t(self.rule_id.unwrap_or(""))
             + t(self.note.unwrap_or(""))
-            + 5 * 12
+            + 6 * 12
     }
 }
 
@@ -343,6 +347,8 @@ pub struct Locked {
     pub assignee: Option<String>,
     /// Whether the survey went out.
     pub survey_sent: bool,
+    /// The customer's language, as read when it was opened.
+    pub lang: Option<Lang>,
 }
 
 /// Reads `ticket` and holds it until the transaction ends (`FOR UPDATE` on
@@ -354,7 +360,7 @@ pub async fn lock(
 ) -> Result<Option<Locked>, StoreError> {
     let sql = format!(
         "SELECT status, platform, customer_id, customer_handle, conversation_id, assignee, \
-         survey_sent_at FROM tickets WHERE id = $1{}",
+         survey_sent_at, lang FROM tickets WHERE id = $1{}",
         dialect::for_update(backend)
     );
     let Some(row) = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -372,6 +378,10 @@ pub async fn lock(
         conversation_id: row.try_get(4)?,
         assignee: row.try_get(5)?,
         survey_sent: row.try_get::<Option<i64>, _>(6)?.is_some(),
+        // A code that no longer parses (written by hand) is no language.
+        lang: row
+            .try_get::<Option<String>, _>(7)?
+            .and_then(|l| Lang::parse(&l).ok()),
     }))
 }
 
@@ -413,10 +423,12 @@ pub struct Row {
     pub first_response_at: Option<Millis>,
     /// The customer's rating, 1 to 5.
     pub csat: Option<i64>,
+    /// The customer's language, as read when it was opened.
+    pub lang: Option<String>,
 }
 
 const ROW_COLUMNS: &str = "id, status, priority, queue, platform, customer_handle, assignee, \
-    created_at, first_response_due, first_response_at, csat";
+    created_at, first_response_due, first_response_at, csat, lang";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
     Ok(Row {
@@ -431,6 +443,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
         first_response_due: r.try_get(8)?,
         first_response_at: r.try_get(9)?,
         csat: r.try_get(10)?,
+        lang: r.try_get(11)?,
     })
 }
 

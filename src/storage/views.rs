@@ -88,6 +88,10 @@ pub struct Activity {
     pub messages_per_action: BTreeMap<String, i64>,
     /// Messages per winning rule, `(default)` when none won.
     pub messages_per_rule: BTreeMap<String, i64>,
+    /// Messages per customer language (`unknown` when it was not read).
+    pub messages_per_language: BTreeMap<String, i64>,
+    /// Tickets opened per customer language.
+    pub tickets_per_language: BTreeMap<String, i64>,
     /// Automatic replies to a message that were sent.
     pub auto_replies_sent: i64,
     /// Tickets opened.
@@ -126,6 +130,18 @@ pub async fn activity(store: &Store, since: Millis, now: Millis) -> Result<Activ
         messages_per_rule: counts_by(
             pool,
             "SELECT COALESCE(rule_id, '(default)'), COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY COALESCE(rule_id, '(default)')",
+            since,
+        )
+        .await?,
+        messages_per_language: counts_by(
+            pool,
+            "SELECT COALESCE(lang, 'unknown'), COUNT(*) FROM messages WHERE received_at >= $1 GROUP BY COALESCE(lang, 'unknown')",
+            since,
+        )
+        .await?,
+        tickets_per_language: counts_by(
+            pool,
+            "SELECT COALESCE(lang, 'unknown'), COUNT(*) FROM tickets WHERE created_at >= $1 GROUP BY COALESCE(lang, 'unknown')",
             since,
         )
         .await?,

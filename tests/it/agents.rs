@@ -21,6 +21,7 @@ on_both_databases!(
     sla_overdue_and_too_long_replies,
     the_documented_insert_works_in_the_database_shells_and_bad_agent_names_are_refused,
     automatic_replies_end_with_the_signature_and_agents_replies_do_not,
+    the_language_is_kept_for_the_survey_and_the_report,
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
@@ -557,4 +558,94 @@ async fn automatic_replies_end_with_the_signature_and_agents_replies_do_not(db: 
         "the survey is: {:?}",
         posted[3].text
     );
+}
+
+/// The customer's language is recorded on the message and its ticket; the
+/// survey, sent days later, is in it; `report` counts by language.
+async fn the_language_is_kept_for_the_survey_and_the_report(db: Db) {
+    let traffic = [
+        line(
+            "5801",
+            "mention",
+            "lea",
+            "@lumio On m'a facturé deux fois ce mois-ci, je veux être remboursée",
+        ),
+        line(
+            "5802",
+            "mention",
+            "tom",
+            "@lumio I was charged twice this month and I want a refund",
+        ),
+        line("5803", "mention", "kim", "@lumio 👍👍"),
+    ]
+    .join("\n");
+    let mut setup = Setup::new(db, &traffic);
+    setup.config.language.default = Some(helpdesk::domain::language::Lang::parse("fr").unwrap());
+    setup.config.tickets.survey = toml::from_str::<toml::Table>(
+        r#"s = { en = "How did we do? 1 to 5.", fr = "Votre avis ? De 1 à 5." }"#,
+    )
+    .unwrap()["s"]
+        .clone()
+        .try_into()
+        .unwrap();
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    app.settle().await;
+    let langs = sqlx::query(
+        "SELECT m.author_handle, m.lang, t.lang FROM messages m LEFT JOIN tickets t ON t.id = m.ticket_id ORDER BY m.platform_message_id",
+    )
+    .fetch_all(app.store.pool())
+    .await
+    .unwrap();
+    let langs: Vec<(String, Option<String>, Option<String>)> = langs
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    let s = |v: &str| Some(v.to_owned());
+    assert_eq!(
+        langs,
+        [
+            ("lea".into(), s("fr"), s("fr")),
+            ("tom".into(), s("en"), s("en")),
+            // Too short to tell, and X did not tag it: not known.
+            ("kim".into(), None, None),
+        ]
+    );
+    let policy = app.config.ticket_policy();
+    for t in [TicketRef(1001), TicketRef(1002)] {
+        for cmd in [Command::Claim, Command::Solve] {
+            tickets::apply(&app.store, &policy, &[], t, "bob", &cmd, app.clock.now_ms())
+                .await
+                .unwrap();
+        }
+    }
+    app.settle().await;
+    let surveys: Vec<String> = app
+        .sandbox
+        .posted()
+        .into_iter()
+        .filter(|p| p.kind == "dm")
+        .map(|p| p.text)
+        .collect();
+    assert_eq!(
+        surveys,
+        [
+            "Votre avis ? De 1 à 5. (T-1001)",
+            "How did we do? 1 to 5. (T-1002)"
+        ]
+    );
+    let (ok, report, err) = cli(&app, &["report", "--json"]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    assert_eq!(
+        r["by_language"],
+        serde_json::json!({"en": 1, "fr": 1, "unknown": 1})
+    );
+    assert_eq!(
+        r["tickets_by_language"],
+        serde_json::json!({"en": 1, "fr": 1, "unknown": 1})
+    );
+    let (ok, text, _) = cli(&app, &["report"]);
+    assert!(ok && text.contains("per language"), "{text}");
 }

@@ -313,13 +313,40 @@ async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
 /// applies them too, and their indexes are not the migration's business.
 const LATER_TABLES: &[&str] = &["x_spend_days", "x_spend"];
 
+/// Columns added by migrations after the `platforms` one (the customer's
+/// language, 0010 on SQLite and 0009 on PostgreSQL).
+const LATER_COLUMNS: &[&str] = &["lang"];
+
+/// A snapshot row (`col,col: value,value`) without [`LATER_COLUMNS`]; the
+/// fixture's values hold no commas.
+fn without_later_columns(row: &str) -> String {
+    let Some((cols, values)) = row.split_once(": ") else {
+        return row.to_owned();
+    };
+    let cols: Vec<&str> = cols.split(',').collect();
+    let values: Vec<&str> = values.split(',').collect();
+    if cols.len() != values.len() || !cols.iter().any(|c| LATER_COLUMNS.contains(c)) {
+        return row.to_owned();
+    }
+    let (cols, values): (Vec<&str>, Vec<&str>) = cols
+        .into_iter()
+        .zip(values)
+        .filter(|(c, _)| !LATER_COLUMNS.contains(c))
+        .unzip();
+    format!("{}: {}", cols.join(","), values.join(","))
+}
+
 /// After the migration: the same rows, triggers and indexes (plus the new
 /// table's key), a platform no migration added is refused everywhere, and
 /// the triggers still act.
 async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
     let store = Store::open(url).await.expect("the new migration applies");
     let pool = store.pool();
-    let mut after = snapshot(pool, sqlite).await;
+    let mut after: Vec<String> = snapshot(pool, sqlite)
+        .await
+        .iter()
+        .map(|r| without_later_columns(r))
+        .collect();
     // Tables that migrations after this one create bring their own keys.
     after.retain(|o| {
         !LATER_TABLES

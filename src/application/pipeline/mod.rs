@@ -104,9 +104,9 @@ pub struct Pipeline {
 struct Routed<'r> {
     decision: crate::rules::Decision<'r>,
     reply_text: String,
-    /// The customer's language, read only when the text the rule sends
-    /// (or the signature) differs by language: detection costs some 0.1 ms,
-    /// more than routing.
+    /// The customer's language: read when the brand speaks several (see
+    /// [`Pipeline::route_all`]), else the platform's tag; detection costs
+    /// some 0.1 ms, more than routing.
     lang: Option<Lang>,
 }
 
@@ -319,6 +319,11 @@ impl Pipeline {
             .signature
             .as_ref()
             .is_some_and(|s| s.is_table());
+        // A brand that speaks several languages has every message it may
+        // answer read, so that the message, its ticket, the survey and
+        // `report` know the customer's language; one that does not pays
+        // nothing for it (reading costs more than routing).
+        let every = self.tickets.speaks_languages() || rules.has_language_tables();
         events
             .iter()
             .map(|e| {
@@ -328,11 +333,16 @@ impl Pipeline {
                     Outcome::Escalate(esc, _) => esc.ack_for(opens.is_some()),
                     Outcome::Ignore | Outcome::None => None,
                 };
-                let lang = match sent {
-                    Some(t) if t.needs_language() || signed_by_lang => {
-                        Detector::shared().detect(&e.text, e.lang).lang
-                    }
-                    _ => None,
+                let read = match sent {
+                    Some(t) => t.needs_language() || signed_by_lang || every,
+                    None => every && !matches!(decision.outcome(), Outcome::Ignore),
+                };
+                // Not read: the platform's own tag, as a hint, is what is
+                // recorded.
+                let lang = if read {
+                    Detector::shared().detect(&e.text, e.lang).lang
+                } else {
+                    e.lang
                 };
                 let reply_text = match decision.outcome() {
                     Outcome::Reply(t, _) => sign(
@@ -512,6 +522,7 @@ impl Pipeline {
                     rule_id: r.decision.rule_id().map(|id| id.as_str()),
                     note: d.plan.reason.as_deref(),
                     first_response_due: self.tickets.first_response_due(*priority, now),
+                    lang: r.lang,
                 })
             })
             .collect();
@@ -572,8 +583,14 @@ impl Pipeline {
         let voice = self.voice(routed.lang, acting.opens);
         let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
-        self.act(conn, e, (plan, ticket, to_send), (rule, keyword), acting)
-            .await
+        self.act(
+            conn,
+            e,
+            (plan, ticket, to_send),
+            (rule, keyword, routed.lang),
+            acting,
+        )
+        .await
     }
 
     /// Writes what `plan` asks for: the survey answer and a reopened
@@ -584,7 +601,7 @@ impl Pipeline {
         conn: &mut AnyConnection,
         e: &Event,
         (plan, ticket, to_send): (Plan<'_>, Option<TicketRef>, Option<(String, Via)>),
-        (rule, keyword): (Option<String>, Option<String>),
+        (rule, keyword, lang): (Option<String>, Option<String>, Option<Lang>),
         acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
         let now = acting.now;
@@ -626,6 +643,7 @@ impl Pipeline {
                 let ids: Vec<&str> = e.mentioned.iter().map(|u| u.as_str()).collect();
                 ids.join(" ")
             }),
+            lang,
         });
         if plan.stop {
             pending.opt_outs.push(OptOut {

@@ -795,6 +795,7 @@ impl Sender {
             rule_id: None,
             note: None,
             first_response_due: now,
+            lang: None,
         }
     }
 

@@ -16,7 +16,7 @@
 use serde::Deserialize;
 
 use crate::domain::clock::Millis;
-use crate::domain::language::LocalizedText;
+use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::states::{TicketStatus, Verb};
 use crate::domain::{Priority, TicketRef};
 
@@ -163,8 +163,9 @@ pub struct TicketPolicy {
     /// A solved ticket closes after this many days; a message from the
     /// customer within them reopens it.
     pub solved_days: u32,
-    /// The satisfaction question, sent by DM when a ticket is solved.
-    pub survey: String,
+    /// The satisfaction question, sent by DM when a ticket is solved: a
+    /// text, or one per language (the ticket's language picks it).
+    pub survey: LocalizedText,
     /// `[replies] signature`, which the survey ends with like every
     /// automatic reply; not a `[tickets]` key: `Config::ticket_policy`
     /// puts it here.
@@ -210,7 +211,9 @@ impl Default for TicketPolicy {
         TicketPolicy {
             sla_hours: SlaHours::default(),
             solved_days: 4,
-            survey: "Comment avons-nous fait ? Répondez par un chiffre de 1 à 5. How did we do? Reply with a number from 1 to 5.".into(),
+            survey: LocalizedText::any(
+                "Comment avons-nous fait ? Répondez par un chiffre de 1 à 5. How did we do? Reply with a number from 1 to 5.",
+            ),
             signature: None,
             default_lang: None,
             hours: None,
@@ -219,13 +222,22 @@ impl Default for TicketPolicy {
 }
 
 impl TicketPolicy {
-    /// The survey for ticket `id`, signed.
-    pub fn survey_text(&self, id: TicketRef) -> String {
-        let mut text = format!("{} ({id})", self.survey);
+    /// The survey for ticket `id`, whose customer reads `lang`, signed.
+    pub fn survey_text(&self, id: TicketRef, lang: Option<Lang>) -> String {
+        let mut text = format!("{} ({id})", self.survey.pick(lang, self.default_lang));
         if let Some(s) = &self.signature {
-            text.push_str(s.pick(None, self.default_lang));
+            text.push_str(s.pick(lang, self.default_lang));
         }
         text
+    }
+
+    /// Whether the brand speaks several languages (a `[language]`
+    /// default, or a signature or survey per language), so that each
+    /// customer's language is read.
+    pub fn speaks_languages(&self) -> bool {
+        self.default_lang.is_some()
+            || self.survey.is_table()
+            || self.signature.as_ref().is_some_and(LocalizedText::is_table)
     }
 
     /// When the first response to a new ticket of `priority` is due: so

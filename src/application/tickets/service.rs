@@ -189,7 +189,7 @@ async fn survey(conn: &mut AnyConnection, a: &Acting<'_>) -> Result<Option<i64>,
     let Some(in_reply_to) = messages::last_of_ticket(conn, a.id).await? else {
         return Ok(None);
     };
-    let text = a.policy.survey_text(a.id);
+    let text = a.policy.survey_text(a.id, a.ticket.lang);
     let id = queue(conn, a, ReplyKind::Dm, Origin::Auto, &in_reply_to, &text).await?;
     tickets::survey_sent(conn, a.id, a.now).await?;
     let event = NewEvent::new(a.id, "bot", EventKind::Survey).body(&text);

@@ -35,6 +35,8 @@ pub struct Summary {
     pub overdue: bool,
     /// The customer's rating, 1 to 5.
     pub csat: Option<i64>,
+    /// The customer's language (ISO 639-1), when it was read.
+    pub lang: Option<String>,
 }
 
 impl Summary {
@@ -54,6 +56,7 @@ impl Summary {
             first_response_due: r.first_response_due,
             first_response_at: r.first_response_at,
             csat: r.csat,
+            lang: r.lang,
         }
     }
 }
