@@ -136,10 +136,7 @@ pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     let total = traffic.len();
     let clock = Clock::new();
     let db = DemoDatabase::new(opts.db.as_deref())?;
-    let x_spend = settings
-        .x
-        .as_ref()
-        .map(|x| (x.prices, x.max_usd_per_day));
+    let x_spend = settings.x.as_ref().map(|x| (x.prices, x.max_usd_per_day));
     let mut config = Config {
         database_url: format!("sqlite://{}", db.path.display()),
         rules: opts.rules.path.clone(),

@@ -25,8 +25,8 @@ fn new_rules(dir: &Path) -> PathBuf {
         let path = entry.unwrap().path();
         let text = std::fs::read_to_string(&path).unwrap();
         let text = text.replacen("\"coupure\", ", "", 1).replacen(
-            "reply = \"Bonjour {author}, nos conseillers répondent",
-            "escalate = { queue = \"tech\", priority = \"low\" }\nold_reply = \"",
+            "reply = { fr = \"Bonjour {author}, nos conseillers répondent",
+            "escalate = { queue = \"tech\", priority = \"low\" }\nold_reply = {",
             1,
         );
         std::fs::write(new.join(path.file_name().unwrap()), text).unwrap();
