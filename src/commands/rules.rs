@@ -315,25 +315,42 @@ const SAMPLE: Vars<'static> = Vars {
 /// language table, since one may hold a link and another not.
 fn x_cost_lines(rule: &Rule, applied: &Applied) -> Vec<String> {
     let prices = &applied.prices;
-    let text = match &rule.action {
-        Action::Reply(t) => t,
-        Action::Escalate(e) => match &e.ack {
-            Some(a) => a,
-            None => return Vec::new(),
-        },
+    // Each text the rule may send, the closed-hours ack marked as such.
+    let texts: Vec<(&Localized, bool)> = match &rule.action {
+        Action::Reply(t) => vec![(t, false)],
+        Action::Escalate(e) => [(e.ack.as_ref(), false), (e.ack_closed.as_ref(), true)]
+            .into_iter()
+            .filter_map(|(t, closed)| t.map(|t| (t, closed)))
+            .collect(),
         Action::Ignore => return Vec::new(),
     };
     let public = rule.via == Via::Same
         && (rule.channels.contains(Channel::Mention) || rule.channels.contains(Channel::Search));
-    text.variants()
+    texts
         .into_iter()
-        .map(|(lang, template)| {
-            let mut text = template.render(&SAMPLE);
+        .flat_map(|(t, closed)| t.variants().into_iter().map(move |v| (v, closed)))
+        .map(|((lang, template), closed)| {
+            let worst_opens;
+            let sample = if template.uses(Placeholder::Opens) {
+                worst_opens = BusinessHours::worst_description();
+                Vars {
+                    opens: Some(&worst_opens),
+                    ..SAMPLE
+                }
+            } else {
+                SAMPLE
+            };
+            let mut text = template.render(&sample);
             if let Some(s) = &applied.signature {
                 text.push_str(s.pick(lang, applied.default_lang));
             }
-            let lang = lang.map_or_else(String::new, |l| format!(" ({l})"));
-            let at = format!("{}:{}: {}{lang}", rule.file, rule.line, rule.id);
+            let what = match (lang, closed) {
+                (None, false) => String::new(),
+                (Some(l), false) => format!(" ({l})"),
+                (None, true) => " (ack_closed)".to_owned(),
+                (Some(l), true) => format!(" (ack_closed, {l})"),
+            };
+            let at = format!("{}:{}: {}{what}", rule.file, rule.line, rule.id);
             if !public {
                 let dm = reply_price(prices, ReplyKind::Dm, &text);
                 return format!("{at}: costs ${dm} per reply on X (a DM)");
