@@ -21,7 +21,7 @@ use crate::platforms::x::cost::{Unit, reply_price};
 use crate::rules::language::{Detected, Detector};
 use crate::rules::{
     Action, Decision, Escalation, LoadOptions, Localized, Loser, Outcome, Placeholder, Rule,
-    RuleSet, Vars, Via,
+    RuleSet, SignalHit, Vars, Via,
 };
 use crate::runtime::config::Config;
 
@@ -431,6 +431,9 @@ struct Routed<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     reply_language: Option<Lang>,
     rule: Option<&'a str>,
+    /// The `[signals]` the message carries; absent when none.
+    #[serde(skip_serializing_if = "Signals::is_empty")]
+    signals: Signals<'a>,
     span: Option<[usize; 2]>,
     via: Option<Via>,
     x_cost_usd: Option<f64>,
@@ -457,7 +460,7 @@ impl<'a> Routed<'a> {
                 applied.ack(e),
                 applied.ack(e).map(|_| via),
                 Some(e.queue.as_str()),
-                Some(e.priority.as_str()),
+                Some(d.priority_of(e).as_str()),
             ),
             Outcome::Ignore | Outcome::None => (None, None, None, None),
         };
@@ -484,6 +487,7 @@ impl<'a> Routed<'a> {
             reply: template.map(|_| reply.as_str()),
             reply_language,
             rule: d.rule_id().map(|r| r.as_str()),
+            signals: Signals(&d.signals),
             span: d.winner.as_ref().map(|w| [w.span.0, w.span.1]),
             via,
             x_cost_usd: cost,
@@ -510,6 +514,36 @@ impl serde::Serialize for Losers<'_> {
         let mut seq = s.serialize_seq(Some(self.0.len()))?;
         for l in self.0 {
             seq.serialize_element(&One(l))?;
+        }
+        seq.end()
+    }
+}
+
+/// The signals a message carries, as `[{"keyword", "signal", "span"}]`.
+struct Signals<'a>(&'a [SignalHit<'a>]);
+
+impl Signals<'_> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl serde::Serialize for Signals<'_> {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeSeq, SerializeStruct};
+        let mut seq = s.serialize_seq(Some(self.0.len()))?;
+        for h in self.0 {
+            struct One<'a>(&'a SignalHit<'a>);
+            impl serde::Serialize for One<'_> {
+                fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                    let mut o = s.serialize_struct("Signal", 3)?;
+                    o.serialize_field("keyword", &self.0.keyword.written)?;
+                    o.serialize_field("signal", self.0.signal.name.as_str())?;
+                    o.serialize_field("span", &[self.0.span.0, self.0.span.1])?;
+                    o.end()
+                }
+            }
+            seq.serialize_element(&One(h))?;
         }
         seq.end()
     }
@@ -549,8 +583,19 @@ fn explain(
                 w.span.1
             ));
         }
+        None if d.signal_escalation.is_some() => out.push_str("rule:    none matched, but the message carries a signal: escalated\n"),
         None if d.default.is_some() => out.push_str("rule:    none matched; the [default] applies\n"),
         None => out.push_str("rule:    none matched, and there is no [default]: the message is recorded and left alone\n"),
+    }
+    for h in &d.signals {
+        out.push_str(&format!(
+            "signal:  {}: `{}` matched {:?} at bytes {}..{} (the ticket's priority goes one step up)\n",
+            h.signal.name,
+            h.keyword.written,
+            &text[h.span.0..h.span.1],
+            h.span.0,
+            h.span.1
+        ));
     }
     out.push_str(&format!("channel: {channel}\n"));
     if let Some(h) = heard {
@@ -579,7 +624,8 @@ fn explain(
         Outcome::Escalate(e, _) => {
             out.push_str(&format!(
                 " to queue {} at priority {}\n",
-                e.queue, e.priority
+                e.queue,
+                d.priority_of(e)
             ));
             if let (Some(h), Some(at)) = (&applied.hours, applied.opens) {
                 let which = if e.ack_closed.is_some() {

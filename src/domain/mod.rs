@@ -182,6 +182,16 @@ pub enum Priority {
 }
 
 impl Priority {
+    /// One step more urgent (urgent stays urgent): what a signal does to
+    /// a ticket.
+    pub fn raised(self) -> Priority {
+        match self {
+            Priority::Low => Priority::Normal,
+            Priority::Normal => Priority::High,
+            Priority::High | Priority::Urgent => Priority::Urgent,
+        }
+    }
+
     /// The name used in rule files, the database and JSON output.
     pub fn as_str(self) -> &'static str {
         match self {
@@ -281,6 +291,37 @@ impl RuleId {
             ));
         }
         Ok(RuleId(s.to_owned()))
+    }
+}
+
+string_newtype!(
+    /// A signal's name, as `[signals]` gives it (`churn`, `legal`), or
+    /// `repeated` for repeated contact: `[a-z0-9_-]+`.
+    SignalName, parsed
+);
+
+impl SignalName {
+    /// The signal the bot raises itself: a customer's third message in
+    /// 24 h with no human answer.
+    pub const REPEATED: &'static str = "repeated";
+
+    /// Parses a signal name, or says what is wrong with it.
+    pub fn parse(s: &str) -> Result<Self, String> {
+        if s.is_empty()
+            || !s
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+        {
+            return Err(format!(
+                "signal name `{s}` must be lower-case letters, digits, `-` or `_`"
+            ));
+        }
+        Ok(SignalName(s.to_owned()))
+    }
+
+    /// The repeated-contact signal.
+    pub fn repeated() -> Self {
+        SignalName(Self::REPEATED.to_owned())
     }
 }
 

@@ -17,10 +17,12 @@ use super::keys::keys_of;
 use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
 use super::template::{Localized, Placeholder, Slot, Template, TemplateError, Vars};
-use super::{Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Stats, Use, Via};
+use super::{
+    Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Signal, Stats, Use, Via,
+};
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::text::LengthLimit;
-use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId, TicketRef};
+use crate::domain::{Channel, ChannelSet, Priority, Queue, RuleId, SignalName, TicketRef};
 
 /// How to load: which platform limits replies must fit, whether to run examples.
 #[derive(Debug, Clone)]
@@ -47,7 +49,7 @@ impl Default for LoadOptions {
 /// The top-level keys: [`Loader::file`] matches on these names. A rule's
 /// keys, and those of `[default]` and `escalate`, are the fields of
 /// [`RawRule`], [`RawDefault`] and [`RawEscalate`], listed by [`keys_of`].
-const TOP_KEYS: &[&str] = &["rule", "default"];
+const TOP_KEYS: &[&str] = &["rule", "default", "signals"];
 
 /// The longest values a template can be filled with, for the length check:
 /// a 15-character handle and a 50-character name in a script X weighs 2.
@@ -216,12 +218,14 @@ pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSe
         examples: Vec::new(),
         ids: HashMap::new(),
         default: None,
+        signals: None,
         opts,
     };
     for (f, file) in files.iter().enumerate() {
         cx.file(f, &file.text, &file.name);
     }
     let default = cx.default.take();
+    let signals = cx.signals.take().map(|s| s.0).unwrap_or_default();
     let Loader {
         mut diags,
         rules,
@@ -235,10 +239,11 @@ pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSe
             diagnostics: diags,
         });
     }
-    let mut set = compile(rules, default.map(|d| d.0), files.len()).map_err(|d| RulesError {
-        files: files.clone(),
-        diagnostics: vec![d],
-    })?;
+    let mut set =
+        compile(rules, default.map(|d| d.0), signals, files.len()).map_err(|d| RulesError {
+            files: files.clone(),
+            diagnostics: vec![d],
+        })?;
     if opts.check_examples {
         set.stats.examples = check_examples(&set, &examples, &mut diags);
     }
@@ -261,6 +266,8 @@ struct Loader<'o> {
     examples: Vec<ExampleSpans>,
     ids: HashMap<String, (usize, Range<usize>)>,
     default: Option<(DefaultAction, usize, Range<usize>)>,
+    /// `[signals]`, and where it was written (at most one across files).
+    signals: Option<(Vec<Signal>, usize, Range<usize>)>,
     opts: &'o LoadOptions,
 }
 
@@ -347,6 +354,13 @@ impl Loader<'_> {
                     span,
                     "`default` must be a table",
                     "write it as a [default] section",
+                ),
+                ("signals", DeValue::Table(t)) => self.signals(f, t, span),
+                ("signals", _) => self.err(
+                    f,
+                    span,
+                    "`signals` must be a table",
+                    "write it as a [signals] section: name = [\"word\", \"phrase\"]",
                 ),
                 _ => {}
             }
@@ -848,6 +862,66 @@ impl Loader<'_> {
         }
     }
 
+    /// `[signals]`: each key a signal's name, each value a list of
+    /// entries with the keywords' semantics.
+    fn signals(&mut self, f: usize, table: DeTable<'_>, span: Range<usize>) {
+        if let Some((_, first_file, first_span)) = &self.signals {
+            let (ff, fs) = (*first_file, first_span.clone());
+            self.diags.push(
+                Diagnostic::at(f, span.start..span.start + 1, "more than one [signals]")
+                    .related(ff, fs, "the first [signals] is here")
+                    .hint(
+                        "keep one [signals] table across all rule files, with every signal in it",
+                    ),
+            );
+            return;
+        }
+        let mut signals = Vec::new();
+        for (key, value) in table {
+            let name_span = key.span();
+            let name = key.get_ref().to_string();
+            let parsed = match SignalName::parse(&name) {
+                Ok(n) if n.as_str() == SignalName::REPEATED => {
+                    self.err(f, name_span, format!("`{name}` is the bot's own signal for repeated contact"), "give this list another name: `repeated` is raised by the bot for a third message in 24 h with no human answer");
+                    None
+                }
+                Ok(n) => Some(n),
+                Err(e) => {
+                    self.err(
+                        f,
+                        name_span,
+                        e,
+                        "name signals like `churn` or `legal`: a-z, 0-9, `-` and `_`",
+                    );
+                    None
+                }
+            };
+            let value_span = value.span();
+            let de = ValueDeserializer::from(value);
+            let list = match Vec::<Spanned<String>>::deserialize(de) {
+                Ok(list) => list,
+                Err(e) => {
+                    self.err(f, e.span().unwrap_or(value_span), format!("signal `{name}`: {}", e.message().trim()), "a signal is a list of words or phrases: churn = [\"switching to\", \"je pars chez\"]");
+                    continue;
+                }
+            };
+            if list.is_empty() {
+                self.err(
+                    f,
+                    value_span,
+                    format!("signal `{name}` is an empty list"),
+                    "give it the words customers write, or remove it",
+                );
+                continue;
+            }
+            let keywords = self.keywords(f, &list, &format!("signals.{name}"));
+            if let Some(name) = parsed {
+                signals.push(Signal { name, keywords });
+            }
+        }
+        self.signals = Some((signals, f, span));
+    }
+
     fn default(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
         self.strip_unknown_keys::<RawDefault>(f, &mut table, "[default]");
         if let Some((_, first_file, first_span)) = &self.default {
@@ -918,6 +992,7 @@ fn too_long(key: &str, limit: &LengthLimit, n: usize, tpl: &Template) -> String 
 fn compile(
     rules: Vec<Rule>,
     default: Option<DefaultAction>,
+    signals: Vec<Signal>,
     files: usize,
 ) -> Result<RuleSet, Diagnostic> {
     let mut index: HashMap<String, u32> = HashMap::new();
@@ -948,6 +1023,22 @@ fn compile(
             }
         }
     }
+    for (s, signal) in signals.iter().enumerate() {
+        for (i, k) in signal.keywords.iter().enumerate() {
+            keywords += 1;
+            let next = patterns.len() as u32;
+            let p = *index.entry(k.pattern.clone()).or_insert_with(|| {
+                patterns.push(k.pattern.clone());
+                uses.push(Vec::new());
+                next
+            });
+            uses[p as usize].push(Use {
+                rule: s as u32,
+                role: Role::Signal,
+                index: i as u16,
+            });
+        }
+    }
     let matcher = Matcher::new(&patterns).map_err(|e| {
         Diagnostic::global(e.to_string()).hint("split the rules into fewer, broader keywords")
     })?;
@@ -961,6 +1052,13 @@ fn compile(
     Ok(RuleSet {
         rules,
         default,
+        signals,
+        signal_fallback: Escalation {
+            queue: Queue::parse("signals").expect("a valid queue name"),
+            priority: Priority::Normal,
+            ack: None,
+            ack_closed: None,
+        },
         matcher,
         uses,
         stats,

@@ -148,13 +148,37 @@ pub enum DefaultAction {
     Ignore,
 }
 
-/// Which list of a rule a keyword entry belongs to.
+/// Which list of a rule a keyword entry belongs to, or `Signal`: an
+/// entry of a `[signals]` list (the use's `rule` is then the signal's
+/// index).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Role {
     Keyword,
     Require,
     RequireAny,
     Exclude,
+    Signal,
+}
+
+/// A `[signals]` list: words that say a customer is about to leave, or
+/// worse, matched like keywords in the same automaton as the rules.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    /// Its name, as `tickets list --signal` and the ticket's note say it.
+    pub name: crate::domain::SignalName,
+    /// Its entries, with the keywords' semantics.
+    pub keywords: Vec<Keyword>,
+}
+
+/// A signal a message carries: the first of its entries in the message.
+#[derive(Debug, Clone)]
+pub struct SignalHit<'r> {
+    /// The signal.
+    pub signal: &'r Signal,
+    /// The entry that matched.
+    pub keyword: &'r Keyword,
+    /// Its byte span in the original message, `[start, end)`.
+    pub span: (usize, usize),
 }
 
 /// One use of an automaton pattern by a rule.
@@ -170,6 +194,10 @@ struct Use {
 pub struct RuleSet {
     rules: Vec<Rule>,
     default: Option<DefaultAction>,
+    signals: Vec<Signal>,
+    /// Where a message that matches no rule but carries a signal goes
+    /// when the `[default]` does not escalate: queue `signals`.
+    signal_fallback: Escalation,
     matcher: Matcher,
     /// For each automaton pattern, the rule entries that use it.
     uses: Vec<Vec<Use>>,
@@ -293,6 +321,11 @@ pub struct Decision<'r> {
     pub default: Option<&'r DefaultAction>,
     /// Every other rule that matched a keyword, and why it lost.
     pub losers: Vec<Loser<'r>>,
+    /// The `[signals]` the message carries, in the order of `[signals]`.
+    pub signals: Vec<SignalHit<'r>>,
+    /// When no rule won but the message carries a signal: the escalation
+    /// it gets instead of the `[default]`'s action.
+    pub signal_escalation: Option<&'r Escalation>,
 }
 
 /// What a decision asks for, whichever rule or default produced it.
@@ -326,6 +359,16 @@ impl<'r> Decision<'r> {
         self.winner.as_ref().map(|w| &w.rule.id)
     }
 
+    /// The priority of the ticket escalation `e` opens for this message:
+    /// one step up when the message carries a signal.
+    pub fn priority_of(&self, e: &Escalation) -> Priority {
+        if self.signals.is_empty() {
+            e.priority
+        } else {
+            e.priority.raised()
+        }
+    }
+
     /// What to do.
     pub fn outcome(&self) -> Outcome<'r> {
         if let Some(w) = &self.winner {
@@ -335,6 +378,9 @@ impl<'r> Decision<'r> {
                 Action::Ignore => Outcome::Ignore,
             };
         }
+        if let Some(e) = self.signal_escalation {
+            return Outcome::Escalate(e, Via::Same);
+        }
         match self.default {
             Some(DefaultAction::Escalate(e)) => Outcome::Escalate(e, Via::Same),
             Some(DefaultAction::Ignore) => Outcome::Ignore,
@@ -342,6 +388,10 @@ impl<'r> Decision<'r> {
         }
     }
 }
+
+/// A signal's earliest entry in a message, while routing: (signal,
+/// entry, start, end) in the normalised text.
+type SignalSeen = (u32, u16, u32, u32);
 
 /// Per-message state of one rule touched by a hit.
 #[derive(Debug, Clone, Copy)]
@@ -354,9 +404,13 @@ struct Touched {
     excluded: Option<(u16, u32, u32)>,
 }
 
+/// A routing's buffers: the normalised text, the automaton's hits, the
+/// rules they touch and the signals they carry.
+type Scratch = (Normalized, Vec<RawHit>, Vec<Touched>, Vec<SignalSeen>);
+
 thread_local! {
     /// Buffers reused across messages so routing allocates little.
-    static SCRATCH: RefCell<(Normalized, Vec<RawHit>, Vec<Touched>)> = RefCell::default();
+    static SCRATCH: RefCell<Scratch> = RefCell::default();
 }
 
 impl RuleSet {
@@ -410,27 +464,48 @@ impl RuleSet {
     /// rules and message always give the same decision.
     pub fn route(&self, text: &str, channel: Channel) -> Decision<'_> {
         SCRATCH.with(|s| {
-            let (norm, hits, touched) = &mut *s.borrow_mut();
+            let (norm, hits, touched, signals) = &mut *s.borrow_mut();
             // Keeps its map back to the original text as it goes, for the
             // evidence of the decision.
             normalize::normalize_fast_into(text, norm);
             hits.clear();
             touched.clear();
+            signals.clear();
             self.matcher.scan(norm, hits);
-            self.collect(hits, touched);
-            self.decide(norm, touched, channel)
+            self.collect(hits, touched, signals);
+            let mut d = self.decide(norm, touched, channel);
+            d.signals = self.signal_hits(norm, signals);
+            if d.winner.is_none() && !d.signals.is_empty() {
+                // Escalated, as the contract says: as the `[default]`
+                // escalates when it does (its queue, its ack), else into
+                // queue `signals` with no ack (no rule wrote one).
+                d.signal_escalation = Some(match self.default.as_ref() {
+                    Some(DefaultAction::Escalate(e)) => e,
+                    _ => &self.signal_fallback,
+                });
+            }
+            d
         })
     }
 
-    fn collect(&self, hits: &[RawHit], touched: &mut Vec<Touched>) {
+    fn collect(&self, hits: &[RawHit], touched: &mut Vec<Touched>, signals: &mut Vec<SignalSeen>) {
         for h in hits {
             for u in &self.uses[h.pattern as usize] {
+                if u.role == Role::Signal {
+                    let entry = &self.signals[u.rule as usize].keywords[u.index as usize];
+                    let seen = signals.iter().any(|s| s.0 == u.rule);
+                    if !seen && (!entry.needs_end_boundary || h.ends_at_boundary) {
+                        signals.push((u.rule, u.index, h.start, h.end));
+                    }
+                    continue;
+                }
                 let rule = &self.rules[u.rule as usize];
                 let entry = match u.role {
                     Role::Keyword => &rule.keywords[u.index as usize],
                     Role::Require => &rule.require[u.index as usize],
                     Role::RequireAny => &rule.require_any[u.index as usize],
                     Role::Exclude => &rule.exclude[u.index as usize],
+                    Role::Signal => unreachable!("signals are taken above"),
                 };
                 if entry.needs_end_boundary && !h.ends_at_boundary {
                     continue;
@@ -454,6 +529,7 @@ impl RuleSet {
                     Role::Require => t.required |= 1 << u.index,
                     Role::RequireAny => t.any_required = true,
                     Role::Exclude => t.excluded = t.excluded.or(at),
+                    Role::Signal => {}
                 }
             }
         }
@@ -496,7 +572,36 @@ impl RuleSet {
             },
             winner,
             losers: losers.into_iter().map(|(_, l)| l).collect(),
+            signals: Vec::new(),
+            signal_escalation: None,
         }
+    }
+
+    /// The signals seen, in `[signals]` order, each with its span in the
+    /// original message (a prefix entry's stretched to the word's end).
+    fn signal_hits<'r>(&'r self, norm: &Normalized, seen: &mut [SignalSeen]) -> Vec<SignalHit<'r>> {
+        seen.sort_unstable_by_key(|s| s.0);
+        seen.iter()
+            .map(|&(s, k, start, end)| {
+                let signal = &self.signals[s as usize];
+                let keyword = &signal.keywords[k as usize];
+                let end = if keyword.prefix {
+                    norm.word_end(end as usize)
+                } else {
+                    end as usize
+                };
+                SignalHit {
+                    signal,
+                    keyword,
+                    span: norm.original_span(start as usize, end),
+                }
+            })
+            .collect()
+    }
+
+    /// The `[signals]` lists, in file order.
+    pub fn signals(&self) -> &[Signal] {
+        &self.signals
     }
 }
 

@@ -545,3 +545,103 @@ holidays = ["2026-04-06"]
         "{out}"
     );
 }
+
+#[test]
+fn signals_are_checked_like_keywords_and_named_once() {
+    let a = r#"[[rule]]
+id = "refund"
+keywords = ["refund"]
+reply = "ok"
+
+[signals]
+churn = ["switching to", "je pars chez"]
+repeated = ["again"]
+Legal = ["lawyer"]
+empty = []
+bad = ["@lumio"]
+"#;
+    let b = "[signals]\nother = [\"x\"]\n";
+    let out = errors(&[("a.toml", a), ("b.toml", b)]);
+    let expect = [
+        "a.toml:8:1: error: `repeated` is the bot's own signal for repeated contact",
+        "a.toml:9:1: error: signal name `Legal` must be lower-case letters, digits, `-` or `_`",
+        "a.toml:10:9: error: signal `empty` is an empty list",
+        "the signals.bad entry `@lumio` is an @handle or a URL",
+        "b.toml:1:1: error: more than one [signals]",
+        "the first [signals] is here",
+    ];
+    let missing: Vec<_> = expect.iter().filter(|e| !out.contains(*e)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{out}");
+}
+
+/// A signal in French or English: same matching as keywords (accents,
+/// case, prefixes), its span in the original text, the ticket one step
+/// more urgent, and a message no rule matches escalated because of it.
+#[test]
+fn signals_raise_the_priority_and_escalate_what_no_rule_matches() {
+    let files = vec![SourceFile {
+        name: "a.toml".into(),
+        text: r#"[[rule]]
+id = "refund"
+keywords = ["rembours*", "refund"]
+escalate = { queue = "billing", priority = "high" }
+
+[[rule]]
+id = "hours"
+keywords = ["horaires", "opening hours"]
+reply = "9-5"
+
+[signals]
+churn = ["je pars chez", "changer d'opérateur", "switching to", "résili*"]
+legal = ["avocat", "lawyer"]
+"#
+        .into(),
+    }];
+    let set = RuleSet::load_sources(files, &LoadOptions::default()).unwrap();
+    let cases: [(&str, &[&str], &str); 5] = [
+        (
+            "Remboursez-moi ou JE PARS CHEZ Free",
+            &["churn"],
+            "escalate urgent billing",
+        ),
+        (
+            "refund now, my LAWYER is ready",
+            &["legal"],
+            "escalate urgent billing",
+        ),
+        ("Vos horaires ? sinon je change d’opérateur", &[], "reply"),
+        (
+            "Je veux changer d’opérateur, je résilie",
+            &["churn"],
+            "escalate high signals",
+        ),
+        (
+            "Switching to a competitor, call my lawyer",
+            &["churn", "legal"],
+            "escalate high signals",
+        ),
+    ];
+    for (text, want_signals, want) in cases {
+        let d = set.route(text, helpdesk::domain::Channel::Mention);
+        let names: Vec<&str> = d.signals.iter().map(|h| h.signal.name.as_str()).collect();
+        assert_eq!(names, want_signals, "{text}");
+        for h in &d.signals {
+            assert!(!text[h.span.0..h.span.1].is_empty(), "{text}");
+        }
+        let got = match d.outcome() {
+            helpdesk::rules::Outcome::Escalate(e, _) => {
+                format!("escalate {} {}", d.priority_of(e), e.queue)
+            }
+            helpdesk::rules::Outcome::Reply(..) => "reply".into(),
+            o => o.name().into(),
+        };
+        assert_eq!(got, want, "{text}");
+    }
+    // The typographic apostrophe is folded as a keyword's would be.
+    let d = set.route("je vais changer d’opérateur", helpdesk::domain::Channel::Dm);
+    assert_eq!(d.signals.len(), 1);
+    assert_eq!(
+        &"je vais changer d’opérateur"[d.signals[0].span.0..d.signals[0].span.1],
+        "changer d’opérateur"
+    );
+}
