@@ -44,6 +44,8 @@ pub struct Report {
     pub by_language: BTreeMap<String, i64>,
     /// Tickets opened per customer language, likewise.
     pub tickets_by_language: BTreeMap<String, i64>,
+    /// Messages that carried each signal, per UTC day (`YYYY-MM-DD`).
+    pub signals_per_day: BTreeMap<String, BTreeMap<String, i64>>,
     /// Automatic replies actually sent.
     pub answered_automatically: i64,
     /// Tickets opened in the period.
@@ -126,6 +128,7 @@ pub fn summarize(since: Millis, a: Activity) -> Report {
         by_action: a.messages_per_action,
         by_rule: a.messages_per_rule,
         by_language: a.messages_per_language,
+        signals_per_day: signals_per_day(&a.signalled),
         tickets_by_language: a.tickets_per_language,
         answered_automatically: a.auto_replies_sent,
         tickets_opened: a.tickets_opened,
@@ -134,6 +137,19 @@ pub fn summarize(since: Millis, a: Activity) -> Report {
         x_cost_usd: 0.0,
         x_cost: BTreeMap::new(),
     }
+}
+
+/// How many messages carried each signal, per UTC day.
+fn signals_per_day(signalled: &[(Millis, String)]) -> BTreeMap<String, BTreeMap<String, i64>> {
+    let mut out: BTreeMap<String, BTreeMap<String, i64>> = BTreeMap::new();
+    for (at, names) in signalled {
+        let day = crate::domain::money::day_name(crate::domain::money::utc_day(*at));
+        let per = out.entry(day).or_default();
+        for n in names.split_whitespace() {
+            *per.entry(n.to_owned()).or_default() += 1;
+        }
+    }
+    out
 }
 
 /// The value at rank `p` (0 to 1) of `sorted`, the nearest rank rounded;

@@ -66,6 +66,13 @@ fn write_text(r: &Report, out: &mut dyn Write) -> std::io::Result<()> {
     write_row("replies sent", r.answered_automatically, out)?;
     writeln!(out, "\nper rule")?;
     write_counts(&r.by_rule, out)?;
+    if !r.signals_per_day.is_empty() {
+        writeln!(out, "\nsignals per day (messages)")?;
+        for (day, per) in &r.signals_per_day {
+            let counts: Vec<String> = per.iter().map(|(s, n)| format!("{s} {n}")).collect();
+            write_row(day, counts.join(", "), out)?;
+        }
+    }
     writeln!(out, "\nper language (messages, tickets)")?;
     for (lang, n) in &r.by_language {
         let t = r.tickets_by_language.get(lang).copied().unwrap_or(0);

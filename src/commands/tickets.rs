@@ -113,6 +113,12 @@ pub struct ListArgs {
     /// Only those past their first-response time.
     #[arg(long)]
     pub overdue: bool,
+    /// Only those whose messages carried this signal (a [signals] name, `repeated`, or `any`)
+    #[arg(long, value_name = "SIGNAL")]
+    pub signal: Option<String>,
+    /// The order: `priority` (default: most urgent, then oldest) or `signals` (the tickets with the most signals first)
+    #[arg(long, value_name = "ORDER", default_value = "priority", value_parser = ["priority", "signals"])]
+    pub sort: String,
     /// How to print.
     #[command(flatten)]
     pub json: Json,
@@ -136,6 +142,8 @@ impl ListArgs {
                 None
             },
             overdue: self.overdue,
+            signal: self.signal.clone(),
+            by_signals: self.sort == "signals",
         })
     }
 }
@@ -258,19 +266,24 @@ fn write_list(
     };
     writeln!(
         out,
-        "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {due_title}",
-        "ticket", "status", "prio", "queue", "customer", "agent"
+        "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<14} {due_title}",
+        "ticket", "status", "prio", "queue", "customer", "agent", "signals"
     )?;
     for t in list {
         writeln!(
             out,
-            "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<21} {}",
+            "{:<8} {:<8} {:<7} {:<10} {:<18} {:<12} {:<14} {:<21} {}",
             t.reference,
             t.status,
             t.priority,
             t.queue,
             format!("@{}", t.customer),
             t.assignee.as_deref().unwrap_or("-"),
+            if t.signals.is_empty() {
+                "-".to_owned()
+            } else {
+                t.signals.join(",")
+            },
             due(t.first_response_due, hours),
             if t.overdue { "OVERDUE" } else { "" }
         )?;
@@ -386,6 +399,8 @@ mod tests {
             status: status.map(str::to_owned),
             mine,
             overdue: false,
+            signal: None,
+            sort: "priority".into(),
             json: Json { on: false },
         };
         assert!(list(None, true).filter(&nobody).is_err());

@@ -54,6 +54,8 @@ pub struct NewMessage {
     pub mentioned: Option<String>,
     /// The customer's language, when it was read or the platform said.
     pub lang: Option<Lang>,
+    /// The signals it carries, space-separated.
+    pub signals: Option<String>,
 }
 
 impl NewMessage {
@@ -77,6 +79,7 @@ impl NewMessage {
                 &self.keyword,
                 &self.reason,
                 &self.mentioned,
+                &self.signals,
             ]
             .iter()
             .map(|s| t(s.as_deref().unwrap_or("")))
@@ -86,7 +89,7 @@ impl NewMessage {
 }
 
 /// Writes a batch's messages, 100 to a statement on SQLite (a whole batch
-/// of the bot's in one step; 19 parameters a row stay far under every
+/// of the bot's in one step; 20 parameters a row stay far under every
 /// backend's limit), as many as [`dialect::statement_bytes`] lets through
 /// on PostgreSQL; their row ids, in the order given, for the rows that
 /// point at them (outbox, opt-outs). Each joins its ticket's conversation
@@ -102,13 +105,13 @@ pub async fn insert_batch(
     let anonymous = dialect::anonymous_parameters(backend);
     let mut ids = Vec::with_capacity(messages.len());
     let max_bytes = dialect::statement_bytes(backend);
-    for chunk in dialect::chunks(messages, 100, max_bytes, 19, NewMessage::bytes) {
+    for chunk in dialect::chunks(messages, 100, max_bytes, 20, NewMessage::bytes) {
         let sql = format!(
             "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, author_id, \
              author_handle, author_name, text, in_reply_to, written_at, received_at, rule_id, keyword, \
-             action, auto_reply, reason, ticket_id, mentioned_ids, lang) VALUES {} \
+             action, auto_reply, reason, ticket_id, mentioned_ids, lang, signals) VALUES {} \
              RETURNING id, platform, platform_message_id",
-            dialect::values_list(chunk.len(), 19, 0, anonymous, |p| format!(
+            dialect::values_list(chunk.len(), 20, 0, anonymous, |p| format!(
                 "({})",
                 p.join(", ")
             ))
@@ -134,7 +137,8 @@ pub async fn insert_batch(
                 .bind(m.reason.as_deref())
                 .bind(m.ticket.map(|t| t.0))
                 .bind(m.mentioned.as_deref())
-                .bind(m.lang.map(String::from));
+                .bind(m.lang.map(String::from))
+                .bind(m.signals.as_deref());
         }
         let rows = q.fetch_all(&mut *conn).await?;
         let mut by_key = HashMap::with_capacity(rows.len());

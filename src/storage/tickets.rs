@@ -191,6 +191,55 @@ pub async fn note(
     ticket_events::insert(conn, &event, now).await
 }
 
+/// Notes on `ticket` the signals a customer's message carries: their
+/// names join the ticket's (`tickets list --signal`), its priority goes
+/// one step up when `raise` (a ticket the message joins; one it opened was
+/// opened raised), and an event names the signals and the words.
+pub async fn signal(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    names: &[&str],
+    raise: bool,
+    note: &str,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let Some(row) = sqlx::query("SELECT priority, signals FROM tickets WHERE id = $1")
+        .bind(ticket.0)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Err(StoreError::Inconsistent(
+            "a signal for a ticket that does not exist",
+        ));
+    };
+    let before: Priority = decode(row.try_get::<String, _>(0)?)?;
+    let mut all: Vec<String> = row
+        .try_get::<Option<String>, _>(1)?
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect();
+    for n in names {
+        if !all.iter().any(|a| a == n) {
+            all.push((*n).to_owned());
+        }
+    }
+    let after = if raise { before.raised() } else { before };
+    sqlx::query("UPDATE tickets SET signals = $1, priority = $2, updated_at = $3 WHERE id = $4")
+        .bind(all.join(" "))
+        .bind(after.as_str())
+        .bind(now)
+        .bind(ticket.0)
+        .execute(&mut *conn)
+        .await?;
+    let mut event = NewEvent::new(ticket, "bot", EventKind::System).body(note);
+    if after != before {
+        event.from = Some(before.as_str());
+        event.to = Some(after.as_str());
+    }
+    ticket_events::insert(conn, &event, now).await
+}
+
 /// Moves a ticket from `from` to `to` as `actor`, with its event; sets the
 /// times that go with solved and closed. Fenced on `from`: a ticket that
 /// moved meanwhile is left alone (false).
@@ -425,10 +474,12 @@ pub struct Row {
     pub csat: Option<i64>,
     /// The customer's language, as read when it was opened.
     pub lang: Option<String>,
+    /// The signals its messages carried, in the order first seen.
+    pub signals: Vec<String>,
 }
 
 const ROW_COLUMNS: &str = "id, status, priority, queue, platform, customer_handle, assignee, \
-    created_at, first_response_due, first_response_at, csat, lang";
+    created_at, first_response_due, first_response_at, csat, lang, signals";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
     Ok(Row {
@@ -444,6 +495,12 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
         first_response_at: r.try_get(9)?,
         csat: r.try_get(10)?,
         lang: r.try_get(11)?,
+        signals: r
+            .try_get::<Option<String>, _>(12)?
+            .unwrap_or_default()
+            .split_whitespace()
+            .map(str::to_owned)
+            .collect(),
     })
 }
 

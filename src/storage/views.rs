@@ -92,6 +92,9 @@ pub struct Activity {
     pub messages_per_language: BTreeMap<String, i64>,
     /// Tickets opened per customer language.
     pub tickets_per_language: BTreeMap<String, i64>,
+    /// For each message that carried signals: when it arrived, and their
+    /// names, space-separated.
+    pub signalled: Vec<(Millis, String)>,
     /// Automatic replies to a message that were sent.
     pub auto_replies_sent: i64,
     /// Tickets opened.
@@ -145,6 +148,17 @@ pub async fn activity(store: &Store, since: Millis, now: Millis) -> Result<Activ
             since,
         )
         .await?,
+        signalled: {
+            let rows = sqlx::query(
+                "SELECT received_at, signals FROM messages WHERE received_at >= $1 AND signals IS NOT NULL",
+            )
+            .bind(since)
+            .fetch_all(pool)
+            .await?;
+            rows.iter()
+                .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                .collect::<Result<_, sqlx::Error>>()?
+        },
         auto_replies_sent: count(
             pool,
             "SELECT COUNT(*) FROM outbox WHERE origin = 'auto' AND message_id IS NOT NULL AND status = 'sent' AND created_at >= $1",

@@ -22,6 +22,7 @@ on_both_databases!(
     the_documented_insert_works_in_the_database_shells_and_bad_agent_names_are_refused,
     automatic_replies_end_with_the_signature_and_agents_replies_do_not,
     the_language_is_kept_for_the_survey_and_the_report,
+    signals_raise_the_priority_note_the_words_and_are_listed,
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
@@ -648,4 +649,110 @@ async fn the_language_is_kept_for_the_survey_and_the_report(db: Db) {
     );
     let (ok, text, _) = cli(&app, &["report"]);
     assert!(ok && text.contains("per language"), "{text}");
+}
+
+/// `[signals]` in French and English: a new ticket opens one step more
+/// urgent, a message on an open ticket raises it, a message no rule matches
+/// is escalated for its signal; the ticket says which signal and which
+/// words; `tickets list --signal` and `--sort signals`, and `report`.
+async fn signals_raise_the_priority_note_the_words_and_are_listed(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = crate::common::rules_dir(
+        dir.path(),
+        r#"
+[[rule]]
+id = "refund"
+keywords = ["rembours*", "refund"]
+escalate = { queue = "billing", priority = "normal" }
+
+[[rule]]
+id = "hours"
+keywords = ["horaires", "opening hours"]
+reply = "9-5"
+
+[signals]
+churn = ["je pars chez", "switching to"]
+legal = ["avocat", "lawyer"]
+"#,
+    );
+    let traffic = [
+        // A new ticket, raised one step: normal → high.
+        line(
+            "6001",
+            "mention",
+            "lea",
+            "@lumio Remboursez-moi ou je pars chez Free",
+        ),
+        // No signal: normal.
+        line("6002", "mention", "tom", "@lumio I want a refund please"),
+        // No rule matches: escalated for the signal, into `signals`.
+        line(
+            "6003",
+            "mention",
+            "kim",
+            "@lumio my lawyer will hear about this",
+        ),
+    ]
+    .join("\n");
+    let mut setup = Setup::new(db, &traffic);
+    setup.rules = Some(rules);
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    app.settle().await;
+    // tom writes again on his open ticket, with a signal: it goes up.
+    app.sandbox.push(
+        parse_traffic(
+            &line(
+                "6004",
+                "mention",
+                "tom",
+                "@lumio still nothing, I'm switching to Orange",
+            ),
+            "t",
+        )
+        .unwrap(),
+    );
+    app.settle().await;
+    let rows =
+        sqlx::query("SELECT customer_handle, queue, priority, signals FROM tickets ORDER BY id")
+            .fetch_all(app.store.pool())
+            .await
+            .unwrap();
+    let got: Vec<(String, String, String, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    let s = |v: &str| v.to_owned();
+    assert_eq!(
+        got,
+        [
+            (s("lea"), s("billing"), s("high"), Some(s("churn"))),
+            (s("tom"), s("billing"), s("high"), Some(s("churn"))),
+            (s("kim"), s("signals"), s("high"), Some(s("legal"))),
+        ]
+    );
+    let (ok, show, err) = cli(&app, &["tickets", "show", "T-1002"]);
+    assert!(ok, "{err}");
+    assert!(show.contains("signal churn: \"switching to\""), "{show}");
+    let (ok, list, err) = cli(&app, &["tickets", "list", "--signal", "legal", "--json"]);
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1, "{list}");
+    assert_eq!(list[0]["reference"], "T-1003");
+    assert_eq!(list[0]["signals"], serde_json::json!(["legal"]));
+    let (ok, text, _) = cli(
+        &app,
+        &["tickets", "list", "--signal", "any", "--sort", "signals"],
+    );
+    assert!(
+        ok && text.contains("churn") && text.contains("3 tickets"),
+        "{text}"
+    );
+    let (ok, report, err) = cli(&app, &["report", "--json"]);
+    assert!(ok, "{err}");
+    let r: serde_json::Value = serde_json::from_str(&report).unwrap();
+    let days = r["signals_per_day"].as_object().unwrap();
+    let total = |name: &str| -> i64 { days.values().map(|d| d[name].as_i64().unwrap_or(0)).sum() };
+    assert_eq!((total("churn"), total("legal")), (2, 1), "{report}");
 }

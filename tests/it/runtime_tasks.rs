@@ -314,8 +314,9 @@ async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
 const LATER_TABLES: &[&str] = &["x_spend_days", "x_spend"];
 
 /// Columns added by migrations after the `platforms` one (the customer's
-/// language, 0010 on SQLite and 0009 on PostgreSQL).
-const LATER_COLUMNS: &[&str] = &["lang"];
+/// language and the signals: 0010 and 0011 on SQLite, 0009 and 0010 on
+/// PostgreSQL).
+const LATER_COLUMNS: &[&str] = &["lang", "signals"];
 
 /// A snapshot row (`col,col: value,value`) without [`LATER_COLUMNS`]; the
 /// fixture's values hold no commas.

@@ -191,7 +191,7 @@ impl Policy {
             plan.reason = Some("the customer asked to stop automatic replies".into());
             plan.stop = true;
         } else if !self.follow_up(e, outcome, seen, now, &mut plan) {
-            self.route(outcome, reply_text, seen, closed, &mut plan);
+            self.route(decision, reply_text, seen, closed, &mut plan);
         }
         plan.auto_reply = self.auto_reply(outcome, closed, &plan);
         plan
@@ -254,14 +254,14 @@ impl Policy {
     /// the customer's opt-out.
     fn route<'r>(
         &self,
-        outcome: Outcome<'r>,
+        decision: &Decision<'r>,
         reply_text: &str,
         seen: &Seen,
         closed: bool,
         plan: &mut Plan<'r>,
     ) {
         let capped = seen.auto_replies >= self.limits.per_conversation as i64;
-        match outcome {
+        match decision.outcome() {
             Outcome::Reply(_, via) => {
                 if capped {
                     plan.action = Action::Escalate;
@@ -296,7 +296,7 @@ impl Policy {
                 });
                 plan.ticket = TicketStep::Open {
                     queue: esc.queue.clone(),
-                    priority: esc.priority,
+                    priority: decision.priority_of(esc),
                     ack: ack.map(|a| (a, via)),
                 };
             }

@@ -590,11 +590,18 @@ impl Pipeline {
         let voice = self.voice(routed.lang, acting.opens);
         let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
+        let signals = signal_names(decision);
+        if let (Some(t), Some(names)) = (ticket, &signals) {
+            let names: Vec<&str> = names.split(' ').collect();
+            let raise = matches!(plan.ticket, TicketStep::Join { .. });
+            let note = signal_note(decision, &e.text);
+            tickets::signal(conn, t, &names, raise, &note, acting.now).await?;
+        }
         self.act(
             conn,
             e,
             (plan, ticket, to_send),
-            (rule, keyword, routed.lang),
+            (rule, keyword, routed.lang, signals),
             acting,
         )
         .await
@@ -608,7 +615,12 @@ impl Pipeline {
         conn: &mut AnyConnection,
         e: &Event,
         (plan, ticket, to_send): (Plan<'_>, Option<TicketRef>, Option<(String, Via)>),
-        (rule, keyword, lang): (Option<String>, Option<String>, Option<Lang>),
+        (rule, keyword, lang, signals): (
+            Option<String>,
+            Option<String>,
+            Option<Lang>,
+            Option<String>,
+        ),
         acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
         let now = acting.now;
@@ -651,6 +663,7 @@ impl Pipeline {
                 ids.join(" ")
             }),
             lang,
+            signals,
         });
         if plan.stop {
             pending.opt_outs.push(OptOut {
@@ -780,6 +793,31 @@ fn read_languages(events: &[Event], read: &[bool]) -> Vec<Option<Lang>> {
             .flat_map(|p| p.join().expect("reading a language does not panic"))
             .collect()
     })
+}
+
+/// The names of the signals `d` carries, space-separated, as stored.
+fn signal_names(d: &crate::rules::Decision<'_>) -> Option<String> {
+    (!d.signals.is_empty()).then(|| {
+        let names: Vec<&str> = d.signals.iter().map(|h| h.signal.name.as_str()).collect();
+        names.join(" ")
+    })
+}
+
+/// The ticket's note for the signals `d` carries in `text`: which signal,
+/// on which words (`signal churn: "je pars chez"; signal legal: "avocat"`).
+fn signal_note(d: &crate::rules::Decision<'_>, text: &str) -> String {
+    let parts: Vec<String> = d
+        .signals
+        .iter()
+        .map(|h| {
+            format!(
+                "signal {}: \"{}\"",
+                h.signal.name,
+                text.get(h.span.0..h.span.1).unwrap_or(&h.keyword.written)
+            )
+        })
+        .collect();
+    parts.join("; ")
 }
 
 /// Whether two decisions on a message open the same ticket, or none.

@@ -37,6 +37,8 @@ pub struct Summary {
     pub csat: Option<i64>,
     /// The customer's language (ISO 639-1), when it was read.
     pub lang: Option<String>,
+    /// The signals its messages carried (`churn`, `legal`, `repeated`…).
+    pub signals: Vec<String>,
 }
 
 impl Summary {
@@ -57,6 +59,7 @@ impl Summary {
             first_response_at: r.first_response_at,
             csat: r.csat,
             lang: r.lang,
+            signals: r.signals,
         }
     }
 }
@@ -72,6 +75,10 @@ pub struct Filter {
     pub assignee: Option<String>,
     /// Only the overdue ones.
     pub overdue: bool,
+    /// Only those that carry this signal (`any`: some signal).
+    pub signal: Option<String>,
+    /// Those with signals first (the most first), then as usual.
+    pub by_signals: bool,
 }
 
 /// The tickets matching `f`, most urgent first, then oldest.
@@ -82,11 +89,21 @@ pub async fn list(store: &Store, f: &Filter, now: Millis) -> Result<Vec<Summary>
         assignee: f.assignee.as_deref(),
     };
     let rows = tickets::list(store, &selection).await?;
-    Ok(rows
+    let wanted = |s: &Summary| match f.signal.as_deref() {
+        None => true,
+        Some("any") => !s.signals.is_empty(),
+        Some(name) => s.signals.iter().any(|n| n == name),
+    };
+    let mut out: Vec<Summary> = rows
         .into_iter()
         .map(|r| Summary::of(r, now))
-        .filter(|s| !f.overdue || s.overdue)
-        .collect())
+        .filter(|s| (!f.overdue || s.overdue) && wanted(s))
+        .collect();
+    if f.by_signals {
+        // Stable: within the same count, the usual order stays.
+        out.sort_by_key(|s| std::cmp::Reverse(s.signals.len()));
+    }
+    Ok(out)
 }
 
 /// One entry of a ticket's timeline.
