@@ -382,7 +382,9 @@ fn route<'r>(set: &'r RuleSet, m: Message<'_>) -> (Route<'r>, (bool, bool)) {
     let outcome = d.outcome();
     let cost = match outcome {
         Outcome::Reply(..) => (false, true),
-        Outcome::Escalate(e, _) => (true, e.ack.is_some()),
+        // Replay does not apply `[hours]`: an escalation counts a reply
+        // when it acknowledges at some hour, open or closed.
+        Outcome::Escalate(e, _) => (true, e.ack.is_some() || e.ack_closed.is_some()),
         Outcome::Ignore | Outcome::None => (false, false),
     };
     let r = Route {

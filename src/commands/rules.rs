@@ -628,10 +628,10 @@ fn explain(
                 d.priority_of(e)
             ));
             if let (Some(h), Some(at)) = (&applied.hours, applied.opens) {
-                let which = if e.ack_closed.is_some() {
-                    "ack_closed applies"
-                } else {
-                    "the rule has no ack_closed, so its ack applies"
+                let which = match (&e.ack_closed, &e.ack) {
+                    (Some(_), _) => "ack_closed applies",
+                    (None, Some(_)) => "the rule has no ack_closed, so its ack applies",
+                    (None, None) => "the rule sends no acknowledgement at any hour",
                 };
                 out.push_str(&format!(
                     "closed:  the team is away until {}: {which}\n",

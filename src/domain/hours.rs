@@ -193,7 +193,8 @@ impl BusinessHours {
     pub fn add_open(&self, start: Millis, duration_ms: i64) -> Millis {
         let mut left = duration_ms.max(0);
         let mut day = self.date_of(start);
-        // An SLA of 72 h with one open hour a week is ~10 years of days.
+        // An SLA of 72 h with one open hour a week runs 72 weeks; the
+        // bound (some 110 years) is never reached with an open weekday.
         for _ in 0..40_000 {
             if let Some((open, close)) = self.interval(day) {
                 let from = open.max(start);

@@ -470,6 +470,7 @@ impl Config {
                 "limits.max_attempts must be at least 1",
             ));
         }
+        self.survey_fits()?;
         if let Some(x) = &self.x {
             http_url("x.base_url", &x.base_url)?;
             if x.token_store == TokenStore::Database && x.token_file.is_some() {
@@ -490,6 +491,41 @@ impl Config {
                     "bluesky.identifier",
                     "[bluesky] needs identifier: the account's handle (such as acme.bsky.social) or its DID",
                 ));
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Config {
+    /// Whether every text of `[tickets] survey`, with the longest ticket
+    /// reference and signature after it, fits a DM on every platform: the
+    /// survey leaves when an agent solves a ticket, too late to shorten.
+    fn survey_fits(&self) -> Result<(), Invalid> {
+        use crate::domain::text::LengthLimit;
+        let signatures: Vec<&str> = match &self.replies.signature {
+            Some(s) => s.variants().map(|(_, t)| t).collect(),
+            None => vec![""],
+        };
+        for (lang, survey) in self.tickets.survey.variants() {
+            for sig in &signatures {
+                let text = format!("{survey} ({}){sig}", crate::domain::TicketRef::WORST_CASE);
+                for limit in [LengthLimit::X, LengthLimit::MASTODON, LengthLimit::BLUESKY] {
+                    let dm = limit.for_dm();
+                    let n = dm.count(&text);
+                    if n > dm.max {
+                        let which = lang.map(|l| format!(".{l}")).unwrap_or_default();
+                        return Err(Invalid::new(
+                            "tickets.survey",
+                            format!(
+                                "tickets.survey{which} is too long for a direct message on {}: {n} of {} with the ticket reference and the signature; shorten it by {}",
+                                dm.platform,
+                                dm.max,
+                                n - dm.max
+                            ),
+                        ));
+                    }
+                }
             }
         }
         Ok(())
@@ -650,6 +686,23 @@ mod tests {
             "{:?}",
             c.rules
         );
+    }
+
+    #[test]
+    fn a_survey_too_long_for_a_dm_is_refused_at_load() {
+        let long = "x".repeat(480);
+        let src = format!(
+            "[tickets]\nsurvey = {{ en = \"How did we do?\", fr = \"{long}\" }}\n[replies]\nsignature = \" · automated reply\"\n"
+        );
+        let e = Config::parse(&src, Path::new("h.toml"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("tickets.survey.fr is too long for a direct message on x: 513 of 280"),
+            "{e}"
+        );
+        let ok = "[tickets]\nsurvey = { en = \"How did we do?\", fr = \"Votre avis ?\" }\n";
+        assert!(Config::parse(ok, Path::new("h.toml")).is_ok());
     }
 
     #[test]

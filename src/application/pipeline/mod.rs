@@ -175,7 +175,7 @@ impl Pipeline {
         let whole = async {
             let mut tx = store.begin().await?;
             let out = self
-                .record(&mut tx, store, ctx, (&batch.events, &routed), opens)
+                .record(&mut tx, store, ctx, (&batch.events, &routed), (now, opens))
                 .await?;
             self.close_page(&mut tx, ctx.platform, stream, batch)
                 .await?;
@@ -190,7 +190,7 @@ impl Pipeline {
                 for (e, r) in batch.events.iter().zip(&routed) {
                     let mut tx = store.begin().await?;
                     let one = (std::slice::from_ref(e), std::slice::from_ref(r));
-                    out.extend(self.record(&mut tx, store, ctx, one, opens).await?);
+                    out.extend(self.record(&mut tx, store, ctx, one, (now, opens)).await?);
                     tx.commit().await?;
                 }
                 let mut tx = store.begin().await?;
@@ -210,19 +210,19 @@ impl Pipeline {
     /// then the tickets the batch opens are inserted in one statement, then
     /// each message's writes are made, most of them as rows written
     /// together before the commit.
-    /// `routed`: each event's routing; `opens`: the next opening while the
-    /// team is away, as it was routed.
+    /// `routed`: each event's routing; `now`: the batch's one time, at
+    /// which it was routed (its messages are decided and written
+    /// together, and a wait for the database's lock must not make a
+    /// closed-hours ack and an SLA read two clocks); `opens`: the next
+    /// opening while the team is away, at `now`.
     async fn record(
         &self,
         tx: &mut AnyConnection,
         store: &Store,
         ctx: &Context<'_>,
         (events, routed): (&[Event], &[Routed<'_>]),
-        opens: Option<Millis>,
+        (now, opens): (Millis, Option<Millis>),
     ) -> Result<Vec<Processed>, StoreError> {
-        // One time for the whole batch: its messages are decided and
-        // written together.
-        let now = self.clock.now_ms();
         let known = self
             .prefetch(tx, store.backend(), ctx.platform, events, routed)
             .await?;
