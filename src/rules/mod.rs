@@ -326,6 +326,10 @@ pub struct Decision<'r> {
     /// When no rule won but the message carries a signal: the escalation
     /// it gets instead of the `[default]`'s action.
     pub signal_escalation: Option<&'r Escalation>,
+    /// When no rule won: the escalation a signal would give it (the
+    /// `[default]`'s, else queue `signals`), for the signals the caller
+    /// finds itself (repeated contact).
+    pub unmatched_escalation: Option<&'r Escalation>,
 }
 
 /// What a decision asks for, whichever rule or default produced it.
@@ -475,14 +479,17 @@ impl RuleSet {
             self.collect(hits, touched, signals);
             let mut d = self.decide(norm, touched, channel);
             d.signals = self.signal_hits(norm, signals);
-            if d.winner.is_none() && !d.signals.is_empty() {
-                // Escalated, as the contract says: as the `[default]`
-                // escalates when it does (its queue, its ack), else into
-                // queue `signals` with no ack (no rule wrote one).
-                d.signal_escalation = Some(match self.default.as_ref() {
+            if d.winner.is_none() {
+                // Escalated for a signal, as the contract says: as the
+                // `[default]` escalates when it does (its queue, its ack),
+                // else into queue `signals` with no ack (no rule wrote one).
+                d.unmatched_escalation = Some(match self.default.as_ref() {
                     Some(DefaultAction::Escalate(e)) => e,
                     _ => &self.signal_fallback,
                 });
+                if !d.signals.is_empty() {
+                    d.signal_escalation = d.unmatched_escalation;
+                }
             }
             d
         })
@@ -574,6 +581,7 @@ impl RuleSet {
             losers: losers.into_iter().map(|(_, l)| l).collect(),
             signals: Vec::new(),
             signal_escalation: None,
+            unmatched_escalation: None,
         }
     }
 

@@ -218,18 +218,22 @@ pub struct Known {
     pub same_text: bool,
     /// Its author's most recent ticket that is not closed.
     pub latest: Option<Latest>,
+    /// Its author's messages since `recent` (the last 24 h) that no agent
+    /// has answered since.
+    pub unanswered: i64,
 }
 
 /// Everything the decisions of a batch need from the database, in one
 /// round trip per 100 messages (or per [`dialect::statement_bytes`] of
 /// them on PostgreSQL): a duplicate, an opt-out, the
 /// conversation's automatic replies, the same reply sent since `since`,
-/// and the customer's latest ticket that is not closed.
+/// the customer's latest ticket that is not closed, and their messages
+/// since `recent` that no agent answered after.
 pub async fn known(
     conn: &mut AnyConnection,
     backend: Backend,
     platform: Platform,
-    since: Millis,
+    (since, recent): (Millis, Millis),
     probes: &[Probe<'_>],
 ) -> Result<Vec<Known>, StoreError> {
     let mut out = Vec::with_capacity(probes.len());
@@ -237,11 +241,11 @@ pub async fn known(
     let size = |p: &Probe<'_>| t(p.id) + t(p.customer) + t(p.conversation) + t(p.reply_text) + 12;
     for chunk in dialect::chunks(probes, 100, dialect::statement_bytes(backend), 5, size) {
         let values =
-            dialect::values_list(chunk.len(), 5, 2, false, |p| format!("({})", p.join(", ")));
+            dialect::values_list(chunk.len(), 5, 3, false, |p| format!("({})", p.join(", ")));
         let sql = format!(
             "WITH ev (i, mid, cust, conv, txt) AS (VALUES {values}) \
              SELECT q.i, q.dup, q.opted, q.autos, q.same, t.id, t.status, t.solved_at, \
-                    t.survey_sent_at, t.survey_answered_at \
+                    t.survey_sent_at, t.survey_answered_at, q.unanswered \
              FROM (SELECT ev.i, \
                (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = ev.mid) AS dup, \
                CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 \
@@ -252,17 +256,23 @@ pub async fn known(
                     AND customer_id = ev.cust AND text = ev.txt AND created_at >= $2 \
                     AND status IN ('{queued}', '{sending}', '{sent}')) THEN 1 ELSE 0 END AS BIGINT) AS same, \
                (SELECT id FROM tickets WHERE platform = $1 AND customer_id = ev.cust \
-                    AND status <> '{closed}' ORDER BY id DESC LIMIT 1) AS tid \
+                    AND status <> '{closed}' ORDER BY id DESC LIMIT 1) AS tid, \
+               (SELECT COUNT(*) FROM messages m WHERE m.platform = $1 AND m.author_id = ev.cust \
+                    AND m.received_at >= $3 AND NOT EXISTS (SELECT 1 FROM outbox o \
+                    WHERE o.platform = $1 AND o.customer_id = ev.cust AND o.origin = '{agent}' \
+                    AND o.created_at >= m.received_at)) AS unanswered \
                FROM ev) AS q LEFT JOIN tickets t ON t.id = q.tid ORDER BY q.i",
             auto = Origin::Auto,
             queued = OutboxStatus::Queued,
             sending = OutboxStatus::Sending,
             sent = OutboxStatus::Sent,
             closed = TicketStatus::Closed,
+            agent = Origin::Agent,
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(platform.as_str())
-            .bind(since);
+            .bind(since)
+            .bind(recent);
         for (i, p) in chunk.iter().enumerate() {
             q = q
                 .bind(i as i64)
@@ -278,6 +288,7 @@ pub async fn known(
                 auto_replies: row.try_get(3)?,
                 same_text: row.try_get::<i64, _>(4)? != 0,
                 latest: Latest::from_row(&row, 5)?,
+                unanswered: row.try_get(10)?,
             });
         }
     }

@@ -23,6 +23,7 @@ on_both_databases!(
     automatic_replies_end_with_the_signature_and_agents_replies_do_not,
     the_language_is_kept_for_the_survey_and_the_report,
     signals_raise_the_priority_note_the_words_and_are_listed,
+    a_third_message_in_a_day_with_no_human_answer_is_a_signal,
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
@@ -755,4 +756,110 @@ legal = ["avocat", "lawyer"]
     let days = r["signals_per_day"].as_object().unwrap();
     let total = |name: &str| -> i64 { days.values().map(|d| d[name].as_i64().unwrap_or(0)).sum() };
     assert_eq!((total("churn"), total("legal")), (2, 1), "{report}");
+}
+
+/// Repeated contact: a customer's third message within 24 h with no
+/// human answer is the `repeated` signal. One no rule matches (and no
+/// `[default]`) is escalated into `signals`; on a ticket it raises it; an
+/// agent's answer starts the count again.
+async fn a_third_message_in_a_day_with_no_human_answer_is_a_signal(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = crate::common::rules_dir(
+        dir.path(),
+        r#"
+[[rule]]
+id = "refund"
+keywords = ["refund"]
+escalate = { queue = "billing", priority = "low" }
+"#,
+    );
+    let traffic = [
+        // ana: three messages no rule matches, no [default].
+        line("7001", "mention", "ana", "@lumio hello?"),
+        line("7002", "mention", "ana", "@lumio anyone there?"),
+        line("7003", "mention", "ana", "@lumio hello???"),
+        // bob: a ticket, then two follow-ups: the third raises it.
+        line("7011", "mention", "bob", "@lumio I want a refund"),
+        line("7012", "mention", "bob", "@lumio any news?"),
+    ]
+    .join("\n");
+    let mut setup = Setup::new(db, &traffic);
+    setup.rules = Some(rules);
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    app.settle().await;
+    let ticket = |who: &'static str| {
+        let pool = app.store.pool().clone();
+        async move {
+            sqlx::query(
+                "SELECT id, queue, priority, signals FROM tickets WHERE customer_handle = $1",
+            )
+            .bind(who)
+            .fetch_all(&pool)
+            .await
+            .unwrap()
+            .iter()
+            .map(|r| {
+                let (id, q, p, s): (i64, String, String, Option<String>) =
+                    (r.get(0), r.get(1), r.get(2), r.get(3));
+                (id, q, p, s)
+            })
+            .collect::<Vec<_>>()
+        }
+    };
+    let ana = ticket("ana").await;
+    assert_eq!(ana.len(), 1, "{ana:?}");
+    assert_eq!((ana[0].1.as_str(), ana[0].2.as_str()), ("signals", "high"));
+    assert_eq!(ana[0].3.as_deref(), Some("repeated"));
+    let bob = ticket("bob").await;
+    assert_eq!(
+        (bob[0].2.as_str(), bob[0].3.as_deref()),
+        ("low", None),
+        "two messages: no signal yet"
+    );
+    // An agent answers bob: his next two messages start a new count.
+    let policy = app.config.ticket_policy();
+    let t = TicketRef(bob[0].0);
+    tickets::apply(
+        &app.store,
+        &policy,
+        &[],
+        t,
+        "carla",
+        &Command::Reply {
+            text: "On it.".into(),
+            dm: false,
+        },
+        app.clock.now_ms(),
+    )
+    .await
+    .unwrap();
+    for (id, text) in [
+        ("7013", "@lumio thanks, and?"),
+        ("7014", "@lumio still waiting"),
+    ] {
+        app.sandbox
+            .push(parse_traffic(&line(id, "mention", "bob", text), "t").unwrap());
+        app.settle().await;
+    }
+    let bob = ticket("bob").await;
+    assert_eq!(
+        bob[0].2, "low",
+        "answered by a human: the count starts again"
+    );
+    app.sandbox
+        .push(parse_traffic(&line("7015", "mention", "bob", "@lumio hello??"), "t").unwrap());
+    app.settle().await;
+    let bob = ticket("bob").await;
+    assert_eq!(
+        (bob[0].2.as_str(), bob[0].3.as_deref()),
+        ("normal", Some("repeated"))
+    );
+    let (ok, show, err) = cli(&app, &["tickets", "show", &format!("T-{}", bob[0].0)]);
+    assert!(ok, "{err}");
+    assert!(
+        show.contains("signal repeated: the third message or more within 24 h"),
+        "{show}"
+    );
 }

@@ -318,6 +318,10 @@ const LATER_TABLES: &[&str] = &["x_spend_days", "x_spend"];
 /// PostgreSQL).
 const LATER_COLUMNS: &[&str] = &["lang", "signals"];
 
+/// Indexes created by migrations after the `platforms` one (repeated
+/// contact: 0012 on SQLite, 0011 on PostgreSQL).
+const LATER_INDEXES: &[&str] = &["messages_by_author"];
+
 /// A snapshot row (`col,col: value,value`) without [`LATER_COLUMNS`]; the
 /// fixture's values hold no commas.
 fn without_later_columns(row: &str) -> String {
@@ -348,6 +352,7 @@ async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
         .iter()
         .map(|r| without_later_columns(r))
         .collect();
+    after.retain(|o| !LATER_INDEXES.iter().any(|i| o.contains(&format!("index {i}"))));
     // Tables that migrations after this one create bring their own keys.
     after.retain(|o| {
         !LATER_TABLES

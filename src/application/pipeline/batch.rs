@@ -31,6 +31,8 @@ pub(super) struct BatchState {
     pub texts: HashSet<(String, String)>,
     /// Automatic replies queued per conversation.
     pub per_conversation: HashMap<String, i64>,
+    /// Messages per customer in this batch so far (repeated contact).
+    pub written: HashMap<String, i64>,
 }
 
 impl BatchState {

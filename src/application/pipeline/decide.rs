@@ -50,7 +50,15 @@ pub(super) struct Seen {
     pub same_text: bool,
     /// The customer's most recent ticket that is not closed.
     pub latest: Option<Latest>,
+    /// This is their [`REPEATED_AFTER`]th message or more within
+    /// [`REPEATED_WINDOW_MS`] with no human answer: the `repeated` signal.
+    pub repeated: bool,
 }
+
+/// Repeated contact: a customer's third message…
+pub(super) const REPEATED_AFTER: i64 = 3;
+/// …within 24 hours, with no agent's answer in between, is a signal.
+pub(super) const REPEATED_WINDOW_MS: Millis = 86_400_000;
 
 /// What to do about the message's ticket.
 #[derive(Debug, Clone, PartialEq)]
@@ -124,6 +132,17 @@ fn wanted_reply(outcome: Outcome<'_>, closed: bool) -> bool {
         Outcome::Reply(..) => true,
         Outcome::Escalate(e, _) => e.ack_for(closed).is_some(),
         Outcome::Ignore | Outcome::None => false,
+    }
+}
+
+/// The priority of the ticket `esc` opens for a message: one step up when
+/// it carries a signal, repeated contact included (one step whatever the
+/// number of signals).
+fn priority_of(decision: &Decision<'_>, esc: &crate::rules::Escalation, seen: &Seen) -> Priority {
+    if seen.repeated && decision.signals.is_empty() {
+        esc.priority.raised()
+    } else {
+        decision.priority_of(esc)
     }
 }
 
@@ -296,9 +315,28 @@ impl Policy {
                 });
                 plan.ticket = TicketStep::Open {
                     queue: esc.queue.clone(),
-                    priority: decision.priority_of(esc),
+                    priority: priority_of(decision, esc, seen),
                     ack: ack.map(|a| (a, via)),
                 };
+            }
+            // Repeated contact is a signal of its own: a message no rule
+            // matched is escalated for it, as for a `[signals]` list.
+            Outcome::Ignore | Outcome::None if seen.repeated && decision.winner.is_none() => {
+                if let Some(esc) = decision.unmatched_escalation {
+                    plan.action = Action::Escalate;
+                    plan.reason = Some(format!(
+                        "repeated contact ({} messages in 24 h with no human answer): escalated",
+                        REPEATED_AFTER
+                    ));
+                    plan.ticket = TicketStep::Open {
+                        queue: esc.queue.clone(),
+                        priority: esc.priority.raised(),
+                        ack: esc
+                            .ack_for(closed)
+                            .filter(|_| !seen.opted_out)
+                            .map(|a| (a, Via::Same)),
+                    };
+                }
             }
             Outcome::Ignore | Outcome::None => {}
         }

@@ -33,7 +33,7 @@ use crate::domain::hours::BusinessHours;
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
-use crate::domain::{Channel, MessageId, Platform, Stream, TicketRef};
+use crate::domain::{Channel, MessageId, Platform, SignalName, Stream, TicketRef};
 use crate::platforms::{Account, Batch, Event, ReplyKind};
 use crate::rules::language::Detector;
 use crate::rules::{Localized, Outcome, Placeholder, RuleSet, Template, Vars, Via};
@@ -402,7 +402,9 @@ impl Pipeline {
                 reply_text: &r.reply_text,
             })
             .collect();
-        messages::known(conn, backend, platform, since, &probes).await
+        // Repeated contact counts the last 24 h, whatever the same-reply window.
+        let recent = self.clock.now_ms() - decide::REPEATED_WINDOW_MS;
+        messages::known(conn, backend, platform, (since, recent), &probes).await
     }
 
     /// What the database said, plus what this batch decided since.
@@ -424,6 +426,9 @@ impl Pipeline {
                 Some(t) => t.clone(),
                 None => known.latest.clone(),
             },
+            // This message, the batch's earlier ones, and those before.
+            repeated: known.unanswered + state.written.get(customer).copied().unwrap_or(0) + 1
+                >= decide::REPEATED_AFTER,
         }
     }
 
@@ -590,11 +595,11 @@ impl Pipeline {
         let voice = self.voice(routed.lang, acting.opens);
         let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
-        let signals = signal_names(decision);
+        let signals = signal_names(decision, seen.repeated);
         if let (Some(t), Some(names)) = (ticket, &signals) {
             let names: Vec<&str> = names.split(' ').collect();
             let raise = matches!(plan.ticket, TicketStep::Join { .. });
-            let note = signal_note(decision, &e.text);
+            let note = signal_note(decision, seen.repeated, &e.text);
             tickets::signal(conn, t, &names, raise, &note, acting.now).await?;
         }
         self.act(
@@ -749,6 +754,7 @@ fn note(
         }
     }
     state.tickets.insert(customer.to_owned(), after);
+    *state.written.entry(customer.to_owned()).or_default() += 1;
     if plan.stop {
         state.stopped.insert(customer.to_owned());
     }
@@ -795,18 +801,21 @@ fn read_languages(events: &[Event], read: &[bool]) -> Vec<Option<Lang>> {
     })
 }
 
-/// The names of the signals `d` carries, space-separated, as stored.
-fn signal_names(d: &crate::rules::Decision<'_>) -> Option<String> {
-    (!d.signals.is_empty()).then(|| {
-        let names: Vec<&str> = d.signals.iter().map(|h| h.signal.name.as_str()).collect();
-        names.join(" ")
-    })
+/// The names of the signals a message carries, space-separated, as
+/// stored: those of `d`, and `repeated` for repeated contact.
+fn signal_names(d: &crate::rules::Decision<'_>, repeated: bool) -> Option<String> {
+    let mut names: Vec<&str> = d.signals.iter().map(|h| h.signal.name.as_str()).collect();
+    if repeated {
+        names.push(SignalName::REPEATED);
+    }
+    (!names.is_empty()).then(|| names.join(" "))
 }
 
-/// The ticket's note for the signals `d` carries in `text`: which signal,
-/// on which words (`signal churn: "je pars chez"; signal legal: "avocat"`).
-fn signal_note(d: &crate::rules::Decision<'_>, text: &str) -> String {
-    let parts: Vec<String> = d
+/// The ticket's note for the signals a message carries in `text`: which
+/// signal, on which words (`signal churn: "je pars chez"; signal legal:
+/// "avocat"`), and repeated contact.
+fn signal_note(d: &crate::rules::Decision<'_>, repeated: bool, text: &str) -> String {
+    let mut parts: Vec<String> = d
         .signals
         .iter()
         .map(|h| {
@@ -817,7 +826,24 @@ fn signal_note(d: &crate::rules::Decision<'_>, text: &str) -> String {
             )
         })
         .collect();
+    if repeated {
+        parts.push(format!(
+            "signal {}: the {} message or more within 24 h with no human answer",
+            SignalName::REPEATED,
+            ordinal(decide::REPEATED_AFTER)
+        ));
+    }
     parts.join("; ")
+}
+
+/// `3` as "third": the repeated-contact note's wording.
+fn ordinal(n: i64) -> String {
+    match n {
+        2 => "second".into(),
+        3 => "third".into(),
+        4 => "fourth".into(),
+        n => format!("number {n}"),
+    }
 }
 
 /// Whether two decisions on a message open the same ticket, or none.
