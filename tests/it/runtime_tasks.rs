@@ -352,7 +352,11 @@ async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
         .iter()
         .map(|r| without_later_columns(r))
         .collect();
-    after.retain(|o| !LATER_INDEXES.iter().any(|i| o.contains(&format!("index {i}"))));
+    after.retain(|o| {
+        !LATER_INDEXES
+            .iter()
+            .any(|i| o.contains(&format!("index {i}")))
+    });
     // Tables that migrations after this one create bring their own keys.
     after.retain(|o| {
         !LATER_TABLES
