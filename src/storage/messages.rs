@@ -218,10 +218,10 @@ pub struct Known {
     pub same_text: bool,
     /// Its author's most recent ticket that is not closed.
     pub latest: Option<Latest>,
-    /// Its author's messages since `recent` (the last 24 h) that no agent
-    /// has answered since, counted up to 2: enough to tell a third
-    /// message, and a busy customer's thousand cost no more than two
-    /// (the index `messages_by_author` stops the range at the second).
+    /// Its author's messages received since `recent` (the last 24 h)
+    /// after the last reply an agent wrote them, counted up to 3: enough
+    /// to tell the third message from later ones (`messages_by_author`
+    /// reads the customer's messages of the day; the count stops there).
     pub unanswered: i64,
 }
 
@@ -264,7 +264,7 @@ pub async fn known(
                     AND m.received_at > COALESCE((SELECT MAX(o.created_at) FROM outbox o \
                         WHERE o.platform = $1 AND o.customer_id = ev.cust \
                         AND o.origin = '{agent}'), 0) \
-                    LIMIT 2) AS r) AS unanswered \
+                    LIMIT 3) AS r) AS unanswered \
                FROM ev) AS q LEFT JOIN tickets t ON t.id = q.tid ORDER BY q.i",
             auto = Origin::Auto,
             queued = OutboxStatus::Queued,

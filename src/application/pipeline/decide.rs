@@ -50,8 +50,9 @@ pub(super) struct Seen {
     pub same_text: bool,
     /// The customer's most recent ticket that is not closed.
     pub latest: Option<Latest>,
-    /// This is their [`REPEATED_AFTER`]th message or more within
-    /// [`REPEATED_WINDOW_MS`] with no human answer: the `repeated` signal.
+    /// This is exactly their [`REPEATED_AFTER`]th message received within
+    /// [`REPEATED_WINDOW_MS`] with no human answer: the `repeated` signal
+    /// (once per run of unanswered messages, not on every later one).
     pub repeated: bool,
 }
 
@@ -320,9 +321,19 @@ impl Policy {
                 };
             }
             // Repeated contact is a signal of its own: a message no rule
-            // matched is escalated for it, as for a `[signals]` list.
+            // matched is escalated for it, as for a `[signals]` list: onto
+            // the customer's active ticket when they have one (a
+            // `[default] ignore` keeps `follow_up` from adding it there).
             Outcome::Ignore | Outcome::None if seen.repeated && decision.winner.is_none() => {
-                if let Some(esc) = decision.unmatched_escalation {
+                if let Some(t) = seen.latest.as_ref().filter(|t| t.status.is_active()) {
+                    plan.action = Action::Escalate;
+                    plan.reason = Some(format!("repeated contact: added to {}", t.id));
+                    plan.ticket = TicketStep::Join {
+                        id: t.id,
+                        status: t.status,
+                        reopen: customer_wrote(t.status),
+                    };
+                } else if let Some(esc) = decision.unmatched_escalation {
                     plan.action = Action::Escalate;
                     plan.reason = Some(format!(
                         "repeated contact ({} messages in 24 h with no human answer): escalated",
@@ -333,7 +344,7 @@ impl Policy {
                         priority: esc.priority.raised(),
                         ack: esc
                             .ack_for(closed)
-                            .filter(|_| !seen.opted_out)
+                            .filter(|_| !seen.opted_out && !capped)
                             .map(|a| (a, Via::Same)),
                     };
                 }

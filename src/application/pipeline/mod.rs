@@ -428,7 +428,7 @@ impl Pipeline {
             },
             // This message, the batch's earlier ones, and those before.
             repeated: known.unanswered + state.written.get(customer).copied().unwrap_or(0) + 1
-                >= decide::REPEATED_AFTER,
+                == decide::REPEATED_AFTER,
         }
     }
 
@@ -595,7 +595,11 @@ impl Pipeline {
         let voice = self.voice(routed.lang, acting.opens);
         let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
-        let signals = signal_names(decision, seen.repeated);
+        // A survey answer's ticket is solved, and an ignored message (a
+        // protection, a stop word, a noise rule) is not to be acted on:
+        // their signals are not recorded.
+        let acted_on = plan.rating.is_none() && plan.action != Action::Ignore;
+        let signals = signal_names(decision, seen.repeated).filter(|_| acted_on);
         if let (Some(t), Some(names)) = (ticket, &signals) {
             let names: Vec<&str> = names.split(' ').collect();
             let raise = matches!(plan.ticket, TicketStep::Join { .. });
@@ -828,7 +832,7 @@ fn signal_note(d: &crate::rules::Decision<'_>, repeated: bool, text: &str) -> St
         .collect();
     if repeated {
         parts.push(format!(
-            "signal {}: the {} message or more within 24 h with no human answer",
+            "signal {}: the {} message within 24 h with no human answer",
             SignalName::REPEATED,
             ordinal(decide::REPEATED_AFTER)
         ));
