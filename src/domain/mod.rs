@@ -294,6 +294,13 @@ impl RuleId {
     }
 }
 
+/// A queue's or a signal's name: one or more of `[a-z0-9_-]`.
+fn is_plain_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
+}
+
 string_newtype!(
     /// A signal's name, as `[signals]` gives it (`churn`, `legal`), or
     /// `repeated` for repeated contact: `[a-z0-9_-]+`.
@@ -307,21 +314,12 @@ impl SignalName {
 
     /// Parses a signal name, or says what is wrong with it.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty()
-            || !s
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        if !is_plain_name(s) {
             return Err(format!(
                 "signal name `{s}` must be lower-case letters, digits, `-` or `_`"
             ));
         }
         Ok(SignalName(s.to_owned()))
-    }
-
-    /// The repeated-contact signal.
-    pub fn repeated() -> Self {
-        SignalName(Self::REPEATED.to_owned())
     }
 }
 
@@ -333,11 +331,7 @@ string_newtype!(
 impl Queue {
     /// Parses a queue name: `[a-z0-9_-]+`.
     pub fn parse(s: &str) -> Result<Self, String> {
-        if s.is_empty()
-            || !s
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-' || c == '_')
-        {
+        if !is_plain_name(s) {
             return Err(format!(
                 "queue `{s}` must be a non-empty name of a-z, 0-9, `-` and `_`"
             ));

@@ -999,32 +999,22 @@ fn compile(
     let mut patterns: Vec<String> = Vec::new();
     let mut uses: Vec<Vec<Use>> = Vec::new();
     let mut keywords = 0;
-    for (r, rule) in rules.iter().enumerate() {
-        let lists = [
-            (Role::Keyword, &rule.keywords),
-            (Role::Require, &rule.require),
-            (Role::RequireAny, &rule.require_any),
-            (Role::Exclude, &rule.exclude),
-        ];
-        for (role, list) in lists {
-            for (i, k) in list.iter().enumerate() {
-                keywords += 1;
-                let next = patterns.len() as u32;
-                let p = *index.entry(k.pattern.clone()).or_insert_with(|| {
-                    patterns.push(k.pattern.clone());
-                    uses.push(Vec::new());
-                    next
-                });
-                uses[p as usize].push(Use {
-                    rule: r as u32,
-                    role,
-                    index: i as u16,
-                });
-            }
-        }
-    }
-    for (s, signal) in signals.iter().enumerate() {
-        for (i, k) in signal.keywords.iter().enumerate() {
+    // Every list of every rule, then every `[signals]` list (whose uses
+    // name the signal where a rule's name the rule).
+    let rule_lists = rules.iter().enumerate().flat_map(|(r, rule)| {
+        [
+            (r, Role::Keyword, &rule.keywords),
+            (r, Role::Require, &rule.require),
+            (r, Role::RequireAny, &rule.require_any),
+            (r, Role::Exclude, &rule.exclude),
+        ]
+    });
+    let signal_lists = signals
+        .iter()
+        .enumerate()
+        .map(|(s, signal)| (s, Role::Signal, &signal.keywords));
+    for (owner, role, list) in rule_lists.chain(signal_lists) {
+        for (i, k) in list.iter().enumerate() {
             keywords += 1;
             let next = patterns.len() as u32;
             let p = *index.entry(k.pattern.clone()).or_insert_with(|| {
@@ -1033,8 +1023,8 @@ fn compile(
                 next
             });
             uses[p as usize].push(Use {
-                rule: s as u32,
-                role: Role::Signal,
+                rule: owner as u32,
+                role,
                 index: i as u16,
             });
         }

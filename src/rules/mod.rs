@@ -593,15 +593,10 @@ impl RuleSet {
             .map(|&(s, k, start, end)| {
                 let signal = &self.signals[s as usize];
                 let keyword = &signal.keywords[k as usize];
-                let end = if keyword.prefix {
-                    norm.word_end(end as usize)
-                } else {
-                    end as usize
-                };
                 SignalHit {
                     signal,
                     keyword,
-                    span: norm.original_span(start as usize, end),
+                    span: keyword.span_in(norm, start, end),
                 }
             })
             .collect()
@@ -649,21 +644,30 @@ impl Rule {
     }
 }
 
+impl Keyword {
+    /// The span in the original message of this keyword's hit at
+    /// `start..end` of the normalised text: a prefix keyword's stretches to
+    /// the end of the word it begins.
+    fn span_in(&self, norm: &Normalized, start: u32, end: u32) -> (usize, usize) {
+        let end = if self.prefix {
+            norm.word_end(end as usize)
+        } else {
+            end as usize
+        };
+        norm.original_span(start as usize, end)
+    }
+}
+
 impl<'r> Winner<'r> {
     /// The evidence for `rule`: its earliest keyword, whose span a prefix
     /// keyword stretches to the end of the word it begins.
     fn of(rule: &'r Rule, t: &Touched, norm: &Normalized) -> Self {
         let (k, s, e) = t.keyword.expect("eligible rules matched a keyword");
         let keyword = &rule.keywords[k as usize];
-        let e = if keyword.prefix {
-            norm.word_end(e as usize)
-        } else {
-            e as usize
-        };
         Winner {
             rule,
             keyword,
-            span: norm.original_span(s as usize, e),
+            span: keyword.span_in(norm, s, e),
         }
     }
 }
