@@ -194,19 +194,24 @@ pub async fn note(
 /// Notes on `ticket` the signals a customer's message carries: their
 /// names join the ticket's (`tickets list --signal`), its priority goes
 /// one step up when `raise` (a ticket the message joins; one it opened was
-/// opened raised), and an event names the signals and the words.
+/// opened raised), and an event names the signals and the words. A raised
+/// ticket no agent has answered yet is due by `due_for(priority, opened)`
+/// when that is sooner: an urgent ticket keeps no normal one's deadline.
 pub async fn signal(
     conn: &mut AnyConnection,
     ticket: TicketRef,
-    names: &[&str],
+    (names, note): (&[&str], &str),
     raise: bool,
-    note: &str,
+    due_for: impl Fn(Priority, Millis) -> Millis + Send,
     now: Millis,
 ) -> Result<(), StoreError> {
-    let Some(row) = sqlx::query("SELECT priority, signals FROM tickets WHERE id = $1")
-        .bind(ticket.0)
-        .fetch_optional(&mut *conn)
-        .await?
+    let Some(row) = sqlx::query(
+        "SELECT priority, signals, created_at, first_response_due, first_response_at \
+         FROM tickets WHERE id = $1",
+    )
+    .bind(ticket.0)
+    .fetch_optional(&mut *conn)
+    .await?
     else {
         return Err(StoreError::Inconsistent(
             "a signal for a ticket that does not exist",
@@ -225,13 +230,24 @@ pub async fn signal(
         }
     }
     let after = if raise { before.raised() } else { before };
-    sqlx::query("UPDATE tickets SET signals = $1, priority = $2, updated_at = $3 WHERE id = $4")
-        .bind(all.join(" "))
-        .bind(after.as_str())
-        .bind(now)
-        .bind(ticket.0)
-        .execute(&mut *conn)
-        .await?;
+    let created: Millis = row.try_get(2)?;
+    let due: Option<Millis> = row.try_get(3)?;
+    let answered = row.try_get::<Option<Millis>, _>(4)?.is_some();
+    let due = match due {
+        Some(d) if after != before && !answered => Some(d.min(due_for(after, created))),
+        other => other,
+    };
+    sqlx::query(
+        "UPDATE tickets SET signals = $1, priority = $2, first_response_due = $3, updated_at = $4 \
+         WHERE id = $5",
+    )
+    .bind(all.join(" "))
+    .bind(after.as_str())
+    .bind(due)
+    .bind(now)
+    .bind(ticket.0)
+    .execute(&mut *conn)
+    .await?;
     let mut event = NewEvent::new(ticket, "bot", EventKind::System).body(note);
     if after != before {
         event.from = Some(before.as_str());

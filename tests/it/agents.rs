@@ -736,6 +736,13 @@ legal = ["avocat", "lawyer"]
     let (ok, show, err) = cli(&app, &["tickets", "show", "T-1002"]);
     assert!(ok, "{err}");
     assert!(show.contains("signal churn: \"switching to\""), "{show}");
+    // Raised from normal to high before any agent answered: due in 4 h of
+    // its opening, as a high ticket is, no longer in 24.
+    let r = sqlx::query("SELECT first_response_due - created_at FROM tickets WHERE id = 1002")
+        .fetch_one(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(r.get::<i64, _>(0), 4 * 3_600_000);
     let (ok, list, err) = cli(&app, &["tickets", "list", "--signal", "legal", "--json"]);
     assert!(ok, "{err}");
     let list: serde_json::Value = serde_json::from_str(&list).unwrap();

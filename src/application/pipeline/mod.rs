@@ -604,7 +604,8 @@ impl Pipeline {
             let names: Vec<&str> = names.split(' ').collect();
             let raise = matches!(plan.ticket, TicketStep::Join { .. });
             let note = signal_note(decision, seen.repeated, &e.text);
-            tickets::signal(conn, t, &names, raise, &note, acting.now).await?;
+            let due_for = |p, opened| self.tickets.first_response_due(p, opened);
+            tickets::signal(conn, t, (&names, &note), raise, due_for, acting.now).await?;
         }
         self.act(
             conn,
