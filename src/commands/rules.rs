@@ -151,12 +151,8 @@ impl Applied {
     ) -> Option<Lang> {
         out.clear();
         let (template, chosen) = text.pick(lang, self.default_lang);
-        let opens = match (&self.hours, self.opens) {
-            (Some(h), Some(at)) if template.uses(Placeholder::Opens) => {
-                Some(h.describe(at, chosen.or(lang).or(self.default_lang)))
-            }
-            _ => None,
-        };
+        let closed = self.hours.as_ref().zip(self.opens);
+        let opens = template.opens(closed, (chosen, lang, self.default_lang));
         let vars = Vars {
             opens: opens.as_deref(),
             ..*vars

@@ -239,6 +239,23 @@ impl Template {
         }
     }
 
+    /// What `{opens}` says in this template while the team is away
+    /// (`closed`: the hours and the next opening): the opening written in
+    /// the language of the text chosen from its table (`chosen`), else the
+    /// customer's, else the default. `None` when open or unused.
+    pub fn opens(
+        &self,
+        closed: Option<(
+            &crate::domain::hours::BusinessHours,
+            crate::domain::clock::Millis,
+        )>,
+        (chosen, lang, default): (Option<Lang>, Option<Lang>, Option<Lang>),
+    ) -> Option<String> {
+        closed
+            .filter(|_| self.uses(Placeholder::Opens))
+            .map(|(h, at)| h.describe(at, chosen.or(lang).or(default)))
+    }
+
     /// The template as written.
     pub fn source(&self) -> &str {
         &self.source

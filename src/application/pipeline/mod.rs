@@ -36,7 +36,7 @@ use crate::domain::states::{Action, AutoReply, TicketStatus};
 use crate::domain::{Channel, MessageId, Platform, SignalName, Stream, TicketRef};
 use crate::platforms::{Account, Batch, Event, ReplyKind};
 use crate::rules::language::Detector;
-use crate::rules::{Localized, Outcome, Placeholder, RuleSet, Template, Vars, Via};
+use crate::rules::{Localized, Outcome, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
 use crate::storage::opt_outs::OptOut;
 use crate::storage::tickets::{self, Latest, NewTicket};
@@ -878,10 +878,7 @@ fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>, voice: Voice<'
     let r = ticket.map(|t| t.to_string());
     let name = customer_name(e, template);
     // The opening in the language of the text chosen, else the customer's.
-    let opens = voice
-        .closed
-        .filter(|_| template.uses(Placeholder::Opens))
-        .map(|(h, at)| h.describe(at, chosen.or(voice.lang).or(voice.default)));
+    let opens = template.opens(voice.closed, (chosen, voice.lang, voice.default));
     template.render(&Vars {
         author: e.author.handle.as_str(),
         name: &name,
