@@ -60,7 +60,7 @@ pub struct DemoArgs {
     /// How to print.
     #[command(flatten)]
     pub json: Json,
-    /// A configuration whose settings the demo applies: [limits], [protection], [tickets], [replies], [language], [hours], and [x]'s prices and daily budget (not its database, rules folder or accounts: the demo keeps its own)
+    /// A configuration whose settings the demo applies: [limits], [protection], [tickets], [replies], [language], [hours], [incidents] (its alert URL too), and [x]'s prices and daily budget (not its database, rules folder or accounts: the demo keeps its own)
     #[arg(long, value_name = "CONFIG")]
     pub config: Option<PathBuf>,
 }
@@ -154,12 +154,31 @@ pub async fn run(opts: &DemoArgs, out: &mut dyn Write) -> Result<()> {
     settle(&bot, &fake).await?;
 
     let lines = views::message_outcomes(&store).await?;
-    let summary = summarize(&lines, total, fake.posted());
+    let incidents = crate::storage::incidents::list(&store, true).await?;
+    let mut summary = summarize(&lines, total, fake.posted());
+    summary["incidents"] = json!(incidents.len());
     if opts.json.on {
         return write_json(&lines, &summary, out);
     }
     let header = header(total, &fake, &config.limits);
-    write_text(&header, &lines, &summary, opts.db.as_deref(), out)
+    write_text(&header, &lines, &summary, opts.db.as_deref(), out)?;
+    for i in &incidents {
+        writeln!(
+            out,
+            "  incident {} ({}): rule {}, {} customers, {} messages, ticket {}{}",
+            i.id,
+            i.status,
+            i.rule,
+            i.customers,
+            i.messages,
+            i.ticket.map(|t| t.to_string()).unwrap_or_default(),
+            match &config.incidents.alert_url_env {
+                Some(v) => format!("; alerts posted to the URL in {v}"),
+                None => String::new(),
+            }
+        )?;
+    }
+    Ok(())
 }
 
 /// The X sandbox with the traffic, and the X client to it.
@@ -251,6 +270,7 @@ async fn settle(bot: &Bot, fake: &Fake) -> Result<()> {
             .filter(|p| !p.duplicate)
             .count();
         let round = bot.drain_once().await?;
+        bot.alert_once().await?;
         let settled = fresh == 0 && !round.progressed() && round.sent == 0;
         if settled && unseen == 0 {
             return Ok(());

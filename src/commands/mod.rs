@@ -9,6 +9,7 @@ pub mod args;
 pub mod completions;
 pub mod config_check;
 pub mod demo;
+pub mod incidents;
 pub mod init;
 pub mod output;
 pub mod parallel;
@@ -42,6 +43,8 @@ pub enum Command {
     Demo(demo::DemoArgs),
     /// Work escalated tickets (agents).
     Tickets(tickets::TicketsArgs),
+    /// Surges of one rule turned into incidents: list them, close one.
+    Incidents(incidents::IncidentsArgs),
     /// What reached the brand, what the bot did, how the agents did.
     Report(report::ReportArgs),
     /// X account set-up.
@@ -64,6 +67,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Rules(cmd) => rules::execute(cmd),
         Command::Demo(args) => demo::execute(&args),
         Command::Tickets(args) => tickets::execute(args),
+        Command::Incidents(args) => incidents::execute(args),
         Command::Report(args) => report::execute(&args),
         Command::X(cmd) => x_login::execute(cmd),
         Command::Init(args) => init::execute(&args),

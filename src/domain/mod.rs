@@ -406,6 +406,33 @@ impl FromStr for TicketRef {
     }
 }
 
+/// The reference of an incident, such as `I-3` (see
+/// `application::incidents`): what `helpdesk incidents close` takes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct IncidentRef(pub i64);
+
+impl fmt::Display for IncidentRef {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "I-{}", self.0)
+    }
+}
+
+impl FromStr for IncidentRef {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        s.strip_prefix("I-")
+            .or_else(|| s.strip_prefix("i-"))
+            .unwrap_or(s)
+            .parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .map(IncidentRef)
+            .ok_or_else(|| {
+                format!("`{s}` is not an incident reference: expected I-<number>, such as I-3 (`helpdesk incidents list` shows them)")
+            })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -416,6 +443,8 @@ mod tests {
         assert_eq!("1042".parse::<TicketRef>().unwrap(), TicketRef(1042));
         assert!("T-x".parse::<TicketRef>().is_err());
         assert!("T-0".parse::<TicketRef>().is_err());
+        assert_eq!("I-3".parse::<IncidentRef>().unwrap().to_string(), "I-3");
+        assert!("T-3".parse::<IncidentRef>().is_err());
     }
 
     #[test]

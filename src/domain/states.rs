@@ -225,6 +225,41 @@ sql_enum! {
     }
 }
 
+sql_enum! {
+    /// Where an incident is (`incidents.status`): open while its rule's
+    /// messages join it, closed once an agent says it is over.
+    pub enum IncidentStatus as "incident status" {
+        /// Matching messages join it and get the rule's `incident_reply`.
+        Open = "open",
+        /// Over: its customers were sent `incident_resolved`.
+        Closed = "closed",
+    }
+}
+
+sql_enum! {
+    /// Why an alert goes to the team's chat (`incident_alerts.kind`).
+    pub enum AlertKind as "alert kind" {
+        /// The incident opened.
+        Opened = "opened",
+        /// It grew since the last alert (at most every 15 minutes).
+        Growing = "growing",
+        /// An agent closed it.
+        Closed = "closed",
+    }
+}
+
+sql_enum! {
+    /// Where an alert is (`incident_alerts.status`).
+    pub enum AlertStatus as "alert status" {
+        /// Waiting for its (next) attempt.
+        Queued = "queued",
+        /// The endpoint took it.
+        Sent = "sent",
+        /// Given up after its attempts; `reason` says why.
+        Failed = "failed",
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,6 +10,7 @@
 //! configuration asks for.
 
 pub mod bluesky;
+pub mod chat;
 pub mod http;
 pub mod json;
 pub mod mastodon;

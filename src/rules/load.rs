@@ -18,7 +18,8 @@ use super::matcher::Matcher;
 use super::normalize::{is_unspaced_script, is_word_char, normalize};
 use super::template::{Localized, Placeholder, Slot, Template, TemplateError, Vars};
 use super::{
-    Action, DefaultAction, Escalation, Keyword, Role, Rule, RuleSet, Signal, Stats, Use, Via,
+    Action, DefaultAction, Escalation, IncidentTexts, Keyword, Role, Rule, RuleSet, Signal, Stats,
+    Use, Via,
 };
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::text::LengthLimit;
@@ -91,6 +92,8 @@ struct RawRule {
     escalate: Option<Spanned<RawEscalate>>,
     ignore: Option<Spanned<bool>>,
     via: Option<Spanned<String>>,
+    incident_reply: Option<Spanned<RawText>>,
+    incident_resolved: Option<Spanned<RawText>>,
     #[serde(default)]
     examples: Vec<Spanned<String>>,
     #[serde(default)]
@@ -465,6 +468,7 @@ impl Loader<'_> {
             span.clone(),
             &what,
         );
+        let incident = self.incident_texts(f, &raw, action.as_ref());
         if self.diags.len() != n_errors {
             return None;
         }
@@ -486,6 +490,7 @@ impl Loader<'_> {
             priority: raw.priority,
             action: action?,
             via,
+            incident: incident?,
             examples: unspan(raw.examples),
             not_examples: unspan(raw.not_examples),
             file: self.files[f].name.clone(),
@@ -860,6 +865,30 @@ impl Loader<'_> {
             }
             None => None,
         }
+    }
+
+    /// `incident_reply` and `incident_resolved`, written and checked as a
+    /// reply (an ignored rule never answers, so it may have neither).
+    fn incident_texts(
+        &mut self,
+        f: usize,
+        raw: &RawRule,
+        action: Option<&Action>,
+    ) -> Option<IncidentTexts> {
+        let n_errors = self.diags.len();
+        let mut text = |t: &Option<Spanned<RawText>>, key: &str| match t {
+            Some(t) if matches!(action, Some(Action::Ignore)) => {
+                self.err(f, t.span(), format!("`{key}` on a rule that ignores its messages"), "an ignored rule never answers and never opens an incident: remove the key, or give the rule a reply or an escalation");
+                None
+            }
+            Some(t) => self.localized(f, t, Slot::Reply, key),
+            None => None,
+        };
+        let texts = IncidentTexts {
+            reply: text(&raw.incident_reply, "incident_reply"),
+            resolved: text(&raw.incident_resolved, "incident_resolved"),
+        };
+        (self.diags.len() == n_errors).then_some(texts)
     }
 
     /// `[signals]`: each key a signal's name, each value a list of

@@ -129,6 +129,8 @@ pub struct Rule {
     pub action: Action,
     /// Where a reply goes.
     pub via: Via,
+    /// What its customers are told during an incident, and when it ends.
+    pub incident: IncidentTexts,
     /// Messages that must route to this rule.
     pub examples: Vec<String>,
     /// Messages that must not.
@@ -137,6 +139,25 @@ pub struct Rule {
     pub file: String,
     /// Its line in that file.
     pub line: usize,
+}
+
+/// A rule's `incident_reply` and `incident_resolved`. A rule with either
+/// is watched for surges (`application::incidents`); one with neither
+/// never opens an incident.
+#[derive(Debug, Clone, Default)]
+pub struct IncidentTexts {
+    /// Sent once to each customer who writes while the incident is open,
+    /// instead of the rule's usual action.
+    pub reply: Option<Localized>,
+    /// Sent once to each customer of the incident when an agent closes it.
+    pub resolved: Option<Localized>,
+}
+
+impl IncidentTexts {
+    /// Whether the rule is watched for surges.
+    pub fn watched(&self) -> bool {
+        self.reply.is_some() || self.resolved.is_some()
+    }
 }
 
 /// What happens when no rule matches.

@@ -25,6 +25,7 @@ use crate::domain::clock::{Clock, Millis};
 use crate::domain::{Platform, Stream};
 use crate::platforms::{Account, ApiError, Connector, Event};
 use crate::rules::RuleSet;
+use crate::runtime::alerts::Alerts;
 use crate::runtime::config::{Config, HttpLimits};
 use crate::runtime::health::Health;
 use crate::runtime::ingest::{self, Ingest};
@@ -137,6 +138,7 @@ pub struct Bot {
     ingest: Arc<Ingest>,
     sending: Arc<Sending>,
     maintenance: Arc<Maintenance>,
+    alerts: Arc<Alerts>,
     connectors: Vec<Arc<dyn Connector>>,
     roles: Arc<Roles>,
     health: Arc<Health>,
@@ -161,6 +163,7 @@ impl Bot {
         connectors: Vec<Arc<dyn Connector>>,
         clock: Clock,
     ) -> Result<Bot, BotError> {
+        let alerts = Alerts::new(store.clone(), &config.incidents, clock.clone());
         // What X's calls cost is kept in the database from the first one on.
         for c in &connectors {
             c.keep_spend_in(Arc::new(XSpend::new(store.clone())));
@@ -184,7 +187,8 @@ impl Bot {
                 &config.ticket_policy(),
                 config.answer_backlog,
                 clock.clone(),
-            ),
+            )
+            .with_incidents(&config.incidents),
             rules: Arc::new(ArcSwap::new(rules)),
             store: store.clone(),
             accounts,
@@ -210,6 +214,7 @@ impl Bot {
             ingest: Arc::new(ingest),
             sending: Arc::new(sending),
             maintenance: Arc::new(maintenance),
+            alerts: Arc::new(alerts),
             connectors,
             roles: Arc::new(Roles::for_store(&store)),
             health,
@@ -296,6 +301,12 @@ impl Bot {
     }
 
     /// One sender round (the demo and tests).
+    /// One round of the alerts task (growth, posting, the gauge): the
+    /// demo and tests drive it by hand; returns the alerts posted.
+    pub async fn alert_once(&self) -> Result<usize, StoreError> {
+        self.alerts.once().await
+    }
+
     pub async fn drain_once(&self) -> Result<DrainReport, StoreError> {
         self.sending.sender.drain_once().await
     }
@@ -324,6 +335,7 @@ impl Bot {
         }
         self.sending.start(self.roles.clone(), shutdown);
         self.maintenance.start(self.roles.clone(), shutdown);
+        self.alerts.start(self.roles.clone(), shutdown);
         Ok(())
     }
 

@@ -65,6 +65,9 @@ pub struct Config {
     /// `[hours]`: when the team is in. Absent: always, as far as the
     /// acknowledgements and the SLA are concerned.
     pub hours: Option<crate::domain::hours::BusinessHours>,
+    /// `[incidents]`: when a surge of one rule's matches is an incident,
+    /// and where the team's chat is alerted.
+    pub incidents: crate::application::incidents::IncidentPolicy,
 }
 
 /// `[language]`: how a text is chosen from a rule's language table.
@@ -151,6 +154,7 @@ impl Default for Config {
             replies: Replies::default(),
             language: LanguageSettings::default(),
             hours: None,
+            incidents: Default::default(),
         }
     }
 }
@@ -260,8 +264,15 @@ impl Config {
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Config, ConfigError> {
         let mut config = Config::read(path, optional)?;
-        let overridden = config.apply_env(env)?;
+        let overridden = config.apply_env(&env)?;
         config.validate().map_err(|e| e.blame(path, &overridden))?;
+        config
+            .incidents
+            .read_alert_url(&env)
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
         Ok(config)
     }
 
@@ -272,6 +283,8 @@ impl Config {
             signature: self.replies.signature.clone(),
             default_lang: self.language.default,
             hours: self.hours.clone(),
+            limits: self.limits.clone(),
+            incidents: self.incidents.clone(),
             ..self.tickets.clone()
         }
     }
@@ -451,6 +464,9 @@ impl Config {
     /// The checks beyond each value's type: ranges, URL schemes, settings
     /// that exclude each other. Runs once, on the merged configuration.
     fn validate(&self) -> Result<(), Invalid> {
+        self.incidents
+            .check()
+            .map_err(|m| Invalid::new("incidents", m))?;
         for (key, b) in [
             ("limits.global", self.limits.global),
             ("limits.per_customer", self.limits.per_customer),

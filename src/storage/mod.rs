@@ -12,6 +12,7 @@ pub mod agent_actions;
 pub mod bot_state;
 pub mod cursors;
 pub mod dialect;
+pub mod incidents;
 pub mod locks;
 pub mod messages;
 pub mod oauth_tokens;

@@ -44,11 +44,23 @@ pub async fn insert(
     r: &NewRow<'_>,
     now: Millis,
 ) -> Result<i64, StoreError> {
+    insert_due(conn, r, now, now).await
+}
+
+/// [`insert`] for a reply not to be sent before `due` (an incident's
+/// closing notices, spread out): its age, which `reply_max_age_secs`
+/// limits, counts from then.
+pub async fn insert_due(
+    conn: &mut AnyConnection,
+    r: &NewRow<'_>,
+    now: Millis,
+    due: Millis,
+) -> Result<i64, StoreError> {
     let id: i64 = sqlx::query(
         "INSERT INTO outbox (platform, kind, origin, message_id, ticket_id, customer_id, \
          customer_handle, conversation_id, in_reply_to, text, status, created_at, \
          next_attempt_at, updated_at) \
-         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $11, $11) RETURNING id",
+         VALUES ($1, $2, $3, NULL, $4, $5, $6, $7, $8, $9, $10, $11, $11, $12) RETURNING id",
     )
     .bind(r.platform.as_str())
     .bind(r.kind.as_str())
@@ -60,6 +72,7 @@ pub async fn insert(
     .bind(r.in_reply_to)
     .bind(r.text)
     .bind(OutboxStatus::Queued.as_str())
+    .bind(due)
     .bind(now)
     .fetch_one(&mut *conn)
     .await?

@@ -9,7 +9,8 @@ use sqlx::Row;
 
 use super::Store;
 use crate::domain::states::{
-    Action, ActionStatus, AutoReply, Direction, EventKind, Origin, OutboxStatus, TicketStatus, Verb,
+    Action, ActionStatus, AlertKind, AlertStatus, AutoReply, Direction, EventKind, IncidentStatus,
+    Origin, OutboxStatus, TicketStatus, Verb,
 };
 
 /// The names a `CHECK (column IN ('a', 'b'))` of `table_sql` allows.
@@ -89,6 +90,18 @@ async fn every_stored_enum_matches_its_check_constraint() {
         (
             allowed(&agent_actions, "status"),
             names(ActionStatus::ALL.iter().map(|s| s.as_str())),
+        ),
+        (
+            allowed(&schema("incidents").await, "status"),
+            names(IncidentStatus::ALL.iter().map(|s| s.as_str())),
+        ),
+        (
+            allowed(&schema("incident_alerts").await, "kind"),
+            names(AlertKind::ALL.iter().map(|s| s.as_str())),
+        ),
+        (
+            allowed(&schema("incident_alerts").await, "status"),
+            names(AlertStatus::ALL.iter().map(|s| s.as_str())),
         ),
     ];
     for (check, variants) in cases {

@@ -174,6 +174,18 @@ pub async fn touch(
     Ok(())
 }
 
+/// The status of `ticket`, if it exists.
+pub async fn status_of(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+) -> Result<Option<TicketStatus>, StoreError> {
+    let row = sqlx::query("SELECT status FROM tickets WHERE id = $1")
+        .bind(ticket.0)
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.map(|r| decode(r.try_get(0)?)).transpose()
+}
+
 /// Leaves a system note on a ticket (shown to agents), logged as an event.
 pub async fn note(
     conn: &mut AnyConnection,

@@ -27,18 +27,7 @@ on_both_databases!(
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
-    let out = Process::new(env!("CARGO_BIN_EXE_helpdesk"))
-        .args(args)
-        .env("HELPDESK_DATABASE_URL", &app.url)
-        .env("HELPDESK_AGENT", "alice")
-        .env("HELPDESK_CONFIG", app.dir.path().join("none.toml"))
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        String::from_utf8_lossy(&out.stdout).into_owned(),
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    app.cli("alice", args)
 }
 
 async fn push(app: &App, l: String) {

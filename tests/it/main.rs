@@ -25,6 +25,7 @@ mod commands;
 mod fuzz;
 mod hostile;
 mod in_doubt;
+mod incidents;
 mod language;
 mod length_conformance;
 mod mastodon;

@@ -311,19 +311,7 @@ async fn bot(config: &Config, connectors: Vec<Arc<dyn Connector>>, clock: &Clock
 }
 
 async fn settle(b: &Bot) {
-    for _ in 0..20 {
-        let fresh = b
-            .poll_once()
-            .await
-            .unwrap()
-            .iter()
-            .filter(|p| !p.duplicate)
-            .count();
-        let r = b.drain_once().await.unwrap();
-        if fresh == 0 && !r.progressed() && r.sent == 0 {
-            return;
-        }
-    }
+    crate::common::settle_bot(b, 20).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

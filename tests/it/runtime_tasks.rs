@@ -311,7 +311,13 @@ async fn count(pool: &AnyPool, sql: &'static str) -> i64 {
 
 /// Tables created by migrations after the `platforms` one: `Store::open`
 /// applies them too, and their indexes are not the migration's business.
-const LATER_TABLES: &[&str] = &["x_spend_days", "x_spend"];
+const LATER_TABLES: &[&str] = &[
+    "x_spend_days",
+    "x_spend",
+    "incidents",
+    "incident_customers",
+    "incident_alerts",
+];
 
 /// Columns added by migrations after the `platforms` one (the customer's
 /// language and the signals: 0010 and 0011 on SQLite, 0009 and 0010 on
@@ -319,8 +325,9 @@ const LATER_TABLES: &[&str] = &["x_spend_days", "x_spend"];
 const LATER_COLUMNS: &[&str] = &["lang", "signals"];
 
 /// Indexes created by migrations after the `platforms` one (repeated
-/// contact: 0012 on SQLite, 0011 on PostgreSQL).
-const LATER_INDEXES: &[&str] = &["messages_by_author"];
+/// contact: 0012 on SQLite, 0011 on PostgreSQL; incidents: 0013 and
+/// 0012).
+const LATER_INDEXES: &[&str] = &["messages_by_author", "messages_by_rule"];
 
 /// A snapshot row (`col,col: value,value`) without [`LATER_COLUMNS`]; the
 /// fixture's values hold no commas.

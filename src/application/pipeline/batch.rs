@@ -33,6 +33,8 @@ pub(super) struct BatchState {
     pub per_conversation: HashMap<String, i64>,
     /// Messages per customer in this batch so far (repeated contact).
     pub written: HashMap<String, i64>,
+    /// (incident, customer) joined in this batch: answered once.
+    pub incident_members: HashSet<(crate::domain::IncidentRef, String)>,
 }
 
 impl BatchState {

@@ -8,7 +8,7 @@ use std::collections::HashSet;
 use crate::domain::clock::Millis;
 use crate::domain::limits::Limits;
 use crate::domain::states::{Action, TicketStatus};
-use crate::domain::{Channel, Priority, Queue, TicketRef};
+use crate::domain::{Channel, IncidentRef, Priority, Queue, TicketRef};
 use crate::platforms::{Account, Event};
 use crate::rules::normalize::normalize;
 use crate::rules::{Decision, Localized, Outcome, Via};
@@ -54,6 +54,22 @@ pub(super) struct Seen {
     /// [`REPEATED_WINDOW_MS`] with no human answer: the `repeated` signal
     /// (once per run of unanswered messages, not on every later one).
     pub repeated: bool,
+    /// The open incident of the message's rule, if there is one.
+    pub incident: Option<InIncident>,
+}
+
+/// The open incident a message of its rule joins.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct InIncident {
+    /// The incident.
+    pub id: IncidentRef,
+    /// Its ticket.
+    pub ticket: TicketRef,
+    /// That ticket's status.
+    pub status: TicketStatus,
+    /// The customer is one of its customers already (answered then, or
+    /// given the usual answer before it opened): no second answer.
+    pub member: bool,
 }
 
 /// Repeated contact: a customer's third message…
@@ -105,6 +121,8 @@ pub(super) struct Plan<'r> {
     pub rating: Option<(TicketRef, i64)>,
     /// The survey of this ticket is answered by this message (the next DM).
     pub survey_answered: Option<TicketRef>,
+    /// The incident the message joins.
+    pub incident: Option<IncidentRef>,
 }
 
 /// Normalises a whole message or stop word for comparison: the rules'
@@ -176,13 +194,14 @@ impl Policy {
     }
 
     /// Decides what to do with `e`, routed to `decision` whose reply (if
-    /// any) renders as `reply_text`, at `now`; `closed`: the team is away
-    /// (`[hours]`), so an escalation acknowledges with `ack_closed`.
+    /// any) renders as `reply_text` and `incident_reply` as
+    /// `incident_text`, at `now`; `closed`: the team is away (`[hours]`),
+    /// so an escalation acknowledges with `ack_closed`.
     pub(super) fn decide<'r>(
         &self,
         (me, first_start): (&Account, Millis),
         e: &Event,
-        (decision, reply_text): (&Decision<'r>, &str),
+        (decision, reply_text, incident_text): (&Decision<'r>, &str, Option<&str>),
         seen: &Seen,
         (now, closed): (Millis, bool),
     ) -> Plan<'r> {
@@ -201,6 +220,7 @@ impl Policy {
                 .as_ref()
                 .filter(|t| t.awaits_survey() && e.channel == Channel::Dm)
                 .map(|t| t.id),
+            incident: None,
         };
         if let Some(why) = self.protected(me, first_start, e) {
             // Recorded with the rule that matched, but nothing is done.
@@ -210,11 +230,53 @@ impl Policy {
             plan.action = Action::Ignore;
             plan.reason = Some("the customer asked to stop automatic replies".into());
             plan.stop = true;
+        } else if let Some(inc) = seen.incident {
+            self.incident(inc, outcome, incident_text, seen, &mut plan);
         } else if !self.follow_up(e, outcome, seen, now, &mut plan) {
             self.route(decision, reply_text, seen, closed, &mut plan);
         }
         plan.auto_reply = self.auto_reply(outcome, closed, &plan);
         plan
+    }
+
+    /// A message of a rule whose incident is open: it joins the incident's
+    /// ticket (never one of its own), and the customer gets the rule's
+    /// `incident_reply` once, whatever the rule's usual action.
+    fn incident(
+        &self,
+        inc: InIncident,
+        outcome: Outcome<'_>,
+        text: Option<&str>,
+        seen: &Seen,
+        plan: &mut Plan<'_>,
+    ) {
+        plan.action = Action::Escalate;
+        plan.ticket = TicketStep::Join {
+            id: inc.ticket,
+            status: inc.status,
+            reopen: None,
+        };
+        plan.incident = Some(inc.id);
+        let via = match outcome {
+            Outcome::Reply(_, via) | Outcome::Escalate(_, via) => via,
+            Outcome::Ignore | Outcome::None => Via::Same,
+        };
+        let id = inc.id;
+        plan.reason = Some(match text {
+            _ if inc.member => format!("incident {id}: the customer was answered about it already"),
+            None => format!("incident {id}: the rule has no incident_reply"),
+            Some(_) if seen.opted_out => {
+                format!("incident {id}: the customer opted out of automatic replies")
+            }
+            Some(_) if seen.auto_replies >= self.limits.per_conversation as i64 => format!(
+                "incident {id}: {} automatic replies in this conversation already",
+                seen.auto_replies
+            ),
+            Some(t) => {
+                plan.reply = Some((t.to_owned(), via));
+                format!("incident {id}: answered with the rule's incident_reply")
+            }
+        });
     }
 
     /// A message on a ticket the customer already has: added to it, no FAQ

@@ -19,6 +19,7 @@
 
 mod batch;
 mod decide;
+mod incidents;
 
 use std::collections::HashSet;
 
@@ -26,15 +27,18 @@ use sqlx::AnyConnection;
 use tracing::Instrument;
 
 use self::batch::{BatchState, OutRow, Pending};
-use self::decide::{Plan, Policy, Seen, TicketStep, action_of, stop_form};
+use self::decide::{InIncident, Plan, Policy, Seen, TicketStep, action_of, stop_form};
+use self::incidents::kind_of;
+use crate::application::incidents::{IncidentPolicy, queue_alert};
 use crate::application::tickets::TicketPolicy;
 use crate::domain::clock::{Clock, Millis};
 use crate::domain::hours::BusinessHours;
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
-use crate::domain::{Channel, MessageId, Platform, SignalName, Stream, TicketRef};
-use crate::platforms::{Account, Batch, Event, ReplyKind};
+use crate::domain::{MessageId, Platform, SignalName, Stream, TicketRef};
+use crate::platforms::chat::AlertEvent;
+use crate::platforms::{Account, Batch, Event};
 use crate::rules::language::Detector;
 use crate::rules::{Localized, Outcome, RuleSet, Template, Vars, Via};
 use crate::storage::messages::{self, Known, NewMessage, Probe};
@@ -97,6 +101,7 @@ pub struct Processed {
 pub struct Pipeline {
     policy: Policy,
     tickets: TicketPolicy,
+    incidents: IncidentPolicy,
     clock: Clock,
 }
 
@@ -104,6 +109,8 @@ pub struct Pipeline {
 struct Routed<'r> {
     decision: crate::rules::Decision<'r>,
     reply_text: String,
+    /// The rule's `incident_reply`, rendered, when it has one.
+    incident_text: Option<String>,
     /// The customer's language: read when the brand speaks several (see
     /// [`Pipeline::route_all`]), else the platform's tag; detection costs
     /// some 0.1 ms, more than routing.
@@ -153,8 +160,16 @@ impl Pipeline {
         Pipeline {
             policy,
             tickets: tickets.clone(),
+            incidents: IncidentPolicy::default(),
             clock,
         }
+    }
+
+    /// With `[incidents]`'s thresholds and alerts (else the defaults, and
+    /// no alerts).
+    pub fn with_incidents(mut self, incidents: &IncidentPolicy) -> Self {
+        self.incidents = incidents.clone();
+        self
     }
 
     /// Records a polled batch and moves the stream's cursor, atomically.
@@ -226,7 +241,10 @@ impl Pipeline {
         let known = self
             .prefetch(tx, store.backend(), ctx.platform, events, routed)
             .await?;
-        let decided = self.decide_all(ctx, events, routed, &known, (now, opens));
+        let watched = self
+            .watch(tx, store.backend(), ctx, (events, routed, &known), now)
+            .await?;
+        let decided = self.decide_all(ctx, (events, routed), (&known, &watched.each), (now, opens));
         let opened = self
             .open_tickets(tx, store.backend(), events, routed, &decided, now)
             .await?;
@@ -236,11 +254,13 @@ impl Pipeline {
             opened: opened.into_iter(),
             now,
             opens,
+            members: Vec::new(),
         };
         let mut out = Vec::with_capacity(events.len());
-        for (((e, r), k), d) in events.iter().zip(routed).zip(&known).zip(decided) {
+        let each = events.iter().zip(routed).zip(&known).zip(&watched.each);
+        for ((((e, r), k), w), d) in each.zip(decided) {
             out.push(
-                self.process_in_span(tx, ctx, (e, r, k), d, &mut acting)
+                self.process_in_span(tx, ctx, (e, r, k, *w), d, &mut acting)
                     .await?,
             );
         }
@@ -250,6 +270,21 @@ impl Pipeline {
             ));
         }
         acting.pending.flush(tx, store.backend(), now).await?;
+        if !acting.members.is_empty() {
+            crate::storage::incidents::join(tx, &acting.members, now).await?;
+        }
+        // Announced once the message that opened it has joined it.
+        for id in watched.opened {
+            queue_alert(
+                tx,
+                store.backend(),
+                (id, AlertEvent::Opened),
+                None,
+                &self.incidents,
+                now,
+            )
+            .await?;
+        }
         Ok(out)
     }
 
@@ -276,7 +311,7 @@ impl Pipeline {
         &self,
         conn: &mut AnyConnection,
         ctx: &Context<'_>,
-        item: (&Event, &Routed<'r>, &Known),
+        item: (&Event, &Routed<'r>, &Known, Option<InIncident>),
         decided: Option<Decided<'r>>,
         acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
@@ -336,14 +371,24 @@ impl Pipeline {
             .collect();
         let read: Vec<bool> = decisions
             .iter()
-            .map(|d| match d.outcome() {
-                Outcome::Reply(t, _) => t.needs_language() || signed_by_lang || every,
-                Outcome::Escalate(esc, _) => match esc.ack_for(opens.is_some()) {
-                    Some(t) => t.needs_language() || signed_by_lang || every,
-                    None => every,
-                },
-                Outcome::Ignore => false,
-                Outcome::None => every,
+            .map(|d| {
+                let incident = d.winner.as_ref().is_some_and(|w| {
+                    let texts = &w.rule.incident;
+                    [&texts.reply, &texts.resolved]
+                        .into_iter()
+                        .flatten()
+                        .any(|t| t.needs_language() || signed_by_lang)
+                });
+                incident
+                    || match d.outcome() {
+                        Outcome::Reply(t, _) => t.needs_language() || signed_by_lang || every,
+                        Outcome::Escalate(esc, _) => match esc.ack_for(opens.is_some()) {
+                            Some(t) => t.needs_language() || signed_by_lang || every,
+                            None => every,
+                        },
+                        Outcome::Ignore => false,
+                        Outcome::None => every,
+                    }
             })
             .collect();
         let langs = read_languages(events, &read);
@@ -352,16 +397,19 @@ impl Pipeline {
             .zip(decisions)
             .zip(langs)
             .map(|((e, decision), lang)| {
+                let voice = self.voice(lang, opens);
                 let reply_text = match decision.outcome() {
-                    Outcome::Reply(t, _) => sign(
-                        render(e, t, None, self.voice(lang, opens)),
-                        self.voice(lang, opens),
-                    ),
+                    Outcome::Reply(t, _) => sign(render(Who::of(e), t, None, voice), voice),
                     _ => String::new(),
                 };
+                let incident_text = decision.winner.as_ref().and_then(|w| {
+                    let t = w.rule.incident.reply.as_ref()?;
+                    Some(sign(render(Who::of(e), t, None, voice), voice))
+                });
                 Routed {
                     decision,
                     reply_text,
+                    incident_text,
                     lang,
                 }
             })
@@ -408,9 +456,22 @@ impl Pipeline {
     }
 
     /// What the database said, plus what this batch decided since.
-    fn seen(&self, e: &Event, reply_text: &str, known: &Known, state: &BatchState) -> Seen {
+    fn seen(
+        &self,
+        e: &Event,
+        reply_text: &str,
+        (known, incident): (&Known, Option<InIncident>),
+        state: &BatchState,
+    ) -> Seen {
         let customer = e.author.id.as_str();
         Seen {
+            incident: incident.map(|i| InIncident {
+                member: i.member
+                    || state
+                        .incident_members
+                        .contains(&(i.id, customer.to_owned())),
+                ..i
+            }),
             opted_out: known.opted_out || state.stopped.contains(customer),
             auto_replies: known.auto_replies
                 + state
@@ -443,10 +504,11 @@ impl Pipeline {
     ) -> Plan<'r> {
         let me = (ctx.me, ctx.first_start);
         let closed = opens.is_some();
+        let incident_text = routed.incident_text.as_deref();
         self.policy.decide(
             me,
             e,
-            (&routed.decision, &routed.reply_text),
+            (&routed.decision, &routed.reply_text, incident_text),
             seen,
             (now, closed),
         )
@@ -463,9 +525,8 @@ impl Pipeline {
     fn decide_all<'r>(
         &self,
         ctx: &Context<'_>,
-        events: &[Event],
-        routed: &[Routed<'r>],
-        known: &[Known],
+        (events, routed): (&[Event], &[Routed<'r>]),
+        (known, incidents): (&[Known], &[Option<InIncident>]),
         (now, next_opening): (Millis, Option<Millis>),
     ) -> Vec<Option<Decided<'r>>> {
         let mut state = BatchState::default();
@@ -473,12 +534,12 @@ impl Pipeline {
         events
             .iter()
             .zip(routed)
-            .zip(known)
-            .map(|((e, r), k)| {
+            .zip(known.iter().zip(incidents))
+            .map(|((e, r), (k, i))| {
                 if k.existing || !state.seen.insert(e.id.as_str().to_owned()) {
                     return None;
                 }
-                let seen = self.seen(e, &r.reply_text, k, &state);
+                let seen = self.seen(e, &r.reply_text, (k, *i), &state);
                 let plan = self.decide_one(ctx, e, r, &seen, (now, next_opening));
                 let ticket = match &plan.ticket {
                     TicketStep::None => None,
@@ -550,7 +611,7 @@ impl Pipeline {
         &self,
         conn: &mut AnyConnection,
         ctx: &Context<'_>,
-        (e, routed, known): (&Event, &Routed<'r>, &Known),
+        (e, routed, known, incident): (&Event, &Routed<'r>, &Known, Option<InIncident>),
         decided: Option<Decided<'r>>,
         acting: &mut Acting,
     ) -> Result<Processed, StoreError> {
@@ -566,7 +627,7 @@ impl Pipeline {
                 reply: Reply::None,
             });
         };
-        let seen = self.seen(e, &routed.reply_text, known, &acting.state);
+        let seen = self.seen(e, &routed.reply_text, (known, incident), &acting.state);
         let plan = if seen == d.seen {
             d.plan
         } else {
@@ -594,6 +655,12 @@ impl Pipeline {
         };
         let voice = self.voice(routed.lang, acting.opens);
         let to_send = note(&mut acting.state, e, &plan, seen.latest, ticket, voice);
+        if let (Some(id), Some(w)) = (plan.incident, decision.winner.as_ref()) {
+            let place = (e.conversation.as_str(), e.id.as_str(), e.channel);
+            let customer = (e.author.id.as_str(), Who::of(e), routed.lang);
+            let m = self.member(id, w.rule, customer, place, e.at);
+            acting.members.push(m);
+        }
         let keyword = decision.winner.as_ref().map(|w| w.keyword.written.clone());
         // A survey answer's ticket is solved, and an ignored message (a
         // protection, a stop word, a noise rule) is not to be acted on:
@@ -717,6 +784,8 @@ struct Acting {
     now: Millis,
     /// The next opening while the team is away, at `now`.
     opens: Option<Millis>,
+    /// The customers of incidents its messages joined, written last.
+    members: Vec<crate::storage::incidents::Member>,
 }
 
 /// Notes in `state` what `plan` changes for the batch's later messages:
@@ -759,13 +828,16 @@ fn note(
         }
     }
     state.tickets.insert(customer.to_owned(), after);
+    if let Some(id) = plan.incident {
+        state.incident_members.insert((id, customer.to_owned()));
+    }
     *state.written.entry(customer.to_owned()).or_default() += 1;
     if plan.stop {
         state.stopped.insert(customer.to_owned());
     }
     let to_send = match (&plan.reply, ack) {
         (Some((text, via)), _) => Some((text.clone(), *via)),
-        (None, Some((a, via))) => Some((sign(render(e, a, ticket, voice), voice), via)),
+        (None, Some((a, via))) => Some((sign(render(Who::of(e), a, ticket, voice), voice), via)),
         (None, None) => None,
     };
     if let Some((text, _)) = &to_send {
@@ -871,16 +943,35 @@ fn sign(mut text: String, voice: Voice<'_>) -> String {
     text
 }
 
+/// Whom an automatic text is written to.
+#[derive(Debug, Clone, Copy)]
+struct Who<'a> {
+    handle: &'a str,
+    name: &'a str,
+    platform: Platform,
+}
+
+impl<'a> Who<'a> {
+    /// The author of `e`.
+    fn of(e: &'a Event) -> Self {
+        Who {
+            handle: e.author.handle.as_str(),
+            name: &e.author.name,
+            platform: e.platform,
+        }
+    }
+}
+
 /// A rule's reply, or the acknowledgement of a new ticket with its
-/// reference, for the author of `e`, in their language.
-fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>, voice: Voice<'_>) -> String {
+/// reference, for `who`, in their language.
+fn render(who: Who<'_>, text: &Localized, ticket: Option<TicketRef>, voice: Voice<'_>) -> String {
     let (template, chosen) = text.pick(voice.lang, voice.default);
     let r = ticket.map(|t| t.to_string());
-    let name = customer_name(e, template);
+    let name = customer_name(who, template);
     // The opening in the language of the text chosen, else the customer's.
     let opens = template.opens(voice.closed, (chosen, voice.lang, voice.default));
     template.render(&Vars {
-        author: e.author.handle.as_str(),
+        author: who.handle,
         name: &name,
         ticket: r.as_deref(),
         opens: opens.as_deref(),
@@ -889,13 +980,9 @@ fn render(e: &Event, text: &Localized, ticket: Option<TicketRef>, voice: Voice<'
 
 /// The outbox row of an automatic reply to `e`.
 fn reply_row(e: &Event, ticket: Option<TicketRef>, text: String, via: Via) -> OutRow {
-    let kind = match (via, e.channel) {
-        (Via::Dm, _) | (Via::Same, Channel::Dm) => ReplyKind::Dm,
-        (Via::Same, _) => ReplyKind::Public,
-    };
     OutRow {
         platform: e.platform,
-        kind,
+        kind: kind_of(via, e.channel),
         ticket,
         customer_id: e.author.id.as_str().to_owned(),
         handle: e.author.handle.as_str().to_owned(),
@@ -910,9 +997,9 @@ fn reply_row(e: &Event, ticket: Option<TicketRef>, text: String, via: Via) -> Ou
 /// the platform refuses as too long).
 /// Made only for a template that uses `{name}`: the routing path of every
 /// message need not pay for it.
-fn customer_name(e: &Event, template: &Template) -> String {
+fn customer_name(who: Who<'_>, template: &Template) -> String {
     if !template.uses(crate::rules::template::Placeholder::Name) {
         return String::new();
     }
-    crate::domain::inert::name(&e.author.name, crate::domain::inert::name_max(e.platform))
+    crate::domain::inert::name(who.name, crate::domain::inert::name_max(who.platform))
 }

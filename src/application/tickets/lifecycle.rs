@@ -179,6 +179,14 @@ pub struct TicketPolicy {
     /// `[tickets]` key either.
     #[serde(skip)]
     pub hours: Option<crate::domain::hours::BusinessHours>,
+    /// `[limits]`: an incident's closing notices go out at the global
+    /// budget's pace; not a `[tickets]` key either.
+    #[serde(skip)]
+    pub limits: crate::domain::limits::Limits,
+    /// `[incidents]`: closing an incident's ticket closes the incident,
+    /// with its alert; not a `[tickets]` key either.
+    #[serde(skip)]
+    pub incidents: crate::application::incidents::IncidentPolicy,
 }
 
 /// First-response targets, in hours.
@@ -217,6 +225,8 @@ impl Default for TicketPolicy {
             signature: None,
             default_lang: None,
             hours: None,
+            limits: Default::default(),
+            incidents: Default::default(),
         }
     }
 }

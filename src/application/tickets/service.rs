@@ -6,9 +6,10 @@
 use sqlx::AnyConnection;
 
 use super::lifecycle::{Command, TicketPolicy, TransitionError, transition};
+use crate::application::incidents::{self, CloseError};
 use crate::domain::clock::Millis;
 use crate::domain::states::{ActionStatus, EventKind, Origin, TicketStatus, Verb};
-use crate::domain::{AgentName, Platform, TicketRef};
+use crate::domain::{AgentName, IncidentRef, Platform, TicketRef};
 use crate::platforms::ReplyKind;
 use crate::storage::Store;
 use crate::storage::ticket_events::{self, NewEvent};
@@ -47,6 +48,14 @@ pub enum TicketError {
     /// The customer must not be answered (a listed bot, our own account).
     #[error("{0}: the customer is protected from replies ({1})")]
     Protected(TicketRef, String),
+    /// An incident's ticket has no one customer to answer.
+    #[error(
+        "{0} is incident {1}'s ticket: it has no one customer to answer; `helpdesk incidents close {1}` sends each of its customers the rule's incident_resolved, or answer a customer on their own ticket"
+    )]
+    IncidentTicket(TicketRef, IncidentRef),
+    /// Closing the incident of the ticket failed.
+    #[error(transparent)]
+    Incident(CloseError),
     /// The database failed.
     #[error(transparent)]
     Store(#[from] StoreError),
@@ -96,6 +105,31 @@ pub async fn apply(
         .await?
         .ok_or(TicketError::NotFound(ticket))?;
     let from = locked.status;
+    if from != TicketStatus::Closed
+        && let Some(incident) = crate::storage::incidents::of_ticket(&mut tx, ticket).await?
+    {
+        match cmd {
+            Command::Reply { .. } => return Err(TicketError::IncidentTicket(ticket, incident)),
+            // Solved or closed, an incident is over: its customers hear it.
+            Command::Solve | Command::Close => {
+                let limits = (&policy.limits, &policy.incidents);
+                incidents::close_in(&mut tx, store.backend(), incident, agent, limits, now)
+                    .await
+                    .map_err(|e| match e {
+                        CloseError::Store(s) => TicketError::Store(s),
+                        other => TicketError::Incident(other),
+                    })?;
+                tx.commit().await.map_err(StoreError::from)?;
+                return Ok(Applied {
+                    ticket,
+                    from,
+                    to: TicketStatus::Closed,
+                    queued: None,
+                });
+            }
+            _ => {}
+        }
+    }
     let to = transition(from, cmd).map_err(|source| TicketError::Transition { ticket, source })?;
     let acting = Acting {
         id: ticket,

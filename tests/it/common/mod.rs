@@ -221,21 +221,24 @@ pub async fn build_bot(config: &Config, sandbox: &Sandbox, clock: &Clock, wrap: 
 impl App {
     /// Polls and drains until nothing moves.
     pub async fn settle(&self) {
-        for _ in 0..50 {
-            let fresh = self
-                .bot
-                .poll_once()
-                .await
-                .unwrap()
-                .iter()
-                .filter(|p| !p.duplicate)
-                .count();
-            let r = self.bot.drain_once().await.unwrap();
-            if fresh == 0 && !r.progressed() && r.sent == 0 {
-                return;
-            }
-        }
-        panic!("the bot did not settle");
+        assert!(settle_bot(&self.bot, 50).await, "the bot did not settle");
+    }
+
+    /// Runs `helpdesk ARGS` on this app's database as agent `agent`:
+    /// (success, stdout, stderr).
+    pub fn cli(&self, agent: &str, args: &[&str]) -> (bool, String, String) {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+            .args(args)
+            .env("HELPDESK_DATABASE_URL", &self.url)
+            .env("HELPDESK_AGENT", agent)
+            .env("HELPDESK_CONFIG", self.dir.path().join("none.toml"))
+            .output()
+            .unwrap();
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
     }
 
     /// The first column of the first row of `sql`, as text.
@@ -267,6 +270,25 @@ impl App {
             .map(|r| (r.try_get(0).unwrap(), r.try_get(1).unwrap()))
             .collect()
     }
+}
+
+/// Polls and drains `bot` until nothing moves, at most `rounds` times;
+/// whether it settled.
+pub async fn settle_bot(bot: &Bot, rounds: usize) -> bool {
+    for _ in 0..rounds {
+        let fresh = bot
+            .poll_once()
+            .await
+            .unwrap()
+            .iter()
+            .filter(|p| !p.duplicate)
+            .count();
+        let r = bot.drain_once().await.unwrap();
+        if fresh == 0 && !r.progressed() && r.sent == 0 {
+            return true;
+        }
+    }
+    false
 }
 
 /// A traffic line.
