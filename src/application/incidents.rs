@@ -42,8 +42,8 @@ pub struct IncidentPolicy {
     pub alert_url_env: Option<String>,
     /// A link to a ticket for the alerts, `{ticket}` standing for `T-1042`.
     pub ticket_url: Option<String>,
-    /// The webhook's URL, read from the variable `alert_url_env` names
-    /// when the configuration is loaded: alerts are on when it is set.
+    /// The webhook's URL, read from the variable `alert_url_env` names by
+    /// the bot as it starts (agents' commands never need it; tests set it).
     #[serde(skip)]
     pub alert_url: Option<Secret>,
 }
@@ -125,6 +125,12 @@ impl IncidentPolicy {
         }
         self.alert_url = Some(Secret::new(url));
         Ok(())
+    }
+
+    /// Whether alerts are on: a URL is configured (the bot that posts
+    /// them reads it; an agent's command only queues them).
+    pub fn alerts_on(&self) -> bool {
+        self.alert_url_env.is_some() || self.alert_url.is_some()
     }
 
     /// The link to `ticket`, when configured.
@@ -263,7 +269,7 @@ pub async fn queue_alert(
     p: &IncidentPolicy,
     now: Millis,
 ) -> Result<(), StoreError> {
-    if p.alert_url.is_none() {
+    if !p.alerts_on() {
         return Ok(());
     }
     let Some(row) = incidents::lock(conn, backend, id).await? else {
@@ -386,7 +392,7 @@ pub async fn alert_growth(
     p: &IncidentPolicy,
     now: Millis,
 ) -> Result<usize, StoreError> {
-    if p.alert_url.is_none() {
+    if !p.alerts_on() {
         return Ok(0);
     }
     let grown = incidents::grown_since_alert(store, now - GROWING_EVERY_MS).await?;

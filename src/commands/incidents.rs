@@ -94,6 +94,28 @@ pub async fn incidents(
     }
 }
 
+/// One incident in a sentence, for `tickets show` on its ticket.
+pub fn describe(r: &Row) -> String {
+    format!(
+        "incident {} ({}): rule {}, {} customers, {} messages, first {} UTC, latest {} UTC, {} customers/min; {}",
+        r.id,
+        r.status,
+        r.rule,
+        r.customers,
+        r.messages,
+        when(Some(r.first_message_at)),
+        when(Some(r.last_message_at)),
+        rate(r),
+        match r.closed_by.as_deref() {
+            Some(who) => format!("closed by {who} at {} UTC", when(r.closed_at)),
+            None => format!(
+                "`helpdesk incidents close {}` ends it and sends each customer the closing notice",
+                r.id
+            ),
+        }
+    )
+}
+
 /// Customers per minute from the first message to the latest.
 fn rate(r: &Row) -> f64 {
     let minutes = ((r.last_message_at - r.first_message_at) as f64 / 60_000.0).max(1.0);

@@ -169,6 +169,11 @@ pub async fn tickets(agent: &AgentArgs, cmd: TicketsCommand, out: &mut dyn Write
         TicketsCommand::Show { ticket, json } => {
             let (summary, timeline) = tickets::show(&store, ticket, now).await?;
             write_ticket(&summary, timeline, json.on, config.hours.as_ref(), out)?;
+            if !json.on
+                && let Some(i) = crate::storage::incidents::of_ticket_row(&store, ticket).await?
+            {
+                writeln!(out, "\n{}", crate::commands::incidents::describe(&i))?;
+            }
             return Ok(0);
         }
         TicketsCommand::Claim { ticket } => (ticket, Command::Claim),

@@ -36,15 +36,21 @@ pub struct Alerts {
 }
 
 impl Alerts {
-    /// The task for `policy` (its URL read with the configuration).
-    pub fn new(store: Store, policy: &IncidentPolicy, clock: Clock) -> Alerts {
-        Alerts {
+    /// The task for `policy`, its URL read from the variable
+    /// `alert_url_env` names (unless given already); the error says what
+    /// is wrong with it.
+    pub fn new(store: Store, policy: &IncidentPolicy, clock: Clock) -> Result<Alerts, String> {
+        let mut policy = policy.clone();
+        if policy.alert_url.is_none() {
+            policy.read_alert_url(|v| std::env::var_os(v))?;
+        }
+        Ok(Alerts {
             store,
-            policy: policy.clone(),
             url: policy.alert_url.clone(),
+            policy,
             client: crate::platforms::http::http_client(),
             clock,
-        }
+        })
     }
 
     /// One round; returns the alerts posted.

@@ -131,6 +131,9 @@ pub enum BotError {
     /// The endpoint a platform pushes to cannot be served.
     #[error(transparent)]
     Listen(#[from] ListenError),
+    /// `[incidents] alert_url_env` names no usable URL.
+    #[error("{0}")]
+    AlertUrl(String),
 }
 
 /// A bot assembled from its parts, ready to poll and send.
@@ -163,7 +166,8 @@ impl Bot {
         connectors: Vec<Arc<dyn Connector>>,
         clock: Clock,
     ) -> Result<Bot, BotError> {
-        let alerts = Alerts::new(store.clone(), &config.incidents, clock.clone());
+        let alerts = Alerts::new(store.clone(), &config.incidents, clock.clone())
+            .map_err(BotError::AlertUrl)?;
         // What X's calls cost is kept in the database from the first one on.
         for c in &connectors {
             c.keep_spend_in(Arc::new(XSpend::new(store.clone())));

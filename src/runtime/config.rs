@@ -264,15 +264,8 @@ impl Config {
         env: impl Fn(&str) -> Option<OsString>,
     ) -> Result<Config, ConfigError> {
         let mut config = Config::read(path, optional)?;
-        let overridden = config.apply_env(&env)?;
+        let overridden = config.apply_env(env)?;
         config.validate().map_err(|e| e.blame(path, &overridden))?;
-        config
-            .incidents
-            .read_alert_url(&env)
-            .map_err(|message| ConfigError::Invalid {
-                path: path.to_owned(),
-                message,
-            })?;
         Ok(config)
     }
 

@@ -453,6 +453,17 @@ pub async fn of_ticket(
     Ok(id.map(IncidentRef))
 }
 
+/// The incident whose ticket is `ticket`, as agents see it.
+pub async fn of_ticket_row(store: &Store, ticket: TicketRef) -> Result<Option<Row>, StoreError> {
+    let row = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT {COLUMNS} FROM incidents WHERE ticket_id = $1"
+    )))
+    .bind(ticket.0)
+    .fetch_optional(store.pool())
+    .await?;
+    row.as_ref().map(parse_row).transpose()
+}
+
 /// Marks an open incident closed by `agent`; false when it was not open.
 pub async fn close(
     conn: &mut AnyConnection,

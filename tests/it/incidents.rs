@@ -240,6 +240,15 @@ async fn a_surge_opens_one_incident_answers_each_customer_once_and_closes_with_o
     assert_eq!(list[0]["customers"], 60);
     assert_eq!(list[0]["messages"], 64);
 
+    let (ok, show, err) = app.cli("carla", &["tickets", "show", "T-1002"]);
+    assert!(ok, "{err}");
+    assert!(
+        show.contains("incident I-1 (open): rule outage, 60 customers, 64 messages"),
+        "{show}"
+    );
+    let (ok, _, err) = app.cli("carla", &["tickets", "reply", "T-1002", "Hello"]);
+    assert!(!ok && err.contains("is incident I-1's ticket"), "{err}");
+
     // The opening alert: one, after the first post failed.
     assert_eq!(chat.events(), ["opened"]);
     let opened = chat.got.lock().unwrap()[0].clone();
