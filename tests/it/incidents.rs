@@ -157,8 +157,9 @@ async fn texts(app: &App, needles: &[&str]) -> (usize, usize) {
 /// rule a week ago): the incident opens at the 20th, the 19 before got
 /// the usual answer and nothing more, the 41 after get the incident reply
 /// once (a second message gets nothing), no per-customer ticket; the bot
-/// restarts halfway; one alert on open (after a 503, retried), one on
-/// close; each of the 60 gets the closing notice once.
+/// restarts halfway; one alert on open (after a 503, retried), one 15
+/// minutes later as it grew, one on close; each of the 60 gets the closing
+/// notice once.
 async fn a_surge_opens_one_incident_answers_each_customer_once_and_closes_with_one_notice(db: Db) {
     let dir = tempfile::tempdir().unwrap();
     let chat = Chat::default();
@@ -258,6 +259,17 @@ async fn a_surge_opens_one_incident_answers_each_customer_once_and_closes_with_o
     assert!(opened["text"].as_str().unwrap().contains("I-1 opened"));
     assert!(opened["attachments"][0]["fields"].is_array());
 
+    // Fifteen minutes after the first alert, it has grown: one more.
+    run_for(&app, &bot, 50).await;
+    assert_eq!(chat.events(), ["opened", "growing"]);
+    assert_eq!(chat.got.lock().unwrap()[1]["incident"]["customers"], 60);
+    run_for(&app, &bot, 100).await;
+    assert_eq!(
+        chat.events(),
+        ["opened", "growing"],
+        "not again: it did not grow"
+    );
+
     // An agent closes the incident's ticket through `agent_actions`.
     sqlx::query(
         "INSERT INTO agent_actions (ticket_id, agent, action) VALUES (1002, 'carla', 'close')",
@@ -283,7 +295,7 @@ async fn a_surge_opens_one_incident_answers_each_customer_once_and_closes_with_o
         }
     }
 
-    assert_eq!(chat.events(), ["opened", "closed"]);
+    assert_eq!(chat.events(), ["opened", "growing", "closed"]);
     let notices = texts(&app, &["est résolu", "outage is fixed"]).await;
     assert_eq!(notices, (60, 60), "one closing notice per customer");
     let unsent = app
