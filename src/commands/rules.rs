@@ -311,21 +311,33 @@ const SAMPLE: Vars<'static> = Vars {
 /// language table, since one may hold a link and another not.
 fn x_cost_lines(rule: &Rule, applied: &Applied) -> Vec<String> {
     let prices = &applied.prices;
-    // Each text the rule may send, the closed-hours ack marked as such.
-    let texts: Vec<(&Localized, bool)> = match &rule.action {
-        Action::Reply(t) => vec![(t, false)],
-        Action::Escalate(e) => [(e.ack.as_ref(), false), (e.ack_closed.as_ref(), true)]
-            .into_iter()
-            .filter_map(|(t, closed)| t.map(|t| (t, closed)))
-            .collect(),
+    // Each text the rule may send, named when it is not the usual one.
+    let mut texts: Vec<(&Localized, Option<&str>)> = match &rule.action {
+        Action::Reply(t) => vec![(t, None)],
+        Action::Escalate(e) => [
+            (e.ack.as_ref(), None),
+            (e.ack_closed.as_ref(), Some("ack_closed")),
+        ]
+        .into_iter()
+        .filter_map(|(t, which)| t.map(|t| (t, which)))
+        .collect(),
         Action::Ignore => return Vec::new(),
     };
+    let incident = [
+        (rule.incident.reply.as_ref(), "incident_reply"),
+        (rule.incident.resolved.as_ref(), "incident_resolved"),
+    ];
+    texts.extend(
+        incident
+            .into_iter()
+            .filter_map(|(t, which)| Some((t?, Some(which)))),
+    );
     let public = rule.via == Via::Same
         && (rule.channels.contains(Channel::Mention) || rule.channels.contains(Channel::Search));
     texts
         .into_iter()
-        .flat_map(|(t, closed)| t.variants().into_iter().map(move |v| (v, closed)))
-        .map(|((lang, template), closed)| {
+        .flat_map(|(t, which)| t.variants().into_iter().map(move |v| (v, which)))
+        .map(|((lang, template), which)| {
             let worst_opens;
             let sample = if template.uses(Placeholder::Opens) {
                 worst_opens = BusinessHours::worst_description();
@@ -340,11 +352,11 @@ fn x_cost_lines(rule: &Rule, applied: &Applied) -> Vec<String> {
             if let Some(s) = &applied.signature {
                 text.push_str(s.pick(lang, applied.default_lang));
             }
-            let what = match (lang, closed) {
-                (None, false) => String::new(),
-                (Some(l), false) => format!(" ({l})"),
-                (None, true) => " (ack_closed)".to_owned(),
-                (Some(l), true) => format!(" (ack_closed, {l})"),
+            let what = match (lang, which) {
+                (None, None) => String::new(),
+                (Some(l), None) => format!(" ({l})"),
+                (None, Some(w)) => format!(" ({w})"),
+                (Some(l), Some(w)) => format!(" ({w}, {l})"),
             };
             let at = format!("{}:{}: {}{what}", rule.file, rule.line, rule.id);
             if !public {

@@ -645,3 +645,32 @@ legal = ["avocat", "lawyer"]
         "changer d’opérateur"
     );
 }
+
+/// `incident_reply` and `incident_resolved` are checked as replies: their
+/// placeholders, their length, their language tables; an `ignore` rule may
+/// have neither.
+#[test]
+fn incident_texts_are_checked_as_replies() {
+    let a = r#"[[rule]]
+id = "outage"
+keywords = ["panne"]
+reply = "ok"
+incident_reply = { fr = "{author} incident en cours ({ticket})", french = "non" }
+incident_resolved = "{author} fixed {opens}"
+
+[[rule]]
+id = "noise"
+keywords = ["lol"]
+ignore = true
+incident_reply = "hello"
+"#;
+    let out = errors(&[("a.toml", a)]);
+    let expect = [
+        "in `incident_reply.fr`: `{ticket}`",
+        "in `incident_reply`: ",
+        "in `incident_resolved`: `{opens}` can only be used in an escalation's `ack_closed`",
+        "`incident_reply` on a rule that ignores its messages",
+    ];
+    let missing: Vec<_> = expect.iter().filter(|e| !out.contains(*e)).collect();
+    assert!(missing.is_empty(), "missing {missing:?} in:\n{out}");
+}
