@@ -19,7 +19,7 @@ use sqlx::AnyConnection;
 use crate::domain::clock::{Millis, rfc3339};
 use crate::domain::limits::Limits;
 use crate::domain::secret::Secret;
-use crate::domain::states::{AlertKind, EventKind, Origin, TicketStatus};
+use crate::domain::states::{AlertKind, EventKind, IncidentStatus, Origin, TicketStatus};
 use crate::domain::{IncidentRef, Platform};
 use crate::platforms::chat::{self, AlertEvent, AlertSample, IncidentAlert};
 use crate::storage::incidents::{self, Row, Sample};
@@ -207,13 +207,14 @@ pub async fn baseline(
 }
 
 /// When an alert that failed `attempts` times (this one included) is
-/// tried again: 10 s, doubling, at most 15 minutes apart; `None` after
-/// 12 attempts (some two hours), when it is given up.
+/// tried again: 10 s after the first failure, doubling, at most 15
+/// minutes apart; `None` after 12 attempts (some two hours), when it is
+/// given up.
 pub fn next_attempt(attempts: i64, now: Millis) -> Option<Millis> {
     if attempts >= 12 {
         return None;
     }
-    let wait = (10_000i64 << attempts.clamp(0, 20)).min(900_000);
+    let wait = (10_000i64 << (attempts - 1).clamp(0, 20)).min(900_000);
     Some(now + wait)
 }
 
@@ -250,7 +251,7 @@ pub fn alert(
             .iter()
             .map(|s| AlertSample {
                 platform: s.platform.to_string(),
-                handle: format!("@{}", s.handle),
+                handle: chat::for_chat(&format!("@{}", s.handle)),
                 text: chat::for_chat(&s.text),
             })
             .collect(),
@@ -275,6 +276,13 @@ pub async fn queue_alert(
     let Some(row) = incidents::lock(conn, backend, id).await? else {
         return Ok(());
     };
+    // Read under the lock: an incident closed, or no larger, since it was
+    // listed as growing is not announced as growing.
+    if event == AlertEvent::Growing
+        && (row.status != IncidentStatus::Open || row.customers <= row.alerted_customers)
+    {
+        return Ok(());
+    }
     let samples = incidents::samples(conn, &row.rule, row.last_message_at, 3).await?;
     let kind = match event {
         AlertEvent::Opened => AlertKind::Opened,
@@ -340,6 +348,11 @@ pub async fn close_in(
         .ok_or(CloseError::NotFound(id))?;
     if !incidents::close(conn, id, agent, now).await? {
         return Err(CloseError::Closed(id));
+    }
+    // "Our teams are on it" still waiting would now come after, or beside,
+    // "it is fixed", and spend the budget the notices need.
+    if let Some(t) = row.ticket {
+        outbox::expire_waiting_automatic(conn, t, now).await?;
     }
     let pace = limits.global.per_secs as Millis * 1000 / limits.global.replies.max(1) as Millis;
     let mut turn: std::collections::HashMap<Platform, Millis> = Default::default();
@@ -443,9 +456,9 @@ mod tests {
 
     #[test]
     fn alerts_back_off_then_give_up() {
-        assert_eq!(next_attempt(1, 0), Some(20_000));
-        assert_eq!(next_attempt(2, 0), Some(40_000));
-        assert_eq!(next_attempt(9, 0), Some(900_000));
+        assert_eq!(next_attempt(1, 0), Some(10_000));
+        assert_eq!(next_attempt(2, 0), Some(20_000));
+        assert_eq!(next_attempt(10, 0), Some(900_000));
         assert_eq!(next_attempt(12, 0), None);
     }
 

@@ -7,7 +7,9 @@
 //! customer wrote is made harmless for chat before it goes: `&`, `<`, `>`
 //! escaped (Slack's control characters, which would let a message ping
 //! `<!channel>`), `@` kept from forming a mention (`@here`, `@all`),
-//! e-mail addresses and long numbers (phones, accounts, cards) masked.
+//! links masked and markdown's brackets and backticks defused (no image a
+//! client would load, no link a teammate could click), e-mail addresses
+//! and long numbers (phones, accounts, cards) masked.
 
 use std::time::Duration;
 
@@ -142,7 +144,7 @@ fn field(title: &str, value: String) -> serde_json::Value {
 /// A customer's text made harmless for a chat channel and cut to 280
 /// characters: see the module's comment.
 pub fn for_chat(text: &str) -> String {
-    let masked = mask_numbers(&mask_emails(text));
+    let masked = mask_numbers(&mask_emails(&mask_links(text)));
     let mut out = String::with_capacity(masked.len());
     for (i, c) in masked.chars().enumerate() {
         if i == 280 {
@@ -155,6 +157,11 @@ pub fn for_chat(text: &str) -> String {
             '>' => out.push_str("&gt;"),
             // A word joiner after `@`: `@here` no longer pings anyone.
             '@' => out.push_str("@\u{2060}"),
+            // Markdown's links and images need brackets; code needs
+            // backticks: neither survives.
+            '[' => out.push('('),
+            ']' => out.push(')'),
+            '`' => out.push('\''),
             c if c.is_control() => out.push(' '),
             c => out.push(c),
         }
@@ -162,13 +169,28 @@ pub fn for_chat(text: &str) -> String {
     out
 }
 
-/// Words with an `@` inside (`name@example.com`) become `[email]`.
+/// Words holding a link (`https://…`, `www.…`) become `(link)`.
+fn mask_links(text: &str) -> String {
+    text.split(' ')
+        .map(|w| {
+            let lower = w.to_ascii_lowercase();
+            if lower.contains("://") || lower.contains("www.") {
+                "(link)"
+            } else {
+                w
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// Words with an `@` inside (`name@example.com`) become `(email)`.
 fn mask_emails(text: &str) -> String {
     text.split(' ')
         .map(|w| {
             let inner = w.trim_matches(|c: char| !c.is_alphanumeric());
             match inner.find('@') {
-                Some(i) if i > 0 && inner[i + 1..].contains('.') => w.replace(inner, "[email]"),
+                Some(i) if i > 0 && inner[i + 1..].contains('.') => w.replace(inner, "(email)"),
                 _ => w.to_owned(),
             }
         })
@@ -177,7 +199,7 @@ fn mask_emails(text: &str) -> String {
 }
 
 /// Runs of 6 or more digits, spaces, dots and dashes between them
-/// allowed (`06 12 34 56 78`, `4970-1012-3456`), become `[number]`; a
+/// allowed (`06 12 34 56 78`, `4970-1012-3456`), become `(number)`; a
 /// date or a price stays.
 fn mask_numbers(text: &str) -> String {
     let chars: Vec<char> = text.chars().collect();
@@ -202,7 +224,7 @@ fn mask_numbers(text: &str) -> String {
             j += 1;
         }
         if digits >= 6 {
-            out.push_str("[number]");
+            out.push_str("(number)");
         } else {
             out.extend(&chars[i..end]);
         }
@@ -259,15 +281,19 @@ mod tests {
     fn customer_text_cannot_ping_or_leak_in_chat() {
         assert_eq!(
             for_chat("<!channel> @here call me 06 12 34 56 78 or bob.smith@mail.fr & co"),
-            "&lt;!channel&gt; @\u{2060}here call me [number] or [email] &amp; co"
+            "&lt;!channel&gt; @\u{2060}here call me (number) or (email) &amp; co"
         );
         // Dates, prices and short numbers stay.
         assert_eq!(
             for_chat("panne depuis le 12/05, 29.99 €"),
             "panne depuis le 12/05, 29.99 €"
         );
-        assert_eq!(for_chat("client 4970-1012-3456-7890."), "client [number].");
+        assert_eq!(for_chat("client 4970-1012-3456-7890."), "client (number).");
         assert_eq!(for_chat(&"a".repeat(300)).chars().count(), 281);
+        assert_eq!(
+            for_chat("see ![x](https://evil.example/p.png) and [here](http://phish) `code`"),
+            "see (link) and (link) 'code'"
+        );
     }
 
     #[test]

@@ -31,9 +31,14 @@ pub struct Open {
     pub ticket_status: TicketStatus,
 }
 
-/// The open incidents of `rules`.
+/// The open incidents of `rules`, locked until the transaction ends (on
+/// PostgreSQL `FOR UPDATE OF i`; on SQLite the write transaction is the
+/// lock): a batch that joins an incident and an agent who closes it, or
+/// two batches on the same incident, take turns, so no customer joins a
+/// closed incident nor is answered twice.
 pub async fn open_for_rules(
     conn: &mut AnyConnection,
+    backend: Backend,
     rules: &[&str],
 ) -> Result<Vec<Open>, StoreError> {
     if rules.is_empty() {
@@ -41,8 +46,12 @@ pub async fn open_for_rules(
     }
     let sql = format!(
         "SELECT i.id, i.rule_id, t.id, t.status FROM incidents i JOIN tickets t ON t.id = i.ticket_id \
-         WHERE i.status = 'open' AND i.rule_id IN ({})",
-        placeholders(1, rules.len())
+         WHERE i.status = 'open' AND i.rule_id IN ({}) ORDER BY i.id{}",
+        placeholders(1, rules.len()),
+        match backend {
+            Backend::Postgres => " FOR UPDATE OF i",
+            Backend::Sqlite => "",
+        }
     );
     let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
     for r in rules {
@@ -113,7 +122,10 @@ pub struct WindowRow {
     pub written_at: Millis,
 }
 
-/// The messages routed to `rule` written since `since`, oldest first.
+/// The messages routed to `rule` written since `since` that the bot acted
+/// on (not a protection's or a stop word's `ignore`: the bot's own
+/// account, reposts, listed bots, the backlog are never an incident's
+/// customers), oldest first.
 pub async fn window(
     conn: &mut AnyConnection,
     rule: &str,
@@ -122,10 +134,11 @@ pub async fn window(
     let rows = sqlx::query(
         "SELECT platform, author_id, author_handle, author_name, conversation_id, \
          platform_message_id, channel, text, lang, written_at FROM messages \
-         WHERE rule_id = $1 AND written_at >= $2 ORDER BY written_at, id",
+         WHERE rule_id = $1 AND written_at >= $2 AND action <> $3 ORDER BY written_at, id",
     )
     .bind(rule)
     .bind(since)
+    .bind(crate::domain::states::Action::Ignore.as_str())
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()
@@ -579,7 +592,8 @@ pub struct Sample {
     pub text: String,
 }
 
-/// The latest `n` messages routed to `rule` written until `until`.
+/// The latest `n` public messages routed to `rule` and acted on, written
+/// until `until` (a DM is private: it never goes to the team's chat).
 pub async fn samples(
     conn: &mut AnyConnection,
     rule: &str,
@@ -588,10 +602,12 @@ pub async fn samples(
 ) -> Result<Vec<Sample>, StoreError> {
     let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
         "SELECT platform, author_handle, text FROM messages WHERE rule_id = $1 AND written_at <= $2 \
-         ORDER BY written_at DESC, id DESC LIMIT {n}"
+         AND channel <> $3 AND action <> $4 ORDER BY written_at DESC, id DESC LIMIT {n}"
     )))
     .bind(rule)
     .bind(until)
+    .bind(Channel::Dm.as_str())
+    .bind(crate::domain::states::Action::Ignore.as_str())
     .fetch_all(&mut *conn)
     .await?;
     rows.iter()

@@ -543,6 +543,30 @@ pub async fn end(
     Ok(done.rows_affected() == 1)
 }
 
+/// Expires the automatic replies to messages of `ticket` still waiting
+/// (never one being sent or in doubt): an incident's, once it is over,
+/// when "our teams are on it" would arrive after, or beside, "it is
+/// fixed". How many.
+pub async fn expire_waiting_automatic(
+    conn: &mut AnyConnection,
+    ticket: TicketRef,
+    now: Millis,
+) -> Result<u64, StoreError> {
+    let done = sqlx::query(
+        "UPDATE outbox SET status = $1, reason = $2, updated_at = $3 \
+         WHERE ticket_id = $4 AND status = $5 AND origin = $6 AND in_doubt = 0 AND message_id IS NOT NULL",
+    )
+    .bind(OutboxStatus::Expired.as_str())
+    .bind("the incident closed before it was sent: the customer gets the closing notice instead")
+    .bind(now)
+    .bind(ticket.0)
+    .bind(OutboxStatus::Queued.as_str())
+    .bind(Origin::Auto.as_str())
+    .execute(&mut *conn)
+    .await?;
+    Ok(done.rows_affected())
+}
+
 /// Attaches a row to the ticket opened for it (an agent finds a reply in
 /// doubt from its ticket).
 pub async fn attach_ticket(

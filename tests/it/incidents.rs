@@ -18,6 +18,7 @@ use crate::common::{App, Db, Setup, build_bot, rules_dir, settle_bot, spawn};
 on_both_databases!(
     a_surge_opens_one_incident_answers_each_customer_once_and_closes_with_one_notice,
     the_same_surge_at_the_usual_rate_opens_nothing,
+    accounts_the_bot_never_answers_are_no_surge_and_get_no_notice,
 );
 
 const RULES: &str = r#"
@@ -348,4 +349,38 @@ async fn the_same_surge_at_the_usual_rate_opens_nothing(db: Db) {
         texts(&app, &["Vérifions", "check your line"]).await,
         (60, 60)
     );
+}
+
+/// Listed bots write like customers but are never answered: they do not
+/// count towards a surge, and are not among the incident's customers.
+async fn accounts_the_bot_never_answers_are_no_surge_and_get_no_notice(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let traffic: Vec<String> = (0..25)
+        .map(|n| outage(n, 5 * n as u64 + 5, false))
+        .collect();
+    let mut setup = setup(db, dir.path(), &traffic.join("\n"), None);
+    setup.config.protection.bots = (0..10).map(|n| format!("cust{n:03}")).collect();
+    let Some(app) = spawn(setup).await else {
+        return;
+    };
+    run_for(&app, &app.bot, 15).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM incidents").await,
+        0,
+        "15 customers and 10 bots"
+    );
+    let more: Vec<String> = (25..30).map(|n| outage(n, 1, false)).collect();
+    app.sandbox
+        .push(parse_traffic(&more.join("\n"), "t").unwrap());
+    run_for(&app, &app.bot, 2).await;
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM incidents").await,
+        1,
+        "20 customers"
+    );
+    let bots = app
+        .count("SELECT COUNT(*) FROM incident_customers WHERE customer_handle < 'cust010'")
+        .await;
+    assert_eq!(bots, 0);
+    assert_eq!(app.count("SELECT customers FROM incidents").await, 20);
 }

@@ -193,6 +193,13 @@ impl Policy {
         }
     }
 
+    /// Whether `e` may be answered at all: no protection holds it and it
+    /// is not a stop word.
+    pub(super) fn answerable(&self, (me, first_start): (&Account, Millis), e: &Event) -> bool {
+        self.protected(me, first_start, e).is_none()
+            && !self.stop_words.contains(&stop_form(&e.text))
+    }
+
     /// Decides what to do with `e`, routed to `decision` whose reply (if
     /// any) renders as `reply_text` and `incident_reply` as
     /// `incident_text`, at `now`; `closed`: the team is away (`[hours]`),

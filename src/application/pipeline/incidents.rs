@@ -72,7 +72,10 @@ impl Pipeline {
             .filter_map(|(i, ((e, r), k))| {
                 let rule = r.decision.winner.as_ref()?.rule;
                 let first = !k.existing && ids.insert(e.id.as_str());
-                (first && rule.incident.watched()).then_some((i, rule))
+                // What the bot never answers (its own account, reposts,
+                // listed bots, the backlog, a stop word) is nobody's surge.
+                let answerable = self.policy.answerable((ctx.me, ctx.first_start), e);
+                (first && answerable && rule.incident.watched()).then_some((i, rule))
             })
             .collect();
         if candidates.is_empty() {
@@ -81,7 +84,7 @@ impl Pipeline {
         let mut names: Vec<&str> = candidates.iter().map(|(_, r)| r.id.as_str()).collect();
         names.sort_unstable();
         names.dedup();
-        let mut open: HashMap<String, Open> = incidents::open_for_rules(conn, &names)
+        let mut open: HashMap<String, Open> = incidents::open_for_rules(conn, backend, &names)
             .await?
             .into_iter()
             .map(|o| (o.rule.clone(), o))

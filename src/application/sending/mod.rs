@@ -695,13 +695,14 @@ impl Sender {
         Ok(None)
     }
 
-    /// A varied text for a retry after "duplicate content": the ticket
-    /// reference, or the customer's handle, makes it unique to them.
+    /// A varied text for a retry after "duplicate content": the customer's
+    /// handle, or the ticket reference, makes it unique to them. The
+    /// handle first: an incident's ticket is shared by all its customers.
     async fn vary(&self, row: &Row) -> Result<Option<String>, StoreError> {
         let handle = format!("@{}", row.customer_handle);
         let text = match row.ticket {
-            Some(t) if !row.text.contains(&t.to_string()) => format!("{} ({t})", row.text),
             _ if !row.text.contains(&handle) => format!("{handle} {}", row.text),
+            Some(t) if !row.text.contains(&t.to_string()) => format!("{} ({t})", row.text),
             _ => format!("{} (#{})", row.text, row.id),
         };
         let limit = self.length_limit(row.platform).await?;

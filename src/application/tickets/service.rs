@@ -101,35 +101,41 @@ pub async fn apply(
     now: Millis,
 ) -> Result<Applied, TicketError> {
     let mut tx = store.begin().await?;
+    // An incident's ticket: before the ticket's lock, for closing takes the
+    // incident's lock first, as the pipeline does (one order, no deadlock).
+    if matches!(cmd, Command::Reply { .. } | Command::Solve | Command::Close)
+        && let Some(incident) = crate::storage::incidents::of_ticket(&mut tx, ticket).await?
+    {
+        let from = tickets::status_of(&mut tx, ticket)
+            .await?
+            .ok_or(TicketError::NotFound(ticket))?;
+        if from == TicketStatus::Closed {
+            let source = transition(from, cmd).expect_err("closed tickets are final");
+            return Err(TicketError::Transition { ticket, source });
+        }
+        if let Command::Reply { .. } = cmd {
+            return Err(TicketError::IncidentTicket(ticket, incident));
+        }
+        // Solved or closed, an incident is over: its customers hear it.
+        let limits = (&policy.limits, &policy.incidents);
+        incidents::close_in(&mut tx, store.backend(), incident, agent, limits, now)
+            .await
+            .map_err(|e| match e {
+                CloseError::Store(s) => TicketError::Store(s),
+                other => TicketError::Incident(other),
+            })?;
+        tx.commit().await.map_err(StoreError::from)?;
+        return Ok(Applied {
+            ticket,
+            from,
+            to: TicketStatus::Closed,
+            queued: None,
+        });
+    }
     let locked = tickets::lock(&mut tx, store.backend(), ticket)
         .await?
         .ok_or(TicketError::NotFound(ticket))?;
     let from = locked.status;
-    if from != TicketStatus::Closed
-        && let Some(incident) = crate::storage::incidents::of_ticket(&mut tx, ticket).await?
-    {
-        match cmd {
-            Command::Reply { .. } => return Err(TicketError::IncidentTicket(ticket, incident)),
-            // Solved or closed, an incident is over: its customers hear it.
-            Command::Solve | Command::Close => {
-                let limits = (&policy.limits, &policy.incidents);
-                incidents::close_in(&mut tx, store.backend(), incident, agent, limits, now)
-                    .await
-                    .map_err(|e| match e {
-                        CloseError::Store(s) => TicketError::Store(s),
-                        other => TicketError::Incident(other),
-                    })?;
-                tx.commit().await.map_err(StoreError::from)?;
-                return Ok(Applied {
-                    ticket,
-                    from,
-                    to: TicketStatus::Closed,
-                    queued: None,
-                });
-            }
-            _ => {}
-        }
-    }
     let to = transition(from, cmd).map_err(|source| TicketError::Transition { ticket, source })?;
     let acting = Acting {
         id: ticket,
