@@ -152,9 +152,7 @@ impl Pipeline {
             }
             let usual = match w.baseline {
                 Some(b) => b,
-                None => *w
-                    .baseline
-                    .insert(baseline(conn, name, now, &self.incidents).await?),
+                None => *w.baseline.insert(self.baseline_of(conn, name, now).await?),
             };
             if !crosses(w.customers.len(), usual, &self.incidents) {
                 continue;
@@ -178,6 +176,26 @@ impl Pipeline {
             open.insert(name.to_owned(), o);
         }
         Ok(watched)
+    }
+
+    /// The baseline of `rule` at `now`, read at most once a minute (it
+    /// moves with the hour of the week, not with each batch).
+    async fn baseline_of(
+        &self,
+        conn: &mut AnyConnection,
+        rule: &str,
+        now: Millis,
+    ) -> Result<f64, StoreError> {
+        let cached = self.baselines.lock().expect("poisoned").get(rule).copied();
+        if let Some((_, b)) = cached.filter(|(at, _)| (0..60_000).contains(&(now - at))) {
+            return Ok(b);
+        }
+        let b = baseline(conn, rule, now, &self.incidents).await?;
+        self.baselines
+            .lock()
+            .expect("poisoned")
+            .insert(rule.to_owned(), (now, b));
+        Ok(b)
     }
 
     /// Opens the incident of `rule`, crossed at message `at` of the batch,

@@ -102,6 +102,10 @@ pub struct Pipeline {
     policy: Policy,
     tickets: TicketPolicy,
     incidents: IncidentPolicy,
+    /// Each watched rule's baseline and when it was read: a rule whose
+    /// usual traffic is above `min_customers` would otherwise re-read it
+    /// (nine queries) in every batch, under SQLite's write lock.
+    baselines: std::sync::Arc<std::sync::Mutex<std::collections::HashMap<String, (Millis, f64)>>>,
     clock: Clock,
 }
 
@@ -161,6 +165,7 @@ impl Pipeline {
             policy,
             tickets: tickets.clone(),
             incidents: IncidentPolicy::default(),
+            baselines: Default::default(),
             clock,
         }
     }
