@@ -381,10 +381,23 @@ pub async fn close_in(
             "incident {id} closed by {agent}: {count} closing notices queued to {} customers",
             row.customers
         );
-        if let Some(status) = tickets::status_of(conn, t).await?
-            && status != TicketStatus::Closed
+        // Locked after the incident, as every path does: an agent's claim
+        // of the ticket meanwhile cannot leave it open for good.
+        if let Some(locked) = tickets::lock(conn, backend, t).await?
+            && locked.status != TicketStatus::Closed
+            && !tickets::set_status(
+                conn,
+                t,
+                agent,
+                (locked.status, TicketStatus::Closed),
+                None,
+                now,
+            )
+            .await?
         {
-            tickets::set_status(conn, t, agent, (status, TicketStatus::Closed), None, now).await?;
+            return Err(
+                StoreError::Inconsistent("the incident's ticket changed under its lock").into(),
+            );
         }
         ticket_events::insert(
             conn,

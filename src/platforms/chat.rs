@@ -169,12 +169,14 @@ pub fn for_chat(text: &str) -> String {
     out
 }
 
-/// Words holding a link (`https://…`, `www.…`) become `(link)`.
+/// Words holding a link (`https://…`, `www.…`, or a bare domain such as
+/// `evil.com/login`, as X's linker finds them) become `(link)`.
 fn mask_links(text: &str) -> String {
     text.split(' ')
         .map(|w| {
             let lower = w.to_ascii_lowercase();
-            if lower.contains("://") || lower.contains("www.") {
+            if lower.contains("://") || lower.contains("www.") || crate::domain::text::x_has_url(w)
+            {
                 "(link)"
             } else {
                 w
@@ -293,6 +295,10 @@ mod tests {
         assert_eq!(
             for_chat("see ![x](https://evil.example/p.png) and [here](http://phish) `code`"),
             "see (link) and (link) 'code'"
+        );
+        assert_eq!(
+            for_chat("log in at evil.com/login now"),
+            "log in at (link) now"
         );
     }
 

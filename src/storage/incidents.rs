@@ -477,6 +477,17 @@ pub async fn of_ticket_row(store: &Store, ticket: TicketRef) -> Result<Option<Ro
     row.as_ref().map(parse_row).transpose()
 }
 
+/// Whether `ticket` is the ticket of an incident that is closed.
+pub async fn closed_with_ticket(store: &Store, ticket: TicketRef) -> Result<bool, StoreError> {
+    let n: i64 = sqlx::query("SELECT COUNT(*) FROM incidents WHERE ticket_id = $1 AND status = $2")
+        .bind(ticket.0)
+        .bind(IncidentStatus::Closed.as_str())
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?;
+    Ok(n > 0)
+}
+
 /// Marks an open incident closed by `agent`; false when it was not open.
 pub async fn close(
     conn: &mut AnyConnection,

@@ -398,6 +398,18 @@ impl Sender {
             report.needs_review += 1;
             return Ok(false);
         }
+        // An incident's reply put back in the queue (a 429, a variation)
+        // after the incident closed: its customer gets the closing notice.
+        if let (Some(t), crate::domain::states::Origin::Auto, Some(_), false) =
+            (row.ticket, row.origin, row.answers, row.in_doubt)
+            && crate::storage::incidents::closed_with_ticket(&self.store, t).await?
+        {
+            let why = "the incident closed before it was sent: the customer gets the closing notice instead";
+            self.end(&row, (OutboxStatus::Sending, OutboxStatus::Expired), why)
+                .await?;
+            report.expired += 1;
+            return Ok(false);
+        }
         let started = self.clock.now_ms();
         let mut duplicate_is_ours = false;
         if row.in_doubt {
