@@ -186,12 +186,12 @@ pub async fn first_match(
     conn: &mut AnyConnection,
     rule: &str,
 ) -> Result<Option<Millis>, StoreError> {
-    let at: Option<i64> = sqlx::query("SELECT MIN(written_at) FROM messages WHERE rule_id = $1")
-        .bind(rule)
-        .fetch_one(&mut *conn)
-        .await?
-        .try_get(0)?;
-    Ok(at)
+    time_of_rule(
+        conn,
+        "SELECT MIN(written_at) FROM messages WHERE rule_id = $1",
+        rule,
+    )
+    .await
 }
 
 /// When the last incident of `rule` closed: messages before it belong
@@ -200,7 +200,21 @@ pub async fn last_closed(
     conn: &mut AnyConnection,
     rule: &str,
 ) -> Result<Option<Millis>, StoreError> {
-    let at: Option<i64> = sqlx::query("SELECT MAX(closed_at) FROM incidents WHERE rule_id = $1")
+    time_of_rule(
+        conn,
+        "SELECT MAX(closed_at) FROM incidents WHERE rule_id = $1",
+        rule,
+    )
+    .await
+}
+
+/// The one time `sql` (an aggregate bound to a rule) reads, if any.
+async fn time_of_rule(
+    conn: &mut AnyConnection,
+    sql: &'static str,
+    rule: &str,
+) -> Result<Option<Millis>, StoreError> {
+    let at: Option<i64> = sqlx::query(sql)
         .bind(rule)
         .fetch_one(&mut *conn)
         .await?
