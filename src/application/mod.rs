@@ -1,5 +1,6 @@
 //! The application: what the bot does with an event, a ticket, a reply.
 
+pub mod agents;
 pub mod incidents;
 pub mod pipeline;
 pub mod report;

@@ -5,6 +5,7 @@
 //! an exit code rather than calling `exit`, so `main` stays the only place
 //! that ends the process.
 
+pub mod agents;
 pub mod args;
 pub mod completions;
 pub mod config_check;
@@ -45,6 +46,8 @@ pub enum Command {
     Tickets(tickets::TicketsArgs),
     /// Surges of one rule turned into incidents: list them, close one.
     Incidents(incidents::IncidentsArgs),
+    /// The agents who may sign in to the console: add, list, disable, passwd.
+    Agents(agents::AgentsArgs),
     /// What reached the brand, what the bot did, how the agents did.
     Report(report::ReportArgs),
     /// X account set-up.
@@ -68,6 +71,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Demo(args) => demo::execute(&args),
         Command::Tickets(args) => tickets::execute(args),
         Command::Incidents(args) => incidents::execute(args),
+        Command::Agents(args) => agents::execute(args),
         Command::Report(args) => report::execute(&args),
         Command::X(cmd) => x_login::execute(cmd),
         Command::Init(args) => init::execute(&args),

@@ -9,6 +9,7 @@
 //! spelled differently; the tables are the same.
 
 pub mod agent_actions;
+pub mod agents;
 pub mod bot_state;
 pub mod cursors;
 pub mod dialect;

@@ -24,6 +24,7 @@ on_both_databases!(
     the_language_is_kept_for_the_survey_and_the_report,
     signals_raise_the_priority_note_the_words_and_are_listed,
     a_third_message_in_a_day_with_no_human_answer_is_a_signal,
+    agent_accounts_are_added_listed_disabled_and_given_new_passwords,
 );
 
 fn cli(app: &App, args: &[&str]) -> (bool, String, String) {
@@ -862,4 +863,114 @@ escalate = { queue = "billing", priority = "low" }
         .push(parse_traffic(&line("7016", "mention", "bob", "@lumio ???"), "t").unwrap());
     app.settle().await;
     assert_eq!(ticket("bob").await[0].2, "normal");
+}
+
+/// Runs `helpdesk ARGS` with `stdin` on the app's database.
+fn cli_with_input(app: &App, args: &[&str], stdin: &str) -> (bool, String, String) {
+    use std::io::Write;
+    let mut child = Process::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(args)
+        .env("HELPDESK_DATABASE_URL", &app.url)
+        .env("HELPDESK_CONFIG", app.dir.path().join("none.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(stdin.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `helpdesk agents`: an account with a password from standard input
+/// (hashed with Argon2id, never stored), a name taken or a short password
+/// refused, the list, a disabled agent who can no longer sign in, and a
+/// made password that enables them again.
+async fn agent_accounts_are_added_listed_disabled_and_given_new_passwords(db: Db) {
+    use helpdesk::application::agents::check;
+    use helpdesk::domain::AgentName;
+    use helpdesk::domain::secret::Secret;
+    let Some(app) = spawn(Setup::new(db, &line("1", "mention", "ana", "@lumio hi"))).await else {
+        return;
+    };
+    let pw = "correct horse battery staple";
+    let (ok, out, err) = cli_with_input(
+        &app,
+        &["agents", "add", "carla", "--password-stdin"],
+        &format!("{pw}\n"),
+    );
+    assert!(ok && out.contains("carla: added"), "{out}{err}");
+    assert!(!out.contains(pw));
+    let (ok, _, err) = cli_with_input(&app, &["agents", "add", "carla", "--password-stdin"], pw);
+    assert!(!ok && err.contains("exists already"), "{err}");
+    let (ok, _, err) = cli_with_input(
+        &app,
+        &["agents", "add", "bob", "--password-stdin"],
+        "short\n",
+    );
+    assert!(!ok && err.contains("at least 12"), "{err}");
+    let (ok, _, err) = cli_with_input(&app, &["agents", "add", "bad name", "--password-stdin"], pw);
+    assert!(!ok && err.contains("invalid agent name"), "{err}");
+    let hash = app
+        .text("SELECT password_hash FROM agents WHERE name = 'carla'")
+        .await;
+    assert!(
+        hash.starts_with("$argon2id$") && !hash.contains(pw),
+        "{hash}"
+    );
+    let carla = AgentName::parse("carla").unwrap();
+    assert!(check(&app.store, &carla, &Secret::new(pw)).await.unwrap());
+    assert!(
+        !check(
+            &app.store,
+            &carla,
+            &Secret::new("correct horse battery stapler")
+        )
+        .await
+        .unwrap()
+    );
+    assert!(
+        !check(
+            &app.store,
+            &AgentName::parse("nobody").unwrap(),
+            &Secret::new(pw)
+        )
+        .await
+        .unwrap()
+    );
+
+    let (ok, list, err) = cli_with_input(&app, &["agents", "list", "--json"], "");
+    assert!(ok, "{err}");
+    let list: serde_json::Value = serde_json::from_str(&list).unwrap();
+    assert_eq!(list.as_array().unwrap().len(), 1);
+    assert_eq!(list[0]["name"], "carla");
+    assert!(list[0]["disabled_at"].is_null());
+
+    let (ok, _, err) = cli_with_input(&app, &["agents", "disable", "carla"], "");
+    assert!(ok, "{err}");
+    assert!(
+        !check(&app.store, &carla, &Secret::new(pw)).await.unwrap(),
+        "disabled"
+    );
+    let (ok, text, _) = cli_with_input(&app, &["agents", "list"], "");
+    assert!(ok && text.contains("disabled"), "{text}");
+    let (ok, _, err) = cli_with_input(&app, &["agents", "disable", "nobody"], "");
+    assert!(!ok && err.contains("no agent nobody"), "{err}");
+
+    // A made password, shown once, enables her again.
+    let (ok, out, err) = cli_with_input(&app, &["agents", "passwd", "carla"], "");
+    assert!(ok, "{err}");
+    let made = out.trim().rsplit(' ').next().unwrap();
+    assert_eq!(made.len(), 20, "{out}");
+    assert!(check(&app.store, &carla, &Secret::new(made)).await.unwrap());
+    assert!(!check(&app.store, &carla, &Secret::new(pw)).await.unwrap());
 }

@@ -317,6 +317,7 @@ const LATER_TABLES: &[&str] = &[
     "incidents",
     "incident_customers",
     "incident_alerts",
+    "agents",
 ];
 
 /// Columns added by migrations after the `platforms` one (the customer's
