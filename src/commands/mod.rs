@@ -9,6 +9,7 @@ pub mod agents;
 pub mod args;
 pub mod completions;
 pub mod config_check;
+pub mod console;
 pub mod demo;
 pub mod incidents;
 pub mod init;
@@ -48,6 +49,8 @@ pub enum Command {
     Incidents(incidents::IncidentsArgs),
     /// The agents who may sign in to the console: add, list, disable, passwd.
     Agents(agents::AgentsArgs),
+    /// Serve the agents' web console (without the bot): [console] listen in the configuration.
+    Console(console::ConsoleArgs),
     /// What reached the brand, what the bot did, how the agents did.
     Report(report::ReportArgs),
     /// X account set-up.
@@ -72,6 +75,7 @@ pub fn dispatch(cli: Cli) -> Result<i32> {
         Command::Tickets(args) => tickets::execute(args),
         Command::Incidents(args) => incidents::execute(args),
         Command::Agents(args) => agents::execute(args),
+        Command::Console(args) => console::execute(&args),
         Command::Report(args) => report::execute(&args),
         Command::X(cmd) => x_login::execute(cmd),
         Command::Init(args) => init::execute(&args),

@@ -21,6 +21,7 @@ use crate::platforms::x::config::XConfig;
 use crate::rules::{LoadOptions, RuleSet};
 use crate::runtime::bot::Bot;
 use crate::runtime::config::Config;
+use crate::runtime::console::Console;
 use crate::runtime::shutdown::Shutdown;
 use crate::storage::oauth_tokens::bluesky::BlueskySession;
 use crate::storage::oauth_tokens::{SharedTokens, TokenKey};
@@ -105,6 +106,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
     );
     let shutdown = Shutdown::new();
     start_admin(&config, &bot, metrics, &shutdown).await?;
+    start_console(&config, &bot, &clock, &shutdown).await?;
     shutdown.spawn(crate::runtime::reload::watch_rules(
         bot.rules(),
         config.rules.clone(),
@@ -112,7 +114,7 @@ pub async fn run(config_path: &Path, answer_backlog: bool) -> anyhow::Result<()>
         clock,
         shutdown.clone(),
     ));
-    shutdown.stop_on(shutdown_signal());
+    shutdown.stop_on(crate::runtime::shutdown::signal());
     let deadline = Duration::from_secs(config.shutdown_deadline_secs);
     bot.run(shutdown, Some(deadline)).await?;
     Ok(())
@@ -169,24 +171,16 @@ async fn start_admin(
     Ok(())
 }
 
-/// Resolves on Ctrl-C or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {}
-        _ = term => {}
+/// The agents' console, unless `[console] listen` is empty.
+async fn start_console(
+    config: &Config,
+    bot: &Arc<Bot>,
+    clock: &Clock,
+    shutdown: &Shutdown,
+) -> anyhow::Result<()> {
+    if config.console.listen.is_empty() {
+        return Ok(());
     }
+    let console = Console::new(config, bot.store().clone(), bot.rules(), clock.clone());
+    crate::commands::console::serve(config, console, shutdown).await
 }

@@ -486,3 +486,88 @@ pub enum Pushed {
     /// when [`Connector::listen`] returns; connectors never send it.
     Lost(String),
 }
+
+/// The address where a post can be read on its platform, for agents: X's
+/// `x.com/HANDLE/status/ID`, a Mastodon status on the brand's instance
+/// (`mastodon_base`, which shows remote accounts' posts too), a Bluesky
+/// post on `bsky.app` from its `at://` URI. `None` when the id is not one
+/// the platform makes (a sandbox's, a DM's).
+pub fn permalink(
+    platform: PlatformName,
+    mastodon_base: Option<&str>,
+    handle: &str,
+    post_id: &str,
+) -> Option<String> {
+    let web = |base: &str, segments: &[&str]| -> Option<String> {
+        let mut url = url::Url::parse(base).ok()?;
+        url.path_segments_mut().ok()?.clear().extend(segments);
+        Some(url.into())
+    };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    match platform {
+        PlatformName::X if digits(post_id) && !handle.is_empty() => {
+            web("https://x.com", &[handle, "status", post_id])
+        }
+        PlatformName::Mastodon if digits(post_id) && !handle.is_empty() => {
+            let base = mastodon_base?;
+            web(base, &[&format!("@{handle}"), post_id])
+        }
+        PlatformName::Bluesky => {
+            let rest = post_id.strip_prefix("at://")?;
+            let mut parts = rest.split('/');
+            let (repo, collection, rkey) = (parts.next()?, parts.next()?, parts.next()?);
+            (collection == "app.bsky.feed.post" && parts.next().is_none())
+                .then(|| web("https://bsky.app", &["profile", repo, "post", rkey]))?
+        }
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod permalink_tests {
+    use super::*;
+
+    #[test]
+    fn posts_link_to_their_platform_and_odd_ids_to_nothing() {
+        assert_eq!(
+            permalink(PlatformName::X, None, "tom", "1790").as_deref(),
+            Some("https://x.com/tom/status/1790")
+        );
+        assert_eq!(
+            permalink(
+                PlatformName::Mastodon,
+                Some("https://fosstodon.org"),
+                "ana@mas.to",
+                "11"
+            )
+            .as_deref(),
+            Some("https://fosstodon.org/@ana@mas.to/11")
+        );
+        assert_eq!(
+            permalink(
+                PlatformName::Bluesky,
+                None,
+                "ana.bsky.social",
+                "at://did:plc:abc/app.bsky.feed.post/3kx"
+            )
+            .as_deref(),
+            Some("https://bsky.app/profile/did:plc:abc/post/3kx")
+        );
+        // A handle cannot leave its path segment.
+        assert_eq!(
+            permalink(PlatformName::X, None, "a/../b?c", "1").as_deref(),
+            Some("https://x.com/a%2F..%2Fb%3Fc/status/1")
+        );
+        assert_eq!(permalink(PlatformName::X, None, "tom", "dm-7"), None);
+        assert_eq!(permalink(PlatformName::Mastodon, None, "ana", "11"), None);
+        assert_eq!(
+            permalink(
+                PlatformName::Bluesky,
+                None,
+                "a",
+                "at://did/app.bsky.graph.follow/1"
+            ),
+            None
+        );
+    }
+}

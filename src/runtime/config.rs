@@ -14,11 +14,13 @@
 //! [`Secret`]: crate::domain::secret::Secret
 
 use std::ffi::OsString;
+use std::net::IpAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
+use crate::application::console::SessionPolicy;
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::secret::MissingSecret;
 use crate::platforms::bluesky::config::BlueskyConfig;
@@ -68,6 +70,8 @@ pub struct Config {
     /// `[incidents]`: when a surge of one rule's matches is an incident,
     /// and where the team's chat is alerted.
     pub incidents: crate::application::incidents::IncidentPolicy,
+    /// `[console]`: the agents' web console.
+    pub console: ConsoleSettings,
 }
 
 /// `[language]`: how a text is chosen from a rule's language table.
@@ -155,6 +159,7 @@ impl Default for Config {
             language: LanguageSettings::default(),
             hours: None,
             incidents: Default::default(),
+            console: Default::default(),
         }
     }
 }
@@ -364,6 +369,14 @@ impl Config {
             },
         },
         EnvOverride {
+            var: "HELPDESK_CONSOLE_LISTEN",
+            key: "console.listen",
+            apply: |c, v| {
+                c.console.listen = v.to_owned();
+                Ok(())
+            },
+        },
+        EnvOverride {
             var: "HELPDESK_SHUTDOWN_DEADLINE_SECS",
             key: "shutdown_deadline_secs",
             apply: |c, v| {
@@ -457,6 +470,9 @@ impl Config {
     /// The checks beyond each value's type: ranges, URL schemes, settings
     /// that exclude each other. Runs once, on the merged configuration.
     fn validate(&self) -> Result<(), Invalid> {
+        self.console
+            .check()
+            .map_err(|m| Invalid::new("console", m))?;
         self.incidents
             .check()
             .map_err(|m| Invalid::new("incidents", m))?;
@@ -562,6 +578,85 @@ fn parse_flag(v: &str) -> Result<bool, String> {
         _ => Err(format!(
             "`{v}` is not true or false: set it to true or false, or unset it to keep the file's value"
         )),
+    }
+}
+
+/// `[console]`: where the agents' console listens and how its sign-ins
+/// behave (`runtime::console` serves it).
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConsoleSettings {
+    /// Where the console listens (`127.0.0.1:8080`); empty: not served.
+    pub listen: String,
+    /// Mark the session cookie `Secure`: set it when agents reach the
+    /// console over HTTPS (a reverse proxy that terminates TLS).
+    pub secure_cookies: bool,
+    /// A header that a reverse proxy which authenticates agents sets to the
+    /// agent's name (`X-Forwarded-User`); off by default. Only believed
+    /// from `trusted_proxies`, and only for agents who exist and are not
+    /// disabled.
+    pub trusted_header: Option<String>,
+    /// The addresses `trusted_header` is believed from.
+    pub trusted_proxies: Vec<IpAddr>,
+    /// Without a request for this long, a session ends.
+    pub session_idle_mins: u64,
+    /// However busy, a session ends this long after sign-in.
+    pub session_max_hours: u64,
+    /// How often the inbox and an open ticket refresh themselves.
+    pub refresh_secs: u64,
+    /// Sign-in attempts allowed a minute, per agent name and per address.
+    pub login_attempts_per_min: u32,
+}
+
+impl Default for ConsoleSettings {
+    fn default() -> Self {
+        ConsoleSettings {
+            listen: String::new(),
+            secure_cookies: false,
+            trusted_header: None,
+            trusted_proxies: vec![
+                IpAddr::from([127, 0, 0, 1]),
+                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
+            ],
+            session_idle_mins: 120,
+            session_max_hours: 12,
+            refresh_secs: 5,
+            login_attempts_per_min: 10,
+        }
+    }
+}
+
+impl ConsoleSettings {
+    /// The checks beyond each value's type.
+    pub fn check(&self) -> Result<(), String> {
+        if self.session_idle_mins == 0 || self.session_max_hours == 0 {
+            return Err(
+                "console.session_idle_mins and console.session_max_hours must be at least 1".into(),
+            );
+        }
+        if !(1..=300).contains(&self.refresh_secs) {
+            return Err("console.refresh_secs must be between 1 and 300".into());
+        }
+        if self.login_attempts_per_min == 0 {
+            return Err("console.login_attempts_per_min must be at least 1".into());
+        }
+        if let Some(h) = &self.trusted_header
+            && (h.is_empty() || axum::http::HeaderName::from_bytes(h.as_bytes()).is_err())
+        {
+            return Err(format!(
+                "console.trusted_header `{}` is not a header name: write one such as X-Forwarded-User, or remove the key",
+                h.escape_debug()
+            ));
+        }
+        Ok(())
+    }
+
+    /// How long sessions last, in the application's terms.
+    pub fn sessions(&self) -> SessionPolicy {
+        SessionPolicy {
+            idle_ms: self.session_idle_mins.saturating_mul(60_000) as i64,
+            max_ms: self.session_max_hours.saturating_mul(3_600_000) as i64,
+        }
     }
 }
 
@@ -753,5 +848,22 @@ mod tests {
             .and_then(|s| s.split("```").next())
             .expect("a toml example");
         Config::parse(example, Path::new("README.md")).unwrap();
+    }
+
+    #[test]
+    fn console_settings_are_checked() {
+        assert!(ConsoleSettings::default().check().is_ok());
+        let bad = |f: fn(&mut ConsoleSettings)| {
+            let mut s = ConsoleSettings::default();
+            f(&mut s);
+            s.check().unwrap_err()
+        };
+        assert!(bad(|s| s.refresh_secs = 0).contains("refresh_secs"));
+        assert!(bad(|s| s.session_idle_mins = 0).contains("session"));
+        assert!(bad(|s| s.login_attempts_per_min = 0).contains("login"));
+        assert!(bad(|s| s.trusted_header = Some("X User".into())).contains("not a header"));
+        let p = ConsoleSettings::default().sessions();
+        assert_eq!(p.idle_ms, 7_200_000);
+        assert_eq!(p.max_ms, 43_200_000);
     }
 }

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod alerts;
 pub mod bot;
 pub mod config;
+pub mod console;
 pub mod health;
 pub mod ingest;
 pub mod listen;

@@ -71,8 +71,8 @@ async fn accept_loop(
             _ = shutdown.stopped() => return,
             a = listener.accept() => a,
         };
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
+        let (stream, peer) = match accepted {
+            Ok(accepted) => accepted,
             Err(e) => {
                 // EMFILE and friends: do not spin; the descriptors free up
                 // as connections time out.
@@ -94,9 +94,14 @@ async fn accept_loop(
             http: http.clone(),
             _permit: permit,
         };
-        shutdown.spawn(conn.serve(stream, shutdown.clone()));
+        shutdown.spawn(conn.serve(stream, Peer(peer), shutdown.clone()));
     }
 }
+
+/// The address a request came from, in its extensions (the console
+/// believes a proxy's header only from its trusted proxies).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Peer(pub std::net::SocketAddr);
 
 /// hyper's HTTP/1 server with our header timeout and buffer size.
 fn http_builder(limits: &HttpLimits) -> http1::Builder {
@@ -119,9 +124,10 @@ struct Connection {
 }
 
 impl Connection {
-    async fn serve(self, stream: TcpStream, shutdown: Shutdown) {
+    async fn serve(self, stream: TcpStream, peer: Peer, shutdown: Shutdown) {
         let (app, limits) = (self.app.clone(), self.limits.clone());
-        let svc = hyper::service::service_fn(move |req: Request<Incoming>| {
+        let svc = hyper::service::service_fn(move |mut req: Request<Incoming>| {
+            req.extensions_mut().insert(peer);
             handle(app.clone(), limits.clone(), req)
         });
         let conn = self.http.serve_connection(TokioIo::new(stream), svc);

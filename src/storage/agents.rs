@@ -73,6 +73,16 @@ pub async fn disable(
     Ok(done.rows_affected() == 1)
 }
 
+/// Whether `name` is an agent who may sign in (a trusted proxy's word is
+/// taken only for them).
+pub async fn is_active(store: &Store, name: &str) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT 1 FROM agents WHERE name = $1 AND disabled_at IS NULL")
+        .bind(name)
+        .fetch_optional(store.pool())
+        .await?;
+    Ok(row.is_some())
+}
+
 /// The hash of an agent who may sign in (`None`: no such agent, or
 /// disabled).
 pub async fn active_hash(store: &Store, name: &AgentName) -> Result<Option<String>, StoreError> {

@@ -11,6 +11,7 @@
 pub mod agent_actions;
 pub mod agents;
 pub mod bot_state;
+pub mod console;
 pub mod cursors;
 pub mod dialect;
 pub mod incidents;

@@ -48,12 +48,16 @@ pub struct Entry {
     pub author_handle: Option<String>,
     /// For a reply: who wrote it.
     pub origin: Option<Origin>,
+    /// The platform's id of the post: the customer's message, or the reply
+    /// once sent.
+    pub post_id: Option<String>,
 }
 
 /// A ticket's whole conversation, in no particular order.
 pub async fn of_ticket(store: &Store, t: TicketRef) -> Result<Vec<Entry>, StoreError> {
     let rows = sqlx::query(
-        "SELECT tm.at, tm.id, tm.direction, tm.body, m.author_handle, o.origin \
+        "SELECT tm.at, tm.id, tm.direction, tm.body, m.author_handle, o.origin, \
+                COALESCE(m.platform_message_id, o.sent_id) \
          FROM ticket_messages tm LEFT JOIN messages m ON m.id = tm.message_id \
          LEFT JOIN outbox o ON o.id = tm.outbox_id WHERE tm.ticket_id = $1",
     )
@@ -69,6 +73,7 @@ pub async fn of_ticket(store: &Store, t: TicketRef) -> Result<Vec<Entry>, StoreE
                 body: r.try_get(3)?,
                 author_handle: r.try_get(4)?,
                 origin: r.try_get::<Option<String>, _>(5)?.map(decode).transpose()?,
+                post_id: r.try_get(6)?,
             })
         })
         .collect()

@@ -22,6 +22,7 @@ mod bluesky;
 mod bot_loop;
 mod chaos;
 mod commands;
+mod console;
 mod fuzz;
 mod hostile;
 mod in_doubt;

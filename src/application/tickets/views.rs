@@ -42,7 +42,8 @@ pub struct Summary {
 }
 
 impl Summary {
-    fn of(r: tickets::Row, now: Millis) -> Summary {
+    /// The summary of a stored row as of `now` (for `overdue`).
+    pub fn of(r: tickets::Row, now: Millis) -> Summary {
         Summary {
             reference: r.id.to_string(),
             overdue: r.status.is_active()
@@ -121,6 +122,9 @@ pub struct Entry {
     pub from: Option<String>,
     /// For changes: to.
     pub to: Option<String>,
+    /// The platform's id of the post, for a message or a sent reply.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub post_id: Option<String>,
 }
 
 /// A ticket with its whole conversation and history, in time order.
@@ -168,6 +172,7 @@ fn conversation_entry(m: ticket_messages::Entry) -> Entry {
         text: m.body,
         from: None,
         to: None,
+        post_id: m.post_id,
     }
 }
 
@@ -179,5 +184,6 @@ fn history_entry(e: ticket_events::Event) -> Entry {
         from: e.from,
         to: e.to,
         text: e.body,
+        post_id: None,
     }
 }

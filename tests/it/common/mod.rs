@@ -3,6 +3,7 @@
 //! (a SQLite file, or a new PostgreSQL database when
 //! `HELPDESK_TEST_POSTGRES_URL` is set).
 
+pub mod console;
 pub mod fault_proxy;
 
 use std::path::{Path, PathBuf};

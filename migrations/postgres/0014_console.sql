@@ -1,0 +1,37 @@
+-- The agents' browser console (issue #19).
+
+-- Signed-in sessions: the cookie carries a random token, only its SHA-256
+-- is kept here, so a copy of the database signs no one in. The CSRF token
+-- every form of the session must carry. Several instances on one database
+-- share them.
+CREATE TABLE console_sessions (
+    token_hash TEXT    PRIMARY KEY CHECK (length(token_hash) = 64),
+    agent      TEXT    NOT NULL REFERENCES agents (name),
+    csrf       TEXT    NOT NULL CHECK (length(csrf) >= 32),
+    created_at BIGINT  NOT NULL,
+    seen_at    BIGINT  NOT NULL,
+    expires_at BIGINT  NOT NULL
+);
+CREATE INDEX console_sessions_by_expiry ON console_sessions (expires_at);
+
+-- Who has a ticket open, and whether they are writing a reply in it (the
+-- collision warning); refreshed every few seconds by the page, stale after
+-- a minute.
+CREATE TABLE console_presence (
+    ticket_id BIGINT  NOT NULL REFERENCES tickets (id),
+    agent     TEXT    NOT NULL CHECK (agent <> ''),
+    state     TEXT    NOT NULL CHECK (state IN ('viewing', 'replying')),
+    at        BIGINT  NOT NULL,
+    PRIMARY KEY (ticket_id, agent)
+);
+
+-- When each agent last opened each ticket: a ticket changed since is unread.
+CREATE TABLE console_reads (
+    agent     TEXT    NOT NULL CHECK (agent <> ''),
+    ticket_id BIGINT  NOT NULL REFERENCES tickets (id),
+    seen_at   BIGINT  NOT NULL,
+    PRIMARY KEY (agent, ticket_id)
+);
+
+-- The inbox: the tickets being worked, by first-response due time.
+CREATE INDEX tickets_by_due ON tickets (status, first_response_due);

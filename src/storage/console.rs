@@ -1,0 +1,399 @@
+//! The console's tables: `console_sessions` (who is signed in),
+//! `console_presence` (who has which ticket open, and is writing in it) and
+//! `console_reads` (when each agent last opened each ticket). Also the
+//! inbox's reads, which join these to `tickets`.
+//!
+//! Sessions are found by the SHA-256 of the cookie's token, never by the
+//! token; a session of an agent disabled since is no session.
+
+use sqlx::Row as _;
+
+use super::{Store, StoreError, decode};
+use crate::domain::clock::Millis;
+use crate::domain::states::TicketStatus;
+use crate::domain::{Platform, Priority, TicketRef};
+
+/// A session as read back for a request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The agent signed in.
+    pub agent: String,
+    /// The token every form of the session carries.
+    pub csrf: String,
+    /// When it was last used.
+    pub seen_at: Millis,
+    /// When it ends, however busy.
+    pub expires_at: Millis,
+}
+
+/// A new session's row.
+#[derive(Debug, Clone)]
+pub struct NewSession<'a> {
+    /// SHA-256 of the cookie's token, hex.
+    pub token_hash: &'a str,
+    /// Who signed in.
+    pub agent: &'a str,
+    /// Its CSRF token.
+    pub csrf: &'a str,
+    /// When it ends, however busy.
+    pub expires_at: Millis,
+}
+
+/// Records a sign-in.
+pub async fn open_session(
+    store: &Store,
+    s: &NewSession<'_>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO console_sessions (token_hash, agent, csrf, created_at, seen_at, expires_at) \
+         VALUES ($1, $2, $3, $4, $4, $5)",
+    )
+    .bind(s.token_hash)
+    .bind(s.agent)
+    .bind(s.csrf)
+    .bind(now)
+    .bind(s.expires_at)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// The session of a token's hash, if it exists and its agent may still
+/// sign in (expiry is the caller's decision).
+pub async fn session(store: &Store, token_hash: &str) -> Result<Option<Session>, StoreError> {
+    let row = sqlx::query(
+        "SELECT s.agent, s.csrf, s.seen_at, s.expires_at FROM console_sessions s \
+         JOIN agents a ON a.name = s.agent AND a.disabled_at IS NULL \
+         WHERE s.token_hash = $1",
+    )
+    .bind(token_hash)
+    .fetch_optional(store.pool())
+    .await?;
+    let Some(r) = row else { return Ok(None) };
+    Ok(Some(Session {
+        agent: r.try_get(0)?,
+        csrf: r.try_get(1)?,
+        seen_at: r.try_get(2)?,
+        expires_at: r.try_get(3)?,
+    }))
+}
+
+/// Notes that a session was used now.
+pub async fn touch_session(store: &Store, token_hash: &str, now: Millis) -> Result<(), StoreError> {
+    sqlx::query("UPDATE console_sessions SET seen_at = $1 WHERE token_hash = $2")
+        .bind(now)
+        .bind(token_hash)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Ends a session (signing out, or found expired).
+pub async fn end_session(store: &Store, token_hash: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM console_sessions WHERE token_hash = $1")
+        .bind(token_hash)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Deletes the sessions past their end or idle since before `idle_cutoff`,
+/// and presence older than `presence_cutoff`; how many sessions went.
+pub async fn sweep(
+    store: &Store,
+    now: Millis,
+    idle_cutoff: Millis,
+    presence_cutoff: Millis,
+) -> Result<u64, StoreError> {
+    let gone = sqlx::query("DELETE FROM console_sessions WHERE expires_at <= $1 OR seen_at < $2")
+        .bind(now)
+        .bind(idle_cutoff)
+        .execute(store.pool())
+        .await?
+        .rows_affected();
+    sqlx::query("DELETE FROM console_presence WHERE at < $1")
+        .bind(presence_cutoff)
+        .execute(store.pool())
+        .await?;
+    Ok(gone)
+}
+
+/// What an agent is doing on a ticket's page.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Doing {
+    /// The page is open.
+    Viewing,
+    /// The reply box holds an unsent draft.
+    Replying,
+}
+
+impl Doing {
+    fn as_str(self) -> &'static str {
+        match self {
+            Doing::Viewing => "viewing",
+            Doing::Replying => "replying",
+        }
+    }
+}
+
+/// One agent's presence on a ticket.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Presence {
+    /// Who.
+    pub agent: String,
+    /// Doing what.
+    pub doing: Doing,
+    /// When last said.
+    pub at: Millis,
+}
+
+/// Says that `agent` is on ticket `t`, doing `doing`, now.
+pub async fn be_present(
+    store: &Store,
+    t: TicketRef,
+    agent: &str,
+    doing: Doing,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO console_presence (ticket_id, agent, state, at) VALUES ($1, $2, $3, $4) \
+         ON CONFLICT (ticket_id, agent) DO UPDATE SET state = excluded.state, at = excluded.at",
+    )
+    .bind(t.0)
+    .bind(agent)
+    .bind(doing.as_str())
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Says that `agent` left ticket `t`'s page.
+pub async fn leave(store: &Store, t: TicketRef, agent: &str) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM console_presence WHERE ticket_id = $1 AND agent = $2")
+        .bind(t.0)
+        .bind(agent)
+        .execute(store.pool())
+        .await?;
+    Ok(())
+}
+
+/// Who else said they were on ticket `t` since `since`, by name.
+pub async fn others_present(
+    store: &Store,
+    t: TicketRef,
+    me: &str,
+    since: Millis,
+) -> Result<Vec<Presence>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT agent, state, at FROM console_presence \
+         WHERE ticket_id = $1 AND agent <> $2 AND at >= $3 ORDER BY agent",
+    )
+    .bind(t.0)
+    .bind(me)
+    .bind(since)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            let doing = match r.try_get::<String, _>(1)?.as_str() {
+                "replying" => Doing::Replying,
+                _ => Doing::Viewing,
+            };
+            Ok(Presence {
+                agent: r.try_get(0)?,
+                doing,
+                at: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
+/// Notes that `agent` saw ticket `t` as it is now.
+pub async fn mark_read(
+    store: &Store,
+    agent: &str,
+    t: TicketRef,
+    now: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query(
+        "INSERT INTO console_reads (agent, ticket_id, seen_at) VALUES ($1, $2, $3) \
+         ON CONFLICT (agent, ticket_id) DO UPDATE SET seen_at = excluded.seen_at",
+    )
+    .bind(agent)
+    .bind(t.0)
+    .bind(now)
+    .execute(store.pool())
+    .await?;
+    Ok(())
+}
+
+/// Which tickets the inbox lists.
+#[derive(Debug, Clone, Default)]
+pub struct InboxQuery<'a> {
+    /// The agent looking (for `unread` and `mine`).
+    pub agent: &'a str,
+    /// One status, or the active ones.
+    pub status: Option<TicketStatus>,
+    /// One queue, or all.
+    pub queue: Option<&'a str>,
+    /// Only the agent's own.
+    pub mine: bool,
+    /// Only those past their first-response time without one (as of `now`).
+    pub overdue: bool,
+    /// Now, for `overdue`.
+    pub now: Millis,
+    /// At most this many.
+    pub limit: i64,
+    /// After skipping this many.
+    pub offset: i64,
+}
+
+/// One line of the inbox.
+#[derive(Debug, Clone)]
+pub struct InboxRow {
+    /// The ticket.
+    pub id: TicketRef,
+    /// Status.
+    pub status: TicketStatus,
+    /// Priority.
+    pub priority: Priority,
+    /// Queue.
+    pub queue: String,
+    /// Platform.
+    pub platform: Platform,
+    /// The customer's handle.
+    pub customer: String,
+    /// The agent on it.
+    pub assignee: Option<String>,
+    /// First response due, while none was given.
+    pub due: Option<Millis>,
+    /// Last changed.
+    pub updated_at: Millis,
+    /// The signals its messages carried.
+    pub signals: Vec<String>,
+    /// Changed since the agent last opened it (or never opened).
+    pub unread: bool,
+}
+
+const INBOX_WHERE: &str = "WHERE t.status IN ($2, $3, $4) AND ($5 = '' OR t.queue = $5) \
+     AND ($6 = 0 OR t.assignee = $1) \
+     AND ($7 = 0 OR (t.first_response_at IS NULL AND t.first_response_due < $8))";
+
+/// The inbox's page: the tickets `q` selects, the first response due
+/// soonest first (answered ones after), then the most urgent, then oldest;
+/// and how many it selects in all.
+pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<(Vec<InboxRow>, i64), StoreError> {
+    let statuses: Vec<TicketStatus> = match q.status {
+        Some(one) => vec![one],
+        None => TicketStatus::ACTIVE.to_vec(),
+    };
+    let pick = |i: usize| statuses.get(i).unwrap_or(&statuses[0]).as_str();
+    let sql = format!(
+        "SELECT t.id, t.status, t.priority, t.queue, t.platform, t.customer_handle, t.assignee, \
+                CASE WHEN t.first_response_at IS NULL THEN t.first_response_due END AS due, \
+                t.updated_at, t.signals, \
+                CASE WHEN r.seen_at IS NULL OR r.seen_at < t.updated_at THEN 1 ELSE 0 END \
+         FROM tickets t LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = $1 \
+         {INBOX_WHERE} \
+         ORDER BY CASE WHEN t.first_response_at IS NULL AND t.first_response_due IS NOT NULL THEN 0 ELSE 1 END, \
+                  due, \
+                  CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, \
+                  t.id \
+         LIMIT $9 OFFSET $10"
+    );
+    let bind = |query: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
+        query
+            .bind(q.agent.to_owned())
+            .bind(pick(0))
+            .bind(pick(1))
+            .bind(pick(2))
+            .bind(q.queue.unwrap_or("").to_owned())
+            .bind(i64::from(q.mine))
+            .bind(i64::from(q.overdue))
+            .bind(q.now)
+    };
+    let rows = bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .bind(q.limit)
+        .bind(q.offset)
+        .fetch_all(store.pool())
+        .await?;
+    let count_sql = format!("SELECT COUNT(*) FROM tickets t {INBOX_WHERE}");
+    // The count has no join: $1 is still bound, for `mine`.
+    let total: i64 = bind(sqlx::query(sqlx::AssertSqlSafe(count_sql)))
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?;
+    let rows = rows
+        .iter()
+        .map(|r| {
+            Ok(InboxRow {
+                id: TicketRef(r.try_get(0)?),
+                status: decode(r.try_get::<String, _>(1)?)?,
+                priority: decode(r.try_get::<String, _>(2)?)?,
+                queue: r.try_get(3)?,
+                platform: decode(r.try_get::<String, _>(4)?)?,
+                customer: r.try_get(5)?,
+                assignee: r.try_get(6)?,
+                due: r.try_get(7)?,
+                updated_at: r.try_get(8)?,
+                signals: r
+                    .try_get::<Option<String>, _>(9)?
+                    .unwrap_or_default()
+                    .split_whitespace()
+                    .map(str::to_owned)
+                    .collect(),
+                unread: r.try_get::<i64, _>(10)? != 0,
+            })
+        })
+        .collect::<Result<Vec<_>, StoreError>>()?;
+    Ok((rows, total))
+}
+
+/// Per queue of the tickets being worked: how many, how many unread by
+/// `agent`, how many overdue at `now`; by queue name.
+pub async fn queue_counts(
+    store: &Store,
+    agent: &str,
+    now: Millis,
+) -> Result<Vec<QueueCount>, StoreError> {
+    let [a, b, c] = TicketStatus::ACTIVE;
+    let rows = sqlx::query(
+        "SELECT t.queue, COUNT(*), \
+                SUM(CASE WHEN r.seen_at IS NULL OR r.seen_at < t.updated_at THEN 1 ELSE 0 END), \
+                SUM(CASE WHEN t.first_response_at IS NULL AND t.first_response_due < $5 THEN 1 ELSE 0 END) \
+         FROM tickets t LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = $1 \
+         WHERE t.status IN ($2, $3, $4) GROUP BY t.queue ORDER BY t.queue",
+    )
+    .bind(agent)
+    .bind(a.as_str())
+    .bind(b.as_str())
+    .bind(c.as_str())
+    .bind(now)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(QueueCount {
+                queue: r.try_get(0)?,
+                total: r.try_get(1)?,
+                unread: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                overdue: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
+            })
+        })
+        .collect()
+}
+
+/// One queue's counts in the inbox.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueCount {
+    /// The queue.
+    pub queue: String,
+    /// Tickets being worked.
+    pub total: i64,
+    /// Of which changed since the agent last opened them.
+    pub unread: i64,
+    /// Of which past their first-response time.
+    pub overdue: i64,
+}

@@ -1,0 +1,414 @@
+//! The agents' console over HTTP, as a browser without JavaScript uses it,
+//! on SQLite and PostgreSQL: sign-in, the guard on every route, CSRF, the
+//! inbox, a ticket worked from arrival to survey with the CLI's refusals,
+//! the collision warning, sessions that end, the sign-in limit, a trusted
+//! proxy's header, and customers' words always shown as text.
+//! (`browser.rs` drives the same console in a real Chromium.)
+
+use helpdesk::runtime::console::ConsoleSettings;
+use reqwest::StatusCode;
+
+use crate::common::console::{self as console, Agent, PASSWORD, Page};
+use crate::common::{Db, Setup, line, spawn};
+
+on_both_databases!(
+    an_agent_works_a_ticket_from_sign_in_to_survey_without_javascript,
+    sessions_end_attempts_are_limited_and_customers_words_stay_text,
+);
+
+/// Every page is under 100 KB and its links carry no ticket data in a
+/// query string (only the inbox's filters, its page, a timeline's page).
+fn check_page(p: &Page) {
+    assert!(p.body.len() < 100_000, "{} bytes", p.body.len());
+    for href in p.body.split("href=\"").skip(1) {
+        let href = href.split('"').next().unwrap().replace("&amp;", "&");
+        if let Some((_, query)) = href.split_once('?') {
+            for pair in query.split('&') {
+                let key = pair.split('=').next().unwrap();
+                assert!(
+                    ["queue", "status", "mine", "overdue", "page", "before"].contains(&key),
+                    "{href}"
+                );
+            }
+        }
+    }
+    let csp = p.headers["content-security-policy"].to_str().unwrap();
+    assert!(csp.contains("script-src 'self'"), "{csp}");
+    assert!(!csp.contains("unsafe-inline"), "{csp}");
+    assert!(!p.body.contains("<script>"), "no inline script");
+    assert!(!p.body.contains("style=\""), "no inline style");
+}
+
+async fn an_agent_works_a_ticket_from_sign_in_to_survey_without_javascript(db: Db) {
+    let traffic = line(
+        "7001",
+        "mention",
+        "tom",
+        "@lumio I want a refund, charged twice",
+    );
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let server = console::start(&app, ConsoleSettings::default(), &["alice", "bob"]).await;
+    let mut alice = Agent::new(&server);
+
+    // Nothing but the sign-in form and the static files without a session.
+    for path in [
+        "/",
+        "/tickets/T-1001",
+        "/inbox/live",
+        "/tickets/T-1001/live",
+    ] {
+        let p = alice.get(path).await;
+        assert_eq!(p.status, StatusCode::SEE_OTHER, "{path}");
+        assert_eq!(p.location(), "/login");
+    }
+    let p = alice.post_raw("/tickets/T-1001/claim", &[], &[]).await;
+    assert_eq!(p.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(alice.get("/static/console.js").await.status, StatusCode::OK);
+    assert_eq!(
+        alice.get("/static/htmx-2.0.11.min.js").await.status,
+        StatusCode::OK
+    );
+
+    // Wrong password and unknown name: one answer. A form without its token: refused.
+    let wrong = alice.sign_in("alice", "not the password at all").await;
+    assert_eq!(wrong.status, StatusCode::UNAUTHORIZED);
+    assert!(wrong.body.contains("The name or the password is wrong"));
+    let unknown = alice.sign_in("mallory", PASSWORD).await;
+    assert_eq!(unknown.status, StatusCode::UNAUTHORIZED);
+    assert!(unknown.body.contains("The name or the password is wrong"));
+    let forged = alice
+        .post_raw("/login", &[("name", "alice"), ("password", PASSWORD)], &[])
+        .await;
+    assert_eq!(forged.status, StatusCode::FORBIDDEN);
+
+    let ok = alice.sign_in("alice", PASSWORD).await;
+    assert_eq!(ok.status, StatusCode::SEE_OTHER, "{}", ok.body);
+    let cookie = ok
+        .headers
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_owned())
+        .find(|c| c.starts_with("helpdesk_session="))
+        .unwrap();
+    assert!(
+        cookie.contains("HttpOnly") && cookie.contains("SameSite=Strict"),
+        "{cookie}"
+    );
+    assert!(!cookie.contains("Secure"), "no TLS configured: {cookie}");
+    let token = alice.cookie("helpdesk_session").unwrap().to_owned();
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM console_sessions").await,
+        1,
+        "one session"
+    );
+    let stored = app.text("SELECT token_hash FROM console_sessions").await;
+    assert_ne!(stored, token, "only the token's hash is stored");
+
+    // The inbox: the ticket, unread, its queue counted.
+    let inbox = alice.get("/").await;
+    assert_eq!(inbox.status, StatusCode::OK);
+    check_page(&inbox);
+    assert!(inbox.body.contains("/tickets/T-1001"), "{}", inbox.body);
+    assert!(inbox.body.contains("@tom"));
+    assert!(inbox.body.contains("1 unread"), "{}", inbox.body);
+    let live = alice.get("/inbox/live?queue=billing").await;
+    assert!(live.body.contains("T-1001"));
+    let other = alice.get("/?status=closed").await;
+    assert!(!other.body.contains("/tickets/T-1001"));
+
+    // The ticket: the conversation, the counter, and now read.
+    let page = alice.get("/tickets/T-1001").await;
+    assert_eq!(page.status, StatusCode::OK);
+    check_page(&page);
+    assert!(page.body.contains("I want a refund, charged twice"));
+    assert!(page.body.contains("0 / 280"), "X counts 280");
+    assert!(
+        !alice.get("/").await.body.contains("1 unread"),
+        "opened: read"
+    );
+    assert_eq!(
+        alice.get("/tickets/T-99999").await.status,
+        StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        alice.get("/tickets/bogus").await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    // A POST without the session's token, or from another site: refused.
+    let p = alice
+        .post_raw("/tickets/T-1001/claim", &[("csrf", "forged")], &[])
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    let csrf = alice.csrf.clone();
+    let p = alice
+        .post_raw(
+            "/tickets/T-1001/claim",
+            &[("csrf", &csrf)],
+            &[("origin", "http://evil.example")],
+        )
+        .await;
+    assert_eq!(p.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM tickets WHERE assignee IS NOT NULL")
+            .await,
+        0
+    );
+
+    let p = alice.post("/tickets/T-1001/claim", &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER, "{}", p.body);
+    assert_eq!(
+        app.text("SELECT assignee FROM tickets WHERE id = 1001")
+            .await,
+        "alice"
+    );
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM ticket_events WHERE actor = 'alice' AND kind = 'status' AND to_value = 'open'").await,
+        1
+    );
+    // The same refusal, in the same words, as the CLI's.
+    alice.get("/tickets/T-1001").await;
+    let refused = alice.post("/tickets/T-1001/reopen", &[]).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT);
+    let (_, _, cli_err) = app.cli("alice", &["tickets", "reopen", "T-1001"]);
+    let cli_msg = cli_err.trim().trim_start_matches("error: ");
+    assert!(
+        refused.body.contains(&html_escape(cli_msg)),
+        "the CLI says {cli_msg:?}; the page: {}",
+        refused.body
+    );
+
+    // The counter counts as X does, and refuses an overlong reply.
+    let long = "a".repeat(281);
+    let counter = alice
+        .post("/tickets/T-1001/draft", &[("text", &long)])
+        .await;
+    assert!(counter.body.contains("281 / 280"), "{}", counter.body);
+    assert!(counter.body.contains("disabled"));
+    let emoji = alice
+        .post("/tickets/T-1001/draft", &[("text", "👍👍")])
+        .await;
+    assert!(
+        emoji.body.contains("4 / 280"),
+        "X weighs an emoji 2: {}",
+        emoji.body
+    );
+    let too_long = alice
+        .post("/tickets/T-1001/reply", &[("text", &long)])
+        .await;
+    assert_eq!(too_long.status, StatusCode::UNPROCESSABLE_ENTITY);
+    assert!(too_long.body.contains("over its limit of 280: shorten it"));
+    assert!(too_long.body.contains(&long), "the draft is kept");
+
+    // A colleague's draft: shown live, and a reply over it asks first.
+    let mut bob = Agent::new(&server);
+    bob.sign_in("bob", PASSWORD).await;
+    bob.get("/tickets/T-1001").await;
+    let seen = alice
+        .post("/tickets/T-1001/presence", &[("text", "")])
+        .await;
+    assert!(seen.body.contains("<b>bob</b> is viewing"), "{}", seen.body);
+    bob.post("/tickets/T-1001/draft", &[("text", "Hi Tom, looking")])
+        .await;
+    let seen = alice
+        .post("/tickets/T-1001/presence", &[("text", "")])
+        .await;
+    assert!(
+        seen.body.contains("<b>bob</b> is replying"),
+        "{}",
+        seen.body
+    );
+    let answer = "Sorry Tom, the second charge is refunded today";
+    let held = alice
+        .post("/tickets/T-1001/reply", &[("text", answer)])
+        .await;
+    assert_eq!(held.status, StatusCode::CONFLICT);
+    assert!(held.body.contains("has an unsent reply to this ticket too"));
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE origin = 'agent'")
+            .await,
+        0
+    );
+    let sent = alice
+        .post(
+            "/tickets/T-1001/reply",
+            &[("text", answer), ("confirm", "1")],
+        )
+        .await;
+    assert_eq!(sent.status, StatusCode::SEE_OTHER, "{}", sent.body);
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE origin = 'agent'")
+            .await,
+        1
+    );
+
+    // A note, a saved reply, then solved: the survey leaves through the sandbox.
+    let p = alice
+        .post("/tickets/T-1001/note", &[("text", "called the bank")])
+        .await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    let page = alice.get("/tickets/T-1001").await;
+    assert!(page.body.contains("called the bank"));
+    assert!(
+        page.body.contains("data-text="),
+        "saved replies are offered"
+    );
+    let p = alice.post("/tickets/T-1001/solve", &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    app.settle().await;
+    let posted = app.sandbox.posted();
+    assert!(
+        posted
+            .iter()
+            .any(|p| p.text.contains("second charge is refunded"))
+    );
+    assert!(
+        posted.iter().any(|p| p.kind == "dm"),
+        "the survey went out by DM"
+    );
+    assert_eq!(
+        app.count(
+            "SELECT COUNT(*) FROM ticket_events WHERE actor = 'alice' AND to_value = 'solved'"
+        )
+        .await,
+        1
+    );
+
+    // Signing out ends the session everywhere.
+    let p = alice.post("/logout", &[]).await;
+    assert_eq!(p.status, StatusCode::SEE_OTHER);
+    assert_eq!(alice.get("/").await.location(), "/login");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM console_sessions WHERE agent = 'alice'")
+            .await,
+        0
+    );
+}
+
+fn html_escape(s: &str) -> String {
+    s.replace('&', "&#38;")
+        .replace('<', "&#60;")
+        .replace('>', "&#62;")
+        .replace('"', "&#34;")
+        .replace('\'', "&#39;")
+}
+
+async fn sessions_end_attempts_are_limited_and_customers_words_stay_text(db: Db) {
+    let hostile = "<script>alert(1)</script> refund \"'><img src=x onerror=alert(2)> {{ me.csrf }}";
+    let traffic = line("7101", "mention", "eve", &format!("@lumio {hostile}"));
+    let Some(app) = spawn(Setup::new(db, &traffic)).await else {
+        return;
+    };
+    app.settle().await;
+    let settings = ConsoleSettings {
+        login_attempts_per_min: 3,
+        ..ConsoleSettings::default()
+    };
+    let server = console::start(&app, settings, &["alice", "bob"]).await;
+    let mut alice = Agent::new(&server);
+    assert_eq!(
+        alice.sign_in("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+
+    // Customers' words are text, wherever they show.
+    let page = alice.get("/tickets/T-1001").await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(!page.body.contains("<script>alert"), "{}", page.body);
+    assert!(!page.body.contains("<img src=x"));
+    assert!(
+        page.body.contains("&#60;script&#62;alert(1)"),
+        "{}",
+        page.body
+    );
+    assert!(
+        page.body.contains("{{ me.csrf }}"),
+        "no template runs a customer's text"
+    );
+    alice
+        .post("/tickets/T-1001/note", &[("text", "<b onclick=x>bold</b>")])
+        .await;
+    let page = alice.get("/tickets/T-1001").await;
+    assert!(page.body.contains("&#60;b onclick=x&#62;bold&#60;/b&#62;"));
+
+    // An idle session ends; a disabled agent's session ends.
+    sqlx::query("UPDATE console_sessions SET seen_at = 0")
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    assert_eq!(alice.get("/").await.location(), "/login");
+    assert_eq!(app.count("SELECT COUNT(*) FROM console_sessions").await, 0);
+    let mut bob = Agent::new(&server);
+    assert_eq!(
+        bob.sign_in("bob", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(bob.get("/").await.status, StatusCode::OK);
+    let (ok, _, err) = app.cli("admin", &["agents", "disable", "bob"]);
+    assert!(ok, "{err}");
+    assert_eq!(bob.get("/").await.location(), "/login");
+    assert_eq!(
+        bob.sign_in("bob", PASSWORD).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+
+    // Sign-in attempts per name: the fourth in a minute waits, even right.
+    let mut guess = Agent::new(&server);
+    for _ in 0..2 {
+        assert_eq!(
+            guess.sign_in("alice", "wrong wrong wrong").await.status,
+            StatusCode::UNAUTHORIZED
+        );
+    }
+    let limited = guess.sign_in("alice", PASSWORD).await;
+    assert_eq!(
+        limited.status,
+        StatusCode::TOO_MANY_REQUESTS,
+        "{}",
+        limited.body
+    );
+    assert!(limited.body.contains("Wait a minute"));
+
+    // A trusted proxy's header signs in an existing agent; an unknown name,
+    // or a console not configured for it, gets the sign-in form.
+    let proxied = console::start(
+        &app,
+        ConsoleSettings {
+            trusted_header: Some("X-Forwarded-User".into()),
+            ..ConsoleSettings::default()
+        },
+        &["carla"],
+    )
+    .await;
+    let http = reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .unwrap();
+    let get = |base: &str, user: &str| {
+        http.get(format!("{base}/"))
+            .header("X-Forwarded-User", user)
+            .send()
+    };
+    let r = get(&proxied.base, "carla").await.unwrap();
+    assert_eq!(r.status(), StatusCode::OK);
+    assert!(
+        r.headers().get("set-cookie").is_some(),
+        "a session for its forms"
+    );
+    assert_eq!(
+        get(&proxied.base, "mallory").await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+    assert_eq!(
+        get(&proxied.base, "bob").await.unwrap().status(),
+        StatusCode::SEE_OTHER,
+        "disabled"
+    );
+    assert_eq!(
+        get(&server.base, "carla").await.unwrap().status(),
+        StatusCode::SEE_OTHER
+    );
+}
