@@ -20,6 +20,7 @@ mod architecture;
 mod batching;
 mod bluesky;
 mod bot_loop;
+mod browser;
 mod chaos;
 mod commands;
 mod console;

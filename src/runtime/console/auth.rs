@@ -308,7 +308,10 @@ fn to_login(req: &Request) -> Response {
 /// for the route; or the refusal.
 async fn checked_post(req: Request, csrf: &str) -> Result<Request, Response> {
     let forbidden = |why: &'static str| (StatusCode::FORBIDDEN, why).into_response();
-    if let Some(origin) = req.headers().get(header::ORIGIN) {
+    // `null` is what a browser sends when it will not say (a privacy
+    // setting): the token decides then.
+    let origin = req.headers().get(header::ORIGIN).filter(|o| *o != "null");
+    if let Some(origin) = origin {
         let host = req
             .headers()
             .get(header::HOST)

@@ -154,8 +154,10 @@ async fn sweep_sessions(console: Shared, stop: Shutdown) {
 }
 
 /// The policy every answer carries: scripts and styles from this origin
-/// only (none inline), no framing, no referrer leaving with a ticket's
-/// address, no caching of pages that hold customers' words.
+/// only (none inline), no framing, no referrer leaving for another site
+/// with a ticket's address (within the site it stays, so that browsers
+/// send the `Origin` the CSRF guard checks), no caching of pages that hold
+/// customers' words.
 async fn security_headers(req: Request, next: Next) -> Response {
     let is_static = req.uri().path().starts_with("/static/");
     let mut resp = next.run(req).await;
@@ -173,7 +175,7 @@ async fn security_headers(req: Request, next: Next) -> Response {
     );
     h.insert(
         header::REFERRER_POLICY,
-        HeaderValue::from_static("no-referrer"),
+        HeaderValue::from_static("same-origin"),
     );
     h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
     if !is_static {
