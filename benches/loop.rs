@@ -12,6 +12,9 @@
 //! `postgres://postgres@127.0.0.1:5432/test`) measures PostgreSQL too, each
 //! run in a database of its own, created for it and dropped after.
 
+#[path = "common/databases.rs"]
+mod databases;
+
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -81,55 +84,12 @@ struct Run {
     p99_us: f64,
 }
 
-/// A fresh database on PostgreSQL at `base` (a URL ending in a database
-/// the bench may connect to): its URL and its name.
-async fn fresh_postgres(base: &str) -> (String, String) {
-    static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
-    let name = format!(
-        "helpdesk_bench_{}_{}",
-        std::process::id(),
-        N.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
-    );
-    sqlx::any::install_default_drivers();
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base)
-        .await
-        .expect("PostgreSQL at --postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
-        .execute(&mut conn)
-        .await
-        .expect("create the bench database");
-    if std::env::var_os("HELPDESK_BENCH_PG_LOG").is_some() {
-        // Every statement and its duration in the server's log: where a
-        // batch's time goes, this database only.
-        sqlx::query(sqlx::AssertSqlSafe(format!(
-            "ALTER DATABASE {name} SET log_min_duration_statement = 0"
-        )))
-        .execute(&mut conn)
-        .await
-        .expect("log the bench database's statements");
-    }
-    let (prefix, _) = base.rsplit_once('/').expect("a URL with a database");
-    (format!("{prefix}/{name}"), name)
-}
-
-async fn drop_postgres(base: &str, name: &str) {
-    let mut conn = <sqlx::AnyConnection as sqlx::Connection>::connect(base)
-        .await
-        .expect("PostgreSQL at --postgres");
-    sqlx::query(sqlx::AssertSqlSafe(format!(
-        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
-    )))
-    .execute(&mut conn)
-    .await
-    .expect("drop the bench database");
-}
-
 /// `postgres`: the server's URL, `None` for SQLite in a temporary folder.
 async fn run(n: usize, batch: usize, rules: &RuleSet, postgres: Option<&str>) -> Run {
     let dir = tempfile::tempdir().unwrap();
     let (url, pg_name) = match postgres {
         Some(base) => {
-            let (url, name) = fresh_postgres(base).await;
+            let (url, name) = databases::fresh_postgres(base, "helpdesk_bench").await;
             (url, Some(name))
         }
         None => (
@@ -178,7 +138,7 @@ async fn run(n: usize, batch: usize, rules: &RuleSet, postgres: Option<&str>) ->
     let secs = start.elapsed().as_secs_f64();
     store.pool().close().await;
     if let (Some(base), Some(name)) = (postgres, pg_name) {
-        drop_postgres(base, &name).await;
+        databases::drop_postgres(base, &name).await;
     }
     latencies.sort_by(|a, b| a.total_cmp(b));
     let pct = |p: f64| latencies[((latencies.len() as f64 * p) as usize).min(latencies.len() - 1)];

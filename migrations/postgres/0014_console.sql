@@ -33,5 +33,12 @@ CREATE TABLE console_reads (
     PRIMARY KEY (agent, ticket_id)
 );
 
--- The inbox: the tickets being worked, by first-response due time.
-CREATE INDEX tickets_by_due ON tickets (status, first_response_due);
+-- The inbox's order: the first-response due time while there has been no
+-- first response, else last (storage/console.rs, DUE_KEY: the same
+-- expression, or the planner cannot use these). The tickets being worked,
+-- all and by queue, and any one status.
+CREATE INDEX tickets_inbox ON tickets ((COALESCE(CASE WHEN first_response_at IS NULL THEN first_response_due END, 9223372036854775807)), id)
+    WHERE status IN ('new', 'open', 'pending');
+CREATE INDEX tickets_inbox_by_queue ON tickets (queue, (COALESCE(CASE WHEN first_response_at IS NULL THEN first_response_due END, 9223372036854775807)), id)
+    WHERE status IN ('new', 'open', 'pending');
+CREATE INDEX tickets_by_status_due ON tickets (status, (COALESCE(CASE WHEN first_response_at IS NULL THEN first_response_due END, 9223372036854775807)), id);

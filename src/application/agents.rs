@@ -12,7 +12,7 @@ use argon2::password_hash::{PasswordHasher, PasswordVerifier};
 use crate::domain::AgentName;
 use crate::domain::clock::Millis;
 use crate::domain::secret::Secret;
-use crate::storage::{Store, StoreError, agents};
+use crate::storage::{Store, StoreError, agents, console};
 
 /// The shortest password accepted.
 pub const MIN_PASSWORD_CHARS: usize = 12;
@@ -88,6 +88,9 @@ pub async fn set_password(
     if !agents::set_password(&mut conn, name, &h, now).await? {
         return Err(AgentError::NotFound(name.as_str().to_owned()));
     }
+    // A new password is a fresh start: whoever held a session (a stolen
+    // cookie, a forgotten tab) signs in again.
+    console::end_sessions_of(&mut conn, name.as_str()).await?;
     Ok(())
 }
 
@@ -97,6 +100,9 @@ pub async fn disable(store: &Store, name: &AgentName, now: Millis) -> Result<(),
     if !agents::disable(&mut conn, name, now).await? {
         return Err(AgentError::NotFound(name.as_str().to_owned()));
     }
+    // Deleted, not only hidden: a later `passwd` enables the agent again
+    // and must not bring these back.
+    console::end_sessions_of(&mut conn, name.as_str()).await?;
     Ok(())
 }
 
@@ -111,13 +117,23 @@ pub async fn check(store: &Store, name: &AgentName, password: &Secret) -> Result
             .collect();
         hash(&Secret::new(random)).unwrap_or_default()
     });
-    match agents::active_hash(store, name).await? {
-        Some(h) => Ok(verify(password, &h)),
-        None => {
-            let _ = verify(password, dummy);
-            Ok(false)
-        }
-    }
+    let (known, h) = match agents::active_hash(store, name).await? {
+        Some(h) => (true, h),
+        None => (false, dummy.clone()),
+    };
+    // Argon2 takes tens of milliseconds of a core: off the async workers
+    // (the bot's loop shares them), and at most two at once, so a flood of
+    // guesses queues here instead of stalling everything else.
+    static HASHING: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(2);
+    let _turn = HASHING
+        .acquire()
+        .await
+        .expect("the hashing semaphore is never closed");
+    let password = password.clone();
+    let right = tokio::task::spawn_blocking(move || verify(&password, &h))
+        .await
+        .unwrap_or(false);
+    Ok(known && right)
 }
 
 #[cfg(test)]

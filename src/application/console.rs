@@ -115,11 +115,15 @@ pub async fn open(
 
 /// The session a cookie's token opens at `now`, if it is still good; an
 /// expired one is deleted on the way.
+///
+/// `activity`: the agent did something (not a page refreshing itself), so
+/// the idle timeout starts again.
 pub async fn session(
     store: &Store,
     token: &str,
     policy: SessionPolicy,
     now: Millis,
+    activity: bool,
 ) -> Result<Option<Session>, StoreError> {
     let key = token_hash(token);
     let Some(s) = store_console::session(store, &key).await? else {
@@ -129,7 +133,7 @@ pub async fn session(
         store_console::end_session(store, &key).await?;
         return Ok(None);
     }
-    if now - s.seen_at >= TOUCH_EVERY_MS {
+    if activity && now - s.seen_at >= TOUCH_EVERY_MS {
         store_console::touch_session(store, &key, now).await?;
     }
     Ok(Some(s))

@@ -596,7 +596,11 @@ pub struct ConsoleSettings {
     /// from `trusted_proxies`, and only for agents who exist and are not
     /// disabled.
     pub trusted_header: Option<String>,
-    /// The addresses `trusted_header` is believed from.
+    /// The addresses `trusted_header` is believed from (the proxy's own,
+    /// as the console sees it; none by default, so that setting the header
+    /// alone trusts no one, not even another program on this machine).
+    /// Behind them, `X-Forwarded-For`'s last address is the client's for
+    /// the sign-in limit.
     pub trusted_proxies: Vec<IpAddr>,
     /// Without a request for this long, a session ends.
     pub session_idle_mins: u64,
@@ -614,10 +618,7 @@ impl Default for ConsoleSettings {
             listen: String::new(),
             secure_cookies: false,
             trusted_header: None,
-            trusted_proxies: vec![
-                IpAddr::from([127, 0, 0, 1]),
-                IpAddr::from([0, 0, 0, 0, 0, 0, 0, 1]),
-            ],
+            trusted_proxies: Vec::new(),
             session_idle_mins: 120,
             session_max_hours: 12,
             refresh_secs: 5,
@@ -639,6 +640,11 @@ impl ConsoleSettings {
         }
         if self.login_attempts_per_min == 0 {
             return Err("console.login_attempts_per_min must be at least 1".into());
+        }
+        if self.trusted_header.is_some() && self.trusted_proxies.is_empty() {
+            return Err(
+                "console.trusted_header needs console.trusted_proxies: the addresses of the proxy that sets it (such as [\"127.0.0.1\"])".into(),
+            );
         }
         if let Some(h) = &self.trusted_header
             && (h.is_empty() || axum::http::HeaderName::from_bytes(h.as_bytes()).is_err())
@@ -861,7 +867,14 @@ mod tests {
         assert!(bad(|s| s.refresh_secs = 0).contains("refresh_secs"));
         assert!(bad(|s| s.session_idle_mins = 0).contains("session"));
         assert!(bad(|s| s.login_attempts_per_min = 0).contains("login"));
-        assert!(bad(|s| s.trusted_header = Some("X User".into())).contains("not a header"));
+        assert!(bad(|s| s.trusted_header = Some("X-User".into())).contains("trusted_proxies"));
+        assert!(
+            bad(|s| {
+                s.trusted_header = Some("X User".into());
+                s.trusted_proxies = vec![IpAddr::from([127, 0, 0, 1])];
+            })
+            .contains("not a header")
+        );
         let p = ConsoleSettings::default().sessions();
         assert_eq!(p.idle_ms, 7_200_000);
         assert_eq!(p.max_ms, 43_200_000);

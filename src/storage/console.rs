@@ -98,8 +98,21 @@ pub async fn end_session(store: &Store, token_hash: &str) -> Result<(), StoreErr
     Ok(())
 }
 
+/// Ends every session of `agent` (a new password, a disabled account).
+pub async fn end_sessions_of(
+    conn: &mut sqlx::AnyConnection,
+    agent: &str,
+) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM console_sessions WHERE agent = $1")
+        .bind(agent)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
 /// Deletes the sessions past their end or idle since before `idle_cutoff`,
-/// and presence older than `presence_cutoff`; how many sessions went.
+/// presence older than `presence_cutoff` and the read marks of closed
+/// tickets; how many sessions went.
 pub async fn sweep(
     store: &Store,
     now: Millis,
@@ -116,6 +129,13 @@ pub async fn sweep(
         .bind(presence_cutoff)
         .execute(store.pool())
         .await?;
+    // A closed ticket is never unread again: its marks would only grow.
+    sqlx::query(
+        "DELETE FROM console_reads WHERE EXISTS \
+         (SELECT 1 FROM tickets t WHERE t.id = console_reads.ticket_id AND t.status = 'closed')",
+    )
+    .execute(store.pool())
+    .await?;
     Ok(gone)
 }
 
@@ -210,20 +230,17 @@ pub async fn others_present(
         .collect()
 }
 
-/// Notes that `agent` saw ticket `t` as it is now.
-pub async fn mark_read(
-    store: &Store,
-    agent: &str,
-    t: TicketRef,
-    now: Millis,
-) -> Result<(), StoreError> {
+/// Notes that `agent` saw ticket `t` as it is now: its own `updated_at`,
+/// not this machine's clock, so that a console on another machine whose
+/// clock runs ahead cannot hide a later message.
+pub async fn mark_read(store: &Store, agent: &str, t: TicketRef) -> Result<(), StoreError> {
     sqlx::query(
-        "INSERT INTO console_reads (agent, ticket_id, seen_at) VALUES ($1, $2, $3) \
+        "INSERT INTO console_reads (agent, ticket_id, seen_at) \
+         SELECT $1, id, updated_at FROM tickets WHERE id = $2 \
          ON CONFLICT (agent, ticket_id) DO UPDATE SET seen_at = excluded.seen_at",
     )
     .bind(agent)
     .bind(t.0)
-    .bind(now)
     .execute(store.pool())
     .await?;
     Ok(())
@@ -277,51 +294,94 @@ pub struct InboxRow {
     pub unread: bool,
 }
 
-const INBOX_WHERE: &str = "WHERE t.status IN ($2, $3, $4) AND ($5 = '' OR t.queue = $5) \
-     AND ($6 = 0 OR t.assignee = $1) \
-     AND ($7 = 0 OR (t.first_response_at IS NULL AND t.first_response_due < $8))";
+/// The inbox's order: a ticket's first-response due time while it has had
+/// no first response, else last. The same expression as the indexes of
+/// migration `console` (sqlite 0015, postgres 0014), which serve the
+/// inbox's pages without a sort: change both together.
+const DUE_KEY: &str = "COALESCE(CASE WHEN t.first_response_at IS NULL THEN t.first_response_due END, 9223372036854775807)";
+
+/// The tickets being worked, written as the indexes' partial predicate is,
+/// so that the planner may use them (a bound parameter would not do).
+const BEING_WORKED: &str = "t.status IN ('new', 'open', 'pending')";
+
+/// A statement's parameters as they are added, numbered in order.
+#[derive(Default)]
+struct Params {
+    values: Vec<Param>,
+}
+
+enum Param {
+    Text(String),
+    Int(i64),
+}
+
+impl Params {
+    /// `$n` for a new parameter.
+    fn add(&mut self, p: Param) -> String {
+        self.values.push(p);
+        format!("${}", self.values.len())
+    }
+
+    fn bind<'q>(
+        &self,
+        mut query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments>,
+    ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments> {
+        for v in &self.values {
+            query = match v {
+                Param::Text(s) => query.bind(s.clone()),
+                Param::Int(n) => query.bind(*n),
+            };
+        }
+        query
+    }
+}
+
+/// The `WHERE` of an inbox query, its parameters added to `p`.
+fn inbox_where(q: &InboxQuery<'_>, p: &mut Params) -> String {
+    let mut w = match q.status {
+        None => BEING_WORKED.to_owned(),
+        Some(s) => format!("t.status = {}", p.add(Param::Text(s.as_str().into()))),
+    };
+    if let Some(queue) = q.queue {
+        w += &format!(" AND t.queue = {}", p.add(Param::Text(queue.into())));
+    }
+    if q.mine {
+        w += &format!(" AND t.assignee = {}", p.add(Param::Text(q.agent.into())));
+    }
+    if q.overdue {
+        let now = p.add(Param::Int(q.now));
+        w += &format!(" AND {BEING_WORKED} AND {DUE_KEY} < {now}");
+    }
+    w
+}
 
 /// The inbox's page: the tickets `q` selects, the first response due
-/// soonest first (answered ones after), then the most urgent, then oldest;
-/// and how many it selects in all.
+/// soonest first (those answered after), then oldest; and how many it
+/// selects in all.
 pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<(Vec<InboxRow>, i64), StoreError> {
-    let statuses: Vec<TicketStatus> = match q.status {
-        Some(one) => vec![one],
-        None => TicketStatus::ACTIVE.to_vec(),
-    };
-    let pick = |i: usize| statuses.get(i).unwrap_or(&statuses[0]).as_str();
+    let mut p = Params::default();
+    let agent = p.add(Param::Text(q.agent.into()));
+    let filter = inbox_where(q, &mut p);
+    let (limit, offset) = (p.add(Param::Int(q.limit)), p.add(Param::Int(q.offset)));
     let sql = format!(
         "SELECT t.id, t.status, t.priority, t.queue, t.platform, t.customer_handle, t.assignee, \
-                CASE WHEN t.first_response_at IS NULL THEN t.first_response_due END AS due, \
+                CASE WHEN t.first_response_at IS NULL THEN t.first_response_due END, \
                 t.updated_at, t.signals, \
                 CASE WHEN r.seen_at IS NULL OR r.seen_at < t.updated_at THEN 1 ELSE 0 END \
-         FROM tickets t LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = $1 \
-         {INBOX_WHERE} \
-         ORDER BY CASE WHEN t.first_response_at IS NULL AND t.first_response_due IS NOT NULL THEN 0 ELSE 1 END, \
-                  due, \
-                  CASE t.priority WHEN 'urgent' THEN 0 WHEN 'high' THEN 1 WHEN 'normal' THEN 2 ELSE 3 END, \
-                  t.id \
-         LIMIT $9 OFFSET $10"
+         FROM tickets t LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = {agent} \
+         WHERE {filter} ORDER BY {DUE_KEY}, t.id LIMIT {limit} OFFSET {offset}"
     );
-    let bind = |query: sqlx::query::Query<'static, sqlx::Any, sqlx::any::AnyArguments>| {
-        query
-            .bind(q.agent.to_owned())
-            .bind(pick(0))
-            .bind(pick(1))
-            .bind(pick(2))
-            .bind(q.queue.unwrap_or("").to_owned())
-            .bind(i64::from(q.mine))
-            .bind(i64::from(q.overdue))
-            .bind(q.now)
-    };
-    let rows = bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
-        .bind(q.limit)
-        .bind(q.offset)
+    let rows = p
+        .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
         .fetch_all(store.pool())
         .await?;
-    let count_sql = format!("SELECT COUNT(*) FROM tickets t {INBOX_WHERE}");
-    // The count has no join: $1 is still bound, for `mine`.
-    let total: i64 = bind(sqlx::query(sqlx::AssertSqlSafe(count_sql)))
+    let mut c = Params::default();
+    let count_sql = format!(
+        "SELECT COUNT(*) FROM tickets t WHERE {}",
+        inbox_where(q, &mut c)
+    );
+    let total: i64 = c
+        .bind(sqlx::query(sqlx::AssertSqlSafe(count_sql)))
         .fetch_one(store.pool())
         .await?
         .try_get(0)?;
@@ -353,33 +413,42 @@ pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<(Vec<InboxRow>, 
 
 /// Per queue of the tickets being worked: how many, how many unread by
 /// `agent`, how many overdue at `now`; by queue name.
+///
+/// Unread is counted as the queue's tickets less those the agent has seen
+/// as they are: the agent's read marks are few, the tickets many.
 pub async fn queue_counts(
     store: &Store,
     agent: &str,
     now: Millis,
 ) -> Result<Vec<QueueCount>, StoreError> {
-    let [a, b, c] = TicketStatus::ACTIVE;
-    let rows = sqlx::query(
-        "SELECT t.queue, COUNT(*), \
-                SUM(CASE WHEN r.seen_at IS NULL OR r.seen_at < t.updated_at THEN 1 ELSE 0 END), \
-                SUM(CASE WHEN t.first_response_at IS NULL AND t.first_response_due < $5 THEN 1 ELSE 0 END) \
-         FROM tickets t LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = $1 \
-         WHERE t.status IN ($2, $3, $4) GROUP BY t.queue ORDER BY t.queue",
-    )
-    .bind(agent)
-    .bind(a.as_str())
-    .bind(b.as_str())
-    .bind(c.as_str())
+    let totals = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT t.queue, COUNT(*), SUM(CASE WHEN {DUE_KEY} < $1 THEN 1 ELSE 0 END) \
+         FROM tickets t WHERE {BEING_WORKED} GROUP BY t.queue ORDER BY t.queue"
+    )))
     .bind(now)
     .fetch_all(store.pool())
     .await?;
-    rows.iter()
+    let seen = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT t.queue, COUNT(*) FROM console_reads r JOIN tickets t ON t.id = r.ticket_id \
+         WHERE r.agent = $1 AND {BEING_WORKED} AND r.seen_at >= t.updated_at GROUP BY t.queue"
+    )))
+    .bind(agent)
+    .fetch_all(store.pool())
+    .await?;
+    let mut seen_in = std::collections::HashMap::new();
+    for r in &seen {
+        seen_in.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
+    }
+    totals
+        .iter()
         .map(|r| {
+            let queue: String = r.try_get(0)?;
+            let total: i64 = r.try_get(1)?;
             Ok(QueueCount {
-                queue: r.try_get(0)?,
-                total: r.try_get(1)?,
-                unread: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
-                overdue: r.try_get::<Option<i64>, _>(3)?.unwrap_or(0),
+                unread: total - seen_in.get(&queue).copied().unwrap_or(0),
+                overdue: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                queue,
+                total,
             })
         })
         .collect()

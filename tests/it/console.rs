@@ -378,6 +378,7 @@ async fn sessions_end_attempts_are_limited_and_customers_words_stay_text(db: Db)
         &app,
         ConsoleSettings {
             trusted_header: Some("X-Forwarded-User".into()),
+            trusted_proxies: vec!["127.0.0.1".parse().unwrap()],
             ..ConsoleSettings::default()
         },
         &["carla"],
@@ -411,4 +412,121 @@ async fn sessions_end_attempts_are_limited_and_customers_words_stay_text(db: Db)
         get(&server.base, "carla").await.unwrap().status(),
         StatusCode::SEE_OTHER
     );
+    // The header twice (a client's, then the proxy's appended): believed neither.
+    let twice = http
+        .get(format!("{}/", proxied.base))
+        .header("X-Forwarded-User", "alice")
+        .header("X-Forwarded-User", "carla")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(twice.status(), StatusCode::SEE_OTHER);
+
+    // A new password ends the agent's sessions, and a form whose page is
+    // older than the session gets its text back, unsent.
+    let mut carla = Agent::new(&server);
+    assert_eq!(
+        carla.sign_in("carla", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = carla.get("/tickets/T-1001").await;
+    assert_eq!(page.status, StatusCode::OK);
+    let mut passwd = std::process::Command::new(env!("CARGO_BIN_EXE_helpdesk"))
+        .args(["agents", "passwd", "carla", "--password-stdin"])
+        .env("HELPDESK_DATABASE_URL", &app.url)
+        .env("HELPDESK_CONFIG", app.dir.path().join("none.toml"))
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    writeln!(passwd.stdin.take().unwrap(), "{PASSWORD} again").unwrap();
+    assert!(passwd.wait().unwrap().success());
+    assert_eq!(carla.get("/").await.location(), "/login");
+    let old_csrf = carla.csrf.clone();
+    let again = format!("{PASSWORD} again");
+    assert_eq!(
+        carla.sign_in("carla", &again).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let draft = "Hello Eve, your refund left this morning";
+    let stale = carla
+        .post_raw(
+            "/tickets/T-1001/reply",
+            &[("csrf", &old_csrf), ("text", draft)],
+            &[],
+        )
+        .await;
+    assert_eq!(stale.status, StatusCode::FORBIDDEN);
+    assert!(
+        stale.body.contains("This page had expired"),
+        "{}",
+        stale.body
+    );
+    assert!(stale.body.contains(draft), "the text is kept");
+    assert_eq!(
+        app.count("SELECT COUNT(*) FROM outbox WHERE origin = 'agent'")
+            .await,
+        0
+    );
+    // A browser's word that the form came from another site is final; a
+    // same-origin one is believed whatever Host a proxy passed on.
+    let csrf = carla.csrf.clone();
+    let foreign = carla
+        .post_raw(
+            "/tickets/T-1001/claim",
+            &[("csrf", &csrf)],
+            &[("sec-fetch-site", "cross-site")],
+        )
+        .await;
+    assert_eq!(foreign.status, StatusCode::FORBIDDEN);
+    let same = carla
+        .post_raw(
+            "/tickets/T-1001/claim",
+            &[("csrf", &csrf)],
+            &[
+                ("sec-fetch-site", "same-origin"),
+                ("origin", "https://support.example.com"),
+            ],
+        )
+        .await;
+    assert_eq!(
+        same.status,
+        StatusCode::SEE_OTHER,
+        "behind a proxy, Host differs"
+    );
+
+    // A long conversation full of characters that escaping grows: every
+    // page under 100 KB, paged back and forth, earlier pages still.
+    for i in 0..300 {
+        let body = format!("{i} ").repeat(10) + &"<&>\"'".repeat(600);
+        sqlx::query(
+            "INSERT INTO ticket_messages (ticket_id, direction, body, at) VALUES (1001, 'in', $1, $2)",
+        )
+        .bind(body)
+        .bind(i64::from(i))
+        .execute(app.store.pool())
+        .await
+        .unwrap();
+    }
+    let mut path = "/tickets/T-1001".to_owned();
+    let mut pages = 0;
+    loop {
+        let page = carla.get(&path).await;
+        assert_eq!(page.status, StatusCode::OK, "{path}");
+        check_page(&page);
+        pages += 1;
+        let Some(at) = page.body.find("\">Earlier entries") else {
+            break;
+        };
+        let href = page.body[..at].rsplit("href=\"").next().unwrap();
+        path = href.replace("&amp;", "&");
+        let earlier = carla.get(&path).await;
+        assert!(earlier.body.contains("Later entries"), "{path}");
+        assert!(
+            !earlier.body.contains("hx-get=\"/tickets/T-1001/live\""),
+            "an earlier page stays put"
+        );
+    }
+    assert!(pages > 3, "{pages} pages");
 }

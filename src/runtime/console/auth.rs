@@ -48,6 +48,11 @@ pub struct Agent {
 
 type Keyed<K> = RateLimiter<K, HashMapStateStore<K>, DefaultClock>;
 
+/// In a request's extensions: its form's CSRF token was not the session's,
+/// and the route shows the form back rather than act.
+#[derive(Debug, Clone, Copy)]
+pub struct StaleForm;
+
 /// Sign-in attempts, right or wrong: `per_min` a minute per agent name,
 /// ten times that per address (a team behind one office address signs in
 /// at nine together).
@@ -67,10 +72,16 @@ impl LoginLimiter {
         }
     }
 
-    /// Whether an attempt for `name` from `addr` may go on (both keys pay).
-    fn allow(&self, name: &str, addr: Option<IpAddr>) -> bool {
-        let by_name = self.by_name.check_key(&name.to_lowercase()).is_ok();
-        let by_addr = addr.is_none_or(|a| self.by_addr.check_key(&a).is_ok());
+    /// Whether an attempt for `name` (as parsed: at most 64 characters,
+    /// trimmed, so that spellings of one name share its quota) from `addr`
+    /// may go on; both keys pay. An IPv6 address counts by its /64, which
+    /// one host holds whole.
+    fn allow(&self, name: &AgentName, addr: Option<IpAddr>) -> bool {
+        let by_name = self
+            .by_name
+            .check_key(&name.as_str().to_lowercase())
+            .is_ok();
+        let by_addr = addr.is_none_or(|a| self.by_addr.check_key(&network_of(a)).is_ok());
         by_name && by_addr
     }
 
@@ -79,6 +90,34 @@ impl LoginLimiter {
         self.by_name.retain_recent();
         self.by_addr.retain_recent();
     }
+}
+
+/// The address a quota is kept for: an IPv4 address, an IPv6 /64.
+fn network_of(a: IpAddr) -> IpAddr {
+    match a {
+        IpAddr::V4(_) => a,
+        IpAddr::V6(v6) => {
+            let s = v6.segments();
+            IpAddr::from([s[0], s[1], s[2], s[3], 0, 0, 0, 0])
+        }
+    }
+}
+
+/// The client's address: the peer's, or behind a trusted proxy the last
+/// address of `X-Forwarded-For` (the one the proxy itself added).
+fn client_addr(c: &Shared, peer: Option<Peer>, headers: &HeaderMap) -> Option<IpAddr> {
+    let peer = peer?.0.ip();
+    if !c.settings.trusted_proxies.contains(&peer) {
+        return Some(peer);
+    }
+    let forwarded = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .last()
+        .and_then(|a| a.trim().parse().ok());
+    Some(forwarded.unwrap_or(peer))
 }
 
 /// The value of cookie `name` in the request's `Cookie` headers.
@@ -154,16 +193,6 @@ pub async fn login(
             "",
         );
     }
-    let addr = peer.map(|p| p.0.0.ip());
-    if !c.limiter.allow(&form.name, addr) {
-        tracing::warn!("console: sign-in attempts over the limit");
-        return login_form(
-            &c,
-            StatusCode::TOO_MANY_REQUESTS,
-            Some("Too many sign-in attempts. Wait a minute, then try again."),
-            "",
-        );
-    }
     let wrong = || {
         login_form(
             &c,
@@ -172,9 +201,20 @@ pub async fn login(
             "",
         )
     };
+    // A name no agent can have needs no hash to refuse.
     let Ok(name) = AgentName::parse(&form.name) else {
         return wrong();
     };
+    let addr = client_addr(&c, peer.map(|p| p.0), &headers);
+    if !c.limiter.allow(&name, addr) {
+        tracing::warn!("console: sign-in attempts over the limit");
+        return login_form(
+            &c,
+            StatusCode::TOO_MANY_REQUESTS,
+            Some("Too many sign-in attempts. Wait a minute, then try again."),
+            "",
+        );
+    }
     let now = c.clock.now_ms();
     let password = Secret::new(form.password);
     match app::sign_in(&c.store, &name, &password, c.settings.sessions(), now).await? {
@@ -227,8 +267,11 @@ pub async fn require_agent(
     let now = c.clock.now_ms();
     let policy = c.settings.sessions();
     let proxied = proxied_agent(&c, &req);
+    // The pages' own refreshes are not the agent at work: they must not
+    // keep an unattended tab signed in past the idle timeout.
+    let activity = !is_refresh(req.uri().path());
     let mut session = match cookie(req.headers(), SESSION_COOKIE) {
-        Some(token) => app::session(&c.store, token, policy, now).await?,
+        Some(token) => app::session(&c.store, token, policy, now, activity).await?,
         None => None,
     };
     // The proxy's word wins over a cookie of someone else's.
@@ -258,7 +301,12 @@ pub async fn require_agent(
         Method::GET | Method::HEAD => req,
         _ => match checked_post(req, &agent.csrf).await {
             Ok(req) => req,
-            Err(refusal) => return Ok(refusal),
+            Err(refusal) => {
+                return Ok(match opened {
+                    Some(s) => signed_in(&c, &s, refusal),
+                    None => refusal,
+                });
+            }
         },
     };
     let mut req = req;
@@ -270,16 +318,26 @@ pub async fn require_agent(
     })
 }
 
+/// The routes the pages call by themselves every few seconds.
+fn is_refresh(path: &str) -> bool {
+    path == "/inbox/live" || path.ends_with("/live") || path.ends_with("/presence")
+}
+
 /// The agent a trusted proxy says the request is from, if the console is
-/// configured to believe one and the request came through it.
+/// configured to believe one and the request came through it. The header
+/// must come once: a proxy that appends its value after the client's
+/// would otherwise let the client's speak.
 fn proxied_agent(c: &Shared, req: &Request) -> Option<String> {
     let header = c.settings.trusted_header.as_deref()?;
     let peer = req.extensions().get::<Peer>()?;
     if !c.settings.trusted_proxies.contains(&peer.0.ip()) {
         return None;
     }
-    let value = req.headers().get(header)?.to_str().ok()?;
-    AgentName::parse(value.trim())
+    let mut values = req.headers().get_all(header).iter();
+    let (Some(value), None) = (values.next(), values.next()) else {
+        return None;
+    };
+    AgentName::parse(value.to_str().ok()?.trim())
         .ok()
         .map(|n| n.as_str().to_owned())
 }
@@ -308,10 +366,18 @@ fn to_login(req: &Request) -> Response {
 /// for the route; or the refusal.
 async fn checked_post(req: Request, csrf: &str) -> Result<Request, Response> {
     let forbidden = |why: &'static str| (StatusCode::FORBIDDEN, why).into_response();
-    // `null` is what a browser sends when it will not say (a privacy
-    // setting): the token decides then.
+    let foreign = || forbidden("This form was sent from another site: the console refuses it.\n");
+    // Browsers say where a request comes from; behind a reverse proxy the
+    // `Host` the console sees is not the one the browser used, so this
+    // comes first and `Origin` against `Host` only for a browser that does
+    // not send it. `null` is a browser that will not say: the token decides.
+    let site = req.headers().get("sec-fetch-site");
     let origin = req.headers().get(header::ORIGIN).filter(|o| *o != "null");
-    if let Some(origin) = origin {
+    if let Some(site) = site {
+        if site != "same-origin" {
+            return Err(foreign());
+        }
+    } else if let Some(origin) = origin {
         let host = req
             .headers()
             .get(header::HOST)
@@ -322,9 +388,7 @@ async fn checked_post(req: Request, csrf: &str) -> Result<Request, Response> {
             .and_then(|o| o.split_once("://"))
             .is_some_and(|(_, rest)| Some(rest) == host);
         if !same {
-            return Err(forbidden(
-                "This form was sent from another site: the console refuses it.\n",
-            ));
+            return Err(foreign());
         }
     }
     if let Some(token) = req.headers().get("X-CSRF-Token") {
@@ -343,8 +407,17 @@ async fn checked_post(req: Request, csrf: &str) -> Result<Request, Response> {
         .ok()
         .and_then(|fields| fields.into_iter().find(|(k, _)| k == "csrf"))
         .map(|(_, v)| v);
+    let keeps_text = parts.uri.path().ends_with("/reply") || parts.uri.path().ends_with("/note");
     match token {
         Some(t) if same_secret(&t, csrf) => Ok(Request::from_parts(parts, Body::from(bytes))),
+        // A reply or a note written on a page older than the session (the
+        // session ended and the agent signed in again meanwhile): shown
+        // back with its text, never acted on, never lost.
+        _ if keeps_text => {
+            let mut req = Request::from_parts(parts, Body::from(bytes));
+            req.extensions_mut().insert(StaleForm);
+            Ok(req)
+        }
         _ => Err(forbidden(
             "This page has expired (its form token is not your session's): reload it and send again.\n",
         )),

@@ -112,9 +112,12 @@ async fn live_view(c: &Shared, me: &Agent, f: &Filters) -> Result<InboxLive, Con
     let (rows, total) = store_console::inbox(&c.store, &q).await?;
     let counts = store_console::queue_counts(&c.store, &me.name, now).await?;
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
+    // The queues' counts are of the tickets being worked: they say how
+    // many of the list are unread only when nothing else narrows it.
+    let plain = f.status.is_empty() && f.mine.is_empty() && f.overdue.is_empty();
     let unread = counts
         .iter()
-        .filter(|q| f.queue.is_empty() || q.queue == f.queue)
+        .filter(|q| plain && (f.queue.is_empty() || q.queue == f.queue))
         .map(|q| q.unread)
         .sum();
     let heading = match (f.queue.as_str(), f.status()) {

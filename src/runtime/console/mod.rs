@@ -206,11 +206,15 @@ async fn static_file(axum::extract::Path(file): axum::extract::Path<String>) -> 
         ),
         _ => return not_found().await,
     };
+    // htmx's name carries its version: cached for good. The console's own
+    // files change with the binary: checked each time (they are small).
+    let cache = if file == HTMX_FILE {
+        "public, max-age=31536000, immutable"
+    } else {
+        "no-cache"
+    };
     (
-        [
-            (header::CONTENT_TYPE, kind),
-            (header::CACHE_CONTROL, "public, max-age=3600"),
-        ],
+        [(header::CONTENT_TYPE, kind), (header::CACHE_CONTROL, cache)],
         body,
     )
         .into_response()

@@ -103,10 +103,10 @@ pub struct EntryView {
 pub struct TimelineView {
     pub entries: Vec<EntryView>,
     pub earlier_href: Option<String>,
+    /// Set on an earlier page, which does not refresh itself.
+    pub later_href: Option<String>,
     pub live_href: String,
     pub refresh_secs: u64,
-    pub status: String,
-    pub assignee: String,
 }
 
 /// The reply box's counter.
@@ -167,6 +167,9 @@ pub struct TicketPage<'a> {
     pub saved: Vec<SavedView>,
     pub actions: Vec<ActionView>,
     pub agents: Vec<String>,
+    /// The agent the assign list starts on: the assignee, else the agent.
+    pub assign_to: String,
+    pub note: String,
     pub can_reply: bool,
 }
 

@@ -13,7 +13,7 @@ use axum::http::StatusCode;
 use axum::http::request::Parts;
 use axum::response::{Html, IntoResponse, Redirect, Response};
 
-use super::auth::Agent;
+use super::auth::{Agent, StaleForm};
 use super::pages::{
     ActionView, CounterFragment, CounterView, EntryView, Me, PresenceFragment, PresenceView,
     SavedView, TicketPage, TicketView, TimelineFragment, TimelineView,
@@ -32,13 +32,20 @@ use crate::storage::{StoreError, length_limit};
 
 /// A page shows at most this many entries of a timeline…
 const ENTRIES_A_PAGE: usize = 100;
-/// …and at most about this many bytes of their texts, so that every page
-/// stays well under 100 KB; earlier entries are a link away.
-const TEXT_BYTES_A_PAGE: usize = 48_000;
-/// One text longer than this is cut on the page (the CLI shows it whole).
-const TEXT_BYTES_AN_ENTRY: usize = 16_000;
-/// Saved replies offered at most.
-const SAVED_AT_MOST: usize = 60;
+/// …and at most about this many bytes of them as HTML (their texts once
+/// escaped, and the markup around each, [`ENTRY_MARKUP_BYTES`]), so that
+/// with the rest of the page (the draft, the saved replies) every page
+/// stays under 100 KB; earlier entries are a link away.
+const TIMELINE_BYTES_A_PAGE: usize = 40_000;
+/// The markup of one entry, its text aside.
+const ENTRY_MARKUP_BYTES: usize = 400;
+/// One text longer than this (escaped) is cut on the page (the CLI shows
+/// it whole).
+const TEXT_BYTES_AN_ENTRY: usize = 12_000;
+/// Saved replies offered: at most this many…
+const SAVED_AT_MOST: usize = 40;
+/// …and at most this many bytes of their texts, escaped.
+const SAVED_BYTES: usize = 16_000;
 
 /// The verbs with a button, in the order shown, with their keys.
 const ACTIONS: [(&str, &str, &str); 5] = [
@@ -68,6 +75,10 @@ impl<S: Send + Sync> FromRequestParts<S> for TicketPath {
     }
 }
 
+/// What an agent reads when a form of theirs came from a page older than
+/// their session.
+const STALE: &str = "This page had expired (you signed in again since): nothing was sent. Your text is below: send it again.";
+
 fn not_found() -> Response {
     (
         StatusCode::NOT_FOUND,
@@ -81,6 +92,7 @@ fn not_found() -> Response {
 struct Extras {
     draft: String,
     dm: bool,
+    note: String,
     error: Option<String>,
     confirm_over: Vec<String>,
     before: Option<usize>,
@@ -119,7 +131,7 @@ async fn render(
         Err(TicketError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(not_found()),
     };
-    store_console::mark_read(&c.store, &me.name, t, now).await?;
+    store_console::mark_read(&c.store, &me.name, t).await?;
     let doing = if x.draft.is_empty() {
         Doing::Viewing
     } else {
@@ -158,6 +170,8 @@ async fn render(
             .filter(|a| a.disabled_at.is_none())
             .map(|a| a.name)
             .collect(),
+        assign_to: summary.assignee.clone().unwrap_or_else(|| me.name.clone()),
+        note: x.note,
         can_reply,
         t: ticket_view(c, &summary, incident.map(|i| i.id.to_string())),
     };
@@ -199,25 +213,61 @@ fn actions(status: TicketStatus) -> Vec<ActionView> {
         .collect()
 }
 
-/// The latest page of the timeline, or the one ending before entry
-/// `before`: at most [`ENTRIES_A_PAGE`] entries and about
-/// [`TEXT_BYTES_A_PAGE`] of text.
-fn timeline(c: &Shared, s: &Summary, entries: Vec<Entry>, before: Option<usize>) -> TimelineView {
-    let end = before.unwrap_or(entries.len()).min(entries.len());
-    let mut start = end;
-    let mut bytes = 0;
+/// The bytes `text` takes once escaped for HTML.
+fn escaped_len(text: &str) -> usize {
+    let special = text
+        .bytes()
+        .filter(|b| matches!(b, b'<' | b'>' | b'&' | b'"' | b'\''))
+        .count();
+    text.len() + special * 4
+}
+
+/// What one entry adds to a page, as HTML.
+fn entry_bytes(e: &Entry) -> usize {
+    let text = e.text.as_deref().map_or(0, escaped_len);
+    text.min(TEXT_BYTES_AN_ENTRY) + ENTRY_MARKUP_BYTES
+}
+
+/// Where the page of entries ending before `end` starts: back from `end`,
+/// at most [`ENTRIES_A_PAGE`] entries and about [`TIMELINE_BYTES_A_PAGE`]
+/// of HTML, and always at least one entry.
+fn page_start(entries: &[Entry], end: usize) -> usize {
+    let (mut start, mut bytes) = (end, 0);
     while start > 0 && end - start < ENTRIES_A_PAGE {
-        let size = entries[start - 1]
-            .text
-            .as_ref()
-            .map_or(0, |t| t.len().min(TEXT_BYTES_AN_ENTRY));
-        if bytes + size > TEXT_BYTES_A_PAGE && start < end {
+        let size = entry_bytes(&entries[start - 1]);
+        if bytes + size > TIMELINE_BYTES_A_PAGE && start < end {
             break;
         }
         bytes += size;
         start -= 1;
     }
+    start
+}
+
+/// Where the page of entries starting at `start` ends, by the same measure.
+fn page_end(entries: &[Entry], start: usize) -> usize {
+    let (mut end, mut bytes) = (start, 0);
+    while end < entries.len() && end - start < ENTRIES_A_PAGE {
+        let size = entry_bytes(&entries[end]);
+        if bytes + size > TIMELINE_BYTES_A_PAGE && end > start {
+            break;
+        }
+        bytes += size;
+        end += 1;
+    }
+    end
+}
+
+/// The latest page of the timeline, or the one ending before entry
+/// `before` (which does not refresh itself, and links to the next).
+fn timeline(c: &Shared, s: &Summary, entries: Vec<Entry>, before: Option<usize>) -> TimelineView {
+    let end = before.unwrap_or(entries.len()).min(entries.len());
+    let start = page_start(&entries, end);
     let reference = &s.reference;
+    let later_href = (end < entries.len()).then(|| match page_end(&entries, end) {
+        next if next >= entries.len() => format!("/tickets/{reference}"),
+        next => format!("/tickets/{reference}?before={next}"),
+    });
     let views = entries
         .into_iter()
         .skip(start)
@@ -227,10 +277,9 @@ fn timeline(c: &Shared, s: &Summary, entries: Vec<Entry>, before: Option<usize>)
     TimelineView {
         entries: views,
         earlier_href: (start > 0).then(|| format!("/tickets/{reference}?before={start}")),
+        later_href,
         live_href: format!("/tickets/{reference}/live"),
         refresh_secs: c.settings.refresh_secs,
-        status: s.status.as_str().to_owned(),
-        assignee: s.assignee.clone().unwrap_or_default(),
     }
 }
 
@@ -268,14 +317,19 @@ fn entry_view(c: &Shared, s: &Summary, e: Entry) -> EntryView {
     }
 }
 
-/// A text cut to [`TEXT_BYTES_AN_ENTRY`] on a character boundary, saying so.
+/// A text cut so that, escaped, it takes at most [`TEXT_BYTES_AN_ENTRY`],
+/// on a character boundary, saying so.
 fn cut(text: String) -> String {
-    if text.len() <= TEXT_BYTES_AN_ENTRY {
+    if escaped_len(&text) <= TEXT_BYTES_AN_ENTRY {
         return text;
     }
-    let mut end = TEXT_BYTES_AN_ENTRY;
-    while !text.is_char_boundary(end) {
-        end -= 1;
+    let (mut end, mut size) = (0, 0);
+    for (i, ch) in text.char_indices() {
+        size += escaped_len(ch.encode_utf8(&mut [0; 4]));
+        if size > TEXT_BYTES_AN_ENTRY {
+            break;
+        }
+        end = i + ch.len_utf8();
     }
     format!(
         "{}… [{} more bytes: `helpdesk tickets show` prints it whole]",
@@ -294,6 +348,7 @@ fn saved_replies(c: &Shared, s: &Summary) -> Vec<SavedView> {
         ticket: Some(&s.reference),
         opens: None,
     };
+    let mut bytes = 0;
     rules
         .rules()
         .iter()
@@ -308,6 +363,10 @@ fn saved_replies(c: &Shared, s: &Summary) -> Vec<SavedView> {
             _ => None,
         })
         .take(SAVED_AT_MOST)
+        .take_while(|s| {
+            bytes += escaped_len(&s.text) + escaped_len(&s.rule) * 2 + 60;
+            bytes <= SAVED_BYTES
+        })
         .collect()
 }
 
@@ -352,7 +411,7 @@ pub async fn live(
         Err(TicketError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(not_found()),
     };
-    store_console::mark_read(&c.store, &me.name, t, now).await?;
+    store_console::mark_read(&c.store, &me.name, t).await?;
     let fragment = TimelineFragment {
         timeline: timeline(&c, &summary, entries, None),
     };
@@ -433,9 +492,20 @@ pub async fn draft(
 pub async fn reply(
     State(c): State<Shared>,
     Extension(me): Extension<Agent>,
+    stale: Option<Extension<StaleForm>>,
     TicketPath(t): TicketPath,
     axum::Form(form): axum::Form<ReplyForm>,
 ) -> Result<Response, ConsoleError> {
+    if stale.is_some() {
+        let dm = form.dm();
+        let extras = Extras {
+            draft: form.text,
+            dm,
+            error: Some(STALE.into()),
+            ..Extras::default()
+        };
+        return render(&c, &me, t, extras, StatusCode::FORBIDDEN).await;
+    }
     let now = c.clock.now_ms();
     let others =
         store_console::others_present(&c.store, t, &me.name, now - PRESENCE_FRESH_MS).await?;
@@ -479,9 +549,18 @@ pub struct NoteForm {
 pub async fn note(
     State(c): State<Shared>,
     Extension(me): Extension<Agent>,
+    stale: Option<Extension<StaleForm>>,
     TicketPath(t): TicketPath,
     axum::Form(form): axum::Form<NoteForm>,
 ) -> Result<Response, ConsoleError> {
+    if stale.is_some() {
+        let extras = Extras {
+            note: form.text,
+            error: Some(STALE.into()),
+            ..Extras::default()
+        };
+        return render(&c, &me, t, extras, StatusCode::FORBIDDEN).await;
+    }
     if form.text.trim().is_empty() {
         let extras = Extras {
             error: Some("The note is empty: write it, then add it.".into()),
@@ -489,7 +568,11 @@ pub async fn note(
         };
         return render(&c, &me, t, extras, StatusCode::UNPROCESSABLE_ENTITY).await;
     }
-    let done = apply(&c, &me, t, Command::Note(form.text), Extras::default()).await?;
+    let kept = Extras {
+        note: form.text.clone(),
+        ..Extras::default()
+    };
+    let done = apply(&c, &me, t, Command::Note(form.text), kept).await?;
     Ok(done.unwrap_or_else(|r| r))
 }
 
