@@ -254,6 +254,22 @@ async fn an_agent_works_a_ticket_in_chromium_and_sees_a_colleague() {
     // 47 characters and an emoji, which X weighs 2.
     wait_text(&alice, "#counter", "49 / 280").await;
 
+    // A saved reply fills the box (and is counted); alice keeps her own.
+    let mine = reply.prop("value").await.unwrap().unwrap_or_default();
+    alice
+        .find(Locator::Css("#saved option[value='opening-hours']"))
+        .await
+        .unwrap()
+        .click()
+        .await
+        .unwrap();
+    let saved = reply.prop("value").await.unwrap().unwrap_or_default();
+    assert!(saved.contains("@tom") || saved.contains("tom"), "{saved}");
+    assert_ne!(saved, mine);
+    reply.clear().await.unwrap();
+    reply.send_keys(&mine).await.unwrap();
+    wait_text(&alice, "#counter", "49 / 280").await;
+
     // A colleague opens the ticket and starts a reply: alice sees it.
     let bob = browser(&d, "bob").await;
     sign_in(&bob, &base, "bob").await;
@@ -323,6 +339,15 @@ async fn an_agent_works_a_ticket_in_chromium_and_sees_a_colleague() {
         .await,
         1
     );
+    // On a phone: the inbox in one column.
+    alice.set_window_size(390, 844).await.unwrap();
+    alice.goto(&base).await.unwrap();
+    wait_text(&alice, "#live", "@sam").await;
+    std::fs::write(
+        screenshots().join("inbox-phone.png"),
+        alice.screenshot().await.unwrap(),
+    )
+    .unwrap();
     bob.close().await.unwrap();
     alice.close().await.unwrap();
 }

@@ -16,6 +16,136 @@ on_both_databases!(
     sessions_end_attempts_are_limited_and_customers_words_stay_text,
 );
 
+/// A free port on the loopback, for a process to listen on.
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Waits up to 30 s for the console at `base` to answer its sign-in page.
+async fn wait_for_console(base: &str) {
+    let http = reqwest::Client::new();
+    for _ in 0..300 {
+        if let Ok(r) = http.get(format!("{base}/login")).send().await
+            && r.status() == StatusCode::OK
+        {
+            return;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    panic!("the console at {base} never answered");
+}
+
+/// `helpdesk run` serves the console with `[console] listen`, and
+/// `helpdesk console` serves it alone on the same database (and refuses to
+/// start without `listen`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn run_and_console_serve_it_as_processes() {
+    use helpdesk::platforms::x::fake::{Sandbox, SandboxConfig, parse_traffic};
+    use std::process::Command;
+    const BIN: &str = env!("CARGO_BIN_EXE_helpdesk");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    let traffic = line(
+        "9001",
+        "mention",
+        "tom",
+        "@lumio I want a refund, charged twice",
+    );
+    let sandbox = Sandbox::start(
+        parse_traffic(&traffic, "t").unwrap(),
+        SandboxConfig::default(),
+        helpdesk::domain::clock::Clock::new(),
+    )
+    .await
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let db = format!("sqlite://{}", dir.path().join("bot.db").display());
+    let write_config = |name: &str, listen: &str| {
+        let path = dir.path().join(name);
+        std::fs::write(
+            &path,
+            format!(
+                "database_url = \"{db}\"\nrules = \"{}\"\nadmin_listen = \"\"\n\n[console]\nlisten = \"{listen}\"\n\n[x]\nbase_url = \"{}\"\naccess_token_env = \"HD_TEST_X_TOKEN\"\nmin_poll_interval_ms = 100\n",
+                crate::common::repo_rules().display(),
+                sandbox.base_url()
+            ),
+        )
+        .unwrap();
+        path
+    };
+    let port = free_port();
+    let config = write_config("run.toml", &format!("127.0.0.1:{port}"));
+    let mut bot = Command::new(BIN)
+        .args(["run", "--config"])
+        .arg(&config)
+        .env("HD_TEST_X_TOKEN", sandbox.token())
+        .stderr(std::fs::File::create(dir.path().join("run.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_console(&base).await;
+    let mut add = Command::new(BIN)
+        .args(["agents", "--config"])
+        .arg(&config)
+        .args(["add", "alice", "--password-stdin"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    writeln!(add.stdin.take().unwrap(), "{PASSWORD}").unwrap();
+    assert!(add.wait().unwrap().success());
+    let mut alice = Agent::at(&base);
+    assert_eq!(
+        alice.sign_in("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let mut seen = false;
+    for _ in 0..300 {
+        if alice.get("/").await.body.contains("/tickets/T-1001") {
+            seen = true;
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(seen, "the bot's ticket shows in its console");
+    crate::common::terminate(&bot);
+    assert!(bot.wait().unwrap().success());
+
+    // The console alone: without `listen` it says what to set.
+    let none = write_config("none.toml", "");
+    let out = Command::new(BIN)
+        .args(["console", "--config"])
+        .arg(&none)
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("has no [console] listen"), "{err}");
+    let port = free_port();
+    let alone = write_config("console.toml", &format!("127.0.0.1:{port}"));
+    let mut console = Command::new(BIN)
+        .args(["console", "--config"])
+        .arg(&alone)
+        .stderr(std::fs::File::create(dir.path().join("console.log")).unwrap())
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    wait_for_console(&base).await;
+    let mut alice = Agent::at(&base);
+    assert_eq!(
+        alice.sign_in("alice", PASSWORD).await.status,
+        StatusCode::SEE_OTHER
+    );
+    let page = alice.get("/tickets/T-1001").await;
+    assert!(page.body.contains("charged twice"), "{}", page.body);
+    crate::common::terminate(&console);
+    assert!(console.wait().unwrap().success());
+}
+
 /// Every page is under 100 KB and its links carry no ticket data in a
 /// query string (only the inbox's filters, its page, a timeline's page).
 fn check_page(p: &Page) {

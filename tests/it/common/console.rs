@@ -97,13 +97,18 @@ pub fn csrf_of(body: &str) -> Option<String> {
 impl Agent {
     /// A browser with no cookies yet.
     pub fn new(server: &ConsoleServer) -> Agent {
+        Agent::at(&server.base)
+    }
+
+    /// A browser with no cookies yet, for the console at `base`.
+    pub fn at(base: &str) -> Agent {
         let _ = rustls::crypto::ring::default_provider().install_default();
         Agent {
             http: reqwest::Client::builder()
                 .redirect(reqwest::redirect::Policy::none())
                 .build()
                 .unwrap(),
-            base: server.base.clone(),
+            base: base.to_owned(),
             cookies: Vec::new(),
             csrf: String::new(),
         }
