@@ -318,6 +318,9 @@ const LATER_TABLES: &[&str] = &[
     "incident_customers",
     "incident_alerts",
     "agents",
+    "console_sessions",
+    "console_presence",
+    "console_reads",
 ];
 
 /// Columns added by migrations after the `platforms` one (the customer's
@@ -328,7 +331,13 @@ const LATER_COLUMNS: &[&str] = &["lang", "signals"];
 /// Indexes created by migrations after the `platforms` one (repeated
 /// contact: 0012 on SQLite, 0011 on PostgreSQL; incidents: 0013 and
 /// 0012).
-const LATER_INDEXES: &[&str] = &["messages_by_author", "messages_by_rule"];
+const LATER_INDEXES: &[&str] = &[
+    "messages_by_author",
+    "messages_by_rule",
+    "tickets_inbox",
+    "tickets_inbox_by_queue",
+    "tickets_by_status_due",
+];
 
 /// A snapshot row (`col,col: value,value`) without [`LATER_COLUMNS`]; the
 /// fixture's values hold no commas.
