@@ -398,12 +398,7 @@ pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<(Vec<InboxRow>, 
                 assignee: r.try_get(6)?,
                 due: r.try_get(7)?,
                 updated_at: r.try_get(8)?,
-                signals: r
-                    .try_get::<Option<String>, _>(9)?
-                    .unwrap_or_default()
-                    .split_whitespace()
-                    .map(str::to_owned)
-                    .collect(),
+                signals: super::tickets::signals_at(r, 9)?,
                 unread: r.try_get::<i64, _>(10)? != 0,
             })
         })

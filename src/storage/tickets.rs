@@ -523,13 +523,17 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
         first_response_at: r.try_get(9)?,
         csat: r.try_get(10)?,
         lang: r.try_get(11)?,
-        signals: r
-            .try_get::<Option<String>, _>(12)?
-            .unwrap_or_default()
-            .split_whitespace()
-            .map(str::to_owned)
-            .collect(),
+        signals: signals_at(r, 12)?,
     })
+}
+
+/// The `signals` column at `at` (names, space-separated; NULL: none).
+pub(super) fn signals_at(r: &sqlx::any::AnyRow, at: usize) -> Result<Vec<String>, StoreError> {
+    Ok(r.try_get::<Option<String>, _>(at)?
+        .unwrap_or_default()
+        .split_whitespace()
+        .map(str::to_owned)
+        .collect())
 }
 
 /// Which tickets a list shows; `None` is any.
