@@ -8,7 +8,7 @@
 
 use sqlx::Row as _;
 
-use super::{Store, StoreError, decode};
+use super::{Store, StoreError, decode, dialect};
 use crate::domain::clock::Millis;
 use crate::domain::states::TicketStatus;
 use crate::domain::{Platform, Priority, TicketRef};
@@ -232,17 +232,26 @@ pub async fn others_present(
 
 /// Notes that `agent` saw ticket `t` as it is now: its own `updated_at`,
 /// not this machine's clock, so that a console on another machine whose
-/// clock runs ahead cannot hide a later message.
+/// clock runs ahead cannot hide a later message; and its queue and status,
+/// which the unread counts read. The mark lives until the ticket changes
+/// (the trigger of migration `inbox_counts`, sqlite 0016, postgres 0015).
+/// On PostgreSQL the ticket's row is share-locked while the mark is
+/// written, so that a change committed meanwhile either waits for the mark
+/// and deletes it or is the version the mark copies.
 pub async fn mark_read(store: &Store, agent: &str, t: TicketRef) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO console_reads (agent, ticket_id, seen_at) \
-         SELECT $1, id, updated_at FROM tickets WHERE id = $2 \
-         ON CONFLICT (agent, ticket_id) DO UPDATE SET seen_at = excluded.seen_at",
-    )
-    .bind(agent)
-    .bind(t.0)
-    .execute(store.pool())
-    .await?;
+    let sql = format!(
+        "WITH seen AS (SELECT id, updated_at, queue, status FROM tickets WHERE id = $2{}) \
+         INSERT INTO console_reads (agent, ticket_id, seen_at, queue, status) \
+         SELECT $1, id, updated_at, queue, status FROM seen WHERE true \
+         ON CONFLICT (agent, ticket_id) DO UPDATE \
+         SET seen_at = excluded.seen_at, queue = excluded.queue, status = excluded.status",
+        dialect::for_share(store.backend())
+    );
+    sqlx::query(sqlx::AssertSqlSafe(sql))
+        .bind(agent)
+        .bind(t.0)
+        .execute(store.pool())
+        .await?;
     Ok(())
 }
 
@@ -355,38 +364,50 @@ fn inbox_where(q: &InboxQuery<'_>, p: &mut Params) -> String {
     w
 }
 
+/// The index that lists what `q` selects in the inbox's order, its most
+/// selective filter first (migrations `console` and `inbox_counts`): each
+/// leads with that filter's column and goes on with the due key, so a page
+/// is a walk down one index, never a sort.
+fn inbox_index(q: &InboxQuery<'_>) -> &'static str {
+    if q.status.is_some() {
+        "tickets_by_status_due"
+    } else if q.mine {
+        "tickets_inbox_by_assignee"
+    } else if q.queue.is_some() {
+        "tickets_inbox_by_queue"
+    } else {
+        "tickets_inbox"
+    }
+}
+
 /// The inbox's page: the tickets `q` selects, the first response due
-/// soonest first (those answered after), then oldest; and how many it
-/// selects in all.
-pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<(Vec<InboxRow>, i64), StoreError> {
+/// soonest first (those answered after), then oldest.
+///
+/// The page's ids are found first, from the index alone, and only those 50
+/// are joined to the agent's read marks: the OFFSET of a late page then
+/// skips index entries, not joined rows.
+pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<Vec<InboxRow>, StoreError> {
+    let index = dialect::indexed_by(store.backend(), inbox_index(q));
     let mut p = Params::default();
-    let agent = p.add(Param::Text(q.agent.into()));
     let filter = inbox_where(q, &mut p);
     let (limit, offset) = (p.add(Param::Int(q.limit)), p.add(Param::Int(q.offset)));
+    let agent = p.add(Param::Text(q.agent.into()));
     let sql = format!(
-        "SELECT t.id, t.status, t.priority, t.queue, t.platform, t.customer_handle, t.assignee, \
+        "WITH page AS (SELECT t.id FROM tickets t{index} WHERE {filter} \
+                       ORDER BY {DUE_KEY}, t.id LIMIT {limit} OFFSET {offset}) \
+         SELECT t.id, t.status, t.priority, t.queue, t.platform, t.customer_handle, t.assignee, \
                 CASE WHEN t.first_response_at IS NULL THEN t.first_response_due END, \
                 t.updated_at, t.signals, \
                 CASE WHEN r.seen_at IS NULL OR r.seen_at < t.updated_at THEN 1 ELSE 0 END \
-         FROM tickets t LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = {agent} \
-         WHERE {filter} ORDER BY {DUE_KEY}, t.id LIMIT {limit} OFFSET {offset}"
+         FROM page JOIN tickets t ON t.id = page.id \
+         LEFT JOIN console_reads r ON r.ticket_id = t.id AND r.agent = {agent} \
+         ORDER BY {DUE_KEY}, t.id"
     );
     let rows = p
         .bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
         .fetch_all(store.pool())
         .await?;
-    let mut c = Params::default();
-    let count_sql = format!(
-        "SELECT COUNT(*) FROM tickets t WHERE {}",
-        inbox_where(q, &mut c)
-    );
-    let total: i64 = c
-        .bind(sqlx::query(sqlx::AssertSqlSafe(count_sql)))
-        .fetch_one(store.pool())
-        .await?
-        .try_get(0)?;
-    let rows = rows
-        .iter()
+    rows.iter()
         .map(|r| {
             Ok(InboxRow {
                 id: TicketRef(r.try_get(0)?),
@@ -402,34 +423,51 @@ pub async fn inbox(store: &Store, q: &InboxQuery<'_>) -> Result<(Vec<InboxRow>, 
                 unread: r.try_get::<i64, _>(10)? != 0,
             })
         })
-        .collect::<Result<Vec<_>, StoreError>>()?;
-    Ok((rows, total))
+        .collect()
+}
+
+/// How many tickets `q` selects in all (its limit and offset aside).
+pub async fn inbox_total(store: &Store, q: &InboxQuery<'_>) -> Result<i64, StoreError> {
+    let mut p = Params::default();
+    let sql = format!(
+        "SELECT COUNT(*) FROM tickets t{} WHERE {}",
+        dialect::indexed_by(store.backend(), inbox_index(q)),
+        inbox_where(q, &mut p)
+    );
+    Ok(p.bind(sqlx::query(sqlx::AssertSqlSafe(sql)))
+        .fetch_one(store.pool())
+        .await?
+        .try_get(0)?)
 }
 
 /// Per queue of the tickets being worked: how many, how many unread by
 /// `agent`, how many overdue at `now`; by queue name.
 ///
-/// Unread is counted as the queue's tickets less those the agent has seen
-/// as they are: the agent's read marks are few, the tickets many.
+/// Unread is the queue's tickets less those the agent has a read mark on:
+/// a mark lives only while its ticket is unchanged and carries the ticket's
+/// queue and status (see [`mark_read`]), so counting them needs no join.
 pub async fn queue_counts(
     store: &Store,
     agent: &str,
     now: Millis,
 ) -> Result<Vec<QueueCount>, StoreError> {
-    let totals = sqlx::query(sqlx::AssertSqlSafe(format!(
+    let index = dialect::indexed_by(store.backend(), "tickets_inbox_counts");
+    let totals_sql = format!(
         "SELECT t.queue, COUNT(*), SUM(CASE WHEN {DUE_KEY} < $1 THEN 1 ELSE 0 END) \
-         FROM tickets t WHERE {BEING_WORKED} GROUP BY t.queue ORDER BY t.queue"
-    )))
-    .bind(now)
-    .fetch_all(store.pool())
-    .await?;
-    let seen = sqlx::query(sqlx::AssertSqlSafe(format!(
-        "SELECT t.queue, COUNT(*) FROM console_reads r JOIN tickets t ON t.id = r.ticket_id \
-         WHERE r.agent = $1 AND {BEING_WORKED} AND r.seen_at >= t.updated_at GROUP BY t.queue"
-    )))
-    .bind(agent)
-    .fetch_all(store.pool())
-    .await?;
+         FROM tickets t{index} WHERE {BEING_WORKED} GROUP BY t.queue ORDER BY t.queue"
+    );
+    // Two connections at once: the counts are what an inbox waits for.
+    let (totals, seen) = tokio::try_join!(
+        sqlx::query(sqlx::AssertSqlSafe(totals_sql))
+            .bind(now)
+            .fetch_all(store.pool()),
+        sqlx::query(
+            "SELECT queue, COUNT(*) FROM console_reads \
+             WHERE agent = $1 AND status IN ('new', 'open', 'pending') GROUP BY queue",
+        )
+        .bind(agent)
+        .fetch_all(store.pool()),
+    )?;
     let mut seen_in = std::collections::HashMap::new();
     for r in &seen {
         seen_in.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
@@ -449,6 +487,23 @@ pub async fn queue_counts(
         .collect()
 }
 
+/// Whether the queues' counts ([`queue_counts`]) already say how many
+/// tickets `q` selects: when it narrows the tickets being worked by queue
+/// and overdue only.
+pub fn counts_say_total(q: &InboxQuery<'_>) -> bool {
+    q.status.is_none() && !q.mine
+}
+
+/// How many tickets `q` selects, from the queues' counts; only when
+/// [`counts_say_total`].
+pub fn total_from_counts(q: &InboxQuery<'_>, counts: &[QueueCount]) -> i64 {
+    counts
+        .iter()
+        .filter(|c| q.queue.is_none_or(|name| c.queue == name))
+        .map(|c| if q.overdue { c.overdue } else { c.total })
+        .sum()
+}
+
 /// One queue's counts in the inbox.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct QueueCount {
@@ -460,4 +515,53 @@ pub struct QueueCount {
     pub unread: i64,
     /// Of which past their first-response time.
     pub overdue: i64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_queues_counts_give_the_total_of_a_queue_or_overdue_list() {
+        let counts =
+            [("billing", 10, 4, 2), ("tech", 5, 5, 0)].map(|(q, total, unread, overdue)| {
+                QueueCount {
+                    queue: q.into(),
+                    total,
+                    unread,
+                    overdue,
+                }
+            });
+        let q = InboxQuery::default();
+        assert!(counts_say_total(&q));
+        assert_eq!(total_from_counts(&q, &counts), 15);
+        let billing = InboxQuery {
+            queue: Some("billing"),
+            ..InboxQuery::default()
+        };
+        assert_eq!(total_from_counts(&billing, &counts), 10);
+        let overdue = InboxQuery {
+            overdue: true,
+            ..billing.clone()
+        };
+        assert_eq!(total_from_counts(&overdue, &counts), 2);
+        let nowhere = InboxQuery {
+            queue: Some("legal"),
+            ..InboxQuery::default()
+        };
+        assert_eq!(total_from_counts(&nowhere, &counts), 0);
+        // A status or "mine" narrows beyond what the counts know.
+        for q in [
+            InboxQuery {
+                mine: true,
+                ..InboxQuery::default()
+            },
+            InboxQuery {
+                status: Some(TicketStatus::Open),
+                ..InboxQuery::default()
+            },
+        ] {
+            assert!(!counts_say_total(&q));
+        }
+    }
 }

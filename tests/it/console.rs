@@ -14,6 +14,7 @@ use crate::common::{Db, Setup, line, spawn};
 on_both_databases!(
     an_agent_works_a_ticket_from_sign_in_to_survey_without_javascript,
     sessions_end_attempts_are_limited_and_customers_words_stay_text,
+    the_inbox_lists_and_counts_what_the_tickets_say,
 );
 
 /// A free port on the loopback, for a process to listen on.
@@ -659,4 +660,253 @@ async fn sessions_end_attempts_are_limited_and_customers_words_stay_text(db: Db)
         );
     }
     assert!(pages > 3, "{pages} pages");
+}
+
+/// The inbox's reads against the tickets themselves: for every filter
+/// (status, queue, mine, overdue, and their mixes), every page holds the
+/// rows a plain reading of the tables gives, in order, with the right
+/// total and unread marks; and the per-queue counts agree. Then the tickets
+/// change (a message, a new queue, a new status, a reopening) and the marks
+/// of the changed ones stop counting as read. Each SQLite read names its
+/// index: a filter served by the wrong one would come back unsorted here.
+async fn the_inbox_lists_and_counts_what_the_tickets_say(db: Db) {
+    use helpdesk::domain::states::TicketStatus;
+    use helpdesk::domain::{TicketRef, clock::Millis};
+    use helpdesk::storage::Store;
+    use helpdesk::storage::console::{self as sc, InboxQuery};
+    use sqlx::Row as _;
+
+    let dir = tempfile::tempdir().unwrap();
+    let Some(url) = crate::common::fresh_db(db, dir.path()).await else {
+        return;
+    };
+    let store = Store::open(&url).await.unwrap();
+    let now: Millis = 1_800_000_000_000;
+    // 240 tickets in three queues, every status, some assigned, some past
+    // due, some answered, from a fixed seed.
+    let mut seed: u64 = 0x5eed;
+    let mut next = |n: u64| {
+        seed = seed
+            .wrapping_mul(6364136223846793005)
+            .wrapping_add(1442695040888963407);
+        (seed >> 33) % n
+    };
+    for i in 0..240i64 {
+        let status = TicketStatus::ALL[next(TicketStatus::ALL.len() as u64) as usize];
+        let queue = ["billing", "tech", "vip"][next(3) as usize];
+        let assignee = [None, Some("alice"), Some("bob")][next(3) as usize];
+        // Due times repeat, so that the id breaks ties.
+        let due = now + (next(9) as i64 - 4) * 3_600_000;
+        let answered = (next(4) == 0).then_some(now - 1000);
+        sqlx::query(
+            "INSERT INTO tickets (queue, priority, status, platform, customer_id, customer_handle, \
+                                  conversation_id, created_at, updated_at, first_response_due, \
+                                  first_response_at, assignee) \
+             VALUES ($1, 'normal', $2, 'x', $3, $3, $3, $4, $4, $5, $6, $7)",
+        )
+        .bind(queue)
+        .bind(status.as_str())
+        .bind(format!("c{i}"))
+        .bind(now - 86_400_000 + i)
+        .bind(due)
+        .bind(answered)
+        .bind(assignee)
+        .execute(store.pool())
+        .await
+        .unwrap();
+    }
+    let ids: Vec<i64> = sqlx::query("SELECT id FROM tickets ORDER BY id")
+        .fetch_all(store.pool())
+        .await
+        .unwrap()
+        .iter()
+        .map(|r| r.get(0))
+        .collect();
+    // Alice opens one ticket in three, bob one in five.
+    for (k, id) in ids.iter().enumerate() {
+        if k % 3 == 0 {
+            sc::mark_read(&store, "alice", TicketRef(*id))
+                .await
+                .unwrap();
+        }
+        if k % 5 == 0 {
+            sc::mark_read(&store, "bob", TicketRef(*id)).await.unwrap();
+        }
+    }
+    check_inbox(&store, now).await;
+
+    // Changes: a message arrives on some (updated_at), others move queue or
+    // status; one a third of the way is solved, then reopened.
+    for (k, id) in ids.iter().enumerate().filter(|(k, _)| k % 4 == 0) {
+        let sql = match k % 12 {
+            0 => "UPDATE tickets SET updated_at = updated_at + 5 WHERE id = $1",
+            4 => "UPDATE tickets SET queue = 'tech' WHERE id = $1 AND queue <> 'tech'",
+            _ => {
+                "UPDATE tickets SET status = 'pending' WHERE id = $1 AND status IN ('new', 'open')"
+            }
+        };
+        sqlx::query(sql)
+            .bind(id)
+            .execute(store.pool())
+            .await
+            .unwrap();
+    }
+    // Every mark left is of a ticket as it is: the changed ones lost theirs.
+    let stale: i64 = sqlx::query(
+        "SELECT COUNT(*) FROM console_reads r JOIN tickets t ON t.id = r.ticket_id \
+         WHERE r.queue <> t.queue OR r.status <> t.status OR r.seen_at < t.updated_at",
+    )
+    .fetch_one(store.pool())
+    .await
+    .unwrap()
+    .get(0);
+    assert_eq!(stale, 0);
+    let of_first: i64 = sqlx::query("SELECT COUNT(*) FROM console_reads WHERE ticket_id = $1")
+        .bind(ids[0])
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(
+        of_first, 0,
+        "a message on the ticket makes it unread for everyone"
+    );
+    check_inbox(&store, now).await;
+    // An unrelated column changing leaves the marks alone.
+    let marks = |store: Store| async move {
+        let n: i64 = sqlx::query("SELECT COUNT(*) FROM console_reads")
+            .fetch_one(store.pool())
+            .await
+            .unwrap()
+            .get(0);
+        n
+    };
+    let before = marks(store.clone()).await;
+    sqlx::query("UPDATE tickets SET priority = 'high'")
+        .execute(store.pool())
+        .await
+        .unwrap();
+    assert_eq!(marks(store.clone()).await, before);
+    // Opening a changed ticket marks it read again.
+    for id in ids.iter().step_by(7) {
+        sc::mark_read(&store, "alice", TicketRef(*id))
+            .await
+            .unwrap();
+    }
+    check_inbox(&store, now).await;
+
+    /// Every filter, paged by 7, against the tables read plainly.
+    async fn check_inbox(store: &Store, now: Millis) {
+        let tickets = sqlx::query(
+            "SELECT id, status, queue, assignee, first_response_at, first_response_due, updated_at \
+             FROM tickets",
+        )
+        .fetch_all(store.pool())
+        .await
+        .unwrap();
+        let reads = sqlx::query("SELECT agent, ticket_id, seen_at FROM console_reads")
+            .fetch_all(store.pool())
+            .await
+            .unwrap();
+        struct T {
+            id: i64,
+            status: TicketStatus,
+            queue: String,
+            assignee: Option<String>,
+            key: i64,
+            updated_at: i64,
+        }
+        let tickets: Vec<T> = tickets
+            .iter()
+            .map(|r| {
+                let answered: Option<i64> = r.get(4);
+                let due: Option<i64> = r.get(5);
+                T {
+                    id: r.get(0),
+                    status: r.get::<String, _>(1).parse().unwrap(),
+                    queue: r.get(2),
+                    assignee: r.get(3),
+                    key: if answered.is_none() { due } else { None }.unwrap_or(i64::MAX),
+                    updated_at: r.get(6),
+                }
+            })
+            .collect();
+        let seen = |agent: &str, t: &T| {
+            reads.iter().any(|r| {
+                r.get::<String, _>(0) == agent
+                    && r.get::<i64, _>(1) == t.id
+                    && r.get::<i64, _>(2) >= t.updated_at
+            })
+        };
+        for agent in ["alice", "bob", "carla"] {
+            let statuses = std::iter::once(None).chain(TicketStatus::ALL.iter().copied().map(Some));
+            for status in statuses {
+                for queue in [None, Some("billing"), Some("vip")] {
+                    for (mine, overdue) in
+                        [(false, false), (true, false), (false, true), (true, true)]
+                    {
+                        let mut want: Vec<&T> = tickets
+                            .iter()
+                            .filter(|t| status.map_or(t.status.is_active(), |s| t.status == s))
+                            .filter(|t| queue.is_none_or(|q| t.queue == q))
+                            .filter(|t| !mine || t.assignee.as_deref() == Some(agent))
+                            .filter(|t| !overdue || (t.status.is_active() && t.key < now))
+                            .collect();
+                        want.sort_by_key(|t| (t.key, t.id));
+                        let mut got = Vec::new();
+                        for offset in (0..want.len().max(1) as i64).step_by(7) {
+                            let q = InboxQuery {
+                                agent,
+                                status,
+                                queue,
+                                mine,
+                                overdue,
+                                now,
+                                limit: 7,
+                                offset,
+                            };
+                            let rows = sc::inbox(store, &q).await.unwrap();
+                            let total = sc::inbox_total(store, &q).await.unwrap();
+                            assert_eq!(total, want.len() as i64, "{q:?}");
+                            if sc::counts_say_total(&q) {
+                                let counts = sc::queue_counts(store, agent, now).await.unwrap();
+                                assert_eq!(sc::total_from_counts(&q, &counts), total, "{q:?}");
+                            }
+                            got.extend(rows.into_iter().map(|r| (r.id.0, r.unread)));
+                        }
+                        let want: Vec<(i64, bool)> =
+                            want.iter().map(|t| (t.id, !seen(agent, t))).collect();
+                        assert_eq!(
+                            got, want,
+                            "{agent} {status:?} {queue:?} mine {mine} overdue {overdue}"
+                        );
+                    }
+                }
+            }
+            let mut want: Vec<sc::QueueCount> = Vec::new();
+            for t in tickets.iter().filter(|t| t.status.is_active()) {
+                let at = match want.iter().position(|c| c.queue == t.queue) {
+                    Some(at) => at,
+                    None => {
+                        want.push(sc::QueueCount {
+                            queue: t.queue.clone(),
+                            total: 0,
+                            unread: 0,
+                            overdue: 0,
+                        });
+                        want.len() - 1
+                    }
+                };
+                want[at].total += 1;
+                want[at].unread += i64::from(!seen(agent, t));
+                want[at].overdue += i64::from(t.key < now);
+            }
+            want.sort_by(|a, b| a.queue.cmp(&b.queue));
+            assert_eq!(
+                sc::queue_counts(store, agent, now).await.unwrap(),
+                want,
+                "{agent}"
+            );
+        }
+    }
 }

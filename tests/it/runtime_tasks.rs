@@ -330,14 +330,20 @@ const LATER_COLUMNS: &[&str] = &["lang", "signals"];
 
 /// Indexes created by migrations after the `platforms` one (repeated
 /// contact: 0012 on SQLite, 0011 on PostgreSQL; incidents: 0013 and
-/// 0012).
+/// 0012; the console: 0015 and 0014, 0016 and 0015).
 const LATER_INDEXES: &[&str] = &[
     "messages_by_author",
     "messages_by_rule",
     "tickets_inbox",
     "tickets_inbox_by_queue",
     "tickets_by_status_due",
+    "tickets_inbox_by_assignee",
+    "tickets_inbox_counts",
 ];
+
+/// Triggers created by migrations after the `platforms` one (the inbox's
+/// read marks: 0016 on SQLite, 0015 on PostgreSQL).
+const LATER_TRIGGERS: &[&str] = &["tickets_changed_unread"];
 
 /// A snapshot row (`col,col: value,value`) without [`LATER_COLUMNS`]; the
 /// fixture's values hold no commas.
@@ -373,6 +379,9 @@ async fn check_migrated(url: &str, before: Vec<String>, sqlite: bool) {
         !LATER_INDEXES
             .iter()
             .any(|i| o.contains(&format!("index {i}")))
+            && !LATER_TRIGGERS
+                .iter()
+                .any(|t| o.contains(&format!("trigger {t}")))
     });
     // Tables that migrations after this one create bring their own keys.
     after.retain(|o| {

@@ -109,8 +109,20 @@ async fn live_view(c: &Shared, me: &Agent, f: &Filters) -> Result<InboxLive, Con
         limit: PAGE_SIZE,
         offset: (page - 1).saturating_mul(PAGE_SIZE),
     };
-    let (rows, total) = store_console::inbox(&c.store, &q).await?;
-    let counts = store_console::queue_counts(&c.store, &me.name, now).await?;
+    // The page, the queues' counts and (when those do not say it) the
+    // total are read at once, each on a connection of its own.
+    let (rows, counts, counted) = tokio::try_join!(
+        store_console::inbox(&c.store, &q),
+        store_console::queue_counts(&c.store, &me.name, now),
+        async {
+            if store_console::counts_say_total(&q) {
+                Ok(None)
+            } else {
+                store_console::inbox_total(&c.store, &q).await.map(Some)
+            }
+        },
+    )?;
+    let total = counted.unwrap_or_else(|| store_console::total_from_counts(&q, &counts));
     let pages = ((total + PAGE_SIZE - 1) / PAGE_SIZE).max(1);
     // The queues' counts are of the tickets being worked: they say how
     // many of the list are unread only when nothing else narrows it.

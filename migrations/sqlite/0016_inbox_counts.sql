@@ -1,0 +1,36 @@
+-- The inbox's counts without a join per read mark (issue #19). A read mark
+-- now carries the queue and status its ticket had when the agent opened it,
+-- and lives only while that is still true: any change to the ticket (its
+-- updated_at, queue or status) deletes the ticket's marks, here in the
+-- database, whoever writes. So "seen as it is" is "has a mark", and the
+-- unread count per queue is read from the agent's marks alone.
+
+-- Marks already stale are unread anyway: dropped rather than copied.
+DELETE FROM console_reads WHERE NOT EXISTS (
+    SELECT 1 FROM tickets t
+    WHERE t.id = console_reads.ticket_id AND t.updated_at <= console_reads.seen_at);
+ALTER TABLE console_reads ADD COLUMN queue TEXT NOT NULL DEFAULT '';
+ALTER TABLE console_reads ADD COLUMN status TEXT NOT NULL DEFAULT '';
+UPDATE console_reads SET
+    queue = (SELECT t.queue FROM tickets t WHERE t.id = console_reads.ticket_id),
+    status = (SELECT t.status FROM tickets t WHERE t.id = console_reads.ticket_id);
+
+CREATE INDEX console_reads_by_ticket ON console_reads (ticket_id);
+CREATE INDEX console_reads_counted ON console_reads (agent, status, queue);
+
+CREATE TRIGGER tickets_changed_unread AFTER UPDATE OF updated_at, queue, status ON tickets
+    WHEN NEW.updated_at IS NOT OLD.updated_at OR NEW.queue IS NOT OLD.queue
+         OR NEW.status IS NOT OLD.status
+BEGIN
+    DELETE FROM console_reads WHERE ticket_id = NEW.id;
+END;
+
+-- "Mine" in the inbox: an agent's tickets being worked, in the inbox's order.
+CREATE INDEX tickets_inbox_by_assignee ON tickets (assignee, (COALESCE(CASE WHEN first_response_at IS NULL THEN first_response_due END, 9223372036854775807)), id)
+    WHERE status IN ('new', 'open', 'pending');
+
+-- The queues' counts (how many being worked, how many overdue) read from
+-- this index alone, without the table: plain columns, so that PostgreSQL
+-- can scan it index-only too (it does not for the expression indexes).
+CREATE INDEX tickets_inbox_counts ON tickets (queue, status, first_response_at, first_response_due)
+    WHERE status IN ('new', 'open', 'pending');
