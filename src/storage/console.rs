@@ -304,10 +304,10 @@ pub struct InboxRow {
 }
 
 /// The inbox's order: a ticket's first-response due time while it has had
-/// no first response, else last. The same expression as the indexes of
-/// migration `console` (sqlite 0015, postgres 0014), which serve the
-/// inbox's pages without a sort: change both together.
-const DUE_KEY: &str = "COALESCE(CASE WHEN t.first_response_at IS NULL THEN t.first_response_due END, 9223372036854775807)";
+/// no first response, else last; the generated column of migration
+/// `inbox_counts` (sqlite 0016, postgres 0015), which the inbox's indexes
+/// lead with.
+const DUE_KEY: &str = "t.inbox_due";
 
 /// The tickets being worked, written as the indexes' partial predicate is,
 /// so that the planner may use them (a bound parameter would not do).

@@ -325,8 +325,9 @@ const LATER_TABLES: &[&str] = &[
 
 /// Columns added by migrations after the `platforms` one (the customer's
 /// language and the signals: 0010 and 0011 on SQLite, 0009 and 0010 on
-/// PostgreSQL).
-const LATER_COLUMNS: &[&str] = &["lang", "signals"];
+/// PostgreSQL; the inbox's order: 0016 and 0015, which SQLite's
+/// `table_info` does not list, being generated).
+const LATER_COLUMNS: &[&str] = &["lang", "signals", "inbox_due"];
 
 /// Indexes created by migrations after the `platforms` one (repeated
 /// contact: 0012 on SQLite, 0011 on PostgreSQL; incidents: 0013 and
