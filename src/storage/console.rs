@@ -230,17 +230,25 @@ pub async fn others_present(
         .collect()
 }
 
-/// Notes that `agent` saw ticket `t` as it is now: its own `updated_at`,
-/// not this machine's clock, so that a console on another machine whose
-/// clock runs ahead cannot hide a later message; and its queue and status,
-/// which the unread counts read. The mark lives until the ticket changes
-/// (the trigger of migration `inbox_counts`, sqlite 0016, postgres 0015).
-/// On PostgreSQL the ticket's row is share-locked while the mark is
-/// written, so that a change committed meanwhile either waits for the mark
-/// and deletes it or is the version the mark copies.
-pub async fn mark_read(store: &Store, agent: &str, t: TicketRef) -> Result<(), StoreError> {
+/// Notes that `agent` saw ticket `t` in the version last changed at
+/// `shown` (its own `updated_at`, not this machine's clock, so that a
+/// console on another machine whose clock runs ahead cannot hide a later
+/// message), with its queue and status, which the unread counts read. If
+/// the ticket has changed since, nothing is written: the agent has not
+/// seen it as it is. The mark lives until the ticket changes (the trigger
+/// of migration `inbox_counts`, sqlite 0016, postgres 0015). On PostgreSQL
+/// the ticket's row is share-locked while the mark is written, so that a
+/// change committed meanwhile either waits for the mark and deletes it or
+/// comes first and leaves nothing to mark.
+pub async fn mark_read(
+    store: &Store,
+    agent: &str,
+    t: TicketRef,
+    shown: Millis,
+) -> Result<(), StoreError> {
     let sql = format!(
-        "WITH seen AS (SELECT id, updated_at, queue, status FROM tickets WHERE id = $2{}) \
+        "WITH seen AS (SELECT id, updated_at, queue, status FROM tickets \
+                       WHERE id = $2 AND updated_at = $3{}) \
          INSERT INTO console_reads (agent, ticket_id, seen_at, queue, status) \
          SELECT $1, id, updated_at, queue, status FROM seen WHERE true \
          ON CONFLICT (agent, ticket_id) DO UPDATE \
@@ -250,6 +258,7 @@ pub async fn mark_read(store: &Store, agent: &str, t: TicketRef) -> Result<(), S
     sqlx::query(sqlx::AssertSqlSafe(sql))
         .bind(agent)
         .bind(t.0)
+        .bind(shown)
         .execute(store.pool())
         .await?;
     Ok(())
@@ -446,42 +455,31 @@ pub async fn inbox_total(store: &Store, q: &InboxQuery<'_>) -> Result<i64, Store
 /// Unread is the queue's tickets less those the agent has a read mark on:
 /// a mark lives only while its ticket is unchanged and carries the ticket's
 /// queue and status (see [`mark_read`]), so counting them needs no join.
+/// One statement, so both counts are of the same moment.
 pub async fn queue_counts(
     store: &Store,
     agent: &str,
     now: Millis,
 ) -> Result<Vec<QueueCount>, StoreError> {
     let index = dialect::indexed_by(store.backend(), "tickets_inbox_counts");
-    let totals_sql = format!(
-        "SELECT t.queue, COUNT(*), SUM(CASE WHEN {DUE_KEY} < $1 THEN 1 ELSE 0 END) \
+    let rows = sqlx::query(sqlx::AssertSqlSafe(format!(
+        "SELECT t.queue, COUNT(*), SUM(CASE WHEN {DUE_KEY} < $1 THEN 1 ELSE 0 END), \
+                (SELECT COUNT(*) FROM console_reads r WHERE r.agent = $2 AND r.queue = t.queue \
+                 AND r.status IN ('new', 'open', 'pending')) \
          FROM tickets t{index} WHERE {BEING_WORKED} GROUP BY t.queue ORDER BY t.queue"
-    );
-    // Two connections at once: the counts are what an inbox waits for.
-    let (totals, seen) = tokio::try_join!(
-        sqlx::query(sqlx::AssertSqlSafe(totals_sql))
-            .bind(now)
-            .fetch_all(store.pool()),
-        sqlx::query(
-            "SELECT queue, COUNT(*) FROM console_reads \
-             WHERE agent = $1 AND status IN ('new', 'open', 'pending') GROUP BY queue",
-        )
-        .bind(agent)
-        .fetch_all(store.pool()),
-    )?;
-    let mut seen_in = std::collections::HashMap::new();
-    for r in &seen {
-        seen_in.insert(r.try_get::<String, _>(0)?, r.try_get::<i64, _>(1)?);
-    }
-    totals
-        .iter()
+    )))
+    .bind(now)
+    .bind(agent)
+    .fetch_all(store.pool())
+    .await?;
+    rows.iter()
         .map(|r| {
-            let queue: String = r.try_get(0)?;
             let total: i64 = r.try_get(1)?;
             Ok(QueueCount {
-                unread: total - seen_in.get(&queue).copied().unwrap_or(0),
-                overdue: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
-                queue,
+                queue: r.try_get(0)?,
                 total,
+                overdue: r.try_get::<Option<i64>, _>(2)?.unwrap_or(0),
+                unread: total - r.try_get::<i64, _>(3)?,
             })
         })
         .collect()

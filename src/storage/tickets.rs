@@ -504,10 +504,12 @@ pub struct Row {
     pub lang: Option<String>,
     /// The signals its messages carried, in the order first seen.
     pub signals: Vec<String>,
+    /// Last changed (Unix ms): the version an agent is shown.
+    pub updated_at: Millis,
 }
 
 const ROW_COLUMNS: &str = "id, status, priority, queue, platform, customer_handle, assignee, \
-    created_at, first_response_due, first_response_at, csat, lang, signals";
+    created_at, first_response_due, first_response_at, csat, lang, signals, updated_at";
 
 fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
     Ok(Row {
@@ -524,6 +526,7 @@ fn row(r: &sqlx::any::AnyRow) -> Result<Row, StoreError> {
         csat: r.try_get(10)?,
         lang: r.try_get(11)?,
         signals: signals_at(r, 12)?,
+        updated_at: r.try_get(13)?,
     })
 }
 

@@ -666,9 +666,11 @@ async fn sessions_end_attempts_are_limited_and_customers_words_stay_text(db: Db)
 /// (status, queue, mine, overdue, and their mixes), every page holds the
 /// rows a plain reading of the tables gives, in order, with the right
 /// total and unread marks; and the per-queue counts agree. Then the tickets
-/// change (a message, a new queue, a new status, a reopening) and the marks
-/// of the changed ones stop counting as read. Each SQLite read names its
-/// index: a filter served by the wrong one would come back unsorted here.
+/// change (a customer's message, a new queue, a new status, solved and
+/// reopened) and the marks of the changed ones stop counting as read; a
+/// mark of a version no longer current is not written. Each SQLite read
+/// names its index, which SQLite refuses to run if the filter cannot use
+/// it: every combination runs here.
 async fn the_inbox_lists_and_counts_what_the_tickets_say(db: Db) {
     use helpdesk::domain::states::TicketStatus;
     use helpdesk::domain::{TicketRef, clock::Millis};
@@ -722,27 +724,53 @@ async fn the_inbox_lists_and_counts_what_the_tickets_say(db: Db) {
         .iter()
         .map(|r| r.get(0))
         .collect();
+    // The version an agent is shown: the ticket's updated_at.
+    let version = |id: i64| {
+        let store = store.clone();
+        async move {
+            let v: i64 = sqlx::query("SELECT updated_at FROM tickets WHERE id = $1")
+                .bind(id)
+                .fetch_one(store.pool())
+                .await
+                .unwrap()
+                .get(0);
+            v
+        }
+    };
     // Alice opens one ticket in three, bob one in five.
     for (k, id) in ids.iter().enumerate() {
         if k % 3 == 0 {
-            sc::mark_read(&store, "alice", TicketRef(*id))
+            sc::mark_read(&store, "alice", TicketRef(*id), version(*id).await)
                 .await
                 .unwrap();
         }
         if k % 5 == 0 {
-            sc::mark_read(&store, "bob", TicketRef(*id)).await.unwrap();
+            sc::mark_read(&store, "bob", TicketRef(*id), version(*id).await)
+                .await
+                .unwrap();
         }
     }
     check_inbox(&store, now).await;
 
-    // Changes: a message arrives on some (updated_at), others move queue or
-    // status; one a third of the way is solved, then reopened.
+    // Changes: a customer's message arrives on some (the messages trigger
+    // moves updated_at), others move queue or status, others are solved
+    // and reopened.
     for (k, id) in ids.iter().enumerate().filter(|(k, _)| k % 4 == 0) {
-        let sql = match k % 12 {
-            0 => "UPDATE tickets SET updated_at = updated_at + 5 WHERE id = $1",
+        let sql = match k % 16 {
+            0 => {
+                "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, \
+                     author_id, author_handle, author_name, text, written_at, received_at, \
+                     action, ticket_id) \
+                 SELECT 'x', 'm' || id, 'dm', conversation_id, customer_id, customer_handle, \
+                        'Customer', 'still waiting', updated_at + 5, updated_at + 5, 'escalate', id \
+                 FROM tickets WHERE id = $1"
+            }
             4 => "UPDATE tickets SET queue = 'tech' WHERE id = $1 AND queue <> 'tech'",
-            _ => {
+            8 => {
                 "UPDATE tickets SET status = 'pending' WHERE id = $1 AND status IN ('new', 'open')"
+            }
+            _ => {
+                "UPDATE tickets SET status = 'solved' WHERE id = $1 AND status IN ('new', 'open', 'pending')"
             }
         };
         sqlx::query(sql)
@@ -750,6 +778,13 @@ async fn the_inbox_lists_and_counts_what_the_tickets_say(db: Db) {
             .execute(store.pool())
             .await
             .unwrap();
+        if k % 16 == 12 {
+            sqlx::query("UPDATE tickets SET status = 'open' WHERE id = $1 AND status = 'solved'")
+                .bind(id)
+                .execute(store.pool())
+                .await
+                .unwrap();
+        }
     }
     // Every mark left is of a ticket as it is: the changed ones lost theirs.
     let stale: i64 = sqlx::query(
@@ -787,12 +822,27 @@ async fn the_inbox_lists_and_counts_what_the_tickets_say(db: Db) {
         .await
         .unwrap();
     assert_eq!(marks(store.clone()).await, before);
-    // Opening a changed ticket marks it read again.
+    // Opening a changed ticket marks it read again; a page of a version
+    // since changed marks nothing.
     for id in ids.iter().step_by(7) {
-        sc::mark_read(&store, "alice", TicketRef(*id))
+        sc::mark_read(&store, "alice", TicketRef(*id), version(*id).await)
             .await
             .unwrap();
     }
+    sc::mark_read(
+        &store,
+        "carla",
+        TicketRef(ids[0]),
+        version(ids[0]).await - 5,
+    )
+    .await
+    .unwrap();
+    let carla: i64 = sqlx::query("SELECT COUNT(*) FROM console_reads WHERE agent = 'carla'")
+        .fetch_one(store.pool())
+        .await
+        .unwrap()
+        .get(0);
+    assert_eq!(carla, 0, "an older version is not the ticket as it is");
     check_inbox(&store, now).await;
 
     /// Every filter, paged by 7, against the tables read plainly.

@@ -39,6 +39,9 @@ pub struct Summary {
     pub lang: Option<String>,
     /// The signals its messages carried (`churn`, `legal`, `repeated`…).
     pub signals: Vec<String>,
+    /// Last changed: the version shown, which the console marks as read.
+    #[serde(skip)]
+    pub updated_at: Millis,
 }
 
 impl Summary {
@@ -61,6 +64,7 @@ impl Summary {
             csat: r.csat,
             lang: r.lang,
             signals: r.signals,
+            updated_at: r.updated_at,
         }
     }
 }

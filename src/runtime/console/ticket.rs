@@ -131,7 +131,7 @@ async fn render(
         Err(TicketError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(not_found()),
     };
-    store_console::mark_read(&c.store, &me.name, t).await?;
+    store_console::mark_read(&c.store, &me.name, t, summary.updated_at).await?;
     let doing = if x.draft.is_empty() {
         Doing::Viewing
     } else {
@@ -411,7 +411,7 @@ pub async fn live(
         Err(TicketError::Store(e)) => return Err(e.into()),
         Err(_) => return Ok(not_found()),
     };
-    store_console::mark_read(&c.store, &me.name, t).await?;
+    store_console::mark_read(&c.store, &me.name, t, summary.updated_at).await?;
     let fragment = TimelineFragment {
         timeline: timeline(&c, &summary, entries, None),
     };
