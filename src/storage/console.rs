@@ -373,10 +373,11 @@ fn inbox_where(q: &InboxQuery<'_>, p: &mut Params) -> String {
     w
 }
 
-/// The index that lists what `q` selects in the inbox's order, its most
-/// selective filter first (migrations `console` and `inbox_counts`): each
-/// leads with that filter's column and goes on with the due key, so a page
-/// is a walk down one index, never a sort.
+/// The index that lists what `q` selects in the inbox's order (migration
+/// `inbox_counts`): by its status if it names one, else the agent's own,
+/// else its queue, else all the tickets being worked. Each leads with that
+/// filter's column and goes on with the due key, so a page is a walk down
+/// one index, never a sort; the other filters are checked on the way.
 fn inbox_index(q: &InboxQuery<'_>) -> &'static str {
     if q.status.is_some() {
         "tickets_by_status_due"
