@@ -6,8 +6,9 @@
 //! prints the machine). Options after
 //! `--`: `--tickets N` (default 100000), `--requests R` (default 200 a page),
 //! `--postgres URL` to measure PostgreSQL too (a database of its own,
-//! created and dropped), `--keep DIR` to leave the SQLite databases in DIR. Prints, per page, the median and 95th percentile
-//! time and the page's size, for the large database and, as the baseline
+//! created and dropped), `--keep DIR` to leave the SQLite databases in
+//! DIR. Prints, per page, the median and 95th percentile time and the
+//! page's size, for the large database and, as the baseline
 //! measured in the same run, for one of 100 tickets.
 //!
 //! The large database: N tickets, one in four being worked (new, open,
@@ -133,6 +134,19 @@ struct Measure {
     bytes: usize,
 }
 
+impl Measure {
+    /// The median and 95th percentile of `times` (milliseconds).
+    fn of(page: &'static str, mut times: Vec<f64>, bytes: usize) -> Measure {
+        times.sort_by(|a, b| a.total_cmp(b));
+        Measure {
+            page,
+            p50_ms: times[times.len() / 2],
+            p95_ms: times[(times.len() * 95 / 100).min(times.len() - 1)],
+            bytes,
+        }
+    }
+}
+
 async fn measure(url: &str, tickets: i64, requests: usize) -> Vec<Measure> {
     let store = Store::open(url).await.unwrap();
     let clock = Clock::new();
@@ -180,13 +194,7 @@ async fn measure(url: &str, tickets: i64, requests: usize) -> Vec<Measure> {
                 times.push(ms);
             }
         }
-        times.sort_by(|a, b| a.total_cmp(b));
-        out.push(Measure {
-            page: name,
-            p50_ms: times[times.len() / 2],
-            p95_ms: times[(times.len() * 95 / 100).min(times.len() - 1)],
-            bytes,
-        });
+        out.push(Measure::of(name, times, bytes));
     }
     // The store's reads alone, without the router and the template: where
     // a page's time goes.
@@ -226,13 +234,7 @@ async fn time(page: &'static str, requests: usize, f: impl AsyncFn()) -> Measure
             times.push(t.elapsed().as_secs_f64() * 1e3);
         }
     }
-    times.sort_by(|a, b| a.total_cmp(b));
-    Measure {
-        page,
-        p50_ms: times[times.len() / 2],
-        p95_ms: times[(times.len() * 95 / 100).min(times.len() - 1)],
-        bytes: 0,
-    }
+    Measure::of(page, times, 0)
 }
 
 fn arg(name: &str) -> Option<String> {
