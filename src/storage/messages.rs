@@ -244,34 +244,40 @@ pub async fn known(
     for chunk in dialect::chunks(probes, 100, dialect::statement_bytes(backend), 5, size) {
         let values =
             dialect::values_list(chunk.len(), 5, 3, false, |p| format!("({})", p.join(", ")));
+        // Each lookup is a scalar subquery of one row, never an EXISTS:
+        // PostgreSQL may turn a correlated EXISTS into a hash of every
+        // row it could match (all the platform's opt-outs, all the
+        // replies of the window) built at each execution, which grows
+        // with the tables rather than with the batch.
         let sql = format!(
             "WITH ev (i, mid, cust, conv, txt) AS (VALUES {values}) \
              SELECT q.i, q.dup, q.opted, q.autos, q.same, t.id, t.status, t.solved_at, \
                     t.survey_sent_at, t.survey_answered_at, q.unanswered \
-             FROM (SELECT ev.i, \
+             FROM (SELECT ev.i, ev.cust, \
                (SELECT id FROM messages WHERE platform = $1 AND platform_message_id = ev.mid) AS dup, \
-               CAST(CASE WHEN EXISTS (SELECT 1 FROM opt_outs WHERE platform = $1 \
-                    AND customer_id = ev.cust) THEN 1 ELSE 0 END AS BIGINT) AS opted, \
+               CAST(CASE WHEN (SELECT 1 FROM opt_outs WHERE platform = $1 \
+                    AND customer_id = ev.cust LIMIT 1) IS NULL THEN 0 ELSE 1 END AS BIGINT) AS opted, \
                (SELECT COUNT(*) FROM outbox WHERE platform = $1 AND conversation_id = ev.conv \
                     AND origin = '{auto}') AS autos, \
-               CAST(CASE WHEN ev.txt <> '' AND EXISTS (SELECT 1 FROM outbox WHERE platform = $1 \
+               CAST(CASE WHEN ev.txt <> '' AND (SELECT 1 FROM outbox WHERE platform = $1 \
                     AND customer_id = ev.cust AND text = ev.txt AND created_at >= $2 \
-                    AND status IN ('{queued}', '{sending}', '{sent}')) THEN 1 ELSE 0 END AS BIGINT) AS same, \
-               (SELECT id FROM tickets WHERE platform = $1 AND customer_id = ev.cust \
-                    AND status <> '{closed}' ORDER BY id DESC LIMIT 1) AS tid, \
+                    AND status IN ('{queued}', '{sending}', '{sent}') LIMIT 1) IS NOT NULL \
+                    THEN 1 ELSE 0 END AS BIGINT) AS same, \
+               {tid}\
                (SELECT COUNT(*) FROM (SELECT 1 FROM messages m WHERE m.platform = $1 \
                     AND m.author_id = ev.cust AND m.received_at >= $3 \
                     AND m.received_at > COALESCE((SELECT MAX(o.created_at) FROM outbox o \
                         WHERE o.platform = $1 AND o.customer_id = ev.cust \
                         AND o.origin = '{agent}'), 0) \
                     LIMIT 3) AS r) AS unanswered \
-               FROM ev) AS q LEFT JOIN tickets t ON t.id = q.tid ORDER BY q.i",
+               FROM ev) AS q {latest} ORDER BY q.i",
             auto = Origin::Auto,
             queued = OutboxStatus::Queued,
             sending = OutboxStatus::Sending,
             sent = OutboxStatus::Sent,
-            closed = TicketStatus::Closed,
             agent = Origin::Agent,
+            tid = latest_ticket_id(backend),
+            latest = latest_ticket_join(backend),
         );
         let mut q = sqlx::query(sqlx::AssertSqlSafe(sql))
             .bind(platform.as_str())
@@ -297,6 +303,37 @@ pub async fn known(
         }
     }
     Ok(out)
+}
+
+/// The customer's latest ticket that is not closed, as a column of
+/// [`known`]'s per-message subquery (SQLite; nothing on PostgreSQL, which
+/// reads it in [`latest_ticket_join`]).
+fn latest_ticket_id(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => format!(
+            "(SELECT id FROM tickets WHERE platform = $1 AND customer_id = ev.cust \
+             AND status <> '{closed}' ORDER BY id DESC LIMIT 1) AS tid, ",
+            closed = TicketStatus::Closed
+        ),
+        Backend::Postgres => String::new(),
+    }
+}
+
+/// Joins [`known`]'s messages to their customer's latest ticket that is
+/// not closed. SQLite looks the ticket up by the id found per message.
+/// PostgreSQL reads it in a lateral subquery, one index scan per message:
+/// joined by id instead, its planner may hash the whole tickets table at
+/// each batch when its statistics say the table is small.
+fn latest_ticket_join(backend: Backend) -> String {
+    match backend {
+        Backend::Sqlite => "LEFT JOIN tickets t ON t.id = q.tid".to_owned(),
+        Backend::Postgres => format!(
+            "LEFT JOIN LATERAL (SELECT id, status, solved_at, survey_sent_at, survey_answered_at \
+             FROM tickets WHERE platform = $1 AND customer_id = q.cust AND status <> '{closed}' \
+             ORDER BY id DESC LIMIT 1) AS t ON TRUE",
+            closed = TicketStatus::Closed
+        ),
+    }
 }
 
 /// One recorded message as `rules replay` reads it, borrowed from its row
