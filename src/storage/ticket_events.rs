@@ -3,7 +3,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{Store, StoreError, decode};
+use super::{Backend, Store, StoreError, decode, dialect};
 use crate::domain::TicketRef;
 use crate::domain::clock::Millis;
 use crate::domain::states::EventKind;
@@ -58,19 +58,50 @@ pub async fn insert(
     e: &NewEvent<'_>,
     now: Millis,
 ) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO ticket_events (ticket_id, at, actor, kind, from_value, to_value, body) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7)",
-    )
-    .bind(e.ticket.0)
-    .bind(now)
-    .bind(e.actor)
-    .bind(e.kind.as_str())
-    .bind(e.from)
-    .bind(e.to)
-    .bind(e.body)
-    .execute(&mut *conn)
-    .await?;
+    insert_cut_at(conn, std::slice::from_ref(e), usize::MAX, now).await
+}
+
+/// Adds `events` to their tickets' histories, in order, in one statement
+/// per 100 (or per [`dialect::statement_bytes`]).
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    events: &[NewEvent<'_>],
+    now: Millis,
+) -> Result<(), StoreError> {
+    insert_cut_at(conn, events, dialect::statement_bytes(backend), now).await
+}
+
+/// [`insert_many`], statements cut at `max_bytes`. Numbered parameters,
+/// which both databases take.
+async fn insert_cut_at(
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+    max_bytes: usize,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let t = |v: Option<&str>| v.map_or(0, dialect::text_bytes);
+    let size =
+        |e: &NewEvent<'_>| dialect::text_bytes(e.actor) + t(e.from) + t(e.to) + t(e.body) + 24;
+    for chunk in dialect::chunks(events, 100, max_bytes, 7, size) {
+        let sql = format!(
+            "INSERT INTO ticket_events (ticket_id, at, actor, kind, from_value, to_value, body) \
+             VALUES {}",
+            dialect::values_list(chunk.len(), 7, 0, false, |p| format!("({})", p.join(", ")))
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for e in chunk {
+            q = q
+                .bind(e.ticket.0)
+                .bind(now)
+                .bind(e.actor)
+                .bind(e.kind.as_str())
+                .bind(e.from)
+                .bind(e.to)
+                .bind(e.body);
+        }
+        q.execute(&mut *conn).await?;
+    }
     Ok(())
 }
 

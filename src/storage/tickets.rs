@@ -203,69 +203,173 @@ pub async fn note(
     ticket_events::insert(conn, &event, now).await
 }
 
-/// Notes on `ticket` the signals a customer's message carries: their
-/// names join the ticket's (`tickets list --signal`), its priority goes
-/// one step up when `raise` (a ticket the message joins; one it opened was
-/// opened raised), and an event names the signals and the words. A raised
-/// ticket no agent has answered yet is due by `due_for(priority, opened)`
-/// when that is sooner: an urgent ticket keeps no normal one's deadline.
-pub async fn signal(
+/// The signals one customer's message carries, for its ticket.
+#[derive(Debug, Clone)]
+pub struct Signal {
+    /// The ticket the message opened or joined.
+    pub ticket: TicketRef,
+    /// The signals' names, space-separated.
+    pub names: String,
+    /// The event's text: which signal, on which words.
+    pub note: String,
+    /// Whether the ticket's priority goes one step up (a ticket the
+    /// message joins; one it opened was opened raised).
+    pub raise: bool,
+}
+
+/// A ticket's columns that signals change.
+#[derive(Debug, Clone, PartialEq)]
+struct Signalled {
+    priority: Priority,
+    signals: Vec<String>,
+    created: Millis,
+    due: Option<Millis>,
+    answered: bool,
+}
+
+impl Signalled {
+    /// Applies one message's signal: its names join the ticket's, its
+    /// priority goes up one step when `raise`, and a raised ticket no
+    /// agent has answered is due by `due_for(priority, opened)` when that
+    /// is sooner (an urgent ticket keeps no normal one's deadline). The
+    /// priority before and after.
+    fn apply(
+        &mut self,
+        s: &Signal,
+        due_for: &(dyn Fn(Priority, Millis) -> Millis + Sync),
+    ) -> (Priority, Priority) {
+        for n in s.names.split_whitespace() {
+            if !self.signals.iter().any(|a| a == n) {
+                self.signals.push(n.to_owned());
+            }
+        }
+        let before = self.priority;
+        if s.raise {
+            self.priority = before.raised();
+        }
+        if self.priority != before && !self.answered {
+            self.due = self
+                .due
+                .map(|d| d.min(due_for(self.priority, self.created)));
+        }
+        (before, self.priority)
+    }
+}
+
+/// Notes on their tickets the signals of a batch's messages, in order:
+/// each one's names join the ticket's (`tickets list --signal`), its
+/// priority may go up ([`Signalled::apply`]), and an event names the
+/// signals and the words. In three statements whatever their number (a
+/// read, an update and the events; more past
+/// [`dialect::statement_bytes`]): one read-update-insert per message made
+/// most of a batch's round trips on PostgreSQL.
+pub async fn signal_many(
     conn: &mut AnyConnection,
-    ticket: TicketRef,
-    (names, note): (&[&str], &str),
-    raise: bool,
-    due_for: impl Fn(Priority, Millis) -> Millis + Send,
+    backend: Backend,
+    signals: &[Signal],
+    due_for: &(dyn Fn(Priority, Millis) -> Millis + Sync),
     now: Millis,
 ) -> Result<(), StoreError> {
-    let Some(row) = sqlx::query(
-        "SELECT priority, signals, created_at, first_response_due, first_response_at \
-         FROM tickets WHERE id = $1",
-    )
-    .bind(ticket.0)
-    .fetch_optional(&mut *conn)
-    .await?
-    else {
-        return Err(StoreError::Inconsistent(
-            "a signal for a ticket that does not exist",
-        ));
-    };
-    let before: Priority = decode(row.try_get::<String, _>(0)?)?;
-    let mut all: Vec<String> = row
-        .try_get::<Option<String>, _>(1)?
-        .unwrap_or_default()
-        .split_whitespace()
-        .map(str::to_owned)
+    if signals.is_empty() {
+        return Ok(());
+    }
+    let mut ids: Vec<TicketRef> = signals.iter().map(|s| s.ticket).collect();
+    ids.sort_by_key(|t| t.0);
+    ids.dedup();
+    let mut state = read_signalled(conn, &ids).await?;
+    let mut changes = Vec::with_capacity(signals.len());
+    for s in signals {
+        let Some(t) = state.get_mut(&s.ticket) else {
+            return Err(StoreError::Inconsistent(
+                "a signal for a ticket that does not exist",
+            ));
+        };
+        changes.push(t.apply(s, due_for));
+    }
+    write_signalled(conn, backend, &state, now).await?;
+    let events: Vec<NewEvent<'_>> = signals
+        .iter()
+        .zip(&changes)
+        .map(|(s, (before, after))| {
+            let e = NewEvent::new(s.ticket, "bot", EventKind::System).body(&s.note);
+            if before == after {
+                e
+            } else {
+                e.change(before.as_str(), after.as_str())
+            }
+        })
         .collect();
-    for n in names {
-        if !all.iter().any(|a| a == n) {
-            all.push((*n).to_owned());
+    ticket_events::insert_many(conn, backend, &events, now).await
+}
+
+/// The signal columns of the tickets `ids` (sorted, distinct).
+async fn read_signalled(
+    conn: &mut AnyConnection,
+    ids: &[TicketRef],
+) -> Result<std::collections::HashMap<TicketRef, Signalled>, StoreError> {
+    let mut out = std::collections::HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(100) {
+        let list = dialect::values_list(chunk.len(), 1, 0, false, |p| p[0].clone());
+        let sql = format!(
+            "SELECT id, priority, signals, created_at, first_response_due, first_response_at \
+             FROM tickets WHERE id IN ({list})"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql));
+        for t in chunk {
+            q = q.bind(t.0);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            let signals = row.try_get::<Option<String>, _>(2)?.unwrap_or_default();
+            out.insert(
+                TicketRef(row.try_get(0)?),
+                Signalled {
+                    priority: decode(row.try_get::<String, _>(1)?)?,
+                    signals: signals.split_whitespace().map(str::to_owned).collect(),
+                    created: row.try_get(3)?,
+                    due: row.try_get(4)?,
+                    answered: row.try_get::<Option<Millis>, _>(5)?.is_some(),
+                },
+            );
         }
     }
-    let after = if raise { before.raised() } else { before };
-    let created: Millis = row.try_get(2)?;
-    let due: Option<Millis> = row.try_get(3)?;
-    let answered = row.try_get::<Option<Millis>, _>(4)?.is_some();
-    let due = match due {
-        Some(d) if after != before && !answered => Some(d.min(due_for(after, created))),
-        other => other,
-    };
-    sqlx::query(
-        "UPDATE tickets SET signals = $1, priority = $2, first_response_due = $3, updated_at = $4 \
-         WHERE id = $5",
-    )
-    .bind(all.join(" "))
-    .bind(after.as_str())
-    .bind(due)
-    .bind(now)
-    .bind(ticket.0)
-    .execute(&mut *conn)
-    .await?;
-    let mut event = NewEvent::new(ticket, "bot", EventKind::System).body(note);
-    if after != before {
-        event.from = Some(before.as_str());
-        event.to = Some(after.as_str());
+    Ok(out)
+}
+
+/// Writes the signal columns of `state`'s tickets, in one statement per
+/// 100 tickets.
+async fn write_signalled(
+    conn: &mut AnyConnection,
+    backend: Backend,
+    state: &std::collections::HashMap<TicketRef, Signalled>,
+    now: Millis,
+) -> Result<(), StoreError> {
+    let mut rows: Vec<(&TicketRef, String, &Signalled)> = state
+        .iter()
+        .map(|(t, s)| (t, s.signals.join(" "), s))
+        .collect();
+    // One order for every writer of these rows: two instances never lock
+    // the same tickets in opposite orders.
+    rows.sort_by_key(|(t, _, _)| t.0);
+    let size = |(_, names, _): &(&TicketRef, String, &Signalled)| dialect::text_bytes(names) + 24;
+    for chunk in dialect::chunks(&rows, 100, dialect::statement_bytes(backend), 4, size) {
+        let values =
+            dialect::values_list(chunk.len(), 4, 1, false, |p| format!("({})", p.join(", ")));
+        let sql = format!(
+            "WITH v (id, signals, priority, due) AS (VALUES {values}) \
+             UPDATE tickets SET signals = v.signals, priority = v.priority, \
+             first_response_due = v.due, updated_at = $1 FROM v WHERE tickets.id = v.id"
+        );
+        let mut q = sqlx::query(sqlx::AssertSqlSafe(sql)).bind(now);
+        for (t, names, s) in chunk {
+            q = q
+                .bind(t.0)
+                .bind(names.as_str())
+                .bind(s.priority.as_str())
+                .bind(s.due);
+        }
+        q.execute(&mut *conn).await?;
     }
-    ticket_events::insert(conn, &event, now).await
+    Ok(())
 }
 
 /// Moves a ticket from `from` to `to` as `actor`, with its event; sets the
@@ -619,5 +723,81 @@ impl Latest {
             survey_sent: r.try_get::<Option<i64>, _>(at + 3)?.is_some(),
             survey_answered: r.try_get::<Option<i64>, _>(at + 4)?.is_some(),
         }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn signal(names: &str, raise: bool) -> Signal {
+        Signal {
+            ticket: TicketRef(1),
+            names: names.to_owned(),
+            note: String::new(),
+            raise,
+        }
+    }
+
+    /// Due 10 h after opening when normal, 1 h when urgent, 4 h when high.
+    fn due_for(p: Priority, opened: Millis) -> Millis {
+        opened
+            + match p {
+                Priority::Urgent => 1,
+                Priority::High => 4,
+                Priority::Normal => 10,
+                Priority::Low => 24,
+            } * 3_600_000
+    }
+
+    #[test]
+    fn each_signal_raises_one_step_and_brings_an_unanswered_deadline_forward() {
+        let mut t = Signalled {
+            priority: Priority::Normal,
+            signals: vec!["churn".into()],
+            created: 0,
+            due: Some(10 * 3_600_000),
+            answered: false,
+        };
+        assert_eq!(
+            t.apply(&signal("legal churn", true), &due_for),
+            (Priority::Normal, Priority::High)
+        );
+        assert_eq!(t.signals, ["churn", "legal"]);
+        assert_eq!(t.due, Some(4 * 3_600_000));
+        assert_eq!(
+            t.apply(&signal("repeated", true), &due_for),
+            (Priority::High, Priority::Urgent)
+        );
+        assert_eq!(t.due, Some(3_600_000));
+        // Urgent stays urgent; a signal that does not raise changes no
+        // deadline.
+        assert_eq!(
+            t.apply(&signal("churn", true), &due_for),
+            (Priority::Urgent, Priority::Urgent)
+        );
+        assert_eq!(t.signals, ["churn", "legal", "repeated"]);
+    }
+
+    #[test]
+    fn an_answered_ticket_keeps_its_deadline_and_one_opened_raised_is_not_raised_again() {
+        let mut t = Signalled {
+            priority: Priority::Low,
+            signals: Vec::new(),
+            created: 0,
+            due: Some(24 * 3_600_000),
+            answered: true,
+        };
+        t.apply(&signal("churn", true), &due_for);
+        assert_eq!(
+            (t.priority, t.due),
+            (Priority::Normal, Some(24 * 3_600_000))
+        );
+        t.answered = false;
+        assert_eq!(
+            t.apply(&signal("legal", false), &due_for),
+            (Priority::Normal, Priority::Normal)
+        );
+        assert_eq!(t.due, Some(24 * 3_600_000));
     }
 }

@@ -23,6 +23,7 @@ use crate::common::{self, Db};
 on_both_databases!(
     one_batch_leaves_the_rows_of_one_message_at_a_time,
     a_batch_cut_into_several_statements_leaves_the_same_rows,
+    signals_of_one_batch_raise_tickets_as_one_message_at_a_time,
 );
 
 /// A mention (or a DM, for `dm`) from `customer`, in a thread of its own
@@ -55,7 +56,8 @@ async fn rows(store: &Store) -> Vec<(&'static str, Vec<Vec<Option<String>>>)> {
         (
             "tickets",
             "SELECT id, queue, priority, status, platform, customer_id, customer_handle, \
-             conversation_id, rule_id, note, assignee FROM tickets ORDER BY id",
+             conversation_id, rule_id, note, assignee, signals, \
+             first_response_due - created_at FROM tickets ORDER BY id",
         ),
         (
             "ticket_messages",
@@ -176,19 +178,24 @@ async fn ingest(
         .unwrap()
 }
 
+/// The starter rules of `rules/`.
+fn repo_rules() -> RuleSet {
+    RuleSet::load_dir(&common::repo_rules(), &LoadOptions::default()).unwrap()
+}
+
 /// The rows `batch` (made at the given time) leaves when ingested as one
 /// batch, checked against one message at a time on the same history: what
 /// the pipeline answered and the rows of the batch's store. `None`: no
 /// PostgreSQL for tests.
 async fn batch_against_one_at_a_time(
     db: Db,
+    rules: &RuleSet,
     make: impl Fn(i64) -> Vec<Event>,
 ) -> Option<(
     Vec<Processed>,
     Vec<(&'static str, Vec<Vec<Option<String>>>)>,
     Store,
 )> {
-    let rules = RuleSet::load_dir(&common::repo_rules(), &LoadOptions::default()).unwrap();
     let config = Config::default();
     let clock = Clock::new();
     let pipeline = Pipeline::new(
@@ -213,13 +220,13 @@ async fn batch_against_one_at_a_time(
     let (one, many) = (dir.path().join("batch"), dir.path().join("single"));
     std::fs::create_dir_all(&one).unwrap();
     std::fs::create_dir_all(&many).unwrap();
-    let batched = store_with_history(db, &one, &pipeline, &rules, &ctx, now).await?;
-    let single = store_with_history(db, &many, &pipeline, &rules, &ctx, now)
+    let batched = store_with_history(db, &one, &pipeline, rules, &ctx, now).await?;
+    let single = store_with_history(db, &many, &pipeline, rules, &ctx, now)
         .await
         .unwrap();
 
     let warnings = Warnings::default();
-    let got = ingest(&pipeline, &batched, &rules, &ctx, batch.clone())
+    let got = ingest(&pipeline, &batched, rules, &ctx, batch.clone())
         .with_subscriber(warnings.clone())
         .await;
     assert_eq!(
@@ -229,7 +236,7 @@ async fn batch_against_one_at_a_time(
     );
     let mut want = Vec::new();
     for e in batch {
-        want.extend(ingest(&pipeline, &single, &rules, &ctx, vec![e]).await);
+        want.extend(ingest(&pipeline, &single, rules, &ctx, vec![e]).await);
     }
     assert_eq!(got, want, "what the pipeline answers for each message");
     let (got_rows, want_rows) = (rows(&batched).await, rows(&single).await);
@@ -279,7 +286,9 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
             event(24, "fay", "and the invoice is wrong too", None, now),
         ]
     };
-    let Some((got, got_rows, batched)) = batch_against_one_at_a_time(db, batch).await else {
+    let Some((got, got_rows, batched)) =
+        batch_against_one_at_a_time(db, &repo_rules(), batch).await
+    else {
         return;
     };
     // The scenario does what it says (the comparison is not of empty tables).
@@ -326,7 +335,8 @@ async fn a_batch_cut_into_several_statements_leaves_the_same_rows(db: Db) {
             })
             .collect()
     };
-    let Some((_, got_rows, batched)) = batch_against_one_at_a_time(db, batch).await else {
+    let Some((_, got_rows, batched)) = batch_against_one_at_a_time(db, &repo_rules(), batch).await
+    else {
         return;
     };
     let count = |table: &str| {
@@ -339,5 +349,96 @@ async fn a_batch_cut_into_several_statements_leaves_the_same_rows(db: Db) {
     assert_eq!(count("messages"), 2 + 100);
     assert!(count("outbox") > 20, "{}", count("outbox"));
     assert!(count("opt_outs") > 5, "{}", count("opt_outs"));
+    batched.pool().close().await;
+}
+
+/// Signals written for a whole batch at once (a read, an update, the
+/// events) leave what one message at a time leaves: a ticket raised by
+/// several messages of the batch goes up once per message, its signals
+/// gather, its deadline follows its priority, and its history keeps the
+/// messages' order around a reopen written on the spot.
+async fn signals_of_one_batch_raise_tickets_as_one_message_at_a_time(db: Db) {
+    let dir = tempfile::tempdir().unwrap();
+    let rules = common::rules_dir(
+        dir.path(),
+        r#"
+[[rule]]
+id = "refund"
+keywords = ["refund", "charged twice"]
+escalate = { queue = "billing", priority = "low" }
+
+[[rule]]
+id = "visit"
+keywords = ["technicien"]
+escalate = { queue = "field", priority = "normal" }
+
+[signals]
+churn = ["switching to", "je pars chez"]
+legal = ["lawyer", "avocat"]
+"#,
+    );
+    let rules = RuleSet::load_dir(&rules, &LoadOptions::default()).unwrap();
+    let batch = |now| {
+        vec![
+            // hal opens a low ticket raised by its signal (normal), then
+            // raises it twice (high, urgent) with new and known signals;
+            // his third message is repeated contact too.
+            event(
+                30,
+                "hal",
+                "refund now or I am switching to Orange",
+                None,
+                now,
+            ),
+            event(31, "hal", "my lawyer says refund", None, now),
+            event(32, "hal", "switching to Free, refund please", None, now),
+            // ana's ticket from an earlier batch is raised (low → normal).
+            event(33, "ana", "refund, or my lawyer calls", None, now),
+            // eve's solved ticket: a signal, then a reopen written on the
+            // spot, then another signal (her third message of the day).
+            event(34, "eve", "le technicien ? je pars chez Free", None, now),
+            event(35, "eve", "mon avocat vous écrira", None, now),
+            event(36, "ivy", "nothing to see here", None, now),
+        ]
+    };
+    let Some((_, _, batched)) = batch_against_one_at_a_time(db, &rules, batch).await else {
+        return;
+    };
+    let hal = sqlx::query("SELECT priority, signals FROM tickets WHERE customer_id = 'u-hal'")
+        .fetch_one(batched.pool())
+        .await
+        .unwrap();
+    assert_eq!(
+        (hal.get::<String, _>(0), hal.get::<String, _>(1)),
+        ("urgent".to_owned(), "churn legal repeated".to_owned())
+    );
+    // eve's history in the order it was written: within her first
+    // message, its signal, then the reopen (as when each was written on
+    // the spot).
+    let eve = sqlx::query(
+        "SELECT e.kind, e.to_value, e.body FROM ticket_events e \
+         JOIN tickets t ON t.id = e.ticket_id WHERE t.customer_id = 'u-eve' ORDER BY e.id",
+    )
+    .fetch_all(batched.pool())
+    .await
+    .unwrap();
+    let eve: Vec<(String, Option<String>)> = eve
+        .iter()
+        .map(|r| {
+            let body: Option<String> = r.get(2);
+            let what = body.map(|b| b.split(':').next().unwrap_or_default().to_owned());
+            (r.get::<String, _>(0), what.or(r.get(1)))
+        })
+        .collect();
+    let s = |k: &str, v: &str| (k.to_owned(), Some(v.to_owned()));
+    assert_eq!(
+        eve[eve.len() - 3..],
+        [
+            s("system", "signal churn"),
+            s("status", "open"),
+            s("system", "signal legal"),
+        ],
+        "{eve:?}"
+    );
     batched.pool().close().await;
 }

@@ -9,12 +9,12 @@ use sqlx::AnyConnection;
 
 use crate::domain::clock::Millis;
 use crate::domain::states::Origin;
-use crate::domain::{Platform, TicketRef};
+use crate::domain::{Platform, Priority, TicketRef};
 use crate::platforms::ReplyKind;
 use crate::storage::messages::NewMessage;
 use crate::storage::opt_outs::{self, OptOut};
 use crate::storage::outbox::{self, NewRow};
-use crate::storage::tickets::Latest;
+use crate::storage::tickets::{self, Latest};
 use crate::storage::{Backend, StoreError, messages};
 
 /// What the batch's messages decided so far that its later messages must
@@ -66,18 +66,38 @@ pub(super) struct Pending {
     pub messages: Vec<NewMessage>,
     pub opt_outs: Vec<OptOut>,
     pub rows: Vec<OutRow>,
+    /// Signals for tickets, in message order.
+    pub signals: Vec<tickets::Signal>,
 }
 
 impl Pending {
-    /// Writes the batch's messages, opt-outs and outbox rows, in that
-    /// order (the later rows point at the messages, by the ids their
-    /// insert returns): three statements at most for a batch of up to 100.
+    /// Writes the signals noted since the last call (three statements,
+    /// [`tickets::signal_many`]). Called before a write that adds its own
+    /// ticket event, so that a ticket's history keeps the messages' order.
+    pub async fn flush_signals(
+        &mut self,
+        conn: &mut AnyConnection,
+        backend: Backend,
+        due_for: &(dyn Fn(Priority, Millis) -> Millis + Sync),
+        now: Millis,
+    ) -> Result<(), StoreError> {
+        tickets::signal_many(conn, backend, &self.signals, due_for, now).await?;
+        self.signals.clear();
+        Ok(())
+    }
+
+    /// Writes the batch's signals, messages, opt-outs and outbox rows, in
+    /// that order (the later rows point at the messages, by the ids their
+    /// insert returns): six statements at most for a batch of up to 100.
+    /// `due_for`: a raised ticket's first-response deadline.
     pub async fn flush(
         &mut self,
         conn: &mut AnyConnection,
         backend: Backend,
+        due_for: &(dyn Fn(Priority, Millis) -> Millis + Sync),
         now: Millis,
     ) -> Result<(), StoreError> {
+        self.flush_signals(conn, backend, due_for, now).await?;
         let ids = messages::insert_batch(conn, backend, &self.messages).await?;
         // A batch holds each platform id once (a message met twice is
         // recorded once), and one platform.

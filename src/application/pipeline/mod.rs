@@ -36,7 +36,7 @@ use crate::domain::hours::BusinessHours;
 use crate::domain::language::{Lang, LocalizedText};
 use crate::domain::limits::{Limits, Protection};
 use crate::domain::states::{Action, AutoReply, TicketStatus};
-use crate::domain::{MessageId, Platform, SignalName, Stream, TicketRef};
+use crate::domain::{MessageId, Platform, Priority, SignalName, Stream, TicketRef};
 use crate::platforms::chat::AlertEvent;
 use crate::platforms::{Account, Batch, Event};
 use crate::rules::language::Detector;
@@ -260,6 +260,7 @@ impl Pipeline {
             now,
             opens,
             members: Vec::new(),
+            backend: store.backend(),
         };
         let mut out = Vec::with_capacity(events.len());
         let each = events.iter().zip(routed).zip(&known).zip(&watched.each);
@@ -274,7 +275,11 @@ impl Pipeline {
                 "a ticket the batch opened was not used by its message",
             ));
         }
-        acting.pending.flush(tx, store.backend(), now).await?;
+        let due_for = self.due_for();
+        acting
+            .pending
+            .flush(tx, store.backend(), &due_for, now)
+            .await?;
         if !acting.members.is_empty() {
             crate::storage::incidents::join(tx, &acting.members, now).await?;
         }
@@ -419,6 +424,12 @@ impl Pipeline {
                 }
             })
             .collect()
+    }
+
+    /// When a ticket of a priority, opened at a time, is due a first
+    /// response under the ticket policy.
+    fn due_for(&self) -> impl Fn(Priority, Millis) -> Millis + Sync + '_ {
+        |p, opened| self.tickets.first_response_due(p, opened)
     }
 
     /// How an automatic text is written for a customer who reads `lang`,
@@ -673,11 +684,12 @@ impl Pipeline {
         let acted_on = plan.rating.is_none() && plan.action != Action::Ignore;
         let signals = signal_names(decision, seen.repeated).filter(|_| acted_on);
         if let (Some(t), Some(names)) = (ticket, &signals) {
-            let names: Vec<&str> = names.split(' ').collect();
-            let raise = matches!(plan.ticket, TicketStep::Join { .. });
-            let note = signal_note(decision, seen.repeated, &e.text);
-            let due_for = |p, opened| self.tickets.first_response_due(p, opened);
-            tickets::signal(conn, t, (&names, &note), raise, due_for, acting.now).await?;
+            acting.pending.signals.push(tickets::Signal {
+                ticket: t,
+                names: names.clone(),
+                note: signal_note(decision, seen.repeated, &e.text),
+                raise: matches!(plan.ticket, TicketStep::Join { .. }),
+            });
         }
         self.act(
             conn,
@@ -707,6 +719,21 @@ impl Pipeline {
     ) -> Result<Processed, StoreError> {
         let now = acting.now;
         let customer = e.author.id.as_str();
+        let reopens = matches!(
+            plan.ticket,
+            TicketStep::Join {
+                reopen: Some(_),
+                ..
+            }
+        );
+        if plan.rating.is_some() || plan.survey_answered.is_some() || reopens {
+            // The earlier messages' signal events go first, in the order
+            // the messages came.
+            let due_for = self.due_for();
+            (acting.pending)
+                .flush_signals(conn, acting.backend, &due_for, now)
+                .await?;
+        }
         if let Some((t, rating)) = plan.rating {
             tickets::rate(conn, t, rating, now).await?;
         }
@@ -791,6 +818,8 @@ struct Acting {
     opens: Option<Millis>,
     /// The customers of incidents its messages joined, written last.
     members: Vec<crate::storage::incidents::Member>,
+    /// The database written to.
+    backend: Backend,
 }
 
 /// Notes in `state` what `plan` changes for the batch's later messages:
