@@ -228,7 +228,7 @@ fn main() {
             "{label}: group commit {:.1}x the baseline",
             grouped.per_sec / single.per_sec
         );
-        if label == "SQLite" {
+        {
             let plain = rt.block_on(run(n, batch, &one_text, url));
             println!(
                 "{label}: group commit, rules with one text per answer (no language read): {:.0} messages/s; reading each language costs {:.0} % of the loop's throughput",

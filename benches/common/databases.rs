@@ -27,6 +27,25 @@ pub async fn fresh_postgres(base: &str, prefix: &str) -> (String, String) {
         .await
         .expect("log the bench database's statements");
     }
+    if std::env::var_os("HELPDESK_BENCH_PG_EXPLAIN").is_some() {
+        // The plan of every statement slower than 0.5 ms, as it ran, with
+        // its triggers' times and the statements they run, in the
+        // server's log: why a statement is slow.
+        for setting in [
+            "session_preload_libraries = 'auto_explain'",
+            "auto_explain.log_min_duration = 0.5",
+            "auto_explain.log_triggers = on",
+            "auto_explain.log_nested_statements = on",
+            "auto_explain.log_analyze = on",
+        ] {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ALTER DATABASE {name} SET {setting}"
+            )))
+            .execute(&mut conn)
+            .await
+            .expect("explain the bench database's slow statements");
+        }
+    }
     let (server, _) = base.rsplit_once('/').expect("a URL with a database");
     (format!("{server}/{name}"), name)
 }
