@@ -284,6 +284,11 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
             event(22, "gus", "mot de passe oublié", None, now),
             event(23, "dan", "mot de passe oublié", None, now),
             event(24, "fay", "and the invoice is wrong too", None, now),
+            // jo asks an FAQ, another, then the first again: the repeat is
+            // not answered twice (from the database when one at a time).
+            event(25, "jo", "quels sont vos horaires ?", None, now),
+            event(26, "jo", "mot de passe oublié", None, now),
+            event(27, "jo", "et vos horaires le samedi ?", None, now),
         ]
     };
     let Some((got, got_rows, batched)) =
@@ -300,7 +305,17 @@ async fn one_batch_leaves_the_rows_of_one_message_at_a_time(db: Db) {
             .unwrap()
     };
     assert_eq!(count("tickets"), 6, "ana, eve, then bob, cleo, dan, fay");
-    assert_eq!(count("messages"), 2 + 15, "the duplicate is recorded once");
+    assert_eq!(count("messages"), 2 + 18, "the duplicate is recorded once");
+    let jo = sqlx::query(
+        "SELECT platform_message_id, COALESCE(reason, '') FROM messages \
+         WHERE author_id = 'u-jo' ORDER BY id",
+    )
+    .fetch_all(batched.pool())
+    .await
+    .unwrap();
+    let jo: Vec<(String, String)> = jo.iter().map(|r| (r.get(0), r.get(1))).collect();
+    assert!(jo[0].1.is_empty() && jo[1].1.is_empty(), "{jo:?}");
+    assert!(jo[2].1.contains("same reply"), "{jo:?}");
     assert_eq!(count("opt_outs"), 1);
     let opened: Vec<_> = got.iter().filter_map(|p| p.ticket).collect();
     assert_eq!(opened.iter().filter(|t| t.0 == opened[0].0).count(), 3);
