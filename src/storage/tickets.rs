@@ -347,8 +347,8 @@ async fn write_signalled(
         .iter()
         .map(|(t, s)| (t, s.signals.join(" "), s))
         .collect();
-    // One order for every writer of these rows: two instances never lock
-    // the same tickets in opposite orders.
+    // In id order: the same statement for the same tickets, whatever the
+    // map's order.
     rows.sort_by_key(|(t, _, _)| t.0);
     let size = |(_, names, _): &(&TicketRef, String, &Signalled)| dialect::text_bytes(names) + 24;
     for chunk in dialect::chunks(&rows, 100, dialect::statement_bytes(backend), 4, size) {

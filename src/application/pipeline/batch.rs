@@ -88,7 +88,8 @@ impl Pending {
 
     /// Writes the batch's signals, messages, opt-outs and outbox rows, in
     /// that order (the later rows point at the messages, by the ids their
-    /// insert returns): six statements at most for a batch of up to 100.
+    /// insert returns): six statements for a batch of up to 100 (more
+    /// for rows past [`crate::storage::dialect::statement_bytes`]).
     /// `due_for`: a raised ticket's first-response deadline.
     pub async fn flush(
         &mut self,
