@@ -258,7 +258,9 @@ impl Signalled {
 
 /// Notes on their tickets the signals of a batch's messages, in order:
 /// each one's names join the ticket's (`tickets list --signal`), its
-/// priority may go up ([`Signalled::apply`]), and an event names the
+/// priority goes one step up when it `raise`s (and an unanswered ticket's
+/// deadline follows the new priority when that is sooner), and an event
+/// names the
 /// signals and the words. In three statements whatever their number (a
 /// read, an update and the events; more past
 /// [`dialect::statement_bytes`]): one read-update-insert per message made
