@@ -727,8 +727,8 @@ impl Pipeline {
             }
         );
         if plan.rating.is_some() || plan.survey_answered.is_some() || reopens {
-            // The earlier messages' signal events go first, in the order
-            // the messages came.
+            // The signals queued so far, this message's included, are
+            // written first: a ticket's history keeps the messages' order.
             let due_for = self.due_for();
             (acting.pending)
                 .flush_signals(conn, acting.backend, &due_for, now)
