@@ -6,6 +6,8 @@
 //! trigger (migration 0002) also keeps closed tickets closed for every
 //! other tool. Each change goes with its line in `ticket_events`.
 
+use std::collections::BTreeMap;
+
 use sqlx::{AnyConnection, Row as _};
 
 use super::ticket_events::{self, NewEvent};
@@ -260,9 +262,8 @@ impl Signalled {
 /// each one's names join the ticket's (`tickets list --signal`), its
 /// priority goes one step up when it `raise`s (and an unanswered ticket's
 /// deadline follows the new priority when that is sooner), and an event
-/// names the
-/// signals and the words. In three statements whatever their number (a
-/// read, an update and the events; more past
+/// names the signals and the words. In three statements whatever their
+/// number (a read, an update and the events; more past
 /// [`dialect::statement_bytes`]): one read-update-insert per message made
 /// most of a batch's round trips on PostgreSQL.
 pub async fn signal_many(
@@ -304,12 +305,13 @@ pub async fn signal_many(
     ticket_events::insert_many(conn, backend, &events, now).await
 }
 
-/// The signal columns of the tickets `ids` (sorted, distinct).
+/// The signal columns of the tickets `ids` (sorted, distinct), by id in
+/// id order: the update is then the same statement for the same tickets.
 async fn read_signalled(
     conn: &mut AnyConnection,
     ids: &[TicketRef],
-) -> Result<std::collections::HashMap<TicketRef, Signalled>, StoreError> {
-    let mut out = std::collections::HashMap::with_capacity(ids.len());
+) -> Result<BTreeMap<TicketRef, Signalled>, StoreError> {
+    let mut out = BTreeMap::new();
     for chunk in ids.chunks(100) {
         let list = dialect::values_list(chunk.len(), 1, 0, false, |p| p[0].clone());
         let sql = format!(
@@ -342,16 +344,13 @@ async fn read_signalled(
 async fn write_signalled(
     conn: &mut AnyConnection,
     backend: Backend,
-    state: &std::collections::HashMap<TicketRef, Signalled>,
+    state: &BTreeMap<TicketRef, Signalled>,
     now: Millis,
 ) -> Result<(), StoreError> {
-    let mut rows: Vec<(&TicketRef, String, &Signalled)> = state
+    let rows: Vec<(&TicketRef, String, &Signalled)> = state
         .iter()
         .map(|(t, s)| (t, s.signals.join(" "), s))
         .collect();
-    // In id order: the same statement for the same tickets, whatever the
-    // map's order.
-    rows.sort_by_key(|(t, _, _)| t.0);
     let size = |(_, names, _): &(&TicketRef, String, &Signalled)| dialect::text_bytes(names) + 24;
     for chunk in dialect::chunks(&rows, 100, dialect::statement_bytes(backend), 4, size) {
         let values =
