@@ -12,12 +12,15 @@
 //! With `--mixed`, the mixed French and English corpus instead
 //! (`generate::mixed`, 200 000 messages): its accented and plain ASCII
 //! variants alternate round by round, and the ratio of their costs is
-//! printed, accented ÷ ASCII.
+//! printed, accented ÷ ASCII. With `--mixed --normalize`, the same for
+//! the normalisation alone (`normalize_fast_into`), the part of routing
+//! the accents make dearer; the rest is the rule count's.
 
 use std::hint::black_box;
 use std::time::Instant;
 
 use helpdesk::domain::Channel;
+use helpdesk::rules::normalize::{Normalized, normalize_fast_into};
 
 #[path = "common/generate.rs"]
 mod generate;
@@ -34,11 +37,30 @@ fn round(set: &helpdesk::rules::RuleSet, msgs: &[String]) -> f64 {
     t.elapsed().as_nanos() as f64 / msgs.len() as f64
 }
 
+/// One round of normalisation alone over `msgs`: nanoseconds per message.
+fn normalize_round(msgs: &[String]) -> f64 {
+    let mut out = Normalized::default();
+    let t = Instant::now();
+    for m in msgs {
+        normalize_fast_into(m, &mut out);
+        black_box(out.text.len());
+    }
+    t.elapsed().as_nanos() as f64 / msgs.len() as f64
+}
+
 /// Rounds of each variant over the mixed corpus.
 const MIXED_ROUNDS: usize = 10;
 
-/// The mixed corpus at each rule count: accented and ASCII rounds in turn.
-fn run_mixed(sizes: &[usize]) {
+/// The mixed corpus at each rule count: accented and ASCII rounds in turn;
+/// with `normalize_only`, rounds of [`normalize_round`].
+fn run_mixed(sizes: &[usize], normalize_only: bool) {
+    let measure = |set: &helpdesk::rules::RuleSet, msgs: &[String]| {
+        if normalize_only {
+            normalize_round(msgs)
+        } else {
+            round(set, msgs)
+        }
+    };
     println!(
         "| rules | ASCII best | ASCII median | accented best | accented median | accented ÷ ASCII (best, median) |"
     );
@@ -49,8 +71,8 @@ fn run_mixed(sizes: &[usize]) {
         let (french, ascii) = mixed(&kws);
         let (mut a, mut f) = (Vec::new(), Vec::new());
         for _ in 0..MIXED_ROUNDS {
-            a.push(round(&set, &ascii));
-            f.push(round(&set, &french));
+            a.push(measure(&set, &ascii));
+            f.push(measure(&set, &french));
         }
         a.sort_by(f64::total_cmp);
         f.sort_by(f64::total_cmp);
@@ -80,7 +102,7 @@ fn main() {
         sizes
     };
     if std::env::args().any(|a| a == "--mixed") {
-        run_mixed(&sizes);
+        run_mixed(&sizes, std::env::args().any(|a| a == "--normalize"));
         return;
     }
     let sets: Vec<_> = sizes
