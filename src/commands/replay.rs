@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
 use clap::Args;
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::commands::args::{Json, Threads, adjust};
+use crate::commands::output::is_broken_pipe;
 use crate::commands::parallel::{self, Lines};
 use crate::commands::process::{LogFormat, block_on_here};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
@@ -49,7 +50,7 @@ pub struct ReplayArgs {
     /// The configuration: its database, its rules (the default OLD) and its [limits] global budget [default: helpdesk.toml].
     #[arg(long, value_name = "CONFIG", env = "HELPDESK_CONFIG")]
     pub config: Option<PathBuf>,
-    /// Only messages written within this period before now: 12h, 30d, 2w… (a file's lines need a `written_at`).
+    /// Only messages written within this period before now: 12h, 30d, 2w… (every line of a file then needs a `written_at`).
     #[arg(long, value_name = "PERIOD")]
     pub since: Option<Since>,
     /// Only messages on this channel (repeat for several).
@@ -126,12 +127,26 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
     let stdout = std::io::stdout();
     let mut replay = Replay::new(&settings, stdout.lock());
     let threads = args.threads.get();
-    match (&args.input, &config) {
-        (Some(file), _) => replay_file(file, threads, &mut replay)?,
-        (None, Some(c)) => replay_database(&c.database_url, since, threads, &mut replay)?,
+    let replayed = match (&args.input, &config) {
+        (Some(file), _) => replay_file(file, threads, &mut replay),
+        (None, Some(c)) => replay_database(&c.database_url, since, threads, &mut replay),
         (None, None) => unreachable!("a configuration is read when --input is missing"),
+    };
+    match replayed {
+        // The reader went away (`| head`): the exit code must still tell a
+        // CI job whether something changes, and it can. A block's lines
+        // are counted before they are written, so a pipe closed on them
+        // has seen a change; one closed on the summary, the whole replay.
+        Err(e) if is_broken_pipe(&e) => Ok(replay.exit_code()),
+        Err(e) => Err(e),
+        Ok(()) => {
+            let code = replay.exit_code();
+            match replay.finish(limits.as_ref()) {
+                Err(e) if is_broken_pipe(&e) => Ok(code),
+                done => done,
+            }
+        }
     }
-    replay.finish(limits.as_ref())
 }
 
 /// Loads a rule set, or prints every error as `rules check` does and
@@ -362,16 +377,21 @@ impl<'r, W: Write> Replay<'r, W> {
         }
     }
 
-    /// Prints the summary (readable, or the last `--json` line); the exit
-    /// code: 1 when something changed.
+    /// The exit code for what has been replayed: 1 when something changed.
+    fn exit_code(&self) -> i32 {
+        i32::from(self.tally.changed > 0)
+    }
+
+    /// Prints the summary (readable, or the last `--json` line); returns
+    /// [`Self::exit_code`].
     fn finish(mut self, limits: Option<&Limits>) -> Result<i32> {
         if self.settings.json {
             self.write_summary_json()?;
         } else {
             self.write_readable(limits)?;
         }
-        self.out.flush()?;
-        Ok(i32::from(self.tally.changed > 0))
+        self.out.flush().context("writing stdout")?;
+        Ok(self.exit_code())
     }
 }
 
@@ -515,7 +535,7 @@ impl<W: Write> Replay<'_, W> {
         for ((b, a), g) in groups {
             writeln!(out, "  {}: {}", change_label(*b, *a), g.count)?;
             for (id, text) in &g.samples {
-                writeln!(out, "      {id}: {}", excerpt(text))?;
+                writeln!(out, "      {}: {}", excerpt(id), excerpt(text))?;
             }
         }
         write_costs(out, &self.tally.costs, limits)?;
@@ -547,13 +567,15 @@ fn write_costs(
     )?;
     let mut shown = 0;
     for ((platform, day), c) in costs {
-        let over = c.replies[1] > per_day;
+        // Undated messages (a file's lines without `written_at`) may span
+        // any number of days: a daily budget says nothing of them.
+        let over = day.is_some() && c.replies[1] > per_day;
         if c.tickets[0] == c.tickets[1] && c.replies[0] == c.replies[1] && !over {
             continue;
         }
         shown += 1;
         let day = day.map_or_else(
-            || "undated".to_owned(),
+            || "undated (not compared with the daily budget)".to_owned(),
             |d| rfc3339(d * DAY_MS)[..10].to_owned(),
         );
         write!(
@@ -587,12 +609,15 @@ fn daily(b: Budget) -> u64 {
     u64::from(b.replies) * 86_400 / b.per_secs.max(1)
 }
 
-/// A sample text on one line, cut at 100 characters.
+/// A sample text (or id) on one line, cut at 100 characters, that cannot
+/// drive the terminal: control characters (escape sequences, line breaks)
+/// and the bidi controls that reorder what follows them (a reversed text
+/// would show the reviewer another message) become spaces.
 fn excerpt(text: &str) -> String {
     let one_line: String = text
         .chars()
         .take(100)
-        .map(|c| if c.is_control() { ' ' } else { c })
+        .map(|c| if is_unsafe_on_a_terminal(c) { ' ' } else { c })
         .collect();
     let cut = if text.chars().nth(100).is_some() {
         "…"
@@ -600,6 +625,14 @@ fn excerpt(text: &str) -> String {
         ""
     };
     format!("{one_line}{cut}")
+}
+
+/// Whether `c` would change how the rest of a line shows: a control
+/// character, or an explicit bidi control (embeddings, overrides,
+/// isolates, marks).
+fn is_unsafe_on_a_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
 /// A progress bar on stderr when it is a terminal (none when piped), over
@@ -715,6 +748,13 @@ fn replay_line<'r>(
                 path.display()
             )
         })?),
+        // Left out, it would be a message of unknown age counted or
+        // dropped without a word; kept, the preview would not be of the
+        // period asked for.
+        None if settings.since.is_some() => bail!(
+            "{}: line {n} has no written_at, which --since needs to tell its age: add one (RFC 3339 or Unix milliseconds) to every line, or drop --since",
+            path.display()
+        ),
         None => None,
     };
     let message = Message {

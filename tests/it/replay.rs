@@ -304,6 +304,108 @@ fn channel_and_since_filters_choose_the_messages() {
     assert_eq!(run(&["--since", "5200w"])["messages"], 12);
     let bad = replay_input(dir.path(), &new, &corpus, &["--json", "--since", "soon"]);
     assert_eq!(bad.status.code(), Some(2));
+    // A line without written_at cannot be said to be within the period:
+    // an error that names it, not a message kept or dropped unseen.
+    let mut text = std::fs::read_to_string(&corpus).unwrap();
+    text.push_str("{\"id\": \"undated\", \"text\": \"hello\", \"channel\": \"dm\"}\n");
+    std::fs::write(&corpus, text).unwrap();
+    let undated = replay_input(dir.path(), &new, &corpus, &["--json", "--since", "5200w"]);
+    assert_eq!(undated.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&undated.stderr);
+    assert!(err.contains("line 13 has no written_at"), "{err}");
+    assert_eq!(run(&[])["messages"], 13, "without --since it is replayed");
+}
+
+#[test]
+fn a_reader_that_goes_away_does_not_turn_a_change_into_exit_0() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let corpus = write_corpus(dir.path());
+    // Enough changed lines to fill the pipe many times over.
+    let one = std::fs::read_to_string(&corpus).unwrap();
+    std::fs::write(&corpus, one.repeat(20_000)).unwrap();
+    let old = common::repo_rules();
+    for (rules, want) in [(&new, 1), (&old, 0)] {
+        let mut child = Command::new(BIN)
+            .args(["rules", "replay", "--json", "--rules"])
+            .arg(rules)
+            .arg("--against")
+            .arg(&old)
+            .arg("--input")
+            .arg(&corpus)
+            .current_dir(dir.path())
+            .env_remove("HELPDESK_CONFIG")
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        // `| head -c 100`: read a little, then close the pipe.
+        let mut stdout = child.stdout.take().unwrap();
+        let mut first = [0u8; 100];
+        std::io::Read::read_exact(&mut stdout, &mut first).unwrap();
+        drop(stdout);
+        let out = child.wait_with_output().unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(want),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn the_readable_preview_cannot_drive_the_terminal() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    let path = dir.path().join("hostile.jsonl");
+    // An id with a line break and an escape sequence, a text with a
+    // right-to-left override; a message of the corpus that changes route.
+    let line = serde_json::json!({"id": "h1\n\u{1b}[1m", "channel": "mention",
+        "text": "\u{202e}Quels sont vos horaires ?"});
+    std::fs::write(&path, format!("{line}\n")).unwrap();
+    let out = replay_input(dir.path(), &new, &path, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(
+        text.contains("      h1  [1m:  Quels sont vos horaires ?\n"),
+        "{text}"
+    );
+    assert!(
+        !text.contains('\u{1b}') && !text.contains('\u{202e}'),
+        "{text}"
+    );
+    assert!(
+        text.contains("undated (not compared with the daily budget)"),
+        "{text}"
+    );
+}
+
+#[test]
+fn undated_lines_are_not_held_to_a_daily_budget() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = common::repo_rules();
+    // 6 000 automatic replies, over the default 5 760 a day: an alarm on
+    // one day, none when nothing says they were one day.
+    let replies = |written_at: Option<&str>| {
+        let mut line =
+            serde_json::json!({"id": "p", "channel": "dm", "text": "forgot my PASSWORD!!"});
+        if let Some(at) = written_at {
+            line["written_at"] = at.into();
+        }
+        let path = dir.path().join("replies.jsonl");
+        std::fs::write(&path, format!("{line}\n").repeat(6_000)).unwrap();
+        let out = replay_input(dir.path(), &old, &path, &[]);
+        assert_eq!(out.status.code(), Some(0));
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let one_day = replies(Some("2026-01-20T10:00:00Z"));
+    assert!(
+        one_day.contains("OVER BUDGET (5760), as before"),
+        "{one_day}"
+    );
+    let undated = replies(None);
+    assert!(!undated.contains("OVER BUDGET"), "{undated}");
 }
 
 #[test]
