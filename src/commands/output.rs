@@ -3,7 +3,9 @@
 
 use crate::domain::clock::{Millis, rfc3339};
 
-/// The error as one line: each cause of its chain once, outermost first.
+/// The error as one line: each cause of its chain once, outermost first,
+/// with what [`escape_for_terminal`] escapes escaped (an error may quote a
+/// line of a file or a value a customer wrote).
 ///
 /// Our errors often name their source in their own message (so a log line
 /// that shows only `{e}` still has the cause) and also return it as
@@ -25,7 +27,7 @@ pub fn render_error(e: &anyhow::Error) -> String {
             parts.push(msg);
         }
     }
-    parts.join(": ")
+    escape_for_terminal(&parts.join(": "))
 }
 
 /// Whether the error is a closed standard output (the reader of a pipe went
@@ -38,6 +40,30 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
             || c.downcast_ref::<serde_json::Error>()
                 .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
     })
+}
+
+/// Whether `c` would change how the rest of a line shows on a terminal: a
+/// control character (C0 or C1: escape sequences, line breaks) or an
+/// explicit bidi control (embeddings, overrides, isolates, marks), which
+/// reorders what follows it.
+pub fn is_unsafe_on_a_terminal(c: char) -> bool {
+    c.is_control()
+        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+}
+
+/// `text` with every character [`is_unsafe_on_a_terminal`] written as its
+/// escape (`\u{202e}`): for messages that quote what a customer or a file
+/// wrote.
+pub fn escape_for_terminal(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if is_unsafe_on_a_terminal(c) {
+                c.escape_unicode().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
 }
 
 /// A time in a table, to the minute (`2026-03-02 14:05`), or `-` for none:
@@ -66,6 +92,15 @@ mod tests {
         let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             .context("writing the list");
         assert!(is_broken_pipe(&pipe));
+    }
+
+    #[test]
+    fn quoted_text_cannot_drive_the_terminal() {
+        assert_eq!(
+            escape_for_terminal("a\u{202e}b\u{1b}[2J\u{9b}c é"),
+            "a\\u{202e}b\\u{1b}[2J\\u{9b}c é"
+        );
+        assert!(!is_unsafe_on_a_terminal('é') && is_unsafe_on_a_terminal('\u{2066}'));
     }
 
     #[test]

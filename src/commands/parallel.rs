@@ -133,6 +133,11 @@ pub struct Lines {
     pub bytes: Vec<u8>,
     /// The 1-based number of the first line in the whole input.
     pub first: u64,
+    /// Whether the input had nothing more when this block was cut (a pipe
+    /// whose writer paused, a person typing): whoever writes the block's
+    /// results flushes them, as a program that wrote a line may wait for
+    /// its answer before it writes the next.
+    pub paused: bool,
 }
 
 impl Lines {
@@ -151,6 +156,9 @@ impl Lines {
 /// a file of a few thousand lines.
 pub const BLOCK: usize = 64 << 10;
 
+/// U+FEFF, the byte order mark, in UTF-8.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
+
 /// Reads `input` in blocks of whole lines of about [`BLOCK`] bytes (a
 /// longer line makes a longer block) and hands each to `sink`, with
 /// `read` told the bytes read so far; stops early when `sink` says so.
@@ -166,6 +174,7 @@ pub fn read_lines(
         let mut eof = false;
         // The carried bytes hold no line end: they follow the last one.
         let mut has_line = false;
+        let mut paused = false;
         // Fill to the block size, and on until a line ends in it; only the
         // bytes just read are searched, so a long line costs its length.
         while !(eof || has_line && block.len() >= BLOCK) {
@@ -184,8 +193,14 @@ pub fn read_lines(
             if has_line && n > 0 && n < BLOCK {
                 // A short read: nothing more has come yet (a pipe, a
                 // person typing); route what has rather than wait.
+                paused = true;
                 break;
             }
+        }
+        if first == 1 && block.starts_with(BOM) {
+            // Windows' editors save UTF-8 with a byte order mark; it is
+            // not part of the first line's JSON.
+            block.drain(..BOM.len());
         }
         if block.is_empty() {
             return Ok(());
@@ -200,6 +215,7 @@ pub fn read_lines(
         if !sink(Lines {
             bytes: block,
             first,
+            paused,
         }) {
             return Ok(());
         }

@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::commands::args::{Json, Threads, adjust};
-use crate::commands::output::is_broken_pipe;
+use crate::commands::output::{is_broken_pipe, is_unsafe_on_a_terminal};
 use crate::commands::parallel::{self, Lines};
 use crate::commands::process::{LogFormat, block_on_here};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
@@ -242,6 +242,8 @@ struct Block<'r> {
     json: Vec<u8>,
     bytes: u64,
     failed: Option<anyhow::Error>,
+    /// The input paused after this block: its lines are flushed.
+    paused: bool,
 }
 
 impl<'r> Block<'r> {
@@ -251,6 +253,7 @@ impl<'r> Block<'r> {
             json: Vec::new(),
             bytes: 0,
             failed: None,
+            paused: false,
         }
     }
 }
@@ -371,6 +374,9 @@ impl<'r, W: Write> Replay<'r, W> {
     fn take(&mut self, block: Block<'r>) -> Result<()> {
         self.tally.merge(block.tally, self.settings.limit);
         self.out.write_all(&block.json).context("writing stdout")?;
+        if block.paused {
+            self.out.flush().context("writing stdout")?;
+        }
         match block.failed {
             Some(e) => Err(e),
             None => Ok(()),
@@ -627,14 +633,6 @@ fn excerpt(text: &str) -> String {
     format!("{one_line}{cut}")
 }
 
-/// Whether `c` would change how the rest of a line shows: a control
-/// character, or an explicit bidi control (embeddings, overrides,
-/// isolates, marks).
-fn is_unsafe_on_a_terminal(c: char) -> bool {
-    c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
-}
-
 /// A progress bar on stderr when it is a terminal (none when piped), over
 /// `len` bytes of a file, or a counter of messages when `len` is unknown.
 fn progress(len: Option<u64>) -> Option<ProgressBar> {
@@ -653,8 +651,11 @@ fn progress(len: Option<u64>) -> Option<ProgressBar> {
 }
 
 /// One line of an `--input` file: the `rules test -` format, with an
-/// optional `platform` and `written_at` (RFC 3339 or Unix ms).
+/// optional `platform` and `written_at` (RFC 3339 or Unix ms). Any other
+/// key is an error: a misspelled `chanel` would otherwise replay the
+/// message on the wrong channel without a word.
 #[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
 struct FileLine<'a> {
     #[serde(borrow, default)]
     id: Option<&'a RawValue>,
@@ -666,6 +667,14 @@ struct FileLine<'a> {
     platform: Option<Platform>,
     #[serde(borrow, default)]
     written_at: Option<&'a RawValue>,
+    /// The keys only `rules test` reads, accepted so that one file serves
+    /// both commands.
+    #[serde(default, rename = "author")]
+    _author: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "name")]
+    _name: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "lang")]
+    _lang: Option<serde::de::IgnoredAny>,
 }
 
 /// Replays a JSON-lines file: read in blocks of whole lines, which
@@ -709,6 +718,7 @@ fn replay_file<W: Write>(path: &Path, threads: usize, replay: &mut Replay<'_, W>
 fn replay_lines<'r>(settings: &Settings<'r>, path: &Path, lines: &Lines) -> Block<'r> {
     let mut block = Block::new();
     block.bytes = lines.bytes.len() as u64;
+    block.paused = lines.paused;
     for (n, line) in lines.iter() {
         if let Err(e) = replay_line(settings, path, n, line, &mut block) {
             block.failed = Some(e);

@@ -9,6 +9,7 @@ use anyhow::{Context, Result};
 use clap::{Args, Subcommand};
 
 use crate::commands::args::{Json, RulesFolder, Threads, adjust};
+use crate::commands::output::escape_for_terminal;
 use crate::commands::parallel;
 use crate::domain::Channel;
 use crate::domain::clock::{Clock, Millis, parse_rfc3339};
@@ -662,7 +663,10 @@ fn explain(
 /// Borrowed from the line when it holds no escapes (the common case), so
 /// reading a message allocates nothing; the name stays `BulkLine`, which
 /// the error of a line that is not an object shows.
+/// Any other key is an error: a misspelled `chanel` would otherwise test
+/// the message on the wrong channel without a word.
 #[derive(serde::Deserialize)]
+#[serde(deny_unknown_fields)]
 struct BulkLine<'a> {
     #[serde(borrow)]
     text: Cow<'a, str>,
@@ -675,6 +679,14 @@ struct BulkLine<'a> {
     /// The platform's language tag (`fr`, `en-US`), a hint as in the bot.
     #[serde(default, borrow)]
     lang: Option<Cow<'a, str>>,
+    /// The keys `rules replay` reads, accepted so that one file serves
+    /// both commands.
+    #[serde(default, rename = "id")]
+    _id: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "platform")]
+    _platform: Option<serde::de::IgnoredAny>,
+    #[serde(default, rename = "written_at")]
+    _written_at: Option<serde::de::IgnoredAny>,
 }
 
 /// The error object a broken line gets in its place.
@@ -690,18 +702,24 @@ const BULK_BUFFER: usize = 1 << 20;
 /// error object in its place and the exit code 1, the others go on. It
 /// streams: stdin is read in blocks of whole lines that `threads` workers
 /// route (each with one reply buffer, reused), and the results are
-/// written in input order through one output buffer.
+/// written in input order through one output buffer, flushed whenever the
+/// input pauses (a program that writes a line and waits for its answer
+/// gets it).
 fn bulk(set: &RuleSet, vars: &Vars<'_>, applied: &Applied, threads: usize) -> Result<i32> {
     let mut out = std::io::BufWriter::with_capacity(BULK_BUFFER, std::io::stdout().lock());
     let mut failed = false;
     parallel::ordered(
         threads,
         |sink| parallel::read_lines(std::io::stdin(), sink, |_| {}).context("reading stdin"),
-        |lines| route_block(set, vars, applied, &lines),
-        |(routed, bad)| {
+        |lines| (route_block(set, vars, applied, &lines), lines.paused),
+        |((routed, bad), paused)| {
             failed |= bad;
             // stdout failed (a closed pipe): nothing more can be said there.
-            out.write_all(&routed).context("writing stdout")
+            out.write_all(&routed).context("writing stdout")?;
+            if paused {
+                out.flush().context("writing stdout")?;
+            }
+            Ok(())
         },
     )?;
     out.flush().context("writing stdout")?;
@@ -728,8 +746,10 @@ fn route_block(
         };
         if let Err(e) = line {
             failed = true;
+            // The decoder's message may quote the line's own text.
             let error = format!(
-                "line {n}: {e}; expected {{\"text\": \"…\", \"channel\": \"mention|dm|search\"}}"
+                "line {n}: {}; expected {{\"text\": \"…\", \"channel\": \"mention|dm|search\"}}",
+                escape_for_terminal(&e)
             );
             serde_json::to_writer(&mut out, &LineError { error })
                 .expect("writing to memory cannot fail");

@@ -110,6 +110,14 @@ impl Normalized {
     }
 }
 
+/// Whether an ASCII byte is white space: `u8::is_ascii_whitespace` (space,
+/// tab, line feed, form feed, carriage return) and the vertical tab, which
+/// it leaves out but `char::is_whitespace` and the non-ASCII path count, so
+/// that `mot\x0bde passe` is the phrase `mot de passe`.
+const fn is_space_byte(b: u8) -> bool {
+    b.is_ascii_whitespace() || b == 0x0B
+}
+
 /// Whether `c` belongs inside a word: letters and digits of any script, and
 /// the marks that combine with them. Punctuation, emoji and apostrophes do not.
 pub fn is_word_char(c: char) -> bool {
@@ -210,7 +218,7 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
             // The fast path: most messages are mostly ASCII, and NFKD,
             // case mapping and the invisible-character check are trivial here.
             let from = (i, i + 1);
-            if b.is_ascii_whitespace() {
+            if is_space_byte(b) {
                 out.push_space(from);
             } else if b == b'`' {
                 out.push_char('\'', from);
@@ -661,12 +669,20 @@ pub fn normalize_fast_into(src: &str, out: &mut Normalized) {
                 prev_word = true;
                 continue;
             }
-            if b.is_ascii_whitespace() {
+            if is_space_byte(b) {
                 e.space((i, i + 1));
             } else {
                 e.char(ASCII_FOLD[b as usize] as char, (i, i + 1));
             }
             (i, prev_word) = (i + 1, false);
+            continue;
+        }
+        if !prev_word
+            && bytes[i..].starts_with(FULLWIDTH_AT)
+            && let Some(end) = masked_entity_end(src, i)
+        {
+            e.space((i, end));
+            (i, prev_word) = (end, false);
             continue;
         }
         let c = src[i..].chars().next().expect("i is on a char boundary");
@@ -902,7 +918,7 @@ static ASCII_CLASS: [u8; 256] = {
             C_HW
         } else if c.is_ascii_alphanumeric() {
             C_ALNUM
-        } else if c.is_ascii_whitespace() {
+        } else if is_space_byte(c) {
             C_SPACE
         } else if c == b'@' {
             C_AT
@@ -964,7 +980,7 @@ static ASCII_FOLD: [u8; 256] = {
     let mut b = 0;
     while b < 128 {
         let c = b as u8;
-        t[b] = if c.is_ascii_whitespace() {
+        t[b] = if is_space_byte(c) {
             b' '
         } else if c == b'`' {
             b'\''
@@ -1022,28 +1038,46 @@ fn fold_char(c: char, mut emit: impl FnMut(Folded)) {
     }
 }
 
-/// If an @handle or a URL starts at byte `i`, where it ends.
+/// The fullwidth commercial at, U+FF20, in UTF-8: X takes it for `@`
+/// (twitter-text's at signs are `[@＠]`), so `＠refund_bot` is a mention.
+const FULLWIDTH_AT: &[u8] = "＠".as_bytes();
+
+/// The length of the at sign that starts `b`, if one does: `@` or `＠`.
+fn at_sign(b: &[u8]) -> Option<usize> {
+    if b.first() == Some(&b'@') {
+        Some(1)
+    } else {
+        b.starts_with(FULLWIDTH_AT).then_some(FULLWIDTH_AT.len())
+    }
+}
+
+/// If an @handle or a URL starts at byte `i`, where it ends. Handles are
+/// X's and Mastodon's: an at sign (`@` or `＠`), then ASCII letters, digits
+/// and `_`, then perhaps `@domain.tld`.
 fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
     let bytes = src.as_bytes();
     let rest = &bytes[i..];
     let is_handle_byte = |b: u8| b.is_ascii_alphanumeric() || b == b'_';
-    if rest.first() == Some(&b'@') && rest.get(1).is_some_and(|b| is_handle_byte(*b)) {
-        let mut j = 1;
+    if let Some(at) = at_sign(rest)
+        && rest.get(at).is_some_and(|b| is_handle_byte(*b))
+    {
+        let mut j = at;
         while j < rest.len() && is_handle_byte(rest[j]) {
             j += 1;
         }
         // Mastodon's remote accounts: @user@domain.tld
-        if rest.get(j) == Some(&b'@') {
-            let mut k = j + 1;
+        if let Some(at) = at_sign(&rest[j..]) {
+            let domain = j + at;
+            let mut k = domain;
             while k < rest.len()
                 && (rest[k].is_ascii_alphanumeric() || rest[k] == b'.' || rest[k] == b'-')
             {
                 k += 1;
             }
-            while k > j + 1 && rest[k - 1] == b'.' {
+            while k > domain && rest[k - 1] == b'.' {
                 k -= 1;
             }
-            if k > j + 1 {
+            if k > domain {
                 j = k;
             }
         }
@@ -1139,6 +1173,7 @@ pub(crate) mod tests {
             ("ｒｅｆｕｎｄ", "refund"),
             ("l’appli", "l'appli"),
             ("mot   de\n\tpasse", "mot de passe"),
+            ("mot\x0bde\x0c\rpasse", "mot de passe"),
             ("Straße", "strasse"),
             ("  padded  ", "padded"),
             ("\u{202e}drawkcab", "drawkcab"),
@@ -1157,6 +1192,13 @@ pub(crate) mod tests {
         assert_eq!(n.text, "hi");
         let n = normalize("mail me@acme.fr", true);
         assert_eq!(n.text, "mail me@acme.fr");
+        // X takes the fullwidth at sign for `@`; fullwidth letters after
+        // an at sign are no handle there, so they are words here.
+        let n = normalize(
+            "＠refund_bot merci ＠bob＠example.social @ｒｅｆｕｎｄ",
+            true,
+        );
+        assert_eq!(n.text, "merci @refund");
     }
 
     #[test]
@@ -1212,6 +1254,7 @@ pub(crate) mod tests {
             "abcdefghé@acme abcdefgh’@acme abcdefgh’https://x.fr abcdefghéwww.x.fr",
             "@jean_dupontéé abcdefg’s ÀÉÎÕÜ ŀŉ abcdefgh²³ª×÷ abcdefgh‐—“x”",
             "\u{a0}abcdefgh\u{2060}abcdefgh\u{200b}abcdefghß",
+            "＠refund_bot x＠y é＠z ＠ alone ＠bob@a.fr @bob＠b.fr ﹫refund",
         ] {
             assert_same_as_general(src);
         }
@@ -1270,7 +1313,7 @@ pub(crate) mod tests {
     /// accented words, quotes, emoji, handles, URLs, French spaces,
     /// fullwidth forms, ligatures, combining marks, invisible characters.
     pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
-        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}|\u{200d}|@[a-zA-Z_]{0,5}|https?://[a-zé./]{0,5}\
+        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
         |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
         {0,40}";

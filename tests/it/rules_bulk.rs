@@ -159,19 +159,85 @@ fn bulk_output_is_the_same_whatever_the_number_of_threads() {
     }
 }
 
+/// `rules test --json -` on three lines of which one or more are broken:
+/// the whole output, and its lines (three, one per input line).
+fn three_lines_one_broken(input: Vec<u8>) -> (String, Vec<String>) {
+    let (out, code) = bulk_of(input, &["--json"]);
+    assert_eq!(code, 1);
+    let text = String::from_utf8(out).unwrap();
+    let lines: Vec<String> = text.lines().map(str::to_owned).collect();
+    assert_eq!(lines.len(), 3, "{text}");
+    (text, lines)
+}
+
 #[test]
 fn a_line_that_is_not_utf8_gets_an_error_in_its_place() {
     let mut input = b"{\"text\": \"panne\"}\n".to_vec();
     input.extend_from_slice(b"{\"text\": \"caf\xe9\"}\n");
     input.extend_from_slice(b"{\"text\": \"merci\"}\n");
-    let (out, code) = bulk_of(input, &["--json"]);
-    assert_eq!(code, 1);
-    let text = String::from_utf8(out).unwrap();
-    let lines: Vec<&str> = text.lines().collect();
-    assert_eq!(lines.len(), 3, "{text}");
+    let (text, lines) = three_lines_one_broken(input);
     assert!(
         lines[1].starts_with("{\"error\":\"line 2: not UTF-8 text"),
         "{text}"
     );
     assert!(lines[2].starts_with("{\"action\""), "{text}");
+}
+
+#[test]
+fn a_misspelled_key_a_hostile_value_and_a_byte_order_mark() {
+    let mut input = "\u{feff}{\"text\": \"panne\", \"id\": 1}\n"
+        .as_bytes()
+        .to_vec();
+    // `chanel` would otherwise route as a mention without a word.
+    input.extend_from_slice(b"{\"text\": \"facture\", \"chanel\": \"dm\"}\n");
+    // A channel whose name would reorder or clear the terminal.
+    input.extend_from_slice(
+        "{\"text\": \"x\", \"channel\": \"\u{202e}evil\u{9b}31m\"}\n".as_bytes(),
+    );
+    let (text, lines) = three_lines_one_broken(input);
+    assert!(
+        lines[0].starts_with("{\"action\""),
+        "the BOM is skipped: {text}"
+    );
+    assert!(
+        lines[1].contains("line 2: unknown field `chanel`"),
+        "{text}"
+    );
+    assert!(lines[2].contains(r"\\u{202e}evil\\u{9b}31m"), "{text}");
+    assert!(
+        !text.contains('\u{202e}') && !text.contains('\u{9b}'),
+        "{text}"
+    );
+}
+
+#[test]
+fn an_answer_comes_while_the_input_waits() {
+    let mut child = Command::new(BIN)
+        .args(["rules", "test", "--json", "--rules"])
+        .arg(recorded_rules())
+        .arg("-")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
+    let (tx, answers) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(stdout) {
+            let _ = tx.send(line.unwrap());
+        }
+    });
+    // A program that writes a message and waits for its answer before it
+    // writes the next: with the input still open, each answer must come.
+    for text in ["panne", "merci", "facture"] {
+        writeln!(stdin, "{{\"text\": \"{text}\"}}").unwrap();
+        stdin.flush().unwrap();
+        let line = answers
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .unwrap_or_else(|_| panic!("no answer to {text:?} while the input waits"));
+        assert!(line.starts_with("{\"action\""), "{line}");
+    }
+    drop(stdin);
+    assert!(child.wait().unwrap().success());
 }
