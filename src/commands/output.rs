@@ -32,14 +32,19 @@ pub fn render_error(e: &anyhow::Error) -> String {
 
 /// Whether the error is a closed standard output (the reader of a pipe went
 /// away, as with `| head`): the command then stops quietly with status 0,
-/// as other Unix tools do.
+/// as other Unix tools do. A broken pipe to the database or to a platform
+/// is not one: it is a failure, which must not end as a success.
 pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| {
-        c.downcast_ref::<std::io::Error>()
-            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
-            || c.downcast_ref::<serde_json::Error>()
-                .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
-    })
+    let elsewhere = e.chain().any(|c| {
+        c.downcast_ref::<sqlx::Error>().is_some() || c.downcast_ref::<reqwest::Error>().is_some()
+    });
+    !elsewhere
+        && e.chain().any(|c| {
+            c.downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+                || c.downcast_ref::<serde_json::Error>()
+                    .is_some_and(|j| j.io_error_kind() == Some(std::io::ErrorKind::BrokenPipe))
+        })
 }
 
 /// Whether `c` would change how the rest of a line shows on a terminal: a
@@ -51,13 +56,15 @@ pub fn is_unsafe_on_a_terminal(c: char) -> bool {
         || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
 }
 
-/// `text` with every character [`is_unsafe_on_a_terminal`] written as its
-/// escape (`\u{202e}`): for messages that quote what a customer or a file
-/// wrote.
+/// `text` with every character [`is_unsafe_on_a_terminal`] but the line
+/// feed and the tab written as its escape (`\u{202e}`): for messages that
+/// quote what a customer or a file wrote. Line breaks stay, as some
+/// messages are laid out on several lines (a rule file's error, with the
+/// line it quotes and a caret under the column).
 pub fn escape_for_terminal(text: &str) -> String {
     text.chars()
         .map(|c| {
-            if is_unsafe_on_a_terminal(c) {
+            if is_unsafe_on_a_terminal(c) && c != '\n' && c != '\t' {
                 c.escape_unicode().to_string()
             } else {
                 c.to_string()
@@ -92,13 +99,21 @@ mod tests {
         let pipe = anyhow::Error::new(std::io::Error::from(std::io::ErrorKind::BrokenPipe))
             .context("writing the list");
         assert!(is_broken_pipe(&pipe));
+        let database = anyhow::Error::new(sqlx::Error::Io(std::io::Error::from(
+            std::io::ErrorKind::BrokenPipe,
+        )))
+        .context("reading the messages");
+        assert!(
+            !is_broken_pipe(&database),
+            "the database's pipe is a failure"
+        );
     }
 
     #[test]
     fn quoted_text_cannot_drive_the_terminal() {
         assert_eq!(
-            escape_for_terminal("a\u{202e}b\u{1b}[2J\u{9b}c é"),
-            "a\\u{202e}b\\u{1b}[2J\\u{9b}c é"
+            escape_for_terminal("a\u{202e}b\u{1b}[2J\u{9b}c é\r\n\t^"),
+            "a\\u{202e}b\\u{1b}[2J\\u{9b}c é\\u{d}\n\t^"
         );
         assert!(!is_unsafe_on_a_terminal('é') && is_unsafe_on_a_terminal('\u{2066}'));
     }

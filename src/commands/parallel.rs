@@ -133,11 +133,6 @@ pub struct Lines {
     pub bytes: Vec<u8>,
     /// The 1-based number of the first line in the whole input.
     pub first: u64,
-    /// Whether the input had nothing more when this block was cut (a pipe
-    /// whose writer paused, a person typing): whoever writes the block's
-    /// results flushes them, as a program that wrote a line may wait for
-    /// its answer before it writes the next.
-    pub paused: bool,
 }
 
 impl Lines {
@@ -174,7 +169,6 @@ pub fn read_lines(
         let mut eof = false;
         // The carried bytes hold no line end: they follow the last one.
         let mut has_line = false;
-        let mut paused = false;
         // Fill to the block size, and on until a line ends in it; only the
         // bytes just read are searched, so a long line costs its length.
         while !(eof || has_line && block.len() >= BLOCK) {
@@ -193,7 +187,6 @@ pub fn read_lines(
             if has_line && n > 0 && n < BLOCK {
                 // A short read: nothing more has come yet (a pipe, a
                 // person typing); route what has rather than wait.
-                paused = true;
                 break;
             }
         }
@@ -215,7 +208,6 @@ pub fn read_lines(
         if !sink(Lines {
             bytes: block,
             first,
-            paused,
         }) {
             return Ok(());
         }

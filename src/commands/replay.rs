@@ -242,8 +242,6 @@ struct Block<'r> {
     json: Vec<u8>,
     bytes: u64,
     failed: Option<anyhow::Error>,
-    /// The input paused after this block: its lines are flushed.
-    paused: bool,
 }
 
 impl<'r> Block<'r> {
@@ -253,7 +251,6 @@ impl<'r> Block<'r> {
             json: Vec::new(),
             bytes: 0,
             failed: None,
-            paused: false,
         }
     }
 }
@@ -373,13 +370,19 @@ impl<'r, W: Write> Replay<'r, W> {
     /// once what came before it is counted and written.
     fn take(&mut self, block: Block<'r>) -> Result<()> {
         self.tally.merge(block.tally, self.settings.limit);
-        self.out.write_all(&block.json).context("writing stdout")?;
-        if block.paused {
-            self.out.flush().context("writing stdout")?;
-        }
-        match block.failed {
-            Some(e) => Err(e),
-            None => Ok(()),
+        // Flushed block by block: a reader of a pipe gets each block's lines
+        // as they come, not when the buffer fills.
+        let written = self
+            .out
+            .write_all(&block.json)
+            .and_then(|()| self.out.flush())
+            .context("writing stdout");
+        match (written, block.failed) {
+            // A full disk is said first; a bad line before a closed pipe,
+            // so that the exit code is 2 whatever the timing.
+            (Err(e), _) if !is_broken_pipe(&e) => Err(e),
+            (_, Some(e)) => Err(e),
+            (written, None) => written,
         }
     }
 
@@ -718,7 +721,6 @@ fn replay_file<W: Write>(path: &Path, threads: usize, replay: &mut Replay<'_, W>
 fn replay_lines<'r>(settings: &Settings<'r>, path: &Path, lines: &Lines) -> Block<'r> {
     let mut block = Block::new();
     block.bytes = lines.bytes.len() as u64;
-    block.paused = lines.paused;
     for (n, line) in lines.iter() {
         if let Err(e) = replay_line(settings, path, n, line, &mut block) {
             block.failed = Some(e);

@@ -702,24 +702,24 @@ const BULK_BUFFER: usize = 1 << 20;
 /// error object in its place and the exit code 1, the others go on. It
 /// streams: stdin is read in blocks of whole lines that `threads` workers
 /// route (each with one reply buffer, reused), and the results are
-/// written in input order through one output buffer, flushed whenever the
-/// input pauses (a program that writes a line and waits for its answer
-/// gets it).
+/// written in input order through one output buffer, flushed after each
+/// block (a program that writes a line and waits for its answer gets it).
 fn bulk(set: &RuleSet, vars: &Vars<'_>, applied: &Applied, threads: usize) -> Result<i32> {
     let mut out = std::io::BufWriter::with_capacity(BULK_BUFFER, std::io::stdout().lock());
     let mut failed = false;
     parallel::ordered(
         threads,
         |sink| parallel::read_lines(std::io::stdin(), sink, |_| {}).context("reading stdin"),
-        |lines| (route_block(set, vars, applied, &lines), lines.paused),
-        |((routed, bad), paused)| {
+        |lines| route_block(set, vars, applied, &lines),
+        |(routed, bad)| {
             failed |= bad;
+            // Flushed block by block, so that a program that writes a line
+            // and waits gets its answer; a block is some 64 KiB of input,
+            // so this costs one write for hundreds of lines.
             // stdout failed (a closed pipe): nothing more can be said there.
-            out.write_all(&routed).context("writing stdout")?;
-            if paused {
-                out.flush().context("writing stdout")?;
-            }
-            Ok(())
+            out.write_all(&routed)
+                .and_then(|()| out.flush())
+                .context("writing stdout")
         },
     )?;
     out.flush().context("writing stdout")?;

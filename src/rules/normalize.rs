@@ -1255,6 +1255,8 @@ pub(crate) mod tests {
             "@jean_dupontéé abcdefg’s ÀÉÎÕÜ ŀŉ abcdefgh²³ª×÷ abcdefgh‐—“x”",
             "\u{a0}abcdefgh\u{2060}abcdefgh\u{200b}abcdefghß",
             "＠refund_bot x＠y é＠z ＠ alone ＠bob@a.fr @bob＠b.fr ﹫refund",
+            // The vertical tab on the path that is not the Latin one (日).
+            "日 mot\x0bde  \x0b passe\x0b",
         ] {
             assert_same_as_general(src);
         }
@@ -1313,7 +1315,7 @@ pub(crate) mod tests {
     /// accented words, quotes, emoji, handles, URLs, French spaces,
     /// fullwidth forms, ligatures, combining marks, invisible characters.
     pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
-        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|https?://[a-zé./]{0,5}\
+        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
         |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
         {0,40}";
