@@ -39,9 +39,10 @@ fn bulk_of(corpus: Vec<u8>, args: &[&str]) -> (Vec<u8>, i32) {
     bulk_with(&recorded_rules(), corpus, args)
 }
 
-/// [`bulk_of`] with the rules of folder `rules`.
-pub fn bulk_with(rules: &std::path::Path, corpus: Vec<u8>, args: &[&str]) -> (Vec<u8>, i32) {
-    let mut child = Command::new(BIN)
+/// `helpdesk rules test --rules <rules> <args> -`, started with its stdin
+/// and stdout piped.
+fn spawn_bulk(rules: &std::path::Path, args: &[&str]) -> std::process::Child {
+    Command::new(BIN)
         .args(["rules", "test", "--rules"])
         .arg(rules)
         .args(args)
@@ -49,7 +50,12 @@ pub fn bulk_with(rules: &std::path::Path, corpus: Vec<u8>, args: &[&str]) -> (Ve
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// [`bulk_of`] with the rules of folder `rules`.
+pub fn bulk_with(rules: &std::path::Path, corpus: Vec<u8>, args: &[&str]) -> (Vec<u8>, i32) {
+    let mut child = spawn_bulk(rules, args);
     let mut stdin = child.stdin.take().unwrap();
     let writer = std::thread::spawn(move || stdin.write_all(&corpus).unwrap());
     let out = child.wait_with_output().unwrap();
@@ -212,14 +218,7 @@ fn a_misspelled_key_a_hostile_value_and_a_byte_order_mark() {
 
 #[test]
 fn an_answer_comes_while_the_input_waits() {
-    let mut child = Command::new(BIN)
-        .args(["rules", "test", "--json", "--rules"])
-        .arg(recorded_rules())
-        .arg("-")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let mut child = spawn_bulk(&recorded_rules(), &["--json"]);
     let mut stdin = child.stdin.take().unwrap();
     let stdout = std::io::BufReader::new(child.stdout.take().unwrap());
     let (tx, answers) = std::sync::mpsc::channel();
