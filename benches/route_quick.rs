@@ -15,6 +15,11 @@
 //! printed, accented ÷ ASCII. With `--mixed --normalize`, the same for
 //! the normalisation alone (`normalize_fast_into`), the part of routing
 //! the accents make dearer; the rest is the rule count's.
+//!
+//! For counting instructions and branch misses under valgrind, which runs
+//! some fifty times slower: `HELPDESK_BENCH_ROUNDS=1` runs one round of
+//! each, and `HELPDESK_BENCH_ONLY=ascii` (or `accented`) one variant only
+//! (the other is reported as 0 ns).
 
 use std::hint::black_box;
 use std::time::Instant;
@@ -70,13 +75,27 @@ fn run_mixed(sizes: &[usize], normalize_only: bool) {
         let set = load(&kws);
         let (french, ascii) = mixed(&kws);
         let (mut a, mut f) = (Vec::new(), Vec::new());
-        for _ in 0..MIXED_ROUNDS {
-            a.push(measure(&set, &ascii));
-            f.push(measure(&set, &french));
+        let rounds = std::env::var("HELPDESK_BENCH_ROUNDS")
+            .ok()
+            .and_then(|r| r.parse().ok())
+            .filter(|r| *r > 0)
+            .unwrap_or(MIXED_ROUNDS);
+        let only = std::env::var("HELPDESK_BENCH_ONLY").unwrap_or_default();
+        for _ in 0..rounds {
+            a.push(if only != "accented" {
+                measure(&set, &ascii)
+            } else {
+                0.0
+            });
+            f.push(if only != "ascii" {
+                measure(&set, &french)
+            } else {
+                0.0
+            });
         }
         a.sort_by(f64::total_cmp);
         f.sort_by(f64::total_cmp);
-        let m = MIXED_ROUNDS / 2;
+        let m = rounds / 2;
         let rate = |ns: f64| format!("{:.0} ns ({:.2} M/s)", ns, 1e3 / ns);
         println!(
             "| {n} | {} | {} | {} | {} | {:.2}, {:.2} |",

@@ -334,11 +334,9 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
                 // Where the loop stops: a non-ASCII byte, a `/` or a `.`
                 // (which may end a URL's `://` or `www.`).
                 let stop = x & HIGH | in_range(x, b'.', b'/');
-                let k = if stop == 0 {
-                    8
-                } else {
-                    stop.trailing_zeros() as usize / 8
-                };
+                // With no stop, 64 trailing zeros: eight bytes, and no
+                // branch (one here mispredicted at every accent).
+                let k = stop.trailing_zeros() as usize / 8;
                 if k == 0 {
                     // A character the loop folds in its stride, or a stop.
                     let Some((l, end)) = inline_fold(bytes, i) else {
@@ -514,20 +512,27 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
 /// what it folds to (see [`INLINE_FOLD`]) and the byte after it. French
 /// text has one every dozen bytes or so (`é`, `’`, the no-break spaces of
 /// its typography); leaving the loop for each cost as much as the rest.
+/// `b` must hold two bytes after `i` (the loop reads eight).
+///
+/// No branch on the kind of character: the loop meets `é` and `’` in no
+/// order a predictor could learn, so both indexes are computed and one
+/// chosen by arithmetic.
 #[inline]
 fn inline_fold(b: &[u8], i: usize) -> Option<(u8, usize)> {
-    let cont = |k: usize| (b[i + k] & 0x3F) as usize;
-    let (at, end) = match b[i] {
-        // U+0080 to U+017F.
-        0xC2..=0xC5 => (((b[i] as usize & 0x1F) << 6 | cont(1)) - 0x80, i + 2),
-        // U+2000 to U+207F.
-        0xE2 if b[i + 1] & 0xFE == 0x80 => {
-            (0x100 + ((b[i + 1] as usize & 1) << 6 | cont(2)), i + 3)
-        }
-        _ => return None,
-    };
+    let (b0, b1, b2) = (b[i] as usize, b[i + 1] as usize, b[i + 2] as usize);
+    // U+0080 to U+017F: two bytes, led by 0xC2 to 0xC5.
+    let two = (b0.wrapping_sub(0xC2) < 4) as usize;
+    // U+2000 to U+207F: three bytes, led by 0xE2 0x80 or 0xE2 0x81.
+    let three = (b0 == 0xE2 && b1 & 0xFE == 0x80) as usize;
+    let at_two = ((b0 & 0x1F) << 6 | (b1 & 0x3F)).wrapping_sub(0x80);
+    let at_three = 0x100 + ((b1 & 1) << 6 | (b2 & 0x3F));
+    // Anything else reads the table's last entry, U+207F, which is not
+    // folded in the stride (0).
+    let at = (at_two & two.wrapping_neg())
+        | (at_three & three.wrapping_neg())
+        | (INLINE_FOLD.len() - 1) & (1 - two - three).wrapping_neg();
     let l = INLINE_FOLD[at];
-    (l != 0).then_some((l, end))
+    (l != 0).then_some((l, i + 2 + three))
 }
 
 /// What the eight-byte loop of [`latin_pass`] folds in its stride: for
@@ -564,6 +569,9 @@ static INLINE_FOLD: [u8; 0x180] = {
     }
     t
 };
+
+// [`inline_fold`] reads the last entry for any character it does not fold.
+const _: () = assert!(INLINE_FOLD[INLINE_FOLD.len() - 1] == 0);
 
 /// The non-ASCII character that starts at byte `i` of a `str`'s bytes:
 /// its code point and the byte after it. No validation: a `str` is UTF-8.
@@ -736,9 +744,25 @@ const fn is_latin_word_char(cp: u32) -> bool {
 }
 
 /// Emoji and pictographs, which folding leaves as they are and which are
-/// not word characters (checked code point by code point by a unit test).
+/// not word characters (checked code point by code point by a unit test):
+/// arrows (`↩`), technical symbols (`⌚`, `⏰`), dingbats (`❤`, `✅`),
+/// the arrows and stars after them (`⭐`), the regional indicators that
+/// make flags (`🇫🇷`) and the emoji blocks. Left out, as they decompose:
+/// the struck-through arrows (`↚`, U+219A) and `〈` and `〉` (U+2329 and
+/// U+232A, CJK brackets in NFKD).
 fn is_unchanged_symbol(cp: u32) -> bool {
-    matches!(cp, 0x2600..=0x2775 | 0x2794..=0x27BF | 0x1F300..=0x1FAFF)
+    matches!(cp,
+        0x2190..=0x2199
+        | 0x219C..=0x21AD
+        | 0x21AF..=0x21CC
+        | 0x21D0..=0x21FF
+        | 0x2300..=0x2328
+        | 0x232B..=0x23FF
+        | 0x2600..=0x2775
+        | 0x2794..=0x27BF
+        | 0x2B00..=0x2BFF
+        | 0x1F1E6..=0x1F1FF
+        | 0x1F300..=0x1FAFF)
 }
 
 /// The fast path's output under construction: the text, its walk starts
@@ -1315,7 +1339,7 @@ pub(crate) mod tests {
     /// accented words, quotes, emoji, handles, URLs, French spaces,
     /// fullwidth forms, ligatures, combining marks, invisible characters.
     pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
-        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
+        |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍🇦-🇿⭐⏰↩⌚↚\u{2329}〈]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
         |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
         {0,40}";
@@ -1325,7 +1349,7 @@ pub(crate) mod tests {
     /// path (all of Latin-1, Latin Extended-A and General Punctuation,
     /// C1 controls, soft hyphens and bidi controls included).
     pub(crate) const LATIN: &str = "([a-zA-Z0-9]{1,9}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[\u{80}-\u{17f}]\
-        |[ \t\n\u{a0}\u{202f}\u{2009}]{1,3}|[\u{2000}-\u{206f}]|[😀-🙏❤✓👍🏽🌍]|\u{fe0f}\
+        |[ \t\n\u{a0}\u{202f}\u{2009}]{1,3}|[\u{2000}-\u{206f}]|[😀-🙏❤✓👍🏽🌍🇦-🇿⭐⏰↩⌚]|\u{fe0f}\
         |@[a-zA-Z_]{0,5}|https?://[a-zé./]{0,5}|[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]){0,60}";
 
     proptest::proptest! {
