@@ -744,7 +744,7 @@ fn replay_line<'r>(
             path.display()
         )
     };
-    let line = std::str::from_utf8(line)
+    let line = simdutf8::basic::from_utf8(line)
         .map_err(|_| anyhow!("the line is not UTF-8 text"))
         .with_context(not_a_message)?;
     if line.trim().is_empty() {

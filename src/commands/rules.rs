@@ -738,7 +738,7 @@ fn route_block(
     let mut reply = String::new();
     let mut failed = false;
     for (n, line) in lines.iter() {
-        let line = match std::str::from_utf8(line) {
+        let line = match simdutf8::basic::from_utf8(line) {
             Ok(line) if line.trim().is_empty() => continue,
             Ok(line) => route_line(set, vars, line, applied, &mut reply, &mut out)
                 .map_err(|e| e.to_string()),
