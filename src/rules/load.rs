@@ -10,7 +10,7 @@ use std::path::Path;
 use serde::Deserialize;
 use serde::de::DeserializeOwned;
 use toml::Spanned;
-use toml::de::{DeTable, DeValue, ValueDeserializer};
+use toml::de::{DeArray, DeTable, DeValue, ValueDeserializer};
 
 use super::diagnostic::{Diagnostic, RulesError, SourceFile};
 use super::keys::keys_of;
@@ -206,24 +206,15 @@ pub fn load_dir(dir: &Path, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
 
 /// Loads rule files given in memory, in order.
 pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSet, RulesError> {
-    let mut cx = Loader {
-        files: &files,
-        line_starts: files
-            .iter()
-            .map(|f| {
-                std::iter::once(0)
-                    .chain(f.text.match_indices('\n').map(|(i, _)| i + 1))
-                    .collect()
-            })
-            .collect(),
-        diags: Vec::new(),
-        rules: Vec::new(),
-        examples: Vec::new(),
-        ids: HashMap::new(),
-        default: None,
-        signals: None,
-        opts,
-    };
+    let line_starts: Vec<Vec<usize>> = files
+        .iter()
+        .map(|f| {
+            std::iter::once(0)
+                .chain(f.text.match_indices('\n').map(|(i, _)| i + 1))
+                .collect()
+        })
+        .collect();
+    let mut cx = Loader::new(&files, &line_starts, opts);
     for (f, file) in files.iter().enumerate() {
         cx.file(f, &file.text, &file.name);
     }
@@ -260,10 +251,14 @@ pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSe
     }
 }
 
+/// What to do about a rule id used twice.
+const DUPLICATE_ID_HINT: &str =
+    "every rule id must be unique across all rule files: rename one of them";
+
 struct Loader<'o> {
     files: &'o [SourceFile],
     /// Byte offset of each line start, per file: rule lines by binary search.
-    line_starts: Vec<Vec<usize>>,
+    line_starts: &'o [Vec<usize>],
     diags: Vec<Diagnostic>,
     rules: Vec<Rule>,
     examples: Vec<ExampleSpans>,
@@ -286,7 +281,22 @@ fn suggest(key: &str, known: &[&str]) -> String {
     }
 }
 
-impl Loader<'_> {
+impl<'o> Loader<'o> {
+    /// A loader that has found nothing yet.
+    fn new(files: &'o [SourceFile], line_starts: &'o [Vec<usize>], opts: &'o LoadOptions) -> Self {
+        Loader {
+            files,
+            line_starts,
+            diags: Vec::new(),
+            rules: Vec::new(),
+            examples: Vec::new(),
+            ids: HashMap::new(),
+            default: None,
+            signals: None,
+            opts,
+        }
+    }
+
     fn err(
         &mut self,
         file: usize,
@@ -331,20 +341,7 @@ impl Loader<'_> {
         for (key, value) in root {
             let span = value.span();
             match (key.get_ref().as_ref(), value.into_inner()) {
-                ("rule", DeValue::Array(items)) => {
-                    for item in items {
-                        let span = item.span();
-                        match item.into_inner() {
-                            DeValue::Table(t) => self.rule(f, t, span),
-                            _ => self.err(
-                                f,
-                                span,
-                                "a rule must be a table",
-                                "write each rule as a [[rule]] section",
-                            ),
-                        }
-                    }
-                }
+                ("rule", DeValue::Array(items)) => self.rules_in(f, items),
                 ("rule", _) => self.err(
                     f,
                     span,
@@ -420,6 +417,89 @@ impl Loader<'_> {
     }
 
     /// Checks one `[[rule]]` and keeps it when it has no error.
+    /// Checks the `[[rule]]` entries of file `f`. Checking a rule (its
+    /// keywords, its texts against every platform's limits) costs more
+    /// than parsing it, so a file of thousands of rules is checked on
+    /// every core, a run of rules each, and the results are put back in
+    /// file order: the same rules and diagnostics as one thread gives.
+    fn rules_in(&mut self, f: usize, items: DeArray<'_>) {
+        // Below this many rules a thread's start costs more than it saves.
+        const PER_THREAD: usize = 1_000;
+        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+        let threads = cores.min(items.len() / PER_THREAD).max(1);
+        let mut runs = Vec::with_capacity(threads);
+        let mut items = items.into_iter();
+        let run = items.len().div_ceil(threads);
+        for _ in 0..threads {
+            runs.push(items.by_ref().take(run).collect::<Vec<_>>());
+        }
+        let mut runs = runs.into_iter();
+        let first = runs.next().unwrap_or_default();
+        let others: Vec<_> = runs.map(|run| (self.fork(), run)).collect();
+        std::thread::scope(|scope| {
+            let others: Vec<_> = others
+                .into_iter()
+                .map(|(mut cx, run)| {
+                    scope.spawn(move || {
+                        for item in run {
+                            cx.rule_item(f, item);
+                        }
+                        cx
+                    })
+                })
+                .collect();
+            for item in first {
+                self.rule_item(f, item);
+            }
+            for cx in others {
+                let cx = cx.join().expect("checking a rule does not panic");
+                self.merge(cx);
+            }
+        });
+    }
+
+    /// A loader for a run of rules on another thread: the same files and
+    /// options, nothing found yet.
+    fn fork(&self) -> Self {
+        Loader::new(self.files, self.line_starts, self.opts)
+    }
+
+    /// Takes in what a [`fork`](Self::fork) found in the rules that come
+    /// after this loader's: its rules and diagnostics in order, and each of
+    /// its ids, reported as a duplicate where this loader saw it first.
+    fn merge(&mut self, later: Self) {
+        self.diags.extend(later.diags);
+        self.rules.extend(later.rules);
+        self.examples.extend(later.examples);
+        let mut ids: Vec<_> = later.ids.into_iter().collect();
+        // In file order, so that a duplicate points at the first one.
+        ids.sort_by_key(|(_, (file, span))| (*file, span.start));
+        for (id, (file, span)) in ids {
+            if let Some((first_file, first_span)) = self.ids.get(&id).cloned() {
+                self.diags.push(
+                    Diagnostic::at(file, span, format!("duplicate rule id `{id}`"))
+                        .related(first_file, first_span, "first defined here")
+                        .hint(DUPLICATE_ID_HINT),
+                );
+            } else {
+                self.ids.insert(id, (file, span));
+            }
+        }
+    }
+
+    fn rule_item(&mut self, f: usize, item: Spanned<DeValue<'_>>) {
+        let span = item.span();
+        match item.into_inner() {
+            DeValue::Table(t) => self.rule(f, t, span),
+            _ => self.err(
+                f,
+                span,
+                "a rule must be a table",
+                "write each rule as a [[rule]] section",
+            ),
+        }
+    }
+
     fn rule(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
         let what = match table.get("id").map(|v| v.get_ref()) {
             Some(DeValue::String(s)) => format!("rule `{s}`"),
@@ -518,7 +598,7 @@ impl Loader<'_> {
             self.diags.push(
                 Diagnostic::at(f, raw.span(), format!("duplicate rule id `{id}`"))
                     .related(first_file, first_span, "first defined here")
-                    .hint("every rule id must be unique across all rule files: rename one of them"),
+                    .hint(DUPLICATE_ID_HINT),
             );
         } else {
             self.ids.insert(id.to_string(), (f, raw.span()));
@@ -785,21 +865,24 @@ impl Loader<'_> {
         } else {
             tpl.render(&WORST_VARS)
         };
-        let signatures: Vec<&str> = match &self.opts.signature {
-            Some(s) => s.variants().map(|(_, text)| text).collect(),
-            None => vec![""],
+        // Each signed text once, whatever the number of platforms.
+        let signed: Vec<String> = match &self.opts.signature {
+            Some(s) => s
+                .variants()
+                .map(|(_, sig)| format!("{rendered}{sig}"))
+                .collect(),
+            None => vec![rendered],
         };
         let mut ok = true;
         for limit in &self.opts.limits {
             // The signature that makes it longest on this platform.
-            let n = signatures
+            let n = signed
                 .iter()
-                .map(|sig| {
-                    let signed = format!("{rendered}{sig}");
-                    if limit.surely_fits(&signed) {
+                .map(|text| {
+                    if limit.surely_fits(text) {
                         0
                     } else {
-                        limit.count(&signed)
+                        limit.count(text)
                     }
                 })
                 .max()

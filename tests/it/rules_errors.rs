@@ -19,6 +19,56 @@ fn errors(files: &[(&str, &str)]) -> String {
     }
 }
 
+/// A file of thousands of rules is checked a run of rules per core; the
+/// errors are the same as one thread finds: a duplicate id in a later run
+/// points back at the first in an earlier one, and every error is kept,
+/// in file order.
+#[test]
+fn a_large_file_checked_on_every_core_reports_as_one_thread_would() {
+    let mut text = String::new();
+    for i in 0..4_000 {
+        let id = match i {
+            3_500 => "r3".to_owned(),
+            3_900 => "r3_600".to_owned(),
+            _ => format!("r{i}"),
+        }
+        .replace('_', "");
+        let keywords = if i == 2_100 {
+            "[]".to_owned()
+        } else {
+            format!("[\"kw{i}\"]")
+        };
+        text.push_str(&format!(
+            "[[rule]]\nid = \"{id}\"\nkeywords = {keywords}\nreply = \"hi\"\n\n"
+        ));
+    }
+    let err = errors(&[("big.toml", &text)]);
+    let line_of = |i: usize| 5 * i + 2;
+    let found: Vec<&str> = err.lines().filter(|l| l.starts_with("big.toml:")).collect();
+    assert_eq!(
+        found,
+        vec![
+            format!(
+                "big.toml:{}:12: error: rule `r2100` has an empty `keywords` list",
+                line_of(2_100) + 1
+            ),
+            format!(
+                "big.toml:{}:6: error: duplicate rule id `r3`",
+                line_of(3_500)
+            ),
+            format!(
+                "big.toml:{}:6: error: duplicate rule id `r3600`",
+                line_of(3_900)
+            ),
+        ],
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!("{} │ id = \"r3\"", line_of(3))),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_error_kind_is_reported_with_its_place_and_a_hint() {
     let a = r#"[[rule]]
