@@ -240,3 +240,77 @@ fn an_answer_comes_while_the_input_waits() {
     drop(stdin);
     assert!(child.wait().unwrap().success());
 }
+
+/// Every field a bulk line's JSON can hold: the language read, the text
+/// chosen from a language table, signals, losers, an escalation's queue
+/// and priority, a reply with quotes and a backslash to escape; written
+/// by the bulk writer as serde writes it (the debug binary the tests run
+/// compares the two on every line) and read back as what the rules say.
+#[test]
+fn every_field_of_a_bulk_line_is_written_as_serde_writes_it() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.toml"),
+        r#"[signals]
+legal = ["avocat", "lawyer"]
+
+[[rule]]
+id = "outage"
+keywords = ["panne", "outage"]
+priority = 2
+reply = { fr = "{author} « Vérifions » la \"ligne\" \\ merci", en = "{author} Let's check \"your\" line \\ thanks" }
+
+[[rule]]
+id = "line"
+keywords = ["panne", "outage"]
+priority = 1
+reply = "{author} see the line"
+
+[[rule]]
+id = "billing"
+keywords = ["facture", "invoice"]
+escalate = { queue = "billing", priority = "high", ack = "{author} Dossier {ticket}" }
+"#,
+    )
+    .unwrap();
+    let corpus = concat!(
+        "{\"text\": \"@acme encore une panne chez moi depuis ce matin, c'est la troisième fois\", \"lang\": \"fr\"}\n",
+        "{\"text\": \"@acme another outage at my place since this morning, third time this week\", \"author\": \"bob\"}\n",
+        "{\"text\": \"@acme ma facture est fausse, mon avocat va vous écrire\", \"channel\": \"dm\"}\n",
+        "{\"text\": \"@acme rien à voir\"}\n",
+    );
+    let (out, code) = bulk_with(dir.path(), corpus.as_bytes().to_vec(), &["--json"]);
+    let text = String::from_utf8(out).unwrap();
+    assert_eq!(code, 0, "{text}");
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 4, "{text}");
+    assert_eq!(lines[0]["rule"], "outage", "{text}");
+    assert_eq!(lines[0]["language"], "fr", "{text}");
+    assert_eq!(lines[0]["reply_language"], "fr", "{text}");
+    assert_eq!(lines[0]["losers"][0]["rule"], "line", "{text}");
+    assert!(
+        lines[0]["reply"]
+            .as_str()
+            .unwrap()
+            .ends_with("« Vérifions » la \"ligne\" \\ merci"),
+        "{text}"
+    );
+    assert_eq!(lines[1]["reply_language"], "en", "{text}");
+    assert!(
+        lines[1]["reply"]
+            .as_str()
+            .unwrap()
+            .starts_with("@bob Let's check \"your\""),
+        "{text}"
+    );
+    assert_eq!(lines[2]["queue"], "billing", "{text}");
+    // The legal signal raises the rule's `high`.
+    assert_eq!(lines[2]["priority"], "urgent", "{text}");
+    assert_eq!(lines[2]["signals"][0]["signal"], "legal", "{text}");
+    assert_eq!(lines[2]["x_cost_usd"], serde_json::json!(0.015), "{text}");
+    assert_eq!(lines[3]["action"], "none", "{text}");
+    assert!(lines[3]["x_cost_usd"].is_null(), "{text}");
+}
