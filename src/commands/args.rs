@@ -58,10 +58,11 @@ pub struct Json {
     pub on: bool,
 }
 
-/// `--threads`: how many threads route messages in the bulk commands.
+/// `--threads`: how many threads route messages in the bulk commands (and
+/// check a large rule file before).
 #[derive(Debug, Clone, Copy, Args)]
 pub struct Threads {
-    /// Threads that route messages [default: one per core; at most four per core]; the output is the same with any number.
+    /// Threads that route messages, and check a file of thousands of rules [default: one per core; at most four per core]; the output is the same with any number.
     #[arg(long = "threads", id = "threads", value_name = "N")]
     pub n: Option<std::num::NonZeroUsize>,
 }

@@ -113,10 +113,11 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
         (None, Some(c)) => c.rules.clone(),
         (None, None) => unreachable!("a configuration is read when --against is missing"),
     };
-    let Some(new) = load_rules(&args.rules, "--rules (the new rules)") else {
+    let threads = std::num::NonZeroUsize::new(args.threads.get());
+    let Some(new) = load_rules(&args.rules, "--rules (the new rules)", threads) else {
         return Ok(2);
     };
-    let Some(old) = load_rules(&old_dir, "--against (the old rules)") else {
+    let Some(old) = load_rules(&old_dir, "--against (the old rules)", threads) else {
         return Ok(2);
     };
     let limits = config.as_ref().map(|c| c.limits.clone());
@@ -150,9 +151,14 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
 }
 
 /// Loads a rule set, or prints every error as `rules check` does and
-/// returns `None`: nothing is replayed on broken rules.
-fn load_rules(dir: &Path, which: &str) -> Option<RuleSet> {
-    match RuleSet::load_dir(dir, &LoadOptions::default()) {
+/// returns `None`: nothing is replayed on broken rules. `threads`: the
+/// replay's `--threads`, which a large file's check uses too.
+fn load_rules(dir: &Path, which: &str, threads: Option<std::num::NonZeroUsize>) -> Option<RuleSet> {
+    let opts = LoadOptions {
+        threads,
+        ..LoadOptions::default()
+    };
+    match RuleSet::load_dir(dir, &opts) {
         Ok(set) => Some(set),
         Err(e) => {
             eprint!("{}", e.render());

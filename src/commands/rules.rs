@@ -258,7 +258,12 @@ fn check(dir: &Path, applied: &Applied) -> Result<i32> {
 
 fn test(args: &TestArgs) -> Result<i32> {
     let mut applied = args.prices.load()?;
-    let set = match RuleSet::load_dir(&args.rules.path, &applied.load_options()) {
+    let opts = LoadOptions {
+        // A large file's check takes as many threads as the routing.
+        threads: std::num::NonZeroUsize::new(args.threads.get()),
+        ..applied.load_options()
+    };
+    let set = match RuleSet::load_dir(&args.rules.path, &opts) {
         Ok(set) => set,
         Err(e) => {
             eprint!("{}", e.render());

@@ -35,6 +35,9 @@ pub struct LoadOptions {
     /// `[replies] signature`, which every automatic reply ends with: the
     /// length check counts its longest text.
     pub signature: Option<LocalizedText>,
+    /// How many threads check a file of thousands of rules: `None`, one
+    /// per core; the bulk commands pass their `--threads`.
+    pub threads: Option<std::num::NonZeroUsize>,
 }
 
 impl Default for LoadOptions {
@@ -43,6 +46,7 @@ impl Default for LoadOptions {
             limits: vec![LengthLimit::X, LengthLimit::MASTODON, LengthLimit::BLUESKY],
             check_examples: true,
             signature: None,
+            threads: None,
         }
     }
 }
@@ -251,10 +255,6 @@ pub fn load_sources(files: Vec<SourceFile>, opts: &LoadOptions) -> Result<RuleSe
     }
 }
 
-/// What to do about a rule id used twice.
-const DUPLICATE_ID_HINT: &str =
-    "every rule id must be unique across all rule files: rename one of them";
-
 struct Loader<'o> {
     files: &'o [SourceFile],
     /// Byte offset of each line start, per file: rule lines by binary search.
@@ -267,6 +267,19 @@ struct Loader<'o> {
     /// `[signals]`, and where it was written (at most one across files).
     signals: Option<(Vec<Signal>, usize, Range<usize>)>,
     opts: &'o LoadOptions,
+    /// In a [`fork`](Loader::fork): each rule id in file order, claimed
+    /// by `merge`.
+    later_ids: Option<Vec<LaterId>>,
+}
+
+/// A rule id a [`fork`](Loader::fork) found and left for `merge` to claim.
+struct LaterId {
+    id: RuleId,
+    file: usize,
+    span: Range<usize>,
+    /// How many diagnostics the fork had found before it: a duplicate is
+    /// reported among them there.
+    after: usize,
 }
 
 fn suggest(key: &str, known: &[&str]) -> String {
@@ -294,6 +307,7 @@ impl<'o> Loader<'o> {
             default: None,
             signals: None,
             opts,
+            later_ids: None,
         }
     }
 
@@ -416,77 +430,93 @@ impl<'o> Loader<'o> {
         }
     }
 
-    /// Checks one `[[rule]]` and keeps it when it has no error.
     /// Checks the `[[rule]]` entries of file `f`. Checking a rule (its
     /// keywords, its texts against every platform's limits) costs more
     /// than parsing it, so a file of thousands of rules is checked on
-    /// every core, a run of rules each, and the results are put back in
-    /// file order: the same rules and diagnostics as one thread gives.
+    /// several threads, a run of rules each, and the results are put back
+    /// in file order: the same rules and diagnostics, in the same order,
+    /// as one thread gives.
     fn rules_in(&mut self, f: usize, items: DeArray<'_>) {
         // Below this many rules a thread's start costs more than it saves.
         const PER_THREAD: usize = 1_000;
-        let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        let threads = cores.min(items.len() / PER_THREAD).max(1);
-        let mut runs = Vec::with_capacity(threads);
+        let threads = self.opts.threads.map_or_else(
+            || std::thread::available_parallelism().map_or(1, |n| n.get()),
+            |n| n.get(),
+        );
+        let threads = threads.min(items.len() / PER_THREAD).max(1);
         let mut items = items.into_iter();
         let run = items.len().div_ceil(threads);
-        for _ in 0..threads {
-            runs.push(items.by_ref().take(run).collect::<Vec<_>>());
-        }
-        let mut runs = runs.into_iter();
-        let first = runs.next().unwrap_or_default();
-        let others: Vec<_> = runs.map(|run| (self.fork(), run)).collect();
+        let first: Vec<_> = items.by_ref().take(run).collect();
+        // Each later run in a slot, taken by whichever thread checks it.
+        let slots: Vec<_> = (1..threads)
+            .map(|_| {
+                let run: Vec<_> = items.by_ref().take(run).collect();
+                std::sync::Mutex::new(Some((self.fork(), run)))
+            })
+            .collect();
+        let check = |slot: &std::sync::Mutex<Option<(Loader<'o>, Vec<_>)>>| {
+            let (mut cx, run) = slot.lock().ok()?.take()?;
+            for item in run {
+                cx.rule_item(f, item);
+            }
+            Some(cx)
+        };
         std::thread::scope(|scope| {
-            let others: Vec<_> = others
-                .into_iter()
-                .map(|(mut cx, run)| {
-                    scope.spawn(move || {
-                        for item in run {
-                            cx.rule_item(f, item);
-                        }
-                        cx
-                    })
+            let handles: Vec<_> = slots
+                .iter()
+                .map(|slot| {
+                    std::thread::Builder::new()
+                        .name("rules-check".into())
+                        .spawn_scoped(scope, || check(slot))
+                        .ok()
                 })
                 .collect();
             for item in first {
                 self.rule_item(f, item);
             }
-            for cx in others {
-                let cx = cx.join().expect("checking a rule does not panic");
+            for (slot, handle) in slots.iter().zip(handles) {
+                let done = handle.and_then(|h| h.join().expect("checking a rule does not panic"));
+                // A thread the system refused (a container's limit on
+                // threads): its run is checked here.
+                let cx = done
+                    .or_else(|| check(slot))
+                    .expect("every run is checked once");
                 self.merge(cx);
             }
         });
     }
 
     /// A loader for a run of rules on another thread: the same files and
-    /// options, nothing found yet.
+    /// options, nothing found yet, and its rule ids kept for
+    /// [`merge`](Self::merge) to claim rather than claimed: whether an id
+    /// is taken depends on the runs before.
     fn fork(&self) -> Self {
-        Loader::new(self.files, self.line_starts, self.opts)
-    }
-
-    /// Takes in what a [`fork`](Self::fork) found in the rules that come
-    /// after this loader's: its rules and diagnostics in order, and each of
-    /// its ids, reported as a duplicate where this loader saw it first.
-    fn merge(&mut self, later: Self) {
-        self.diags.extend(later.diags);
-        self.rules.extend(later.rules);
-        self.examples.extend(later.examples);
-        let mut ids: Vec<_> = later.ids.into_iter().collect();
-        // In file order, so that a duplicate points at the first one.
-        ids.sort_by_key(|(_, (file, span))| (*file, span.start));
-        for (id, (file, span)) in ids {
-            if let Some((first_file, first_span)) = self.ids.get(&id).cloned() {
-                self.diags.push(
-                    Diagnostic::at(file, span, format!("duplicate rule id `{id}`"))
-                        .related(first_file, first_span, "first defined here")
-                        .hint(DUPLICATE_ID_HINT),
-                );
-            } else {
-                self.ids.insert(id, (file, span));
-            }
+        Loader {
+            later_ids: Some(Vec::new()),
+            ..Loader::new(self.files, self.line_starts, self.opts)
         }
     }
 
+    /// Takes in what a [`fork`](Self::fork) found in the rules that come
+    /// after this loader's, in file order: each of its ids claimed where
+    /// its rule was checked (a duplicate reported there, pointing at the
+    /// first), its diagnostics and rules after this loader's.
+    fn merge(&mut self, later: Self) {
+        let mut ids = later.later_ids.unwrap_or_default().into_iter().peekable();
+        for (k, d) in later.diags.into_iter().enumerate() {
+            while let Some(l) = ids.next_if(|l| l.after <= k) {
+                self.claim_id(l.id, l.file, l.span);
+            }
+            self.diags.push(d);
+        }
+        for l in ids {
+            self.claim_id(l.id, l.file, l.span);
+        }
+        self.rules.extend(later.rules);
+        self.examples.extend(later.examples);
+    }
+
+    /// One entry of a `[[rule]]` list: a rule's table, else an error.
     fn rule_item(&mut self, f: usize, item: Spanned<DeValue<'_>>) {
         let span = item.span();
         match item.into_inner() {
@@ -500,6 +530,7 @@ impl<'o> Loader<'o> {
         }
     }
 
+    /// Checks one `[[rule]]` and keeps it when it has no error.
     fn rule(&mut self, f: usize, mut table: DeTable<'_>, span: Range<usize>) {
         let what = match table.get("id").map(|v| v.get_ref()) {
             Some(DeValue::String(s)) => format!("rule `{s}`"),
@@ -594,16 +625,31 @@ impl<'o> Loader<'o> {
                 RuleId::parse("invalid").expect("valid id")
             }
         };
-        if let Some((first_file, first_span)) = self.ids.get(id.as_str()).cloned() {
-            self.diags.push(
-                Diagnostic::at(f, raw.span(), format!("duplicate rule id `{id}`"))
-                    .related(first_file, first_span, "first defined here")
-                    .hint(DUPLICATE_ID_HINT),
-            );
-        } else {
-            self.ids.insert(id.to_string(), (f, raw.span()));
+        match &mut self.later_ids {
+            Some(later) => later.push(LaterId {
+                id: id.clone(),
+                file: f,
+                span: raw.span(),
+                after: self.diags.len(),
+            }),
+            None => self.claim_id(id.clone(), f, raw.span()),
         }
         id
+    }
+
+    /// Claims rule id `id`, written at `span` of file `f`: a second rule
+    /// with the same id is reported at its own id, pointing back at the
+    /// first.
+    fn claim_id(&mut self, id: RuleId, f: usize, span: Range<usize>) {
+        if let Some((first_file, first_span)) = self.ids.get(id.as_str()).cloned() {
+            self.diags.push(
+                Diagnostic::at(f, span, format!("duplicate rule id `{id}`"))
+                    .related(first_file, first_span, "first defined here")
+                    .hint("every rule id must be unique across all rule files: rename one of them"),
+            );
+        } else {
+            self.ids.insert(id.to_string(), (f, span));
+        }
     }
 
     /// The `keywords` list, which a rule must have and must not leave empty.

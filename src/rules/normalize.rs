@@ -466,6 +466,9 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
             continue;
         }
         if !urls && is_url_marker(bytes, i) {
+            // The buffers go back for the second pass.
+            out.scratch = text;
+            out.walk_bits = Some(bits);
             return Pass::MayHoldUrl;
         }
         let c = if urls {

@@ -19,30 +19,45 @@ fn errors(files: &[(&str, &str)]) -> String {
     }
 }
 
-/// A file of thousands of rules is checked a run of rules per core; the
-/// errors are the same as one thread finds: a duplicate id in a later run
-/// points back at the first in an earlier one, and every error is kept,
-/// in file order.
+/// A file of thousands of rules is checked on several threads, a run of
+/// rules each; the errors are those one thread finds, in the same order: a
+/// duplicate id in a later run points back at the first use, however many
+/// uses there are, and comes before another error at the same place.
 #[test]
-fn a_large_file_checked_on_every_core_reports_as_one_thread_would() {
+fn a_large_file_checked_on_several_threads_reports_as_one_thread_would() {
     let mut text = String::new();
     for i in 0..4_000 {
         let id = match i {
-            3_500 => "r3".to_owned(),
-            3_900 => "r3_600".to_owned(),
+            3_500 | 3_700 => "r3".to_owned(),
+            3_800 => "r5".to_owned(),
+            3_900 => "r3600".to_owned(),
             _ => format!("r{i}"),
-        }
-        .replace('_', "");
-        let keywords = if i == 2_100 {
-            "[]".to_owned()
-        } else {
-            format!("[\"kw{i}\"]")
+        };
+        let keywords = match i {
+            2_100 => "keywords = []".to_owned(),
+            3_800 => "# no keywords".to_owned(),
+            _ => format!("keywords = [\"kw{i}\"]"),
         };
         text.push_str(&format!(
-            "[[rule]]\nid = \"{id}\"\nkeywords = {keywords}\nreply = \"hi\"\n\n"
+            "[[rule]]\nid = \"{id}\"\n{keywords}\nreply = \"hi\"\n\n"
         ));
     }
-    let err = errors(&[("big.toml", &text)]);
+    let render = |threads: usize| {
+        let files = vec![SourceFile {
+            name: "big.toml".into(),
+            text: text.clone(),
+        }];
+        let opts = LoadOptions {
+            threads: std::num::NonZeroUsize::new(threads),
+            ..LoadOptions::default()
+        };
+        match RuleSet::load_sources(files, &opts) {
+            Ok(_) => panic!("expected errors"),
+            Err(e) => e.render(),
+        }
+    };
+    let err = render(4);
+    assert_eq!(err, render(1), "four threads against one");
     let line_of = |i: usize| 5 * i + 2;
     let found: Vec<&str> = err.lines().filter(|l| l.starts_with("big.toml:")).collect();
     assert_eq!(
@@ -57,16 +72,27 @@ fn a_large_file_checked_on_every_core_reports_as_one_thread_would() {
                 line_of(3_500)
             ),
             format!(
+                "big.toml:{}:6: error: duplicate rule id `r3`",
+                line_of(3_700)
+            ),
+            format!(
+                "big.toml:{}:6: error: duplicate rule id `r5`",
+                line_of(3_800)
+            ),
+            format!(
+                "big.toml:{}:6: error: rule `r5` has no `keywords`",
+                line_of(3_800)
+            ),
+            format!(
                 "big.toml:{}:6: error: duplicate rule id `r3600`",
                 line_of(3_900)
             ),
         ],
         "{err}"
     );
-    assert!(
-        err.contains(&format!("{} │ id = \"r3\"", line_of(3))),
-        "{err}"
-    );
+    // Both later uses of `r3` point back at the first, not at each other.
+    let first_r3 = format!("{} │ id = \"r3\"", line_of(3));
+    assert_eq!(err.matches(&first_r3).count(), 2, "{err}");
 }
 
 #[test]
