@@ -156,6 +156,12 @@ fn is_invisible(c: char) -> bool {
         | 0xFE00..=0xFE0F | 0xFEFF | 0xE0000..=0xE007F)
 }
 
+/// U+FE00 to U+FE0F, which pick a character's text or emoji form: invisible,
+/// and marks.
+const fn is_variation_selector(cp: u32) -> bool {
+    matches!(cp, 0xFE00..=0xFE0F)
+}
+
 /// Combining diacritics of Latin, Greek and Cyrillic: the "accents" to fold.
 fn is_diacritic(c: char) -> bool {
     matches!(c as u32,
@@ -444,13 +450,22 @@ fn latin_pass(src: &str, out: &mut Normalized, urls: bool) -> Pass {
                 None if is_unchanged_symbol(cp) => {
                     // An emoji: kept, not a word character, a walk starts at it.
                     cps.push((o as u32, i as u32, end as u32));
-                    text[o..o + (end - i)].copy_from_slice(&bytes[i..end]);
+                    if i + 4 <= n {
+                        // Four bytes at once, not a call to copy three or
+                        // four: the bytes past the emoji are written again.
+                        text[o..o + 4].copy_from_slice(&bytes[i..i + 4]);
+                    } else {
+                        text[o..o + (end - i)].copy_from_slice(&bytes[i..end]);
+                    }
                     bits[o >> 6] |= 1 << (o & 63);
                     o += end - i;
                     prev = C_OTHER;
                     false
                 }
-                // Some are marks, so word characters (U+FE0F after an emoji).
+                // The variation selectors (U+FE0F after an emoji) are marks,
+                // so word characters, known without `is_word_char`'s
+                // look-ups (a unit test checks them).
+                None if is_variation_selector(cp) => true,
                 None if is_invisible(c) => is_word_char(c),
                 None => {
                     // The buffers go back for the per-character path.
@@ -1319,6 +1334,10 @@ pub(crate) mod tests {
         for cp in (0x80..0x180u32).chain(0x2000..0x2070) {
             let c = char::from_u32(cp).unwrap();
             assert_eq!(is_latin_word_char(cp), is_word_char(c), "U+{cp:04X}");
+        }
+        for cp in 0xFE00..=0xFE0F {
+            let c = char::from_u32(cp).unwrap();
+            assert!(is_variation_selector(cp) && is_invisible(c) && is_word_char(c));
         }
         for c in (0..=0x10FFFFu32).filter_map(char::from_u32) {
             if is_unchanged_symbol(c as u32) {
