@@ -622,7 +622,9 @@ impl<'o> Loader<'o> {
                     e,
                     "ids are lower-case words joined by dashes, such as `reset-password`",
                 );
-                RuleId::parse("invalid").expect("valid id")
+                // A stand-in that claims nothing: two bad ids, or a bad
+                // one and a real `invalid`, are not duplicates.
+                return RuleId::parse("invalid").expect("valid id");
             }
         };
         match &mut self.later_ids {

@@ -95,6 +95,28 @@ fn a_large_file_checked_on_several_threads_reports_as_one_thread_would() {
     assert_eq!(err.matches(&first_r3).count(), 2, "{err}");
 }
 
+/// A bad id is reported once, as a bad id: not also as a duplicate of
+/// another bad one, nor of a rule whose id happens to be `invalid`.
+#[test]
+fn bad_ids_are_not_duplicates_of_each_other() {
+    let text = "[[rule]]\nid = \"Foo\"\nkeywords = [\"a\"]\nignore = true\n\n\
+                [[rule]]\nid = \"Bar\"\nkeywords = [\"b\"]\nignore = true\n\n\
+                [[rule]]\nid = \"invalid\"\nkeywords = [\"c\"]\nignore = true\n";
+    let err = errors(&[("a.toml", text)]);
+    let found: Vec<&str> = err.lines().filter(|l| l.starts_with("a.toml:")).collect();
+    assert_eq!(found.len(), 2, "{err}");
+    assert!(
+        found
+            .iter()
+            .all(|l| l.contains(":6: error:") && !l.contains("duplicate")),
+        "{err}"
+    );
+    assert!(
+        found[0].starts_with("a.toml:2:6:") && found[1].starts_with("a.toml:7:6:"),
+        "{err}"
+    );
+}
+
 #[test]
 fn every_error_kind_is_reported_with_its_place_and_a_hint() {
     let a = r#"[[rule]]
