@@ -148,12 +148,13 @@ pub fn is_unspaced_script(c: char) -> bool {
 }
 
 /// Invisible characters that only serve to hide a word from a filter:
-/// zero-width spaces and joiners, bidi controls, the BOM and soft hyphens.
+/// zero-width spaces and joiners, bidi controls, the BOM, soft hyphens and
+/// variation selectors (all 256, and Mongolian's).
 fn is_invisible(c: char) -> bool {
     matches!(c as u32,
-        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180E
+        0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
         | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
-        | 0xFE00..=0xFE0F | 0xFEFF | 0xE0000..=0xE007F)
+        | 0xFE00..=0xFE0F | 0xFEFF | 0xE0000..=0xE007F | 0xE0100..=0xE01EF)
 }
 
 /// U+FE00 to U+FE0F, which pick a character's text or emoji form: invisible,
@@ -1217,6 +1218,7 @@ pub(crate) mod tests {
             ("Éé", "ee"),
             ("REMBOURSÉ", "rembourse"),
             ("re\u{200b}fund", "refund"),
+            ("pa\u{e0100}nne\u{180b}", "panne"),
             ("ｒｅｆｕｎｄ", "refund"),
             ("l’appli", "l'appli"),
             ("mot   de\n\tpasse", "mot de passe"),
@@ -1368,7 +1370,7 @@ pub(crate) mod tests {
     pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
         |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍🇦-🇿⭐⏰↩⌚↚\u{2329}〈]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
-        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
+        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}\u{180b}\u{e0100}\u{e01ef}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
         {0,40}";
 
     /// What French, Spanish, German and English customers write, and no
