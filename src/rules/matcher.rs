@@ -24,6 +24,7 @@ use aho_corasick::nfa::contiguous::NFA;
 use aho_corasick::{Anchored, MatchKind};
 
 use super::normalize::{Normalized, is_unspaced_script, is_word_char};
+use unicode_normalization::char::is_combining_mark;
 
 /// A keyword pattern found in a normalised text: `[start, end)` bytes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -243,8 +244,14 @@ impl Matcher {
                 }
                 if self.automaton.is_match(sid) {
                     let end = j + 1;
-                    let ends_at_boundary =
-                        text[end..].chars().next().is_none_or(|c| !is_word_char(c));
+                    let next = text[end..].chars().next();
+                    // A combining mark right after belongs to the hit's last
+                    // character (`が` is `か` and a dakuten, kept because it
+                    // changes the letter): the hit would cut a character.
+                    if next.is_some_and(|c| !c.is_ascii() && is_combining_mark(c)) {
+                        continue;
+                    }
+                    let ends_at_boundary = next.is_none_or(|c| !is_word_char(c));
                     for m in 0..self.automaton.match_len(sid) {
                         let pid = self.automaton.match_pattern(sid, m);
                         // A match state also lists the patterns that are
@@ -300,6 +307,18 @@ mod tests {
             found(&["払い戻し"], "払い戻しをお願い"),
             vec![(0, "払い戻し".into(), false)]
         );
+    }
+
+    #[test]
+    fn a_hit_never_ends_before_a_mark_of_its_last_character() {
+        // `が` is `か` and a dakuten once decomposed; `はじ`, `はし` and one.
+        assert_eq!(found(&["か", "はし"], "が はじ"), vec![]);
+        assert_eq!(
+            found(&["か", "はし"], "かが はし"),
+            vec![(0, "か".into(), false), (1, "はし".into(), true)]
+        );
+        // Devanagari's vowel signs are marks too: `क` is not in `कि`.
+        assert_eq!(found(&["क"], "कि"), vec![]);
     }
 
     /// The walks the fast paths mark find what the general scan finds.

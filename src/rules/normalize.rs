@@ -169,6 +169,41 @@ fn is_diacritic(c: char) -> bool {
         0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
 }
 
+/// Latin letters whose accent is drawn through them (a stroke or bar:
+/// Polish `ł`, Vietnamese and Croatian `đ`, Danish `ø`) and the dotless
+/// `ı`, mapped to the plain letter. Unicode gives them no decomposition,
+/// so NFKD leaves them whole, yet customers without the keyboard type the
+/// plain letter (`zazolc` for `zażółć`) as they drop any other accent.
+/// Lower case only: [`fold_char`] lowers first.
+fn stroke_base(c: char) -> Option<char> {
+    Some(match c {
+        'ł' | 'ƚ' => 'l',
+        'đ' => 'd',
+        'ø' => 'o',
+        'ħ' => 'h',
+        'ŧ' => 't',
+        'ı' | 'ɨ' => 'i',
+        'ƀ' => 'b',
+        'ƶ' => 'z',
+        'ǥ' => 'g',
+        _ => return None,
+    })
+}
+
+/// The combining enclosing keycap, which makes the character before it
+/// (a digit, `#` or `*`, perhaps with U+FE0F between) an emoji: `5️⃣`.
+/// An emoji ends a word, so the keycap folds to a space and the paths set
+/// its digit apart from a word before it ([`keycap_follows`]): `fix1️⃣` is
+/// `fix 1`.
+const KEYCAP: char = '\u{20E3}';
+
+/// Whether a keycap, perhaps after U+FE0F, starts at byte `i` of `b`: the
+/// byte before `i` is then a keycap's digit.
+fn keycap_follows(b: &[u8], i: usize) -> bool {
+    let rest = &b[i..];
+    rest.starts_with("\u{20E3}".as_bytes()) || rest.starts_with("\u{FE0F}\u{20E3}".as_bytes())
+}
+
 /// Typographic apostrophes and quotes, mapped to their plain forms.
 fn plain_quote(c: char) -> Option<char> {
     match c {
@@ -216,12 +251,21 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
             while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
                 i += 1;
             }
+            // A keycap's digit is an emoji's, apart from the word before.
+            let keycap = keycap_follows(bytes, i);
+            let word_end = if keycap { i - 1 } else { i };
             let at = out.text.len();
-            out.text.push_str(&src[start..i]);
+            out.text.push_str(&src[start..word_end]);
             out.text[at..].make_ascii_lowercase();
             if with_spans {
                 out.spans
-                    .extend((start as u32..i as u32).map(|k| (k, k + 1)));
+                    .extend((start as u32..word_end as u32).map(|k| (k, k + 1)));
+            }
+            if keycap {
+                if word_end > start || prev_word {
+                    out.push_space((word_end, i));
+                }
+                out.push_char(bytes[word_end].to_ascii_lowercase() as char, (word_end, i));
             }
             prev_word = true;
             continue;
@@ -697,7 +741,18 @@ pub fn normalize_fast_into(src: &str, out: &mut Normalized) {
                 while i < bytes.len() && bytes[i].is_ascii_alphanumeric() {
                     i += 1;
                 }
-                e.ascii_word(&src[start..i], start);
+                // As in the general path: a keycap's digit stands apart.
+                if keycap_follows(bytes, i) {
+                    if i - 1 > start {
+                        e.ascii_word(&src[start..i - 1], start);
+                    }
+                    if i - 1 > start || prev_word {
+                        e.space((i - 1, i));
+                    }
+                    e.ascii_word(&src[i - 1..i], i - 1);
+                } else {
+                    e.ascii_word(&src[start..i], start);
+                }
                 prev_word = true;
                 continue;
             }
@@ -1062,7 +1117,7 @@ fn fold_char(c: char, mut emit: impl FnMut(Folded)) {
     if is_invisible(c) {
         return;
     }
-    if c.is_whitespace() {
+    if c.is_whitespace() || c == KEYCAP {
         emit(Folded::Space);
         return;
     }
@@ -1080,7 +1135,9 @@ fn fold_char(c: char, mut emit: impl FnMut(Folded)) {
                 }
                 'ς' => emit(Folded::Char('σ')),
                 _ if l.is_whitespace() => emit(Folded::Space),
-                _ => emit(Folded::Char(plain_quote(l).unwrap_or(l))),
+                _ => emit(Folded::Char(
+                    stroke_base(l).or_else(|| plain_quote(l)).unwrap_or(l),
+                )),
             }
         }
     }
@@ -1164,24 +1221,24 @@ static LATIN_FOLD: [&str; 0x100] = [
     "a", "a", "a", "a", "a", "a", "æ", "c", // U+00C0
     "e", "e", "e", "e", "i", "i", "i", "i", // U+00C8
     "ð", "n", "o", "o", "o", "o", "o", "×", // U+00D0
-    "ø", "u", "u", "u", "u", "y", "þ", "ss", // U+00D8
+    "o", "u", "u", "u", "u", "y", "þ", "ss", // U+00D8
     "a", "a", "a", "a", "a", "a", "æ", "c", // U+00E0
     "e", "e", "e", "e", "i", "i", "i", "i", // U+00E8
     "ð", "n", "o", "o", "o", "o", "o", "÷", // U+00F0
-    "ø", "u", "u", "u", "u", "y", "þ", "y", // U+00F8
+    "o", "u", "u", "u", "u", "y", "þ", "y", // U+00F8
     "a", "a", "a", "a", "a", "a", "c", "c", // U+0100
     "c", "c", "c", "c", "c", "c", "d", "d", // U+0108
-    "đ", "đ", "e", "e", "e", "e", "e", "e", // U+0110
+    "d", "d", "e", "e", "e", "e", "e", "e", // U+0110
     "e", "e", "e", "e", "g", "g", "g", "g", // U+0118
-    "g", "g", "g", "g", "h", "h", "ħ", "ħ", // U+0120
+    "g", "g", "g", "g", "h", "h", "h", "h", // U+0120
     "i", "i", "i", "i", "i", "i", "i", "i", // U+0128
-    "i", "ı", "ij", "ij", "j", "j", "k", "k", // U+0130
+    "i", "i", "ij", "ij", "j", "j", "k", "k", // U+0130
     "ĸ", "l", "l", "l", "l", "l", "l", "l·", // U+0138
-    "l·", "ł", "ł", "n", "n", "n", "n", "n", // U+0140
+    "l·", "l", "l", "n", "n", "n", "n", "n", // U+0140
     "n", "'n", "ŋ", "ŋ", "o", "o", "o", "o", // U+0148
     "o", "o", "œ", "œ", "r", "r", "r", "r", // U+0150
     "r", "r", "s", "s", "s", "s", "s", "s", // U+0158
-    "s", "s", "t", "t", "t", "t", "ŧ", "ŧ", // U+0160
+    "s", "s", "t", "t", "t", "t", "t", "t", // U+0160
     "u", "u", "u", "u", "u", "u", "u", "u", // U+0168
     "u", "u", "u", "u", "w", "w", "y", "y", // U+0170
     "y", "z", "z", "z", "z", "z", "z", "s", // U+0178
@@ -1224,6 +1281,13 @@ pub(crate) mod tests {
             ("mot   de\n\tpasse", "mot de passe"),
             ("mot\x0bde\x0c\rpasse", "mot de passe"),
             ("Straße", "strasse"),
+            ("ZAŻÓŁĆ zażółć", "zazolc zazolc"),
+            (
+                "1\u{fe0f}\u{20e3}rembourse fix5\u{20e3} é2\u{fe0f}\u{20e3}",
+                "1 rembourse fix 5 e 2",
+            ),
+            ("Điện thoại", "dien thoai"),
+            ("SMØRREBRØD ħŧıƀɨƚƶǥ", "smorrebrod htibilzg"),
             ("  padded  ", "padded"),
             ("\u{202e}drawkcab", "drawkcab"),
             ("がっこう", gakkou.as_str()),
@@ -1306,6 +1370,9 @@ pub(crate) mod tests {
             "＠refund_bot x＠y é＠z ＠ alone ＠bob@a.fr @bob＠b.fr ﹫refund",
             // The vertical tab on the path that is not the Latin one (日).
             "日 mot\x0bde  \x0b passe\x0b",
+            // Keycaps: their digit is an emoji's, apart from the words.
+            "1\u{fe0f}\u{20e3}remboursement remboursement5\u{fe0f}\u{20e3} fix1\u{20e3} é2\u{20e3}",
+            "#\u{fe0f}\u{20e3}fix (3\u{fe0f}\u{20e3}) \u{20e3}x 44\u{fe0f}\u{20e3}4 Zażółć đ ø",
         ] {
             assert_same_as_general(src);
         }
@@ -1370,7 +1437,8 @@ pub(crate) mod tests {
     pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
         |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍🇦-🇿⭐⏰↩⌚↚\u{2329}〈]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
-        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}\u{180b}\u{e0100}\u{e01ef}]|[αβΣσςДж]|[日本語がっ]|[¼²ªº¨´])\
+        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}\u{180b}\u{e0100}\u{e01ef}]|[αβΣσςДж]|[日本語がっか\u{3099}]|[¼²ªº¨´]|[0-9#*]\u{fe0f}?\u{20e3}|\u{20e3}\
+        |[łŁđĐøØħıƀɨƚƶǥ])\
         {0,40}";
 
     /// What French, Spanish, German and English customers write, and no
