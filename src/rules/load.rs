@@ -556,7 +556,9 @@ impl<'o> Loader<'o> {
     ) -> Option<(Rule, ExampleSpans)> {
         let n_errors = self.diags.len();
         let id = self.rule_id(f, &raw.id);
-        let keywords = self.trigger_keywords(f, &id, &raw);
+        // Messages name the rule as written, even when its id is not valid.
+        let what = format!("rule `{}`", raw.id.get_ref());
+        let keywords = self.trigger_keywords(f, &what, &raw);
         let require = self.keywords(f, &raw.require, "require");
         let require_any = self.keywords(f, &raw.require_any, "require_any");
         let exclude = self.keywords(f, &raw.exclude, "exclude");
@@ -570,7 +572,6 @@ impl<'o> Loader<'o> {
         }
         let channels = self.channels(f, raw.channels.as_ref());
         let via = self.via(f, raw.via.as_ref());
-        let what = format!("rule `{id}`");
         let action = self.action(
             f,
             &raw.reply,
@@ -655,13 +656,14 @@ impl<'o> Loader<'o> {
     }
 
     /// The `keywords` list, which a rule must have and must not leave empty.
-    fn trigger_keywords(&mut self, f: usize, id: &RuleId, raw: &RawRule) -> Vec<Keyword> {
+    /// `what` names the rule in messages.
+    fn trigger_keywords(&mut self, f: usize, what: &str, raw: &RawRule) -> Vec<Keyword> {
         match &raw.keywords {
             None => {
                 self.err(
                     f,
                     raw.id.span(),
-                    format!("rule `{id}` has no `keywords`"),
+                    format!("{what} has no `keywords`"),
                     "add keywords = [\"…\"]: the words that trigger this rule",
                 );
                 Vec::new()
@@ -670,7 +672,7 @@ impl<'o> Loader<'o> {
                 self.err(
                     f,
                     k.span(),
-                    format!("rule `{id}` has an empty `keywords` list"),
+                    format!("{what} has an empty `keywords` list"),
                     "add at least one keyword, or remove the rule",
                 );
                 Vec::new()

@@ -118,6 +118,13 @@ fn bad_ids_are_not_duplicates_of_each_other() {
 }
 
 #[test]
+fn a_rule_with_a_bad_id_is_named_as_written() {
+    let err = errors(&[("a.toml", "[[rule]]\nid = \"Bad\"\nreply = \"x\"\n")]);
+    assert!(err.contains("rule `Bad` has no `keywords`"), "{err}");
+    assert!(!err.contains("`invalid`"), "{err}");
+}
+
+#[test]
 fn every_error_kind_is_reported_with_its_place_and_a_hint() {
     let a = r#"[[rule]]
 id = "one"
