@@ -126,6 +126,17 @@ where
 /// A job's result, or the panic it raised.
 type Worked<T> = std::thread::Result<T>;
 
+/// Decodes one JSON line as a `T` written as an object. serde would also
+/// take an array of the fields in their order (`["refund", "dm"]`), which
+/// no one means as a message, so the bulk commands would route it; any
+/// other value is serde's to refuse, in its own words.
+pub fn object_line<'a, T: serde::Deserialize<'a>>(line: &'a str) -> serde_json::Result<T> {
+    if line.trim_start().starts_with('[') {
+        return Err(serde::de::Error::custom("not a JSON object"));
+    }
+    serde_json::from_str(line)
+}
+
 /// Whole lines of the input, and the number of the first.
 #[derive(Debug)]
 pub struct Lines {

@@ -756,7 +756,7 @@ fn replay_line<'r>(
     if line.trim().is_empty() {
         return Ok(());
     }
-    let m: FileLine<'_> = serde_json::from_str(line).with_context(not_a_message)?;
+    let m: FileLine<'_> = parallel::object_line(line).with_context(not_a_message)?;
     let id =
         m.id.map_or_else(|| Cow::Owned(format!("line {n}")), raw_text);
     let written_at = match m.written_at {

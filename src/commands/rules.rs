@@ -845,7 +845,7 @@ fn route_line(
     reply: &mut String,
     out: &mut Vec<u8>,
 ) -> Result<(), serde_json::Error> {
-    let m = serde_json::from_str::<BulkLine<'_>>(line)?;
+    let m = parallel::object_line::<BulkLine<'_>>(line)?;
     let author = m.author.as_deref().map(|a| a.trim_start_matches('@'));
     let v = Vars {
         author: author.unwrap_or(vars.author),

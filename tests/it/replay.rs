@@ -251,6 +251,26 @@ fn a_broken_line_stops_the_replay_after_printing_what_came_before_it() {
 }
 
 #[test]
+fn a_line_that_is_not_an_object_is_not_a_message() {
+    let dir = tempfile::tempdir().unwrap();
+    let new = new_rules(dir.path());
+    // Eight fields in the order of a line's keys, which serde would take.
+    let corpus = dir.path().join("array.jsonl");
+    std::fs::write(
+        &corpus,
+        "[null, \"refund\", null, null, null, null, null, null]\n",
+    )
+    .unwrap();
+    let out = replay_input(dir.path(), &new, &corpus, &["--json"]);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1 is not a message") && err.contains("not a JSON object"),
+        "{err}"
+    );
+}
+
+#[test]
 fn the_readable_preview_groups_changes_with_samples_and_costs() {
     let dir = tempfile::tempdir().unwrap();
     let new = new_rules(dir.path());
