@@ -16,6 +16,11 @@
 //! the normalisation alone (`normalize_fast_into`), the part of routing
 //! the accents make dearer; the rest is the rule count's.
 //!
+//! With `--mixed --by-class`, where the accented variant's extra cost
+//! comes from: the normalisation alone over copies of it in which every
+//! non-ASCII character but one class is replaced by as many `x` bytes (so
+//! that the length stays), each class's cost per character of it.
+//!
 //! For counting instructions and branch misses under valgrind, which runs
 //! some fifty times slower: `HELPDESK_BENCH_ROUNDS=1` runs one round of
 //! each, and `HELPDESK_BENCH_ONLY=ascii` (or `accented`) one variant only
@@ -109,7 +114,96 @@ fn run_mixed(sizes: &[usize], normalize_only: bool) {
     }
 }
 
+/// A class of characters: its name, and whether a character belongs.
+type Class = (&'static str, fn(char) -> bool);
+
+/// The classes of non-ASCII characters `--by-class` tells apart.
+const CLASSES: [Class; 4] = [
+    (
+        "Latin-1 and Latin Extended-A (é, ç, «, no-break space)",
+        |c| ('\u{80}'..='\u{17F}').contains(&c),
+    ),
+    (
+        "General Punctuation (’, …, narrow no-break space)",
+        |c| ('\u{2000}'..='\u{206F}').contains(&c),
+    ),
+    ("other characters of three bytes (✅, ❤, U+FE0F)", |c| {
+        c.len_utf8() == 3 && !('\u{2000}'..='\u{206F}').contains(&c)
+    }),
+    ("characters of four bytes (emoji, flags)", |c| {
+        c.len_utf8() == 4
+    }),
+];
+
+/// `text` with every non-ASCII character for which `keep` is false
+/// replaced by as many `x` bytes.
+fn keep_only(text: &str, keep: impl Fn(char) -> bool) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        if c.is_ascii() || keep(c) {
+            out.push(c);
+        } else {
+            out.extend(std::iter::repeat_n('x', c.len_utf8()));
+        }
+    }
+    out
+}
+
+/// The normalisation's cost per message of the accented corpus, its ASCII
+/// variant, the accented one with every non-ASCII character made `x`
+/// bytes, and with one class kept at a time; best of the rounds, the
+/// variants in turn within each round.
+fn run_by_class() {
+    let (french, ascii) = mixed(&keywords(10));
+    let mut variants: Vec<(String, Vec<String>)> = vec![
+        ("ASCII variant".into(), ascii),
+        ("accented variant".into(), french.clone()),
+        (
+            "accented, every non-ASCII character as `x` bytes".into(),
+            french.iter().map(|t| keep_only(t, |_| false)).collect(),
+        ),
+    ];
+    for (name, is) in CLASSES {
+        variants.push((
+            format!("accented, only {name}"),
+            french.iter().map(|t| keep_only(t, is)).collect(),
+        ));
+    }
+    let mut best = vec![f64::INFINITY; variants.len()];
+    for _ in 0..MIXED_ROUNDS {
+        for (k, (_, msgs)) in variants.iter().enumerate() {
+            best[k] = best[k].min(normalize_round(msgs));
+        }
+    }
+    let per_message = |is: fn(char) -> bool| {
+        french
+            .iter()
+            .map(|t| t.chars().filter(|c| is(*c)).count())
+            .sum::<usize>() as f64
+            / french.len() as f64
+    };
+    println!("| variant | ns a message | characters of the class a message | ns a character |");
+    println!("|---|---:|---:|---:|");
+    for (k, (name, _)) in variants.iter().enumerate() {
+        match k.checked_sub(3) {
+            Some(c) => {
+                let count = per_message(CLASSES[c].1);
+                println!(
+                    "| {name} | {:.0} | {count:.2} | {:.1} |",
+                    best[k],
+                    (best[k] - best[2]) / count
+                );
+            }
+            None => println!("| {name} | {:.0} | | |", best[k]),
+        }
+    }
+}
+
 fn main() {
+    if std::env::args().any(|a| a == "--by-class") {
+        run_by_class();
+        return;
+    }
     // Rule counts from the command line (`-- 10000`), else all of them.
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
