@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 
 use crate::commands::args::{Json, Threads, adjust};
-use crate::commands::output::{is_broken_pipe, is_unsafe_on_a_terminal};
+use crate::commands::output::{escape_for_terminal, is_broken_pipe, is_unsafe_on_a_terminal};
 use crate::commands::parallel::{self, Lines};
 use crate::commands::process::{LogFormat, block_on_here};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
@@ -263,6 +263,9 @@ impl<'r> Block<'r> {
 
 const DAY_MS: i64 = 86_400_000;
 
+/// The times that name a day a person can read: 0001-01-01 to 9999-12-31.
+const DATED: std::ops::RangeInclusive<Millis> = -62_135_596_800_000..=253_402_300_799_999;
+
 /// Above this many rules, the readable table lists only the rules whose
 /// count changes.
 const MAX_RULE_ROWS: usize = 30;
@@ -300,7 +303,12 @@ impl<'r> Tally<'r> {
         let (after, a_cost) = route(s.new, m);
         self.per_rule.entry(before.rule).or_default()[0] += 1;
         self.per_rule.entry(after.rule).or_default()[1] += 1;
-        let day = m.written_at.map(|w| w.div_euclid(DAY_MS));
+        // A time outside the years 1 to 9999 names no day (a row written
+        // by another tool): counted with the undated ones.
+        let day = m
+            .written_at
+            .filter(|w| DATED.contains(w))
+            .map(|w| w.div_euclid(DAY_MS));
         let platform = m.platform.map_or("-", Platform::as_str);
         let cost = self.costs.entry((platform, day)).or_default();
         cost.tickets[0] += u64::from(b_cost.0);
@@ -571,7 +579,7 @@ fn write_costs(
     let per_day = daily(budget);
     writeln!(
         out,
-        "\ntickets and automatic replies per platform and day (before → after); reply budget {} per {} s{} = {per_day} a day per platform:",
+        "\ntickets and automatic replies per platform and day (before → after); reply budget {} per {} s{} = at most {per_day} a day per platform:",
         budget.replies,
         budget.per_secs,
         if limits.is_some() {
@@ -619,9 +627,12 @@ fn write_costs(
     Ok(())
 }
 
-/// The replies a budget allows in a day.
+/// The most replies a budget lets through in one day: `replies` at once,
+/// then one more every `per_secs / replies` (README, `[limits]`). A day
+/// above it is over budget whatever the day before left in the bucket.
 fn daily(b: Budget) -> u64 {
-    u64::from(b.replies) * 86_400 / b.per_secs.max(1)
+    let refilled = u128::from(b.replies) * 86_400 / u128::from(b.per_secs.max(1));
+    u64::from(b.replies).saturating_add(u64::try_from(refilled).unwrap_or(u64::MAX))
 }
 
 /// A sample text (or id) on one line, cut at 100 characters, that cannot
@@ -852,10 +863,17 @@ fn read_database(
     sink: &mut dyn FnMut(Vec<Row>) -> bool,
 ) -> Result<()> {
     block_on_here(LogFormat::Text, "warn", async {
-        let store = Store::open(url).await?;
+        let store = Store::open_existing(url).await?;
         let mut rows = Vec::with_capacity(ROWS_PER_BLOCK);
         let mut open = true;
         messages::for_each_written_since(&store, since.unwrap_or(i64::MIN), |r| {
+            if r.text_was_not_utf8 {
+                eprintln!(
+                    "warning: message {} ({}): its stored text is not UTF-8; replayed with U+FFFD in place of the bytes that are not",
+                    escape_for_terminal(r.id),
+                    escape_for_terminal(r.platform)
+                );
+            }
             rows.push(Row {
                 id: r.id.to_owned(),
                 text: r.text.to_owned(),
@@ -914,6 +932,16 @@ mod tests {
         assert_eq!("2w".parse(), Ok(Since(Duration::from_secs(14 * 86_400))));
         assert!("soon".parse::<Since>().is_err());
         assert!("3y".parse::<Since>().is_err());
+    }
+
+    #[test]
+    fn a_day_holds_the_burst_and_what_refills() {
+        let b = |replies, per_secs| Budget { replies, per_secs };
+        assert_eq!(daily(b(60, 900)), 60 + 5_760);
+        assert_eq!(daily(b(1, 86_401)), 1, "one reply is always within");
+        assert_eq!(daily(b(72, 86_400)), 144);
+        assert_eq!(daily(b(7, 1_000)), 7 + 604);
+        assert_eq!(daily(b(u32::MAX, 1)), u64::from(u32::MAX) * 86_401);
     }
 
     #[test]

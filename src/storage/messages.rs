@@ -350,10 +350,14 @@ pub struct Recorded<'a> {
     pub text: &'a str,
     /// When the customer wrote it.
     pub written_at: Millis,
+    /// Whether the stored text was not UTF-8 (something other than
+    /// helpdesk wrote the row), so `text` holds U+FFFD for the bytes that
+    /// were not: the row is still replayed, and the caller says so.
+    pub text_was_not_utf8: bool,
 }
 
 /// The messages a replay reads, in arrival order.
-const WRITTEN_SINCE: &str = "SELECT platform, platform_message_id, channel, text, written_at \
+const WRITTEN_SINCE: &str = "SELECT platform, platform_message_id, channel, text, written_at, id \
      FROM messages WHERE written_at >= $1 ORDER BY id";
 
 /// Hands every message written at or after `since` to `each`, in arrival
@@ -381,6 +385,8 @@ pub async fn for_each_written_since(
             channel: row.try_get(2)?,
             text: row.try_get(3)?,
             written_at: row.try_get(4)?,
+            // PostgreSQL checks the encoding of what it stores.
+            text_was_not_utf8: false,
         };
         if !each(m) {
             break;
@@ -396,6 +402,8 @@ fn read_sqlite_since(
     mut each: impl FnMut(Recorded<'_>) -> bool,
 ) -> Result<(), StoreError> {
     use rusqlite::OpenFlags;
+    use rusqlite::types::ValueRef;
+    use std::borrow::Cow;
     let failed = |source| StoreError::SqliteRead {
         file: file.display().to_string(),
         source,
@@ -405,17 +413,36 @@ fn read_sqlite_since(
     let mut statement = conn.prepare(WRITTEN_SINCE).map_err(failed)?;
     let mut rows = statement.query([since]).map_err(failed)?;
     while let Some(row) = rows.next().map_err(failed)? {
-        let text = |i: usize| -> Result<&str, StoreError> {
+        let rowid: i64 = row.get(5).map_err(failed)?;
+        // A row SQLite's type checks let through (a tool other than
+        // helpdesk wrote it) is named, so that it can be mended.
+        let bad_row = |what: String| StoreError::BadRow {
+            file: file.display().to_string(),
+            row: rowid,
+            what,
+        };
+        let text = |i: usize, name: &str| -> Result<&str, StoreError> {
             row.get_ref(i)
-                .and_then(|v| v.as_str().map_err(rusqlite::Error::from))
-                .map_err(failed)
+                .map_err(failed)?
+                .as_str()
+                .map_err(|e| bad_row(format!("its {name} is not text ({e})")))
+        };
+        let (body, lossy) = match row.get_ref(3).map_err(failed)? {
+            ValueRef::Text(b) | ValueRef::Blob(b) => match std::str::from_utf8(b) {
+                Ok(t) => (Cow::Borrowed(t), false),
+                Err(_) => (String::from_utf8_lossy(b), true),
+            },
+            _ => return Err(bad_row("its text is not text".to_owned())),
         };
         let m = Recorded {
-            platform: text(0)?,
-            id: text(1)?,
-            channel: text(2)?,
-            text: text(3)?,
-            written_at: row.get(4).map_err(failed)?,
+            platform: text(0, "platform")?,
+            id: text(1, "platform_message_id")?,
+            channel: text(2, "channel")?,
+            text: &body,
+            written_at: row
+                .get(4)
+                .map_err(|e| bad_row(format!("its written_at is not a time in ms ({e})")))?,
+            text_was_not_utf8: lossy,
         };
         if !each(m) {
             break;

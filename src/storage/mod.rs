@@ -60,6 +60,19 @@ pub enum StoreError {
         /// SQLite's error.
         source: rusqlite::Error,
     },
+    /// A row of the SQLite file read directly holds what helpdesk never
+    /// writes (a tool other than helpdesk wrote it).
+    #[error(
+        "row {row} of the messages table in {file}: {what}; mend or delete that row (helpdesk did not write it so)"
+    )]
+    BadRow {
+        /// The file.
+        file: String,
+        /// The row's `id`.
+        row: i64,
+        /// What is wrong with it.
+        what: String,
+    },
     /// The URL is neither `sqlite:` nor `postgres:`.
     #[error(
         "unsupported database URL `{0}`: use sqlite://FILE (created on first start) or postgres://USER@HOST/DB"
@@ -85,6 +98,17 @@ pub enum StoreError {
         /// SQLite's error.
         source: sqlx::Error,
     },
+    /// A database opened to be read as it is ([`Store::open_existing`]) is
+    /// not at this helpdesk's schema version.
+    #[error("{}", schema_mismatch(url, *.found, *.expected))]
+    Schema {
+        /// The URL with any password removed.
+        url: String,
+        /// Its last migration; `None`: it has no migration table.
+        found: Option<i64>,
+        /// This helpdesk's last migration.
+        expected: i64,
+    },
     /// Applying migrations failed.
     #[error("cannot migrate the database {url}: {source}; {}", migrate_hint(.source))]
     Migrate {
@@ -100,6 +124,23 @@ pub enum StoreError {
     /// database's fault); the transaction must be rolled back.
     #[error("internal error, nothing of it kept: {0}")]
     Inconsistent(&'static str),
+}
+
+/// What [`StoreError::Schema`] says, and what to do.
+fn schema_mismatch(url: &str, found: Option<i64>, expected: i64) -> String {
+    match found {
+        None => format!(
+            "{url} is not a helpdesk database (it has no migration table): check database_url; \
+             the bot creates and migrates its database when it first starts"
+        ),
+        Some(v) if v < expected => format!(
+            "{url} is at schema version {v}, this helpdesk's is {expected}: use the helpdesk \
+             that runs on it, or start this version's bot once (it migrates; back the database up first)"
+        ),
+        Some(v) => format!(
+            "{url} was migrated by a newer helpdesk (schema version {v}, this one knows {expected}): use that version"
+        ),
+    }
 }
 
 /// What to do about a failed migration: only a migration this version does
@@ -375,14 +416,80 @@ impl Store {
 
     /// Opens (creating a SQLite file if needed) and migrates the database.
     pub async fn open(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url, Access::CreateAndMigrate).await?;
+        migrator(store.backend)
+            .run(&store.pool)
+            .await
+            .map_err(|source| StoreError::Migrate {
+                url: redact_url(url),
+                source,
+            })?;
+        Ok(store)
+    }
+
+    /// Opens a database the bot has created and migrated to this
+    /// helpdesk's schema, read-only and changing nothing: for a preview
+    /// (`rules replay`), which must neither create a mistyped database nor
+    /// upgrade one another helpdesk still runs on, and which a read-only
+    /// PostgreSQL role may run. A missing SQLite file, a database without
+    /// helpdesk's tables or one at another schema version is an error that
+    /// says which.
+    pub async fn open_existing(url: &str) -> Result<Store, StoreError> {
+        let store = Store::connect(url, Access::ReadExisting).await?;
+        let expected = migrator(store.backend)
+            .iter()
+            .map(|m| m.version)
+            .max()
+            .expect("helpdesk has migrations");
+        let found = store.schema_version().await?;
+        if found != Some(expected) {
+            return Err(StoreError::Schema {
+                url: redact_url(url),
+                found,
+                expected,
+            });
+        }
+        Ok(store)
+    }
+
+    /// The last migration applied, `None` when the database has no
+    /// migration table (not a helpdesk database, or an empty one).
+    async fn schema_version(&self) -> Result<Option<i64>, StoreError> {
+        let has_table = match self.backend {
+            Backend::Sqlite => {
+                "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
+            }
+            Backend::Postgres => {
+                "SELECT COUNT(*) FROM information_schema.tables \
+                 WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+            }
+        };
+        let n: i64 = sqlx::query_scalar(has_table).fetch_one(&self.pool).await?;
+        if n == 0 {
+            return Ok(None);
+        }
+        let version: Option<i64> =
+            sqlx::query_scalar("SELECT MAX(version) FROM _sqlx_migrations WHERE success")
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(version)
+    }
+
+    /// Connects: the pool, and for SQLite a first check that the file is
+    /// a database.
+    async fn connect(url: &str, access: Access) -> Result<Store, StoreError> {
         sqlx::any::install_default_drivers();
         let shown = redact_url(url);
-        let (backend, url) = driver_url(url).ok_or_else(|| StoreError::Url(shown.clone()))?;
-        let hint = match backend {
-            Backend::Sqlite => {
+        let (backend, url) =
+            driver_url(url, access).ok_or_else(|| StoreError::Url(shown.clone()))?;
+        let hint = match (backend, access) {
+            (Backend::Sqlite, Access::CreateAndMigrate) => {
                 "check database_url, and that its folder exists and this user may write there"
             }
-            Backend::Postgres => "check database_url and that the server is up",
+            (Backend::Sqlite, Access::ReadExisting) => {
+                "check database_url: this reads the bot's database and creates none"
+            }
+            (Backend::Postgres, _) => "check database_url and that the server is up",
         };
         let connect_err = |source| StoreError::Connect {
             url: shown.clone(),
@@ -403,18 +510,7 @@ impl Store {
             }
             let _ = c.close().await;
         }
-        let pool = pool(backend, opts).await.map_err(connect_err)?;
-        let migrator = match backend {
-            Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
-            Backend::Postgres => sqlx::migrate!("migrations/postgres"),
-        };
-        migrator
-            .run(&pool)
-            .await
-            .map_err(|source| StoreError::Migrate {
-                url: shown.clone(),
-                source,
-            })?;
+        let pool = pool(backend, opts, access).await.map_err(connect_err)?;
         let sqlite_file = match backend {
             Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
                 .ok()
@@ -461,16 +557,39 @@ impl Store {
     }
 }
 
+/// How [`Store::connect`] opens a database.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Access {
+    /// The bot and the commands that write: a missing SQLite file is
+    /// created, and the migrations run.
+    CreateAndMigrate,
+    /// A preview: an existing database, read-only (SQLite), unchanged.
+    ReadExisting,
+}
+
+/// This helpdesk's migrations for `backend`, embedded at build time.
+fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
+    match backend {
+        Backend::Sqlite => sqlx::migrate!("migrations/sqlite"),
+        Backend::Postgres => sqlx::migrate!("migrations/postgres"),
+    }
+}
+
 /// The backend of `url` and the URL its driver gets: a SQLite file is
-/// created on first start; secrets PostgreSQL's driver would ignore (and
-/// log) are dropped. `None` for any other scheme.
-fn driver_url(url: &str) -> Option<(Backend, String)> {
+/// created on first start (opened read-only for [`Access::ReadExisting`]);
+/// secrets PostgreSQL's driver would ignore (and log) are dropped. `None`
+/// for any other scheme.
+fn driver_url(url: &str, access: Access) -> Option<(Backend, String)> {
     if url.starts_with("sqlite:") {
         let sep = if url.contains('?') { '&' } else { '?' };
+        let mode = match access {
+            Access::CreateAndMigrate => "rwc",
+            Access::ReadExisting => "ro",
+        };
         let u = if url.contains("mode=") || url.contains(":memory:") {
             url.to_owned()
         } else {
-            format!("{url}{sep}mode=rwc")
+            format!("{url}{sep}mode={mode}")
         };
         Some((Backend::Sqlite, u))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -480,14 +599,22 @@ fn driver_url(url: &str) -> Option<(Backend, String)> {
     }
 }
 
-/// The connection pool, with SQLite's settings on every connection.
-async fn pool(backend: Backend, opts: AnyConnectOptions) -> Result<AnyPool, sqlx::Error> {
+/// The connection pool, with SQLite's settings on every connection (a
+/// read-only one leaves the journal as the bot set it).
+async fn pool(
+    backend: Backend,
+    opts: AnyConnectOptions,
+    access: Access,
+) -> Result<AnyPool, sqlx::Error> {
     AnyPoolOptions::new()
         .max_connections(if backend == Backend::Sqlite { 4 } else { 8 })
         .acquire_timeout(Duration::from_secs(10))
         .after_connect(move |conn, _| {
             Box::pin(async move {
-                if backend == Backend::Sqlite {
+                if backend == Backend::Sqlite && access == Access::ReadExisting {
+                    conn.execute("PRAGMA busy_timeout = 10000; PRAGMA temp_store = MEMORY;")
+                        .await?;
+                } else if backend == Backend::Sqlite {
                     // WAL lets readers work while the bot writes; NORMAL
                     // keeps commits fast and durable across process crashes
                     // (the outbox's promise). A page cache and

@@ -270,6 +270,105 @@ fn a_line_that_is_not_an_object_is_not_a_message() {
     );
 }
 
+/// A configuration whose database is the SQLite file `db` and whose rules
+/// are the repository's.
+fn sqlite_config(dir: &Path, db: &Path) -> PathBuf {
+    let config = dir.join("helpdesk.toml");
+    let toml = format!(
+        "database_url = \"sqlite://{}\"\nrules = \"{}\"\nadmin_listen = \"\"\n",
+        db.display(),
+        common::repo_rules().display()
+    );
+    std::fs::write(&config, toml).unwrap();
+    config
+}
+
+/// A database the bot would have made: `report` opens it as the bot does.
+fn migrated(dir: &Path, config: &Path) {
+    let out = helpdesk(&["report", "--config", config.to_str().unwrap()], dir);
+    assert!(out.status.success(), "{out:?}");
+}
+
+/// `rules replay --json --rules NEW --config CONFIG`.
+fn replay_config(dir: &Path, config: &Path) -> Output {
+    let new = new_rules(dir);
+    let (new, config) = (new.to_str().unwrap(), config.to_str().unwrap());
+    helpdesk(
+        &[
+            "rules", "replay", "--json", "--rules", new, "--config", config,
+        ],
+        dir,
+    )
+}
+
+#[test]
+fn a_preview_creates_migrates_and_changes_no_database() {
+    let dir = tempfile::tempdir().unwrap();
+    // A mistyped path: an error, and no file.
+    let db = dir.path().join("typo.db");
+    let out = replay_config(dir.path(), &sqlite_config(dir.path(), &db));
+    assert_eq!(out.status.code(), Some(2));
+    assert!(!db.exists());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("creates none"), "{err}");
+    // Another program's database: not helpdesk's, and left as it was.
+    let other = dir.path().join("other.db");
+    let c = rusqlite::Connection::open(&other).unwrap();
+    c.execute_batch("CREATE TABLE foo (x)").unwrap();
+    let out = replay_config(dir.path(), &sqlite_config(dir.path(), &other));
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("not a helpdesk database"), "{err}");
+    let tables: i64 = c
+        .query_row("SELECT COUNT(*) FROM sqlite_master", [], |r| r.get(0))
+        .unwrap();
+    assert_eq!(tables, 1);
+    // A database an older helpdesk runs on: refused, not upgraded.
+    let old = dir.path().join("old.db");
+    let config = sqlite_config(dir.path(), &old);
+    migrated(dir.path(), &config);
+    let c = rusqlite::Connection::open(&old).unwrap();
+    c.execute("DELETE FROM _sqlx_migrations WHERE version > 10", [])
+        .unwrap();
+    let out = replay_config(dir.path(), &config);
+    assert_eq!(out.status.code(), Some(2));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("is at schema version 10"), "{err}");
+    let last: i64 = c
+        .query_row("SELECT MAX(version) FROM _sqlx_migrations", [], |r| {
+            r.get(0)
+        })
+        .unwrap();
+    assert_eq!(last, 10);
+}
+
+#[test]
+fn a_row_whose_text_is_not_utf8_is_replayed_and_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let db = dir.path().join("bot.db");
+    let config = sqlite_config(dir.path(), &db);
+    migrated(dir.path(), &config);
+    // As a tool other than helpdesk could write it: SQLite does not check.
+    rusqlite::Connection::open(&db)
+        .unwrap()
+        .execute(
+            "INSERT INTO messages (platform, platform_message_id, channel, conversation_id, \
+             author_id, author_handle, author_name, text, written_at, received_at, action) \
+             VALUES ('x', 'm-bad', 'mention', 'c', 'a', 'h', 'n', \
+             CAST(X'6d6f742064652070617373ff' AS TEXT), 0, 0, 'none')",
+            [],
+        )
+        .unwrap();
+    let out = replay_config(dir.path(), &config);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("message m-bad (x): its stored text is not UTF-8"),
+        "{err}"
+    );
+    let summary = json_lines(&out).pop().unwrap();
+    assert_eq!(summary["summary"]["messages"], 1, "{summary}");
+}
+
 #[test]
 fn the_readable_preview_groups_changes_with_samples_and_costs() {
     let dir = tempfile::tempdir().unwrap();
@@ -408,8 +507,9 @@ fn the_readable_preview_cannot_drive_the_terminal() {
 fn undated_lines_are_not_held_to_a_daily_budget() {
     let dir = tempfile::tempdir().unwrap();
     let old = common::repo_rules();
-    // 6 000 automatic replies, over the default 5 760 a day: an alarm on
-    // one day, none when nothing says they were one day.
+    // 6 000 automatic replies, over the default's 5 820 a day at most (60
+    // at once, then 5 760 refilled): an alarm on one day, none when
+    // nothing says they were one day.
     let replies = |written_at: Option<&str>| {
         let mut line =
             serde_json::json!({"id": "p", "channel": "dm", "text": "forgot my PASSWORD!!"});
@@ -424,7 +524,7 @@ fn undated_lines_are_not_held_to_a_daily_budget() {
     };
     let one_day = replies(Some("2026-01-20T10:00:00Z"));
     assert!(
-        one_day.contains("OVER BUDGET (5760), as before"),
+        one_day.contains("OVER BUDGET (5820), as before"),
         "{one_day}"
     );
     let undated = replies(None);
@@ -528,7 +628,7 @@ async fn replays_the_database_the_bot_filled(db: Db) {
     );
     // The readable preview says which days the replies exceed the budget.
     let text = String::from_utf8(run(&[]).stdout).unwrap();
-    assert!(text.contains("OVER BUDGET (1)"), "{text}");
+    assert!(text.contains("OVER BUDGET (2)"), "{text}");
     assert_eq!(
         json_lines(&run(&["--json", "--channel", "dm"]))
             .pop()
