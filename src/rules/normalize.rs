@@ -163,10 +163,18 @@ const fn is_variation_selector(cp: u32) -> bool {
     matches!(cp, 0xFE00..=0xFE0F)
 }
 
-/// Combining diacritics of Latin, Greek and Cyrillic: the "accents" to fold.
+/// Combining diacritics of Latin, Greek and Cyrillic, and the vowel signs
+/// of Hebrew and Arabic: the marks folded away, as accents are.
 fn is_diacritic(c: char) -> bool {
     matches!(c as u32,
-        0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F)
+        0x0300..=0x036F | 0x1AB0..=0x1AFF | 0x1DC0..=0x1DFF | 0x20D0..=0x20FF | 0xFE20..=0xFE2F
+        // Hebrew points and cantillation, Arabic vowel signs (harakat,
+        // tanween, shadda, sukun, the dagger alef): written or left out
+        // as the customer pleases, like accents (`شكراً` is `شكرا`). The
+        // Hebrew punctuation among them (maqaf, paseq, sof pasuq, nun
+        // hafukha) stays.
+        | 0x0591..=0x05BD | 0x05BF | 0x05C1 | 0x05C2 | 0x05C4 | 0x05C5 | 0x05C7
+        | 0x064B..=0x065F | 0x0670)
 }
 
 /// Latin letters whose accent is drawn through them (a stroke or bar:
@@ -191,17 +199,22 @@ fn stroke_base(c: char) -> Option<char> {
 }
 
 /// The combining enclosing keycap, which makes the character before it
-/// (a digit, `#` or `*`, perhaps with U+FE0F between) an emoji: `5️⃣`.
-/// An emoji ends a word, so the keycap folds to a space and the paths set
-/// its digit apart from a word before it ([`keycap_follows`]): `fix1️⃣` is
-/// `fix 1`.
+/// (a digit, `#` or `*`, perhaps with a variation selector between) an
+/// emoji: `5️⃣`. An emoji ends a word, so the keycap folds to a space, is
+/// no word character before a handle (`1️⃣@acme` is a mention), and the
+/// paths set its digit apart from a word before it ([`keycap_follows`]):
+/// `fix1️⃣` is `fix 1`.
 const KEYCAP: char = '\u{20E3}';
 
-/// Whether a keycap, perhaps after U+FE0F, starts at byte `i` of `b`: the
-/// byte before `i` is then a keycap's digit.
+/// Whether a keycap, perhaps after variation selectors (U+FE00 to U+FE0F,
+/// three bytes each), starts at byte `i` of `b`: the byte before `i` is
+/// then a keycap's digit.
 fn keycap_follows(b: &[u8], i: usize) -> bool {
-    let rest = &b[i..];
-    rest.starts_with("\u{20E3}".as_bytes()) || rest.starts_with("\u{FE0F}\u{20E3}".as_bytes())
+    let mut rest = &b[i..];
+    while let [0xEF, 0xB8, 0x80..=0x8F, tail @ ..] = rest {
+        rest = tail;
+    }
+    rest.starts_with("\u{20E3}".as_bytes())
 }
 
 /// Typographic apostrophes and quotes, mapped to their plain forms.
@@ -262,7 +275,9 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
                     .extend((start as u32..word_end as u32).map(|k| (k, k + 1)));
             }
             if keycap {
-                if word_end > start || prev_word {
+                // After a word written so far (an invisible character
+                // between the two left nothing of its own).
+                if out.text.chars().next_back().is_some_and(is_word_char) {
                     out.push_space((word_end, i));
                 }
                 out.push_char(bytes[word_end].to_ascii_lowercase() as char, (word_end, i));
@@ -287,7 +302,7 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
         }
         let c = src[i..].chars().next().expect("i is on a char boundary");
         let from = (i, i + c.len_utf8());
-        prev_word = is_word_char(c);
+        prev_word = is_word_char(c) && c != KEYCAP;
         i = from.1;
         push_folded(c, from, out);
     }
@@ -746,7 +761,7 @@ pub fn normalize_fast_into(src: &str, out: &mut Normalized) {
                     if i - 1 > start {
                         e.ascii_word(&src[start..i - 1], start);
                     }
-                    if i - 1 > start || prev_word {
+                    if e.out_word {
                         e.space((i - 1, i));
                     }
                     e.ascii_word(&src[i - 1..i], i - 1);
@@ -809,7 +824,7 @@ fn fold_fast(c: char, from: (usize, usize), e: &mut Emitter) -> bool {
         Folded::Char(l) => e.char(l, from),
         Folded::Space => e.space(from),
     });
-    is_word_char(c)
+    is_word_char(c) && c != KEYCAP
 }
 
 /// [`is_word_char`] for U+0080 to U+017F and U+2000 to U+206F, without
@@ -1287,6 +1302,11 @@ pub(crate) mod tests {
                 "1 rembourse fix 5 e 2",
             ),
             ("Điện thoại", "dien thoai"),
+            ("שָׁלוֹם־לְךָ شكراً جزيلاً", "שלום־לך شكرا جزيلا"),
+            (
+                "1\u{20e3}fix fix\u{200b}2\u{20e3} 3\u{fe0e}\u{20e3}x",
+                "1 fix fix 2 3 x",
+            ),
             ("SMØRREBRØD ħŧıƀɨƚƶǥ", "smorrebrod htibilzg"),
             ("  padded  ", "padded"),
             ("\u{202e}drawkcab", "drawkcab"),
@@ -1312,6 +1332,9 @@ pub(crate) mod tests {
             true,
         );
         assert_eq!(n.text, "merci @refund");
+        // A keycap is an emoji: a handle may follow it.
+        let n = normalize("1\u{fe0f}\u{20e3}@refund 2\u{20e3}@acme ok", true);
+        assert_eq!(n.text, "1 2 ok");
     }
 
     #[test]
@@ -1437,8 +1460,8 @@ pub(crate) mod tests {
     pub(crate) const MIXED: &str = "([a-zA-Z0-9]{1,6}|[à-öø-ÿÀ-ÖØ-ſ]{1,3}|[ \t\n\u{a0}\u{202f}\u{2009}]{1,2}\
         |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍🇦-🇿⭐⏰↩⌚↚\u{2329}〈]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
-        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}\u{180b}\u{e0100}\u{e01ef}]|[αβΣσςДж]|[日本語がっか\u{3099}]|[¼²ªº¨´]|[0-9#*]\u{fe0f}?\u{20e3}|\u{20e3}\
-        |[łŁđĐøØħıƀɨƚƶǥ])\
+        |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}\u{180b}\u{e0100}\u{e01ef}]|[αβΣσςДж]|[日本語がっか\u{3099}]|[¼²ªº¨´]|[0-9#*][\u{fe0e}\u{fe0f}]?\u{20e3}|\u{20e3}\
+        |[łŁđĐøØħıƀɨƚƶǥ]|[שלום\u{5b8}\u{5bc}\u{5be}شكرا\u{64b}\u{651}\u{670}])\
         {0,40}";
 
     /// What French, Spanish, German and English customers write, and no
