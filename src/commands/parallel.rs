@@ -128,10 +128,11 @@ type Worked<T> = std::thread::Result<T>;
 
 /// Decodes one JSON line as a `T` written as an object. serde would also
 /// take an array of the fields in their order (`["refund", "dm"]`), which
-/// no one means as a message, so the bulk commands would route it; any
-/// other value is serde's to refuse, in its own words.
+/// no one means as a message, so the bulk commands would route it; and its
+/// error for a bare string quotes the string, a customer's text in an
+/// error. Anything but an object is refused here, in these words.
 pub fn object_line<'a, T: serde::Deserialize<'a>>(line: &'a str) -> serde_json::Result<T> {
-    if line.trim_start().starts_with('[') {
+    if !line.trim_start().starts_with('{') {
         return Err(serde::de::Error::custom("not a JSON object"));
     }
     serde_json::from_str(line)

@@ -5,9 +5,10 @@
 //! were recorded with the starter rules of the time, kept as they were in
 //! `data/bulk_rules/` when the starter rules moved to language tables
 //! (issue #17), so that the recordings stay the line-by-line version's.
-//! One error line was edited since, by hand: line 100's (`[1,2]`), an
-//! array, which serde took for the fields of a message in their order and
-//! which is now refused as not a JSON object.
+//! Three error lines were edited since, by hand, when lines that are not
+//! JSON objects got an error of their own: line 8 (`not json`), line 100
+//! (`[1,2]`, which serde took for a message's fields in their order) and
+//! line 284 (`"just a string"`, which serde's error quoted).
 //!
 //! The corpus (`data/bulk_corpus.jsonl`, 443 lines) mixes French and
 //! English with accents, emoji, typographic apostrophes, fullwidth and
