@@ -540,7 +540,7 @@ impl<'o> Loader<'o> {
         let Some(raw) = self.deserialize::<RawRule>(f, table, span.clone(), &what) else {
             return;
         };
-        if let Some((rule, examples)) = self.check_rule(f, raw, span) {
+        if let Some((rule, examples)) = self.check_rule(f, raw, span, &what) {
             self.examples.push(examples);
             self.rules.push(rule);
         }
@@ -548,17 +548,18 @@ impl<'o> Loader<'o> {
 
     /// Checks every value of a parsed rule, reporting each problem; the
     /// rule and where its examples are, or `None` when anything was wrong.
+    /// `what` names the rule in messages as written, even when its id is
+    /// not valid.
     fn check_rule(
         &mut self,
         f: usize,
         raw: RawRule,
         span: Range<usize>,
+        what: &str,
     ) -> Option<(Rule, ExampleSpans)> {
         let n_errors = self.diags.len();
         let id = self.rule_id(f, &raw.id);
-        // Messages name the rule as written, even when its id is not valid.
-        let what = format!("rule `{}`", raw.id.get_ref());
-        let keywords = self.trigger_keywords(f, &what, &raw);
+        let keywords = self.trigger_keywords(f, what, &raw);
         let require = self.keywords(f, &raw.require, "require");
         let require_any = self.keywords(f, &raw.require_any, "require_any");
         let exclude = self.keywords(f, &raw.exclude, "exclude");
@@ -578,7 +579,7 @@ impl<'o> Loader<'o> {
             &raw.escalate,
             &raw.ignore,
             span.clone(),
-            &what,
+            what,
         );
         let incident = self.incident_texts(f, &raw, action.as_ref());
         if self.diags.len() != n_errors {
