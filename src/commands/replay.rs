@@ -28,6 +28,7 @@ use crate::commands::process::{LogFormat, block_on_here};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
 use crate::domain::limits::{Budget, Limits};
 use crate::domain::{Channel, Platform};
+use crate::platforms::registry::own_posting_budget;
 use crate::rules::{LoadOptions, Outcome, RuleSet};
 use crate::runtime::config::Config;
 use crate::storage::{Store, messages};
@@ -568,7 +569,8 @@ impl<W: Write> Replay<'_, W> {
 
 /// The tickets and automatic replies per platform and day that the change
 /// adds or removes, and the days whose automatic replies exceed the
-/// `[limits] global` budget under the new rules.
+/// `[limits] global` budget under the new rules (or the platform's own
+/// posting limit where slower, as the sender holds it).
 fn write_costs(
     out: &mut dyn Write,
     costs: &BTreeMap<(&'static str, Option<i64>), Cost>,
@@ -579,7 +581,7 @@ fn write_costs(
     let per_day = daily(budget);
     writeln!(
         out,
-        "\ntickets and automatic replies per platform and day (before → after); reply budget {} per {} s{} = at most {per_day} a day per platform:",
+        "\ntickets and automatic replies per platform and day (before → after); reply budget {} per {} s{} = at most {per_day} a day per platform (Mastodon and Bluesky: their own posting limit where slower):",
         budget.replies,
         budget.per_secs,
         if limits.is_some() {
@@ -592,6 +594,11 @@ fn write_costs(
     for ((platform, day), c) in costs {
         // Undated messages (a file's lines without `written_at`) may span
         // any number of days: a daily budget says nothing of them.
+        let per_day = platform
+            .parse::<Platform>()
+            .ok()
+            .and_then(own_posting_budget)
+            .map_or(per_day, |own| daily(budget.slower(own)));
         let over = day.is_some() && c.replies[1] > per_day;
         if c.tickets[0] == c.tickets[1] && c.replies[0] == c.replies[1] && !over {
             continue;
@@ -628,11 +635,13 @@ fn write_costs(
 }
 
 /// The most replies a budget lets through in one day: `replies` at once,
-/// then one more every `per_secs / replies` (README, `[limits]`). A day
-/// above it is over budget whatever the day before left in the bucket.
+/// then one more every `per_secs / replies` (README, `[limits]`) strictly
+/// within the day. A day above it is over budget whatever the day before
+/// left in the bucket.
 fn daily(b: Budget) -> u64 {
-    let refilled = u128::from(b.replies) * 86_400 / u128::from(b.per_secs.max(1));
-    u64::from(b.replies).saturating_add(u64::try_from(refilled).unwrap_or(u64::MAX))
+    let n = u64::from(b.replies);
+    // At most 2^32 * 86 400: no overflow in u64.
+    n + (n * 86_400).div_ceil(b.per_secs.max(1)).saturating_sub(1)
 }
 
 /// A sample text (or id) on one line, cut at 100 characters, that cannot
@@ -937,11 +946,14 @@ mod tests {
     #[test]
     fn a_day_holds_the_burst_and_what_refills() {
         let b = |replies, per_secs| Budget { replies, per_secs };
-        assert_eq!(daily(b(60, 900)), 60 + 5_760);
+        // 60 at 00:00:00, then one every 15 s from 00:00:15 to 23:59:45.
+        assert_eq!(daily(b(60, 900)), 60 + 5_759);
         assert_eq!(daily(b(1, 86_401)), 1, "one reply is always within");
-        assert_eq!(daily(b(72, 86_400)), 144);
+        assert_eq!(daily(b(1, 86_400)), 1, "the next one is the next day's");
+        assert_eq!(daily(b(72, 86_400)), 72 + 71);
         assert_eq!(daily(b(7, 1_000)), 7 + 604);
-        assert_eq!(daily(b(u32::MAX, 1)), u64::from(u32::MAX) * 86_401);
+        assert_eq!(daily(b(0, 900)), 0);
+        assert_eq!(daily(b(u32::MAX, 1)), u64::from(u32::MAX) * 86_400);
     }
 
     #[test]
@@ -971,12 +983,5 @@ mod tests {
         assert_eq!(raw_text(raw("\"a\\\"b\"")), "a\"b");
         assert_eq!(time_of(raw("1000")), Some(1000));
         assert_eq!(time_of(raw("\"1970-01-01T00:00:01Z\"")), Some(1000));
-        assert_eq!(
-            daily(Budget {
-                replies: 60,
-                per_secs: 900
-            }),
-            5760
-        );
     }
 }

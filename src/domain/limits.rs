@@ -23,6 +23,17 @@ impl Budget {
     pub fn window(&self) -> Duration {
         Duration::from_secs(self.per_secs)
     }
+
+    /// The slower of the two: `self` unless `other` allows fewer replies
+    /// a second (a platform's own posting limit below the configured one).
+    pub fn slower(self, other: Budget) -> Budget {
+        let rate = |b: Budget| f64::from(b.replies) / b.per_secs.max(1) as f64;
+        if rate(other) < rate(self) {
+            other
+        } else {
+            self
+        }
+    }
 }
 
 /// Reply budgets, in the spirit of Zammad's auto-response caps.
@@ -103,5 +114,23 @@ impl Default for Protection {
             .to_vec(),
             backlog_grace_secs: 300,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_slower_budget_is_the_one_with_fewer_replies_a_second() {
+        let b = |replies, per_secs| Budget { replies, per_secs };
+        // The default global budget against Mastodon's 300 per 3 hours.
+        assert_eq!(b(60, 900).slower(b(300, 10_800)), b(300, 10_800));
+        assert_eq!(b(1, 900).slower(b(300, 10_800)), b(1, 900));
+        assert_eq!(
+            b(4, 60).slower(b(240, 3_600)),
+            b(4, 60),
+            "equal rates keep self"
+        );
     }
 }

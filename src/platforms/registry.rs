@@ -24,6 +24,20 @@ use crate::platforms::x::auth::{
 use crate::platforms::x::config::{TokenStore, XConfig};
 use crate::platforms::x::webhook::WithWebhook;
 
+/// A platform's own posting limit, where it has one the sender holds
+/// beside `[limits] global` (the connector's `posting_budget`), for
+/// what previews the sending without a connector (`rules replay`).
+pub fn own_posting_budget(
+    platform: crate::domain::Platform,
+) -> Option<crate::domain::limits::Budget> {
+    use crate::domain::Platform;
+    match platform {
+        Platform::X => None,
+        Platform::Mastodon => Some(crate::platforms::mastodon::POSTING_BUDGET),
+        Platform::Bluesky => Some(crate::platforms::bluesky::POSTING_BUDGET),
+    }
+}
+
 /// The platform sections of the configuration; `None`: not served.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Sections<'a> {

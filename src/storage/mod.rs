@@ -459,9 +459,11 @@ impl Store {
             Backend::Sqlite => {
                 "SELECT COUNT(*) FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'"
             }
+            // Found as the unqualified query below finds it (through the
+            // search path), whatever the role may read.
             Backend::Postgres => {
-                "SELECT COUNT(*) FROM information_schema.tables \
-                 WHERE table_name = '_sqlx_migrations' AND table_schema = current_schema()"
+                "SELECT COUNT(*) FROM (SELECT to_regclass('_sqlx_migrations') AS t) AS found \
+                 WHERE t IS NOT NULL"
             }
         };
         let n: i64 = sqlx::query_scalar(has_table).fetch_one(&self.pool).await?;
@@ -487,7 +489,8 @@ impl Store {
                 "check database_url, and that its folder exists and this user may write there"
             }
             (Backend::Sqlite, Access::ReadExisting) => {
-                "check database_url: this reads the bot's database and creates none"
+                "check database_url (this reads the bot's database and creates none), and run as \
+                 the bot's user or while the bot runs: SQLite writes a -shm file beside the database"
             }
             (Backend::Postgres, _) => "check database_url and that the server is up",
         };
@@ -506,7 +509,18 @@ impl Store {
             use sqlx::{ConnectOptions as _, Connection as _};
             let mut c = opts.connect().await.map_err(connect_err)?;
             if let Err(source) = sqlx::query("PRAGMA schema_version").execute(&mut c).await {
-                return Err(StoreError::NotADatabase { url: shown, source });
+                // A read-only folder or file (SQLITE_READONLY and its
+                // extended codes) is this user's rights, not damage.
+                let read_only = source
+                    .as_database_error()
+                    .and_then(|d| d.code())
+                    .and_then(|code| code.parse::<i32>().ok())
+                    .is_some_and(|code| code & 0xff == 8);
+                return Err(if read_only {
+                    connect_err(source)
+                } else {
+                    StoreError::NotADatabase { url: shown, source }
+                });
             }
             let _ = c.close().await;
         }
@@ -582,14 +596,20 @@ fn migrator(backend: Backend) -> sqlx::migrate::Migrator {
 fn driver_url(url: &str, access: Access) -> Option<(Backend, String)> {
     if url.starts_with("sqlite:") {
         let sep = if url.contains('?') { '&' } else { '?' };
-        let mode = match access {
-            Access::CreateAndMigrate => "rwc",
-            Access::ReadExisting => "ro",
-        };
-        let u = if url.contains("mode=") || url.contains(":memory:") {
-            url.to_owned()
-        } else {
-            format!("{url}{sep}mode={mode}")
+        let u = match access {
+            _ if url.contains(":memory:") => url.to_owned(),
+            Access::CreateAndMigrate if url.contains("mode=") => url.to_owned(),
+            Access::CreateAndMigrate => format!("{url}{sep}mode=rwc"),
+            // Read-only whatever mode the URL asks for.
+            Access::ReadExisting => {
+                let (path, query) = url.split_once('?').unwrap_or((url, ""));
+                let kept: Vec<&str> = query
+                    .split('&')
+                    .filter(|p| !p.is_empty() && !p.starts_with("mode="))
+                    .chain(["mode=ro"])
+                    .collect();
+                format!("{path}?{}", kept.join("&"))
+            }
         };
         Some((Backend::Sqlite, u))
     } else if url.starts_with("postgres:") || url.starts_with("postgresql:") {
@@ -662,6 +682,21 @@ mod tests {
         ] {
             assert!(!migrate_hint(&e).contains("newer"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_preview_opens_sqlite_read_only_whatever_the_url_asks() {
+        let url = |u, access| driver_url(u, access).unwrap().1;
+        let read = Access::ReadExisting;
+        assert_eq!(url("sqlite://a.db", read), "sqlite://a.db?mode=ro");
+        assert_eq!(url("sqlite://a.db?mode=rwc", read), "sqlite://a.db?mode=ro");
+        assert_eq!(
+            url("sqlite://a.db?cache=shared&mode=rw", read),
+            "sqlite://a.db?cache=shared&mode=ro"
+        );
+        let write = Access::CreateAndMigrate;
+        assert_eq!(url("sqlite://a.db", write), "sqlite://a.db?mode=rwc");
+        assert_eq!(url("sqlite://a.db?mode=ro", write), "sqlite://a.db?mode=ro");
     }
 
     /// Checks each (url, redacted) pair, and that no secret survives.

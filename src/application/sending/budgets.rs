@@ -46,13 +46,12 @@ pub(super) fn platform_budgets(
     connectors: &[Arc<dyn Connector>],
     limits: &Limits,
 ) -> Vec<(Platform, Budget)> {
-    let rate = |b: Budget| b.replies as f64 / b.per_secs.max(1) as f64;
     connectors
         .iter()
         .map(|c| {
             let b = match c.posting_budget() {
-                Some(own) if rate(own) < rate(limits.global) => own,
-                _ => limits.global,
+                Some(own) => limits.global.slower(own),
+                None => limits.global,
             };
             (c.platform(), b)
         })

@@ -71,6 +71,13 @@ const MAX_LOG_PAGES: usize = 50;
 /// Points a `createRecord` spends.
 const CREATE_POINTS: u64 = 3;
 
+/// The posting limit: 5 000 points an hour at 3 a post; the daily 35 000
+/// is held by the headers (`check_points`).
+pub const POSTING_BUDGET: Budget = Budget {
+    replies: (5000 / CREATE_POINTS) as u32,
+    per_secs: 3600,
+};
+
 /// A resend keeps the row's record key, which the PDS refuses twice: safe
 /// for as long as the row lives.
 const RKEY_GUARD: Duration = Duration::from_secs(365 * 24 * 3600);
@@ -861,12 +868,7 @@ impl Connector for BlueskyClient {
     }
 
     fn posting_budget(&self) -> Option<Budget> {
-        // 5 000 points an hour at 3 a post; the daily 35 000 is held by
-        // the headers (`check_points`).
-        Some(Budget {
-            replies: (5000 / CREATE_POINTS) as u32,
-            per_secs: 3600,
-        })
+        Some(POSTING_BUDGET)
     }
 
     fn usage_line(&self) -> Option<String> {

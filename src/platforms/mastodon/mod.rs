@@ -34,6 +34,13 @@ use crate::platforms::{
     Account, ApiError, Author, Batch, Connector, Event, Outgoing, Pushed, ReplyKind, Sent, Skipped,
 };
 
+/// Mastodon's default posting limit: 300 statuses per account per 3
+/// hours (the sender holds the slower of it and `[limits] global`).
+pub const POSTING_BUDGET: crate::domain::limits::Budget = crate::domain::limits::Budget {
+    replies: 300,
+    per_secs: 3 * 3600,
+};
+
 /// Pages per poll at most (40 notifications each).
 const MAX_PAGES: usize = 20;
 
@@ -485,11 +492,7 @@ impl Connector for MastodonClient {
     }
 
     fn posting_budget(&self) -> Option<crate::domain::limits::Budget> {
-        // Mastodon's default: 300 statuses per account per 3 hours.
-        Some(crate::domain::limits::Budget {
-            replies: 300,
-            per_secs: 3 * 3600,
-        })
+        Some(POSTING_BUDGET)
     }
 }
 
