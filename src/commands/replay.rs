@@ -953,7 +953,7 @@ mod tests {
         assert_eq!(daily(b(72, 86_400)), 72 + 71);
         assert_eq!(daily(b(7, 1_000)), 7 + 604);
         assert_eq!(daily(b(0, 900)), 0);
-        assert_eq!(daily(b(u32::MAX, 1)), u64::from(u32::MAX) * 86_400);
+        assert_eq!(daily(b(u32::MAX, 1)), u64::from(u32::MAX) * 86_401 - 1);
     }
 
     #[test]
