@@ -109,8 +109,9 @@ def main():
     db = f"{work}/bench.db"
     with open(f"{work}/helpdesk.toml", "w") as f:
         f.write(f'database_url = "sqlite://{db}"\nrules = "{work}/old"\n\n[x]\naccess_token_env = "NO_TOKEN"\n')
-    # Creates and migrates the database (empty: nothing changes, exit 0).
-    subprocess.run([exe, "rules", "replay", "--rules", f"{work}/new", "--config", f"{work}/helpdesk.toml"],
+    # Creates and migrates the database as the bot would (`report` opens it
+    # so; a replay reads a database as it is and creates none).
+    subprocess.run([exe, "report", "--config", f"{work}/helpdesk.toml"],
                    check=True, stdout=subprocess.DEVNULL)
     con = sqlite3.connect(db)
     con.executemany(
