@@ -104,6 +104,25 @@ impl Normalized {
         }
     }
 
+    /// An accent written apart (`e` then U+0301) is dropped, yet it
+    /// belongs to the letter before: that letter's span takes it in, so
+    /// that evidence never cuts a character the customer wrote in two.
+    fn extend_last(&mut self, from: (usize, usize)) {
+        let Some(last) = self.text.chars().next_back() else {
+            return;
+        };
+        if !self.with_spans || last == ' ' {
+            return;
+        }
+        let at = self.spans.len() - last.len_utf8();
+        if self.spans[at].1 as usize != from.0 {
+            return;
+        }
+        for span in &mut self.spans[at..] {
+            span.1 = from.1 as u32;
+        }
+    }
+
     fn push_space(&mut self, from: (usize, usize)) {
         if self.text.is_empty() || self.text.ends_with(' ') {
             return;
@@ -129,7 +148,16 @@ pub fn is_word_char(c: char) -> bool {
     if c.is_ascii() {
         return c.is_ascii_alphanumeric();
     }
-    c.is_alphanumeric() || is_combining_mark(c)
+    (c.is_alphanumeric() || is_combining_mark(c)) && !is_letter_emoji(c)
+}
+
+/// The negative circled and squared Latin letters (`🅐`, `🅰️`, `🅿️`):
+/// Unicode calls them alphabetic, but they are symbols (category So) that
+/// no normalisation turns into letters, and customers use them as emoji
+/// (`parking🅿️`). The plain circled and squared ones (`ⓐ`, `🄰`) are
+/// different: NFKC folds them to their letter.
+fn is_letter_emoji(c: char) -> bool {
+    matches!(c as u32, 0x1F150..=0x1F169 | 0x1F170..=0x1F189)
 }
 
 /// Scripts written without spaces between words: a keyword in them matches
@@ -155,6 +183,12 @@ fn is_invisible(c: char) -> bool {
         0x00AD | 0x034F | 0x061C | 0x115F | 0x1160 | 0x17B4 | 0x17B5 | 0x180B..=0x180F
         | 0x200B..=0x200F | 0x202A..=0x202E | 0x2060..=0x2064 | 0x2066..=0x206F
         | 0xFE00..=0xFE0F | 0xFEFF | 0xE0000..=0xE007F | 0xE0100..=0xE01EF)
+}
+
+/// A combining accent that folding drops (the keycap, though a mark, is
+/// a space there).
+fn is_dropped_mark(c: char) -> bool {
+    is_diacritic(c) && c != KEYCAP
 }
 
 /// U+FE00 to U+FE0F, which pick a character's text or emoji form: invisible,
@@ -304,7 +338,11 @@ pub fn normalize_into(src: &str, mask: bool, with_spans: bool, out: &mut Normali
         let from = (i, i + c.len_utf8());
         prev_word = is_word_char(c) && c != KEYCAP;
         i = from.1;
-        push_folded(c, from, out);
+        if is_dropped_mark(c) {
+            out.extend_last(from);
+        } else {
+            push_folded(c, from, out);
+        }
     }
     if out.text.ends_with(' ') {
         out.text.pop();
@@ -820,6 +858,10 @@ fn fold_fast(c: char, from: (usize, usize), e: &mut Emitter) -> bool {
         e.symbol(c, from);
         return false;
     }
+    if is_dropped_mark(c) {
+        e.extend_last(from);
+        return true;
+    }
     fold_char(c, |f| match f {
         Folded::Char(l) => e.char(l, from),
         Folded::Space => e.space(from),
@@ -964,6 +1006,36 @@ impl Emitter {
         }
         self.text.push(c);
         self.out_word = word;
+    }
+
+    /// As `Normalized::extend_last`: the last output character's map back
+    /// takes in `from`, the accent written apart right after it.
+    fn extend_last(&mut self, from: (usize, usize)) {
+        let Some(last) = self.text.chars().next_back() else {
+            return;
+        };
+        if last == ' ' {
+            return;
+        }
+        let o = self.text.len() - last.len_utf8();
+        let (co, ci, flat_end) = *self.cps.last().expect("a first checkpoint");
+        // The last character's original bytes, from the map so far.
+        let (start, end) = match self.linear {
+            Some(delta) => (
+                (o as isize + delta) as usize,
+                (o as isize + delta) as usize + 1,
+            ),
+            None => (ci as usize, flat_end as usize),
+        };
+        if end != from.0 {
+            return;
+        }
+        if self.linear.is_none() && co as usize == o {
+            self.cps.last_mut().expect("a first checkpoint").2 = from.1 as u32;
+        } else {
+            self.cps.push((o as u32, start as u32, from.1 as u32));
+        }
+        self.linear = None;
     }
 
     /// A symbol that is not a word character (an emoji): a walk starts
@@ -1173,7 +1245,12 @@ fn at_sign(b: &[u8]) -> Option<usize> {
 
 /// If an @handle or a URL starts at byte `i`, where it ends. Handles are
 /// X's and Mastodon's: an at sign (`@` or `＠`), then ASCII letters, digits
-/// and `_`, then perhaps `@domain.tld`.
+/// and `_`, then perhaps `@domain.tld` (a domain's labels may be
+/// internationalised). A handle that runs on into letters it cannot hold
+/// (`@acmérefund`, `@acme` then a combining accent or a zero-width space)
+/// takes the rest of that word with it: the text has no word break there,
+/// so no keyword may start there, and the composed and decomposed forms of
+/// one text must mask the same.
 fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
     let bytes = src.as_bytes();
     let rest = &bytes[i..];
@@ -1189,10 +1266,15 @@ fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
         if let Some(at) = at_sign(&rest[j..]) {
             let domain = j + at;
             let mut k = domain;
-            while k < rest.len()
-                && (rest[k].is_ascii_alphanumeric() || rest[k] == b'.' || rest[k] == b'-')
-            {
-                k += 1;
+            for c in src[i + domain..].chars() {
+                let in_domain = c.is_ascii_alphanumeric()
+                    || c == '.'
+                    || c == '-'
+                    || !c.is_ascii() && (is_word_char(c) || is_invisible(c));
+                if !in_domain {
+                    break;
+                }
+                k += c.len_utf8();
             }
             while k > domain && rest[k - 1] == b'.' {
                 k -= 1;
@@ -1201,7 +1283,7 @@ fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
                 j = k;
             }
         }
-        return Some(i + j);
+        return Some(i + j + word_rest(&src[i + j..]));
     }
     let starts = |p: &[u8]| rest.len() >= p.len() && rest[..p.len()].eq_ignore_ascii_case(p);
     if starts(b"http://") || starts(b"https://") || starts(b"www.") {
@@ -1211,6 +1293,19 @@ fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
         return Some(end);
     }
     None
+}
+
+/// The length of the rest of a word that `s` continues, if a handle ended
+/// right before it on a character it cannot hold: non-ASCII letters,
+/// digits and marks, invisible characters, and the ASCII letters, digits
+/// and `_` among them.
+fn word_rest(s: &str) -> usize {
+    let continues = |c: char| !c.is_ascii() && (is_word_char(c) || is_invisible(c));
+    if !s.chars().next().is_some_and(continues) {
+        return 0;
+    }
+    s.find(|c: char| !(continues(c) || c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len())
 }
 
 /// Normalises into a fresh value; see [`normalize_into`].
@@ -1335,6 +1430,37 @@ pub(crate) mod tests {
         // A keycap is an emoji: a handle may follow it.
         let n = normalize("1\u{fe0f}\u{20e3}@refund 2\u{20e3}@acme ok", true);
         assert_eq!(n.text, "1 2 ok");
+        // A handle that runs on into letters it cannot hold takes the rest
+        // of the word: no keyword starts inside it, composed or not.
+        for src in [
+            "@acm\u{e9}refund ok",
+            "@acme\u{301}refund ok",
+            "@acmeＲefund ok",
+            "@re\u{200b}fund ok",
+            "@bob@s\u{e9}rver.refund ok",
+        ] {
+            assert_eq!(normalize(src, true).text, "ok", "{src:?}");
+        }
+        assert_eq!(normalize("@acme’s refund", true).text, "'s refund");
+    }
+
+    #[test]
+    fn letter_emoji_are_no_letters() {
+        assert!(!is_word_char('🅿') && !is_word_char('🅐') && is_word_char('ⓐ'));
+        assert_eq!(normalize("parking🅿\u{fe0f}", true).text, "parking🅿");
+    }
+
+    #[test]
+    fn an_accent_written_apart_belongs_to_its_letter() {
+        let src = "je veux e\u{302}tre rembourse\u{301} 5\u{301}";
+        let n = normalize(src, true);
+        assert_eq!(n.text, "je veux etre rembourse 5");
+        let at = n.text.find("rembourse").unwrap();
+        let (s, e) = n.original_span(at, at + "rembourse".len());
+        assert_eq!(&src[s..e], "rembourse\u{301}");
+        let (s, e) = n.original_span(n.text.len() - 1, n.text.len());
+        assert_eq!(&src[s..e], "5\u{301}");
+        assert_same_as_general(src);
     }
 
     #[test]
@@ -1396,6 +1522,11 @@ pub(crate) mod tests {
             // Keycaps: their digit is an emoji's, apart from the words.
             "1\u{fe0f}\u{20e3}remboursement remboursement5\u{fe0f}\u{20e3} fix1\u{20e3} é2\u{20e3}",
             "#\u{fe0f}\u{20e3}fix (3\u{fe0f}\u{20e3}) \u{20e3}x 44\u{fe0f}\u{20e3}4 Zażółć đ ø",
+            // Accents written apart, after a letter, a space, an emoji,
+            // a folded ligature and an invisible character.
+            "cafe\u{301} e\u{302}\u{301}tre \u{301}x 😀\u{301} ß\u{301} ﬁ\u{301} β\u{301} e\u{200b}\u{301}",
+            "@acm\u{e9}refund @acme\u{301}refund @re\u{200b}fund @bob@s\u{e9}rver.refund ok",
+            "parking🅿\u{fe0f} 🅰\u{fe0f}🅱\u{fe0f}refund 🅐x",
         ] {
             assert_same_as_general(src);
         }
@@ -1461,7 +1592,7 @@ pub(crate) mod tests {
         |[’‘“”«»‹›„‚′″…–—]|[😀-🙏❤✓👍🏽🌍🇦-🇿⭐⏰↩⌚↚\u{2329}〈]|\u{fe0f}|\u{200d}|[@＠][a-zA-Z_]{0,5}|\x0b|https?://[a-zé./]{0,5}\
         |[wW]{3}[.][a-z]{0,3}|[#?!.,:`'\"@/_-]|[hHwW]|[Ａ-Ｚａ-ｚ０-９]|[ﬀ-ﬆ]|[\u{300}-\u{36f}\u{20d0}]\
         |[\u{200b}-\u{200f}\u{2060}\u{feff}\u{ad}\u{202a}-\u{202e}\u{180b}\u{e0100}\u{e01ef}]|[αβΣσςДж]|[日本語がっか\u{3099}]|[¼²ªº¨´]|[0-9#*][\u{fe0e}\u{fe0f}]?\u{20e3}|\u{20e3}\
-        |[łŁđĐøØħıƀɨƚƶǥ]|[שלום\u{5b8}\u{5bc}\u{5be}شكرا\u{64b}\u{651}\u{670}])\
+        |[łŁđĐøØħıƀɨƚƶǥ]|[שלום\u{5b8}\u{5bc}\u{5be}شكرا\u{64b}\u{651}\u{670}]|[🅐-🅩🅰-🆉ⓐ🄰])\
         {0,40}";
 
     /// What French, Spanish, German and English customers write, and no
