@@ -47,13 +47,19 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
         })
 }
 
-/// Whether `c` would change how the rest of a line shows on a terminal: a
-/// control character (C0 or C1: escape sequences, line breaks) or an
-/// explicit bidi control (embeddings, overrides, isolates, marks), which
-/// reorders what follows it.
+/// Whether `c` would change how the rest of a line shows on a terminal,
+/// or hide what is there: a control character (C0 or C1: escape
+/// sequences, line breaks), an explicit bidi control (embeddings,
+/// overrides, isolates, marks), which reorders what follows it, the line
+/// and paragraph separators, and the invisible format characters (zero
+/// widths, the soft hyphen, word joiners, tags, interlinear annotations),
+/// which can hide text between what shows. Not the zero-width joiner nor
+/// the variation selectors, which emoji are made of.
 pub fn is_unsafe_on_a_terminal(c: char) -> bool {
     c.is_control()
-        || matches!(c, '\u{061C}' | '\u{200E}' | '\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}')
+        || matches!(c,
+            '\u{00AD}' | '\u{061C}' | '\u{180E}' | '\u{200B}' | '\u{200C}' | '\u{200E}' | '\u{200F}' | '\u{2028}'..='\u{202E}'
+            | '\u{2060}'..='\u{206F}' | '\u{FEFF}' | '\u{FFF9}'..='\u{FFFB}' | '\u{E0000}'..='\u{E007F}')
 }
 
 /// `text` with every character [`is_unsafe_on_a_terminal`] but the line
@@ -116,6 +122,12 @@ mod tests {
             "a\\u{202e}b\\u{1b}[2J\\u{9b}c é\\u{d}\n\t^"
         );
         assert!(!is_unsafe_on_a_terminal('é') && is_unsafe_on_a_terminal('\u{2066}'));
+        assert!(
+            is_unsafe_on_a_terminal('\u{2028}')
+                && is_unsafe_on_a_terminal('\u{200b}')
+                && is_unsafe_on_a_terminal('\u{e0041}')
+        );
+        assert!(!is_unsafe_on_a_terminal('\u{200d}') && !is_unsafe_on_a_terminal('\u{fe0f}'));
     }
 
     #[test]

@@ -131,11 +131,41 @@ type Worked<T> = std::thread::Result<T>;
 /// no one means as a message, so the bulk commands would route it; and its
 /// error for a bare string quotes the string, a customer's text in an
 /// error. Anything but an object is refused here, in these words.
+///
+/// serde's errors for a string of the wrong kind (`"channel": "…"`) quote
+/// the string, which may be a customer's text written in the wrong key:
+/// those are said without it.
 pub fn object_line<'a, T: serde::Deserialize<'a>>(line: &'a str) -> serde_json::Result<T> {
     if !line.trim_start().starts_with('{') {
         return Err(serde::de::Error::custom("not a JSON object"));
     }
-    serde_json::from_str(line)
+    serde_json::from_str(line).map_err(without_values)
+}
+
+/// `e`, without the value it quotes when it quotes one that is more than
+/// a plain word (`fax` for a channel is shown; a sentence is not).
+fn without_values(e: serde_json::Error) -> serde_json::Error {
+    const QUOTING: [&str; 3] = [
+        "unknown variant",
+        "invalid type: string",
+        "invalid value: string",
+    ];
+    let text = e.to_string();
+    let Some(kind) = QUOTING.iter().find(|kind| text.starts_with(**kind)) else {
+        return e;
+    };
+    // What was expected comes last, and quotes only serde's names.
+    let Some(at) = text.rfind(", expected ") else {
+        return e;
+    };
+    let quoted = text[kind.len()..at]
+        .trim()
+        .trim_matches(|c| c == '`' || c == '"');
+    let plain = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    if (1..=24).contains(&quoted.len()) && quoted.chars().all(plain) {
+        return e;
+    }
+    serde::de::Error::custom(format!("{kind} (not shown){}", &text[at..]))
 }
 
 /// Whole lines of the input, and the number of the first.
@@ -238,6 +268,25 @@ pub fn read_lines(
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn a_value_in_the_wrong_key_is_not_quoted() {
+        #[derive(Debug, serde::Deserialize)]
+        #[allow(dead_code)]
+        struct Line {
+            channel: crate::domain::Channel,
+        }
+        for line in [
+            r#"{"channel": "je veux être remboursé SECRET"}"#,
+            r#"{"channel": 5}"#,
+        ] {
+            let e = super::object_line::<Line>(line).unwrap_err().to_string();
+            assert!(!e.contains("SECRET") && e.contains("expected"), "{e}");
+        }
+        // A plain word is no one's message, and says what was mistyped.
+        let e = super::object_line::<Line>(r#"{"channel": "fax"}"#).unwrap_err();
+        assert!(e.to_string().contains("`fax`"), "{e}");
+    }
+
     use super::*;
 
     fn blocks(text: &[u8]) -> Vec<Lines> {

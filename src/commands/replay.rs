@@ -26,10 +26,11 @@ use crate::commands::output::{escape_for_terminal, is_broken_pipe, is_unsafe_on_
 use crate::commands::parallel::{self, Lines};
 use crate::commands::process::{LogFormat, block_on_here};
 use crate::domain::clock::{Clock, Millis, parse_rfc3339, rfc3339};
+use crate::domain::hours::BusinessHours;
 use crate::domain::limits::{Budget, Limits};
 use crate::domain::{Channel, Platform};
 use crate::platforms::registry::own_posting_budget;
-use crate::rules::{LoadOptions, Outcome, RuleSet};
+use crate::rules::{Escalation, LoadOptions, Outcome, RuleSet};
 use crate::runtime::config::Config;
 use crate::storage::{Store, messages};
 
@@ -101,12 +102,15 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
         (None, Some(_), Some(_)) => None,
         (path, ..) => {
             let path = path.clone().unwrap_or_else(|| "helpdesk.toml".into());
-            Some(Config::load(&path, false).with_context(|| {
-                format!(
-                    "reading {}: give --config, or both --input and --against",
-                    path.display()
-                )
-            })?)
+            let what_to_do = if args.config.is_some() {
+                "fix it (--input with --against needs no configuration, but takes its [limits] and [hours] when given one)"
+            } else {
+                "give --config, or both --input and --against"
+            };
+            Some(
+                Config::load(&path, false)
+                    .with_context(|| format!("reading {}: {what_to_do}", path.display()))?,
+            )
         }
     };
     let old_dir = match (&args.against, &config) {
@@ -125,7 +129,8 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
     let since = args
         .since
         .map(|s| Clock::new().now_ms() - i64::try_from(s.0.as_millis()).unwrap_or(i64::MAX / 2));
-    let settings = Settings::new(&old, &new, args, since);
+    let hours = config.as_ref().and_then(|c| c.hours.as_ref());
+    let settings = Settings::new((&old, &new), args, since, hours);
     let stdout = std::io::stdout();
     let mut replay = Replay::new(&settings, stdout.lock());
     let threads = args.threads.get();
@@ -227,6 +232,9 @@ struct Settings<'r> {
     since: Option<Millis>,
     limit: usize,
     json: bool,
+    /// The configuration's `[hours]`: which acknowledgement an escalation
+    /// sends, by the hour the message was written.
+    hours: Option<&'r BusinessHours>,
 }
 
 /// The counts of a replay, or of one block of it: each routing thread
@@ -275,7 +283,12 @@ const MAX_RULE_ROWS: usize = 30;
 const ROWS_PER_BLOCK: usize = 1024;
 
 impl<'r> Settings<'r> {
-    fn new(old: &'r RuleSet, new: &'r RuleSet, args: &ReplayArgs, since: Option<Millis>) -> Self {
+    fn new(
+        (old, new): (&'r RuleSet, &'r RuleSet),
+        args: &ReplayArgs,
+        since: Option<Millis>,
+        hours: Option<&'r BusinessHours>,
+    ) -> Self {
         Settings {
             old,
             new,
@@ -283,6 +296,7 @@ impl<'r> Settings<'r> {
             since,
             limit: args.limit,
             json: args.json.on,
+            hours,
         }
     }
 }
@@ -300,8 +314,8 @@ impl<'r> Tally<'r> {
             return;
         }
         self.messages += 1;
-        let (before, b_cost) = route(s.old, m);
-        let (after, a_cost) = route(s.new, m);
+        let (before, b_cost) = route(s.old, m, s.hours);
+        let (after, a_cost) = route(s.new, m, s.hours);
         self.per_rule.entry(before.rule).or_default()[0] += 1;
         self.per_rule.entry(after.rule).or_default()[1] += 1;
         // A time outside the years 1 to 9999 names no day (a row written
@@ -420,15 +434,18 @@ impl<'r, W: Write> Replay<'r, W> {
 }
 
 /// The route `set` gives `m`, and whether it opens a ticket and sends an
-/// automatic reply (an escalation's acknowledgement counts as one).
-fn route<'r>(set: &'r RuleSet, m: Message<'_>) -> (Route<'r>, (bool, bool)) {
+/// automatic reply (an escalation's acknowledgement counts as one, as the
+/// bot would send it under `hours`).
+fn route<'r>(
+    set: &'r RuleSet,
+    m: Message<'_>,
+    hours: Option<&BusinessHours>,
+) -> (Route<'r>, (bool, bool)) {
     let d = set.route(m.text, m.channel);
     let outcome = d.outcome();
     let cost = match outcome {
         Outcome::Reply(..) => (false, true),
-        // Replay does not apply `[hours]`: an escalation counts a reply
-        // when it acknowledges at some hour, open or closed.
-        Outcome::Escalate(e, _) => (true, e.ack.is_some() || e.ack_closed.is_some()),
+        Outcome::Escalate(e, _) => (true, acknowledges(e, hours, m.written_at)),
         Outcome::Ignore | Outcome::None => (false, false),
     };
     let r = Route {
@@ -438,11 +455,24 @@ fn route<'r>(set: &'r RuleSet, m: Message<'_>) -> (Route<'r>, (bool, bool)) {
     (r, cost)
 }
 
+/// Whether escalation `e` sends an acknowledgement for a message written
+/// at `at`: `ack_closed` only counts under `[hours]`, while the team is
+/// away, as the bot sends it; a message of unknown date under `[hours]`
+/// counts when either would answer it (the budget's worst case).
+fn acknowledges(e: &Escalation, hours: Option<&BusinessHours>, at: Option<Millis>) -> bool {
+    match (hours, at) {
+        (None, _) => e.ack.is_some(),
+        (Some(h), Some(at)) => e.ack_for(h.opens_after(at).is_some()).is_some(),
+        (Some(_), None) => e.ack.is_some() || e.ack_closed.is_some(),
+    }
+}
+
 /// How a change is named: `refund → billing-late` when the rule changes
 /// (with the actions when they change too), `refund: reply → escalate`
-/// when only the action does; `unmatched` stands for no rule.
+/// when only the action does; `(unmatched)`, which no rule id can be,
+/// stands for no rule.
 fn change_label(before: Route<'_>, after: Route<'_>) -> String {
-    let name = |r: Route<'_>| r.rule.unwrap_or("unmatched").to_owned();
+    let name = |r: Route<'_>| rule_key(r.rule).to_owned();
     if before.rule != after.rule {
         let mut s = format!("{} → {}", name(before), name(after));
         if before.action != after.action {
@@ -697,13 +727,14 @@ struct FileLine<'a> {
     #[serde(borrow, default)]
     written_at: Option<&'a RawValue>,
     /// The keys only `rules test` reads, accepted so that one file serves
-    /// both commands.
-    #[serde(default, rename = "author")]
-    _author: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "name")]
-    _name: Option<serde::de::IgnoredAny>,
-    #[serde(default, rename = "lang")]
-    _lang: Option<serde::de::IgnoredAny>,
+    /// both commands, and held to the same types: a line one command
+    /// refuses, the other does too.
+    #[serde(default, borrow, rename = "author")]
+    _author: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "name")]
+    _name: Option<Cow<'a, str>>,
+    #[serde(default, borrow, rename = "lang")]
+    _lang: Option<Cow<'a, str>>,
 }
 
 /// Replays a JSON-lines file: read in blocks of whole lines, which
@@ -969,7 +1000,7 @@ mod tests {
         );
         assert_eq!(
             change_label(r(Some("refund"), "reply"), r(None, "none")),
-            "refund → unmatched (reply → none)"
+            "refund → (unmatched) (reply → none)"
         );
     }
 

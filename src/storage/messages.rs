@@ -378,7 +378,7 @@ pub async fn for_each_written_since(
         return read_sqlite_since(file, since, each);
     }
     let mut rows = sqlx::query(WRITTEN_SINCE).bind(since).fetch(store.pool());
-    while let Some(row) = rows.try_next().await? {
+    while let Some(row) = rows.try_next().await.map_err(StoreError::Read)? {
         let m = Recorded {
             platform: row.try_get(0)?,
             id: row.try_get(1)?,

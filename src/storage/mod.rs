@@ -89,15 +89,30 @@ pub enum StoreError {
         hint: &'static str,
     },
     /// The SQLite file exists but is not a database (or is damaged).
-    #[error(
-        "{url} is not a SQLite database or is damaged ({source}); restore it from a backup, or point database_url at another file (a missing one is created)"
-    )]
+    #[error("{url} is not a SQLite database or is damaged ({source}); {hint}")]
     NotADatabase {
         /// The URL with any password removed.
         url: String,
         /// SQLite's error.
         source: sqlx::Error,
+        /// What to do, for the way it was opened.
+        hint: &'static str,
     },
+    /// A database opened to be read as it is ([`Store::open_existing`])
+    /// names a SQLite file that does not exist.
+    #[error(
+        "there is no SQLite database at {file}: check database_url (this reads the bot's database as it is and creates none)"
+    )]
+    NoSuchFile {
+        /// The file.
+        file: String,
+    },
+    /// Reading rows for a one-shot command failed (`rules replay`): unlike
+    /// the bot's work, it is not retried.
+    #[error(
+        "cannot read the database: {0}; check that the server is up and that this user may read helpdesk's tables (SELECT is enough), then run the command again"
+    )]
+    Read(sqlx::Error),
     /// A database opened to be read as it is ([`Store::open_existing`]) is
     /// not at this helpdesk's schema version.
     #[error("{}", schema_mismatch(url, *.found, *.expected))]
@@ -499,6 +514,14 @@ impl Store {
             source,
             hint,
         };
+        if (backend, access) == (Backend::Sqlite, Access::ReadExisting)
+            && let Some(file) = sqlite_file(&url)
+            && !file.exists()
+        {
+            return Err(StoreError::NoSuchFile {
+                file: file.display().to_string(),
+            });
+        }
         let opts = AnyConnectOptions::from_str(&url)
             .map_err(connect_err)?
             .disable_statement_logging();
@@ -519,17 +542,25 @@ impl Store {
                 return Err(if read_only {
                     connect_err(source)
                 } else {
-                    StoreError::NotADatabase { url: shown, source }
+                    StoreError::NotADatabase {
+                        url: shown,
+                        source,
+                        hint: match access {
+                            Access::CreateAndMigrate => {
+                                "restore it from a backup, or point database_url at another file (a missing one is created)"
+                            }
+                            Access::ReadExisting => {
+                                "check database_url: it must name the bot's database"
+                            }
+                        },
+                    }
                 });
             }
             let _ = c.close().await;
         }
         let pool = pool(backend, opts, access).await.map_err(connect_err)?;
         let sqlite_file = match backend {
-            Backend::Sqlite => sqlx::sqlite::SqliteConnectOptions::from_str(&url)
-                .ok()
-                .map(|o| o.get_filename().to_owned())
-                .filter(|f| f.as_os_str() != ":memory:"),
+            Backend::Sqlite => sqlite_file(&url),
             Backend::Postgres => None,
         };
         Ok(Store {
@@ -569,6 +600,14 @@ impl Store {
             Backend::Postgres => self.pool.begin().await?,
         })
     }
+}
+
+/// The file a SQLite driver URL names, unless it is in memory.
+fn sqlite_file(url: &str) -> Option<std::path::PathBuf> {
+    sqlx::sqlite::SqliteConnectOptions::from_str(url)
+        .ok()
+        .map(|o| o.get_filename().to_owned())
+        .filter(|f| f.as_os_str() != ":memory:")
 }
 
 /// How [`Store::connect`] opens a database.

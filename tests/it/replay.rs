@@ -87,16 +87,7 @@ fn helpdesk(args: &[&str], dir: &Path) -> Output {
 
 /// `rules replay --rules NEW --against <the repository's rules> --input FILE`, and `extra`.
 fn replay_input(dir: &Path, new: &Path, input: &Path, extra: &[&str]) -> Output {
-    let old = crate::common::repo_rules();
-    let mut args = vec!["rules", "replay", "--rules", new.to_str().unwrap()];
-    args.extend([
-        "--against",
-        old.to_str().unwrap(),
-        "--input",
-        input.to_str().unwrap(),
-    ]);
-    args.extend(extra);
-    helpdesk(&args, dir)
+    replay_against(dir, (new, &crate::common::repo_rules()), input, extra)
 }
 
 fn json_lines(out: &Output) -> Vec<Value> {
@@ -181,7 +172,7 @@ fn a_file_replay_agrees_with_rules_test_under_each_rule_set() {
     assert_eq!(counted, per_rule);
     assert_eq!(summary["by_change"]["opening-hours: reply → escalate"], 3);
     assert_eq!(
-        summary["by_change"]["outage-status → unmatched (reply → escalate)"],
+        summary["by_change"]["outage-status → (unmatched) (reply → escalate)"],
         4
     );
 }
@@ -310,7 +301,10 @@ fn a_preview_creates_migrates_and_changes_no_database() {
     assert_eq!(out.status.code(), Some(2));
     assert!(!db.exists());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("creates none"), "{err}");
+    assert!(
+        err.contains("there is no SQLite database at") && err.contains("creates none"),
+        "{err}"
+    );
     // Another program's database: not helpdesk's, and left as it was.
     let other = dir.path().join("other.db");
     let c = rusqlite::Connection::open(&other).unwrap();
@@ -389,7 +383,7 @@ fn the_readable_preview_groups_changes_with_samples_and_costs() {
         "{text}"
     );
     assert!(
-        text.contains("  outage-status → unmatched (reply → escalate): 4\n      m1: "),
+        text.contains("  outage-status → (unmatched) (reply → escalate): 4\n      m1: "),
         "{text}"
     );
     assert!(text.contains("x        2026-01-20  tickets"), "{text}");
@@ -647,3 +641,130 @@ async fn replays_the_database_the_bot_filled(db: Db) {
 }
 
 on_both_databases!(replays_the_database_the_bot_filled);
+
+/// `rules replay --rules NEW --against OLD --input FILE`, and `extra`.
+fn replay_against(dir: &Path, (new, old): (&Path, &Path), input: &Path, extra: &[&str]) -> Output {
+    let (new, old, input) = (
+        new.to_str().unwrap(),
+        old.to_str().unwrap(),
+        input.to_str().unwrap(),
+    );
+    let mut args = vec![
+        "rules",
+        "replay",
+        "--rules",
+        new,
+        "--against",
+        old,
+        "--input",
+        input,
+    ];
+    args.extend(extra);
+    helpdesk(&args, dir)
+}
+
+/// Writes `text` as the one rule file of folder `name` under `dir`.
+fn rule_folder(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let folder = dir.join(name);
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::write(folder.join("rules.toml"), text).unwrap();
+    folder
+}
+
+#[test]
+fn a_rule_named_unmatched_is_not_mistaken_for_no_rule() {
+    let dir = tempfile::tempdir().unwrap();
+    let rule = |id: &str, kw: &str| {
+        format!("[[rule]]\nid = \"{id}\"\nkeywords = [\"{kw}\"]\nignore = true\n\n")
+    };
+    let old = rule_folder(
+        dir.path(),
+        "old",
+        &(rule("unmatched", "foo") + &rule("bar", "bar")),
+    );
+    let new = rule_folder(
+        dir.path(),
+        "new",
+        &(rule("bar", "bar") + &rule("unmatched", "baz")),
+    );
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":\"1\",\"text\":\"foo\"}\n{\"id\":\"2\",\"text\":\"baz\"}\n{\"id\":\"3\",\"text\":\"qux\"}\n",
+    )
+    .unwrap();
+    let out = replay_against(dir.path(), (&new, &old), &input, &["--json"]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let lines = json_lines(&out);
+    let summary = &lines.last().unwrap()["summary"];
+    assert_eq!(summary["changed"], 2);
+    assert_eq!(
+        summary["by_change"]["unmatched → (unmatched) (ignore → none)"],
+        1
+    );
+    assert_eq!(
+        summary["by_change"]["(unmatched) → unmatched (none → ignore)"],
+        1
+    );
+}
+
+#[test]
+fn an_acknowledgement_for_closed_hours_counts_only_while_the_team_is_away() {
+    let dir = tempfile::tempdir().unwrap();
+    let old = rule_folder(
+        dir.path(),
+        "old",
+        "[[rule]]\nid = \"p\"\nkeywords = [\"panne\"]\nignore = true\n",
+    );
+    let new = rule_folder(
+        dir.path(),
+        "new",
+        "[[rule]]\nid = \"p\"\nkeywords = [\"panne\"]\n\
+         escalate = { queue = \"q\", ack_closed = \"Fermé, retour {opens}\" }\n",
+    );
+    // Monday 10:00 and Saturday 10:00 in Paris (UTC+1 in January).
+    let input = dir.path().join("m.jsonl");
+    std::fs::write(
+        &input,
+        "{\"id\":\"mon\",\"text\":\"panne\",\"platform\":\"x\",\"written_at\":\"2026-01-26T09:00:00Z\"}\n\
+         {\"id\":\"sat\",\"text\":\"panne\",\"platform\":\"x\",\"written_at\":\"2026-01-31T09:00:00Z\"}\n",
+    )
+    .unwrap();
+    let replay = |config: Option<&Path>| {
+        let extra = config.map(|c| ["--config", c.to_str().unwrap()]);
+        let out = replay_against(
+            dir.path(),
+            (&new, &old),
+            &input,
+            extra.as_ref().map_or(&[][..], |e| &e[..]),
+        );
+        assert_eq!(out.status.code(), Some(1), "{out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    // Without [hours] the team is always in: `ack_closed` is never sent.
+    let always_in = replay(None);
+    assert!(
+        always_in.contains("2026-01-26  tickets 0 → 1 (+1), replies 0 → 0 (+0)"),
+        "{always_in}"
+    );
+    assert!(
+        always_in.contains("2026-01-31  tickets 0 → 1 (+1), replies 0 → 0 (+0)"),
+        "{always_in}"
+    );
+    let config = dir.path().join("helpdesk.toml");
+    std::fs::write(
+        &config,
+        "database_url = \"sqlite://unused.db\"\nadmin_listen = \"\"\n\
+         [hours]\ntimezone = \"Europe/Paris\"\nmon = \"09:00-18:00\"\ntue = \"09:00-18:00\"\n",
+    )
+    .unwrap();
+    let with_hours = replay(Some(&config));
+    assert!(
+        with_hours.contains("2026-01-26  tickets 0 → 1 (+1), replies 0 → 0 (+0)"),
+        "{with_hours}"
+    );
+    assert!(
+        with_hours.contains("2026-01-31  tickets 0 → 1 (+1), replies 0 → 1 (+1)"),
+        "{with_hours}"
+    );
+}

@@ -213,7 +213,8 @@ fn a_misspelled_key_a_hostile_value_and_a_byte_order_mark() {
         lines[1].contains("line 2: unknown field `chanel`"),
         "{text}"
     );
-    assert!(lines[2].contains(r"\\u{202e}evil\\u{9b}31m"), "{text}");
+    // A value that is no plain word may be a customer's text: not shown.
+    assert!(lines[2].contains("unknown variant (not shown)"), "{text}");
     assert!(
         !text.contains('\u{202e}') && !text.contains('\u{9b}'),
         "{text}"
