@@ -1267,10 +1267,8 @@ fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
             let domain = j + at;
             let mut k = domain;
             for c in src[i + domain..].chars() {
-                let in_domain = c.is_ascii_alphanumeric()
-                    || c == '.'
-                    || c == '-'
-                    || !c.is_ascii() && (is_word_char(c) || is_invisible(c));
+                let in_domain =
+                    c.is_ascii_alphanumeric() || c == '.' || c == '-' || continues_word(c);
                 if !in_domain {
                     break;
                 }
@@ -1300,12 +1298,19 @@ fn masked_entity_end(src: &str, i: usize) -> Option<usize> {
 /// digits and marks, invisible characters, and the ASCII letters, digits
 /// and `_` among them.
 fn word_rest(s: &str) -> usize {
-    let continues = |c: char| !c.is_ascii() && (is_word_char(c) || is_invisible(c));
-    if !s.chars().next().is_some_and(continues) {
+    if !s.chars().next().is_some_and(continues_word) {
         return 0;
     }
-    s.find(|c: char| !(continues(c) || c.is_ascii_alphanumeric() || c == '_'))
+    s.find(|c: char| !(continues_word(c) || c.is_ascii_alphanumeric() || c == '_'))
         .unwrap_or(s.len())
+}
+
+/// A non-ASCII character that carries on the word a handle ends in: a
+/// letter, digit or mark, or an invisible character. Not a letter of a
+/// script written without spaces (`@acme払い戻し`): there a handle is
+/// followed by text as it is by a space elsewhere.
+fn continues_word(c: char) -> bool {
+    !c.is_ascii() && (is_word_char(c) || is_invisible(c)) && !is_unspaced_script(c)
 }
 
 /// Normalises into a fresh value; see [`normalize_into`].
@@ -1442,6 +1447,7 @@ pub(crate) mod tests {
             assert_eq!(normalize(src, true).text, "ok", "{src:?}");
         }
         assert_eq!(normalize("@acme’s refund", true).text, "'s refund");
+        assert_eq!(normalize("@acme払い戻し", true).text, "払い戻し");
     }
 
     #[test]
