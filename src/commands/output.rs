@@ -54,7 +54,10 @@ pub fn is_broken_pipe(e: &anyhow::Error) -> bool {
 /// and paragraph separators, and the invisible format characters (zero
 /// widths, the soft hyphen, word joiners, tags, interlinear annotations),
 /// which can hide text between what shows. Not the zero-width joiner nor
-/// the variation selectors, which emoji are made of.
+/// the variation selectors, without which most emoji sequences fall
+/// apart; the tags do go, though the flags of England, Scotland and Wales
+/// are made with them (they show as a black flag): they can spell a
+/// whole hidden message.
 pub fn is_unsafe_on_a_terminal(c: char) -> bool {
     c.is_control()
         || matches!(c,

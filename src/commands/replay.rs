@@ -102,15 +102,19 @@ pub fn execute(args: &ReplayArgs) -> Result<i32> {
         (None, Some(_), Some(_)) => None,
         (path, ..) => {
             let path = path.clone().unwrap_or_else(|| "helpdesk.toml".into());
-            let what_to_do = if args.config.is_some() {
-                "fix it (--input with --against needs no configuration, but takes its [limits] and [hours] when given one)"
+            let loaded = Config::load(&path, false);
+            // A configuration given is the user's to mend, as its error
+            // says; the default one was only looked for.
+            Some(if args.config.is_some() {
+                loaded?
             } else {
-                "give --config, or both --input and --against"
-            };
-            Some(
-                Config::load(&path, false)
-                    .with_context(|| format!("reading {}: {what_to_do}", path.display()))?,
-            )
+                loaded.with_context(|| {
+                    format!(
+                        "reading {}: give --config, or both --input and --against",
+                        path.display()
+                    )
+                })?
+            })
         }
     };
     let old_dir = match (&args.against, &config) {
@@ -675,9 +679,10 @@ fn daily(b: Budget) -> u64 {
 }
 
 /// A sample text (or id) on one line, cut at 100 characters, that cannot
-/// drive the terminal: control characters (escape sequences, line breaks)
-/// and the bidi controls that reorder what follows them (a reversed text
-/// would show the reviewer another message) become spaces.
+/// drive the terminal: control characters (escape sequences, line breaks),
+/// the bidi controls that reorder what follows them (a reversed text
+/// would show the reviewer another message) and the invisible characters
+/// that can hide text ([`is_unsafe_on_a_terminal`]) become spaces.
 fn excerpt(text: &str) -> String {
     let one_line: String = text
         .chars()
@@ -727,8 +732,7 @@ struct FileLine<'a> {
     #[serde(borrow, default)]
     written_at: Option<&'a RawValue>,
     /// The keys only `rules test` reads, accepted so that one file serves
-    /// both commands, and held to the same types: a line one command
-    /// refuses, the other does too.
+    /// both commands, and held to the types `rules test` holds them to.
     #[serde(default, borrow, rename = "author")]
     _author: Option<Cow<'a, str>>,
     #[serde(default, borrow, rename = "name")]

@@ -295,6 +295,14 @@ mod tests {
     }
 
     #[test]
+    fn a_letter_emoji_ends_a_word() {
+        assert_eq!(
+            found(&["parking"], "parking🅿\u{fe0f}"),
+            vec![(0, "parking".to_owned(), true)]
+        );
+    }
+
+    #[test]
     fn walks_start_only_at_word_starts() {
         assert_eq!(found(&["log"], "my blog"), vec![]);
         assert_eq!(found(&["log"], "log in"), vec![(0, "log".into(), true)]);

@@ -186,9 +186,11 @@ fn is_invisible(c: char) -> bool {
 }
 
 /// A combining accent that folding drops (the keycap, though a mark, is
-/// a space there).
+/// a space there; the combining grapheme joiner is an invisible character).
 fn is_dropped_mark(c: char) -> bool {
-    is_diacritic(c) && c != KEYCAP
+    // U+034F is a diacritic and invisible: the Latin path drops it as
+    // invisible, leaving the letter's span as it is; so do the others.
+    is_diacritic(c) && c != KEYCAP && !is_invisible(c)
 }
 
 /// U+FE00 to U+FE0F, which pick a character's text or emoji form: invisible,
@@ -860,7 +862,7 @@ fn fold_fast(c: char, from: (usize, usize), e: &mut Emitter) -> bool {
     }
     if is_dropped_mark(c) {
         e.extend_last(from);
-        return true;
+        return is_word_char(c);
     }
     fold_char(c, |f| match f {
         Folded::Char(l) => e.char(l, from),
@@ -1310,7 +1312,7 @@ fn word_rest(s: &str) -> usize {
 /// script written without spaces (`@acme払い戻し`): there a handle is
 /// followed by text as it is by a space elsewhere.
 fn continues_word(c: char) -> bool {
-    !c.is_ascii() && (is_word_char(c) || is_invisible(c)) && !is_unspaced_script(c)
+    !c.is_ascii() && (is_word_char(c) || is_invisible(c)) && !is_unspaced_script(c) && c != KEYCAP
 }
 
 /// Normalises into a fresh value; see [`normalize_into`].
@@ -1532,6 +1534,7 @@ pub(crate) mod tests {
             // a folded ligature and an invisible character.
             "cafe\u{301} e\u{302}\u{301}tre \u{301}x 😀\u{301} ß\u{301} ﬁ\u{301} β\u{301} e\u{200b}\u{301}",
             "@acm\u{e9}refund @acme\u{301}refund @re\u{200b}fund @bob@s\u{e9}rver.refund ok",
+            "e\u{34f} x\u{34f}\u{301} \u{20f1}@refund @acme5\u{fe0f}\u{20e3}refund",
             "parking🅿\u{fe0f} 🅰\u{fe0f}🅱\u{fe0f}refund 🅐x",
         ] {
             assert_same_as_general(src);

@@ -516,7 +516,7 @@ impl Store {
         };
         if (backend, access) == (Backend::Sqlite, Access::ReadExisting)
             && let Some(file) = sqlite_file(&url)
-            && !file.exists()
+            && file.try_exists().is_ok_and(|exists| !exists)
         {
             return Err(StoreError::NoSuchFile {
                 file: file.display().to_string(),
